@@ -1,0 +1,3 @@
+from memorywatch.cli import main
+
+main()

@@ -1,0 +1,396 @@
+"""Redis health families from one node's INFO ALL, CONFIG GET and SLOWLOG replies.
+
+Names, types and labels follow redis_exporter 1.45 so existing dashboards keep working;
+`memorywatch_replica_lag_bytes` is ours. Pure functions: the I/O is in `scrape.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from memorywatch import names
+from memorywatch.exporter.exposition import Families
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one pipelined round trip to a node returned."""
+
+    info: Mapping[str, Any]
+    config: Mapping[str, str] = field(default_factory=dict)
+    slowlog_len: int | None = None
+    slowlog_last: tuple[int, float] | None = None  # (id, duration in seconds)
+    cluster_info: Mapping[str, Any] | None = None
+
+
+def _ok(value: Any) -> float:
+    return 1.0 if value == "ok" else 0.0
+
+
+def _usec(value: Any) -> float:
+    return float(value) / 1e6
+
+
+# INFO field -> (metric name, type, help, conversion). Fields absent from a Redis version
+# are skipped, so one table serves Redis 6 and 7.
+Conversion = Callable[[Any], float] | None
+FIELDS: dict[str, tuple[str, str, str, Conversion]] = {
+    # Server
+    "uptime_in_seconds": (names.REDIS_UPTIME, "gauge", "Seconds since the server started.", None),
+    "process_id": ("redis_process_id", "gauge", "Process id of the server.", None),
+    "io_threads_active": ("redis_io_threads_active", "gauge", "Whether I/O threads are active.", None),
+    # Clients
+    "connected_clients": (names.REDIS_CONNECTED_CLIENTS, "gauge", "Client connections, replicas excluded.", None),
+    "cluster_connections": ("redis_cluster_connections", "gauge", "Sockets used by the cluster bus.", None),
+    "client_recent_max_input_buffer": ("redis_client_recent_max_input_buffer_bytes", "gauge", "Largest recent client input buffer.", None),
+    "client_recent_max_output_buffer": ("redis_client_recent_max_output_buffer_bytes", "gauge", "Largest recent client output buffer.", None),
+    "blocked_clients": (names.REDIS_BLOCKED_CLIENTS, "gauge", "Clients blocked in a blocking call.", None),
+    "tracking_clients": ("redis_tracking_clients", "gauge", "Clients being tracked.", None),
+    "clients_in_timeout_table": ("redis_clients_in_timeout_table", "gauge", "Clients in the timeout table.", None),
+    # Memory
+    "used_memory": (names.REDIS_MEMORY_USED, "gauge", "Bytes allocated by Redis (what maxmemory compares against).", None),
+    "used_memory_rss": (names.REDIS_MEMORY_RSS, "gauge", "Resident set size of the server process.", None),
+    "used_memory_peak": (names.REDIS_MEMORY_PEAK, "gauge", "Peak of used_memory.", None),
+    "used_memory_overhead": ("redis_memory_used_overhead_bytes", "gauge", "Memory used for internal structures.", None),
+    "used_memory_startup": ("redis_memory_used_startup_bytes", "gauge", "Memory used at startup.", None),
+    "used_memory_dataset": ("redis_memory_used_dataset_bytes", "gauge", "Memory used by the dataset.", None),
+    "used_memory_lua": ("redis_memory_used_lua_bytes", "gauge", "Memory used by the Lua engine.", None),
+    "used_memory_scripts": ("redis_memory_used_scripts_bytes", "gauge", "Memory used by cached scripts.", None),
+    "number_of_cached_scripts": ("redis_number_of_cached_scripts", "gauge", "Cached Lua scripts.", None),
+    "maxmemory": (names.REDIS_MEMORY_MAX, "gauge", "The maxmemory setting (0 = unlimited).", None),
+    "total_system_memory": (names.REDIS_TOTAL_SYSTEM_MEMORY, "gauge", "Memory of the host.", None),
+    "allocator_allocated": ("redis_allocator_allocated_bytes", "gauge", "Bytes allocated by the allocator.", None),
+    "allocator_active": ("redis_allocator_active_bytes", "gauge", "Bytes in the allocator's active pages.", None),
+    "allocator_resident": ("redis_allocator_resident_bytes", "gauge", "Bytes resident in the allocator.", None),
+    "allocator_frag_ratio": (names.REDIS_ALLOCATOR_FRAG_RATIO, "gauge", "Allocator fragmentation ratio.", None),
+    "allocator_frag_bytes": ("redis_allocator_frag_bytes", "gauge", "Allocator fragmentation in bytes.", None),
+    "allocator_rss_ratio": ("redis_allocator_rss_ratio", "gauge", "Allocator resident / active ratio.", None),
+    "allocator_rss_bytes": ("redis_allocator_rss_bytes", "gauge", "Allocator resident minus active bytes.", None),
+    "mem_fragmentation_ratio": (names.REDIS_MEM_FRAGMENTATION_RATIO, "gauge", "used_memory_rss / used_memory.", None),
+    "mem_fragmentation_bytes": ("redis_mem_fragmentation_bytes", "gauge", "used_memory_rss - used_memory.", None),
+    "mem_not_counted_for_evict": ("redis_mem_not_counted_for_eviction_bytes", "gauge", "Memory not counted for maxmemory (replication and AOF buffers).", None),
+    "mem_clients_slaves": ("redis_mem_clients_slaves", "gauge", "Memory used by replica clients.", None),
+    "mem_clients_normal": ("redis_mem_clients_normal", "gauge", "Memory used by normal clients.", None),
+    "active_defrag_running": ("redis_active_defrag_running", "gauge", "Whether active defragmentation runs.", None),
+    "lazyfree_pending_objects": ("redis_lazyfree_pending_objects", "gauge", "Objects waiting to be freed.", None),
+    # Persistence
+    "loading": (names.REDIS_LOADING, "gauge", "1 while the server loads its dump file.", None),
+    "rdb_changes_since_last_save": (names.REDIS_RDB_CHANGES_SINCE_SAVE, "gauge", "Changes since the last RDB save.", None),
+    "rdb_bgsave_in_progress": ("redis_rdb_bgsave_in_progress", "gauge", "1 while an RDB save runs.", None),
+    "rdb_last_save_time": (names.REDIS_RDB_LAST_SAVE, "gauge", "Unix time of the last successful RDB save.", None),
+    "rdb_last_bgsave_status": (names.REDIS_RDB_LAST_BGSAVE_STATUS, "gauge", "1 if the last RDB save succeeded.", _ok),
+    "rdb_last_bgsave_time_sec": ("redis_rdb_last_bgsave_duration_sec", "gauge", "Duration of the last RDB save.", None),
+    "rdb_current_bgsave_time_sec": ("redis_rdb_current_bgsave_duration_sec", "gauge", "Duration of the running RDB save.", None),
+    "rdb_last_cow_size": ("redis_rdb_last_cow_size_bytes", "gauge", "Copy-on-write bytes of the last RDB save.", None),
+    "aof_enabled": (names.REDIS_AOF_ENABLED, "gauge", "1 if the append-only file is on.", None),
+    "aof_rewrite_in_progress": ("redis_aof_rewrite_in_progress", "gauge", "1 while an AOF rewrite runs.", None),
+    "aof_rewrite_scheduled": ("redis_aof_rewrite_scheduled", "gauge", "1 if an AOF rewrite is scheduled.", None),
+    "aof_last_rewrite_time_sec": ("redis_aof_last_rewrite_duration_sec", "gauge", "Duration of the last AOF rewrite.", None),
+    "aof_current_rewrite_time_sec": ("redis_aof_current_rewrite_duration_sec", "gauge", "Duration of the running AOF rewrite.", None),
+    "aof_last_bgrewrite_status": ("redis_aof_last_bgrewrite_status", "gauge", "1 if the last AOF rewrite succeeded.", _ok),
+    "aof_last_write_status": (names.REDIS_AOF_LAST_WRITE_STATUS, "gauge", "1 if the last AOF write succeeded.", _ok),
+    "aof_last_cow_size": ("redis_aof_last_cow_size_bytes", "gauge", "Copy-on-write bytes of the last AOF rewrite.", None),
+    "module_fork_in_progress": ("redis_module_fork_in_progress", "gauge", "1 while a module fork runs.", None),
+    "module_fork_last_cow_size": ("redis_module_fork_last_cow_size", "gauge", "Copy-on-write bytes of the last module fork.", None),
+    # Stats
+    "total_connections_received": (names.REDIS_CONNECTIONS_RECEIVED, "counter", "Connections accepted.", None),
+    "total_commands_processed": ("redis_commands_processed_total", "counter", "Commands processed.", None),
+    "total_net_input_bytes": ("redis_net_input_bytes_total", "counter", "Bytes read from the network.", None),
+    "total_net_output_bytes": ("redis_net_output_bytes_total", "counter", "Bytes written to the network.", None),
+    "rejected_connections": (names.REDIS_REJECTED_CONNECTIONS, "counter", "Connections refused because of maxclients.", None),
+    "sync_full": ("redis_replica_resyncs_full", "gauge", "Full resyncs with replicas.", None),
+    "sync_partial_ok": ("redis_replica_partial_resync_accepted", "gauge", "Accepted partial resyncs.", None),
+    "sync_partial_err": ("redis_replica_partial_resync_denied", "gauge", "Denied partial resyncs.", None),
+    "expired_keys": (names.REDIS_EXPIRED_KEYS, "counter", "Keys removed because their TTL ran out.", None),
+    "expired_stale_perc": ("redis_expired_stale_percentage", "gauge", "Estimated share of expired keys not yet reclaimed.", None),
+    "expired_time_cap_reached_count": ("redis_expired_time_cap_reached_total", "gauge", "Times the active expire cycle hit its time cap.", None),
+    "evicted_keys": (names.REDIS_EVICTED_KEYS, "counter", "Keys evicted because of maxmemory.", None),
+    "keyspace_hits": (names.REDIS_KEYSPACE_HITS, "counter", "Successful key lookups.", None),
+    "keyspace_misses": (names.REDIS_KEYSPACE_MISSES, "counter", "Failed key lookups.", None),
+    "pubsub_channels": ("redis_pubsub_channels", "gauge", "Pub/sub channels with subscribers.", None),
+    "pubsub_patterns": ("redis_pubsub_patterns", "gauge", "Pub/sub pattern subscriptions.", None),
+    "latest_fork_usec": ("redis_latest_fork_seconds", "gauge", "Duration of the latest fork.", _usec),
+    "migrate_cached_sockets": ("redis_migrate_cached_sockets_total", "gauge", "Sockets open for MIGRATE.", None),
+    "slave_expires_tracked_keys": ("redis_slave_expires_tracked_keys", "gauge", "Keys with a TTL tracked on a writable replica.", None),
+    "active_defrag_hits": ("redis_defrag_hits", "gauge", "Values moved by active defragmentation.", None),
+    "active_defrag_misses": ("redis_defrag_misses", "gauge", "Values skipped by active defragmentation.", None),
+    "active_defrag_key_hits": ("redis_defrag_key_hits", "gauge", "Keys defragmented.", None),
+    "active_defrag_key_misses": ("redis_defrag_key_misses", "gauge", "Keys skipped by defragmentation.", None),
+    "tracking_total_keys": ("redis_tracking_total_keys", "gauge", "Keys tracked for client-side caching.", None),
+    "tracking_total_items": ("redis_tracking_total_items", "gauge", "Items tracked for client-side caching.", None),
+    "tracking_total_prefixes": ("redis_tracking_total_prefixes", "gauge", "Prefixes tracked for client-side caching.", None),
+    "unexpected_error_replies": ("redis_unexpected_error_replies", "counter", "Unexpected error replies (AOF load, replication).", None),
+    "total_error_replies": ("redis_total_error_replies", "counter", "Error replies sent.", None),
+    "dump_payload_sanitizations": ("redis_dump_payload_sanitizations", "counter", "Deep sanitizations of RESTORE payloads.", None),
+    "total_reads_processed": ("redis_total_reads_processed", "counter", "Read events processed.", None),
+    "total_writes_processed": ("redis_total_writes_processed", "counter", "Write events processed.", None),
+    "io_threaded_reads_processed": ("redis_io_threaded_reads_processed", "counter", "Reads handled by I/O threads.", None),
+    "io_threaded_writes_processed": ("redis_io_threaded_writes_processed", "counter", "Writes handled by I/O threads.", None),
+    # Replication
+    "connected_slaves": (names.REDIS_CONNECTED_SLAVES, "gauge", "Connected replicas.", None),
+    "master_repl_offset": (names.REDIS_MASTER_REPL_OFFSET, "gauge", "Replication offset of this server.", None),
+    "second_repl_offset": ("redis_second_repl_offset", "gauge", "Offset up to which replication ids are accepted.", None),
+    "repl_backlog_active": ("redis_repl_backlog_is_active", "gauge", "1 if the replication backlog is active.", None),
+    "repl_backlog_size": ("redis_replication_backlog_bytes", "gauge", "Size of the replication backlog.", None),
+    "repl_backlog_first_byte_offset": ("redis_repl_backlog_first_byte_offset", "gauge", "First offset held in the backlog.", None),
+    "repl_backlog_histlen": ("redis_repl_backlog_history_bytes", "gauge", "Bytes of data in the backlog.", None),
+    "slave_priority": ("redis_slave_priority", "gauge", "Replica priority for failover.", None),
+    # CPU
+    "used_cpu_sys": ("redis_cpu_sys_seconds_total", "counter", "System CPU used by the server.", None),
+    "used_cpu_user": ("redis_cpu_user_seconds_total", "counter", "User CPU used by the server.", None),
+    "used_cpu_sys_children": ("redis_cpu_sys_children_seconds_total", "counter", "System CPU used by children.", None),
+    "used_cpu_user_children": ("redis_cpu_user_children_seconds_total", "counter", "User CPU used by children.", None),
+    "used_cpu_sys_main_thread": ("redis_cpu_sys_main_thread_seconds_total", "counter", "System CPU of the main thread.", None),
+    "used_cpu_user_main_thread": ("redis_cpu_user_main_thread_seconds_total", "counter", "User CPU of the main thread.", None),
+    # Cluster
+    "cluster_enabled": (names.REDIS_CLUSTER_ENABLED, "gauge", "1 if cluster mode is on.", None),
+}
+
+INSTANCE_INFO_LABELS = (
+    "maxmemory_policy",
+    "os",
+    "process_id",
+    "redis_build_id",
+    "redis_mode",
+    "redis_version",
+    "role",
+    "run_id",
+    "tcp_port",
+)
+
+CLUSTER_FIELDS: dict[str, tuple[str, str]] = {
+    "cluster_slots_assigned": ("redis_cluster_slots_assigned", "Slots assigned to a node."),
+    "cluster_slots_ok": (names.REDIS_CLUSTER_SLOTS_OK, "Slots in state ok."),
+    "cluster_slots_pfail": ("redis_cluster_slots_pfail", "Slots whose node is possibly failing."),
+    "cluster_slots_fail": ("redis_cluster_slots_fail", "Slots whose node is failing."),
+    "cluster_known_nodes": (names.REDIS_CLUSTER_KNOWN_NODES, "Nodes known to this node."),
+    "cluster_size": ("redis_cluster_size", "Master nodes serving at least one slot."),
+    "cluster_current_epoch": ("redis_cluster_current_epoch", "The cluster's current epoch."),
+    "cluster_my_epoch": ("redis_cluster_my_epoch", "This node's config epoch."),
+}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def add_node_families(snap: Snapshot, out: Families) -> None:
+    """Every family one node yields, added to `out`."""
+    info = snap.info
+    for field_name, (name, kind, help_text, convert) in FIELDS.items():
+        if field_name not in info:
+            continue
+        raw = info[field_name]
+        value = convert(raw) if convert else _number(raw)
+        if value is not None:
+            out.add(name, help_text, kind, value)
+
+    if "server_time_usec" in info and "uptime_in_seconds" in info:
+        start = int(info["server_time_usec"]) / 1e6 - float(info["uptime_in_seconds"])
+        out.gauge(names.REDIS_START_TIME, "Unix time the server started.", round(start))
+
+    out.gauge(
+        names.REDIS_INSTANCE_INFO,
+        "Information about the Redis instance.",
+        1,
+        {label: str(info.get(label, "")) for label in INSTANCE_INFO_LABELS},
+    )
+    _add_config(snap.config, out)
+    _add_slowlog(snap, out)
+    _add_replication(info, out)
+    _add_keyspace(info, snap.config, out)
+    _add_commandstats(info, out)
+    if snap.cluster_info:
+        _add_cluster(snap.cluster_info, out)
+
+
+def _add_config(config: Mapping[str, str], out: Families) -> None:
+    for key, name, help_text in (
+        ("maxclients", names.REDIS_CONFIG_MAXCLIENTS, "The maxclients setting."),
+        ("maxmemory", names.REDIS_CONFIG_MAXMEMORY, "The maxmemory setting."),
+        ("io-threads", names.REDIS_CONFIG_IO_THREADS, "The io-threads setting."),
+    ):
+        value = _number(config.get(key))
+        if value is not None:
+            out.gauge(name, help_text, value)
+
+
+def _add_slowlog(snap: Snapshot, out: Families) -> None:
+    if snap.slowlog_len is not None:
+        out.gauge(names.REDIS_SLOWLOG_LENGTH, "Entries in the slow log.", snap.slowlog_len)
+    if snap.slowlog_last is not None:
+        last_id, duration = snap.slowlog_last
+        out.gauge(names.REDIS_SLOWLOG_LAST_ID, "Id of the newest slow log entry.", last_id)
+        out.gauge(
+            names.REDIS_LAST_SLOW_EXECUTION, "Duration of the newest slow log entry.", duration
+        )
+
+
+def _add_replication(info: Mapping[str, Any], out: Families) -> None:
+    master_offset = _number(info.get("master_repl_offset"))
+    for index in range(int(info.get("connected_slaves", 0) or 0)):
+        replica = info.get(f"slave{index}")
+        if not isinstance(replica, Mapping):
+            continue
+        ip, port = str(replica.get("ip", "")), str(replica.get("port", ""))
+        labels = {
+            names.LABEL_SLAVE_IP: ip,
+            names.LABEL_SLAVE_PORT: port,
+            names.LABEL_SLAVE_STATE: str(replica.get("state", "")),
+        }
+        offset = _number(replica.get("offset")) or 0.0
+        out.gauge(names.REDIS_SLAVE_OFFSET, "Replication offset the replica acknowledged.", offset, labels)
+        out.gauge(
+            names.REDIS_SLAVE_LAG_SECONDS,
+            "Seconds since the replica's last acknowledgement.",
+            _number(replica.get("lag")) or 0.0,
+            labels,
+        )
+        if master_offset is not None:
+            out.gauge(
+                names.REPLICA_LAG_BYTES,
+                "Bytes of the replication stream the replica has not acknowledged: "
+                "what a failover now would lose.",
+                max(master_offset - offset, 0.0),
+                {names.LABEL_SLAVE_IP: ip, names.LABEL_SLAVE_PORT: port},
+            )
+
+    if info.get("role") != "slave":
+        return
+    master = {
+        names.LABEL_MASTER_HOST: str(info.get("master_host", "")),
+        names.LABEL_MASTER_PORT: str(info.get("master_port", "")),
+    }
+    link_up = info.get("master_link_status") == "up"
+    out.gauge(names.REDIS_MASTER_LINK_UP, "1 if the link to the master is up.", float(link_up), master)
+    out.gauge(
+        names.REDIS_MASTER_LAST_IO,
+        "Seconds since the last interaction with the master.",
+        _number(info.get("master_last_io_seconds_ago")) or 0.0,
+        master,
+    )
+    out.gauge(
+        names.REDIS_MASTER_SYNC_IN_PROGRESS,
+        "1 while the replica syncs with the master.",
+        _number(info.get("master_sync_in_progress")) or 0.0,
+        master,
+    )
+    if "master_link_down_since_seconds" in info:
+        out.gauge(
+            names.REDIS_MASTER_LINK_DOWN_SINCE,
+            "Seconds the link to the master has been down.",
+            _number(info["master_link_down_since_seconds"]) or 0.0,
+            master,
+        )
+    out.gauge(
+        names.REDIS_SLAVE_REPL_OFFSET,
+        "Replication offset the replica has processed.",
+        _number(info.get("slave_repl_offset")) or 0.0,
+        master,
+    )
+    out.gauge(
+        names.REDIS_SLAVE_INFO,
+        "Information about the replica.",
+        1,
+        {**master, "read_only": str(info.get("slave_read_only", ""))},
+    )
+
+
+def _add_keyspace(info: Mapping[str, Any], config: Mapping[str, str], out: Families) -> None:
+    databases = int(_number(config.get("databases")) or 16)
+    if info.get("cluster_enabled"):
+        databases = 1
+    for index in range(databases):
+        db = f"db{index}"
+        stats = info.get(db)
+        stats = stats if isinstance(stats, Mapping) else {}
+        labels = {names.LABEL_DB: db}
+        out.gauge(names.REDIS_DB_KEYS, "Keys in the database.", _number(stats.get("keys")) or 0.0, labels)
+        out.gauge(
+            names.REDIS_DB_KEYS_EXPIRING,
+            "Keys with a TTL in the database.",
+            _number(stats.get("expires")) or 0.0,
+            labels,
+        )
+        if stats:
+            out.gauge(
+                names.REDIS_DB_AVG_TTL,
+                "Average TTL of the keys with a TTL.",
+                (_number(stats.get("avg_ttl")) or 0.0) / 1000,
+                labels,
+            )
+
+
+def _add_commandstats(info: Mapping[str, Any], out: Families) -> None:
+    for key, stats in info.items():
+        if key.startswith("cmdstat_") and isinstance(stats, Mapping):
+            labels = {names.LABEL_CMD: key.removeprefix("cmdstat_")}
+            out.counter(names.REDIS_COMMANDS, "Calls per command.", _number(stats.get("calls")) or 0.0, labels)
+            out.counter(
+                names.REDIS_COMMANDS_DURATION,
+                "Seconds spent per command.",
+                (_number(stats.get("usec")) or 0.0) / 1e6,
+                labels,
+            )
+            out.counter(
+                names.REDIS_COMMANDS_REJECTED,
+                "Calls rejected before they ran (wrong arity, OOM, ...).",
+                _number(stats.get("rejected_calls")) or 0.0,
+                labels,
+            )
+            out.counter(
+                names.REDIS_COMMANDS_FAILED,
+                "Calls that ran and failed.",
+                _number(stats.get("failed_calls")) or 0.0,
+                labels,
+            )
+        elif key.startswith("errorstat_") and isinstance(stats, Mapping):
+            out.counter(
+                names.REDIS_ERRORS,
+                "Error replies per error prefix (OOM, READONLY, NOPERM, ...).",
+                _number(stats.get("count")) or 0.0,
+                {names.LABEL_ERR: key.removeprefix("errorstat_")},
+            )
+    for key, stats in info.items():
+        if key.startswith("latency_percentiles_usec_") and isinstance(stats, Mapping):
+            cmd = key.removeprefix("latency_percentiles_usec_")
+            for quantile, value in stats.items():
+                out.add(
+                    names.REDIS_LATENCY_PERCENTILES,
+                    "Latency percentiles per command (Redis 7 latencystats).",
+                    "summary",
+                    _number(value) or 0.0,
+                    {names.LABEL_CMD: cmd, names.LABEL_QUANTILE: str(quantile).lstrip("p")},
+                )
+            cmdstat = info.get(f"cmdstat_{cmd}")
+            cmdstat = cmdstat if isinstance(cmdstat, Mapping) else {}
+            for suffix, value in (("_sum", cmdstat.get("usec")), ("_count", cmdstat.get("calls"))):
+                out.add(
+                    names.REDIS_LATENCY_PERCENTILES,
+                    "",
+                    "summary",
+                    _number(value) or 0.0,
+                    {names.LABEL_CMD: cmd},
+                    sample_name=names.REDIS_LATENCY_PERCENTILES + suffix,
+                )
+
+
+def _add_cluster(cluster_info: Mapping[str, Any], out: Families) -> None:
+    out.gauge(
+        names.REDIS_CLUSTER_STATE,
+        "1 if the cluster state is ok.",
+        float(cluster_info.get("cluster_state") == "ok"),
+    )
+    for key, (name, help_text) in CLUSTER_FIELDS.items():
+        value = _number(cluster_info.get(key))
+        if value is not None:
+            out.gauge(name, help_text, value)

@@ -1,0 +1,131 @@
+"""The scrape-time collector for one target: discover its nodes, fetch each, build families.
+
+Stateless per scrape, as prometheus_client's collectors are; the only state it touches is
+the process-wide `ScrapeHealth` (error counters and the last state of each node, so a
+failure is logged once when it starts and once when it ends, not on every scrape).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from prometheus_client.core import Metric
+
+from memorywatch import names
+from memorywatch.exporter.collectors.redis_info import Snapshot, add_node_families
+from memorywatch.exporter.config import Target, Topology, format_addr
+from memorywatch.exporter.discovery import DiscoveryError, discover
+from memorywatch.exporter.exposition import Families
+from memorywatch.exporter.scrape import REASONS, ClientCache, classify, describe, fetch_snapshot
+
+log = logging.getLogger("memorywatch.exporter")
+
+
+class ScrapeHealth:
+    """Error counters per target and the last known state of every node."""
+
+    def __init__(self) -> None:
+        self._errors: Counter[tuple[str, str]] = Counter()
+        self._state: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def record(self, target: str, node: str, reason: str | None, detail: str = "") -> None:
+        with self._lock:
+            if reason is not None:
+                self._errors[(target, reason)] += 1
+            previous = self._state.get(node)
+            current = reason or "up"
+            self._state[node] = current
+        if previous == current:
+            return
+        if reason is None:
+            if previous is not None:
+                log.info("redis %s is reachable again", node)
+        else:
+            log.error("redis %s scrape failed (%s): %s", node, reason, detail)
+
+    def errors(self, target: str) -> dict[str, int]:
+        with self._lock:
+            return {reason: self._errors[(target, reason)] for reason in REASONS}
+
+
+class TargetCollector:
+    """Collects one target (a node, a Sentinel group or a Cluster) at scrape time."""
+
+    def __init__(
+        self,
+        target: Target,
+        clients: ClientCache,
+        executor: Executor,
+        health: ScrapeHealth,
+        timeout: float,
+    ) -> None:
+        self._target = target
+        self._clients = clients
+        self._executor = executor
+        self._health = health
+        self._timeout = timeout
+
+    def describe(self) -> list[Metric]:
+        # An empty describe() keeps a registry from scraping Redis when it registers us.
+        return []
+
+    def _fetch(self, host: str, port: int) -> Snapshot:
+        client = self._clients.get(host, port, tls=self._target.tls, db=self._target.db)
+        return fetch_snapshot(client, cluster=self._target.topology is Topology.CLUSTER)
+
+    def collect(self) -> list[Metric]:
+        started = time.monotonic()
+        deadline = started + self._timeout
+        display = self._target.display
+        families = Families()
+        families.declare(names.REDIS_UP, "1 if the node answered this scrape.", "gauge")
+        try:
+            nodes = self._executor.submit(
+                discover,
+                self._target,
+                lambda h, p, auth: self._clients.get(h, p, tls=self._target.tls, authenticate=auth),
+            ).result(timeout=self._timeout)
+        except (DiscoveryError, FutureTimeout) as exc:
+            detail = describe(exc) if str(exc) else "discovery timed out"
+            self._health.record(display, display, "discovery", detail)
+            families.gauge(names.REDIS_UP, "", 0)
+            nodes = []
+        labelled = self._target.topology is not Topology.STANDALONE
+        futures = [((host, port), self._executor.submit(self._fetch, host, port)) for host, port in nodes]
+        for (host, port), future in futures:
+            addr = format_addr(host, port)
+            view = families.with_labels({names.LABEL_NODE: addr}) if labelled else families
+            node = f"{display} node {addr}" if labelled else display
+            try:
+                snapshot = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except FutureTimeout:
+                self._health.record(display, node, "timeout", f"no reply within {self._timeout:g}s")
+                view.gauge(names.REDIS_UP, "", 0)
+                continue
+            except Exception as exc:  # every failure is a metric, never a failed scrape
+                self._health.record(display, node, classify(exc), describe(exc))
+                view.gauge(names.REDIS_UP, "", 0)
+                continue
+            self._health.record(display, node, None)
+            view.gauge(names.REDIS_UP, "", 1)
+            add_node_families(snapshot, view)
+
+        families.gauge(
+            names.SCRAPE_DURATION,
+            "Seconds this scrape of the target took.",
+            time.monotonic() - started,
+        )
+        for reason, count in self._health.errors(display).items():
+            families.counter(
+                names.SCRAPE_ERRORS,
+                "Failed node scrapes of this target since the exporter started, by reason.",
+                count,
+                {names.LABEL_REASON: reason},
+            )
+        return families.collect()

@@ -1,0 +1,288 @@
+"""The exporter's configuration: parsed once from flags and environment, then frozen.
+
+Every error here is a `ConfigError` whose message is one line a user can act on; the CLI
+prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+DEFAULT_LISTEN = "127.0.0.1:9121"
+DEFAULT_SCRAPE_TIMEOUT = 5.0
+
+
+class ConfigError(ValueError):
+    """A configuration value the exporter cannot run with."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A password that never prints itself, so it cannot leak through a log or repr."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+class Topology(enum.Enum):
+    STANDALONE = "standalone"
+    SENTINEL = "sentinel"
+    CLUSTER = "cluster"
+
+
+_SCHEMES: dict[str, tuple[Topology, bool]] = {
+    "redis": (Topology.STANDALONE, False),
+    "rediss": (Topology.STANDALONE, True),
+    "redis+sentinel": (Topology.SENTINEL, False),
+    "rediss+sentinel": (Topology.SENTINEL, True),
+    "redis+cluster": (Topology.CLUSTER, False),
+    "rediss+cluster": (Topology.CLUSTER, True),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to scrape: one node, a Sentinel master group, or a Cluster seed."""
+
+    topology: Topology
+    hosts: tuple[tuple[str, int], ...]
+    tls: bool = False
+    db: int = 0
+    master_name: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The target without credentials: safe for logs and error messages."""
+        scheme = next(k for k, v in _SCHEMES.items() if v == (self.topology, self.tls))
+        hosts = ",".join(format_addr(h, p) for h, p in self.hosts)
+        path = f"/{self.master_name}" if self.master_name else (f"/{self.db}" if self.db else "")
+        return f"{scheme}://{hosts}{path}"
+
+
+def format_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str | None = None
+    password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    ca_cert: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True)
+class ExporterConfig:
+    target: Target
+    credentials: Credentials = Credentials()
+    tls: TLSOptions = TLSOptions()
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9121
+    scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
+    allow_targets: tuple[str, ...] = ()
+    log_level: str = "info"
+
+    def target_allowed(self, target: Target) -> bool:
+        """Multi-target scrapes go only to the configured hosts and the allow-list."""
+        own = set(self.target.hosts)
+        return all(
+            (host, port) in own
+            or any(fnmatch.fnmatchcase(format_addr(host, port), pat) for pat in self.allow_targets)
+            for host, port in target.hosts
+        )
+
+
+def _parse_hostport(text: str, default_port: int, url: str) -> tuple[str, int]:
+    text = text.strip()
+    if not text:
+        raise ConfigError(f"no host in {url!r}")
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ConfigError(f"no host in {url!r}")
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise ConfigError(f"port {port_text!r} in {url!r} is not a number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"port {port} in {url!r} is out of range 1-65535")
+    return host, port
+
+
+def parse_target(url: str) -> tuple[Target, Credentials]:
+    """Parse a Redis URL into a target and the credentials it carries.
+
+    Accepted: `redis://[user:pass@]host:port[/db]`, `rediss://...` (TLS), a bare
+    `host:port`, `redis+sentinel://h1:26379,h2:26379/mastername` and
+    `redis+cluster://seed:7000`.
+    """
+    url = url.strip()
+    if "://" not in url:
+        url = "redis://" + url
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ConfigError(
+            f"unsupported scheme {scheme!r} in Redis URL: use one of {', '.join(_SCHEMES)}"
+        )
+    topology, tls = _SCHEMES[scheme]
+    # urlsplit cannot hold a comma-separated host list, so split the authority by hand.
+    authority, _, path_and_query = rest.partition("/")
+    path, _, query = path_and_query.partition("?")
+    userinfo, at, hostlist = authority.rpartition("@")
+    if not at:
+        hostlist, userinfo = authority, ""
+    default_port = 26379 if topology is Topology.SENTINEL else 6379
+    hosts = tuple(_parse_hostport(h, default_port, _safe(url)) for h in hostlist.split(","))
+    if topology is not Topology.SENTINEL and len(hosts) > 1:
+        raise ConfigError(f"{_safe(url)}: several hosts are only allowed for redis+sentinel://")
+
+    username = password = None
+    if userinfo:
+        user, colon, pw = userinfo.partition(":")
+        if colon:
+            username, password = unquote(user) or None, unquote(pw)
+        else:
+            # redis://secret@host is the password form used by redis-cli and redis-py.
+            password = unquote(user)
+
+    db = 0
+    master_name = None
+    if topology is Topology.SENTINEL:
+        master_name = unquote(path) if path else None
+        if not master_name:
+            raise ConfigError(f"{_safe(url)}: name the master group, e.g. redis+sentinel://h:26379/mymaster")
+        db_text = parse_qs(query).get("db", ["0"])[0]
+    else:
+        db_text = path or parse_qs(query).get("db", ["0"])[0]
+    try:
+        db = int(db_text)
+    except ValueError:
+        raise ConfigError(f"database {db_text!r} in {_safe(url)} is not a number") from None
+    if db < 0:
+        raise ConfigError(f"database {db} in {_safe(url)} is negative")
+    target = Target(topology=topology, hosts=hosts, tls=tls, db=db, master_name=master_name)
+    return target, Credentials(username, Secret(password) if password is not None else None)
+
+
+def _safe(url: str) -> str:
+    """The URL with any password replaced, for error messages."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        userinfo, _, hosts = authority.rpartition("@")
+        user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+        authority = f"{user}:***@{hosts}" if user else f"***@{hosts}"
+    return f"{scheme}{sep}{authority}{slash}{tail}"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `:port` (every interface, a deliberate choice)."""
+    text = text.strip()
+    if text.startswith(":"):
+        host, port_text = "0.0.0.0", text[1:]
+    elif text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.lstrip(":")
+    else:
+        host, _, port_text = text.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ConfigError(f"--listen {text!r} is not host:port (for example 127.0.0.1:9121)")
+    return host, int(port_text)
+
+
+def read_password_file(path: Path) -> Secret:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read password file {path}: {exc.strerror}") from None
+    password = text.rstrip("\r\n")
+    if not password:
+        raise ConfigError(f"password file {path} is empty")
+    return Secret(password)
+
+
+def build_config(
+    *,
+    redis_url: str = DEFAULT_REDIS_URL,
+    listen: str = DEFAULT_LISTEN,
+    username: str | None = None,
+    password_file: Path | None = None,
+    password_env: str | None = None,
+    tls_ca_cert: Path | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    tls_insecure_skip_verify: bool = False,
+    scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT,
+    allow_targets: tuple[str, ...] = (),
+    log_level: str = "info",
+) -> ExporterConfig:
+    """Validate every input and return the frozen configuration."""
+    target, url_creds = parse_target(redis_url)
+    sources = [
+        name
+        for name, given in (
+            ("the URL", url_creds.password is not None),
+            ("--password-file", password_file is not None),
+            ("MEMORYWATCH_REDIS_PASSWORD", bool(password_env)),
+        )
+        if given
+    ]
+    if len(sources) > 1:
+        raise ConfigError(f"the Redis password is given twice ({' and '.join(sources)}): give it once")
+    password = url_creds.password
+    if password_file is not None:
+        password = read_password_file(password_file)
+    elif password_env:
+        password = Secret(password_env)
+    if username and url_creds.username and username != url_creds.username:
+        raise ConfigError("the Redis user is given twice (the URL and --redis-user) with different values")
+    credentials = Credentials(username or url_creds.username, password)
+
+    for flag, path in (("--tls-ca-cert", tls_ca_cert), ("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{flag} {path}: no such file")
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    if scrape_timeout <= 0 or scrape_timeout > 300:
+        raise ConfigError(f"--scrape-timeout {scrape_timeout} must be between 0 and 300 seconds")
+    for pattern in allow_targets:
+        if ":" not in pattern:
+            raise ConfigError(f"--allow-target {pattern!r} must be host:port (wildcards allowed, e.g. 10.0.0.*:6379)")
+    host, port = parse_listen(listen)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(f"--listen host {host!r} must be an IP address or localhost") from None
+    return ExporterConfig(
+        target=target,
+        credentials=credentials,
+        tls=TLSOptions(tls_ca_cert, tls_cert, tls_key, tls_insecure_skip_verify),
+        listen_host=host,
+        listen_port=port,
+        scrape_timeout=scrape_timeout,
+        allow_targets=allow_targets,
+        log_level=log_level,
+    )

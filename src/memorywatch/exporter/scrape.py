@@ -1,0 +1,169 @@
+"""The I/O of a scrape: one cached connection per node, one pipelined round trip.
+
+A node's client has a pool of exactly one connection, so however many scrapes arrive, at
+once or in a row, the exporter holds one Redis client per node. No retries: a failed
+scrape is reported as `redis_up 0` and the next one connects again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from redis.exceptions import AuthorizationError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from memorywatch.exporter.collectors.redis_info import Snapshot
+from memorywatch.exporter.config import Credentials, TLSOptions
+
+CLIENT_NAME = "memorywatch-exporter"
+
+REASONS = ("auth", "connection", "timeout", "permission", "response", "discovery")
+
+
+def classify(exc: BaseException) -> str:
+    """A bounded reason label for a failed scrape."""
+    if isinstance(exc, redis.AuthenticationError | AuthorizationError):
+        return "auth"
+    if isinstance(exc, redis.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, redis.ConnectionError | OSError):
+        text = str(exc)
+        if "WRONGPASS" in text or "NOAUTH" in text or "invalid password" in text:
+            return "auth"
+        return "connection"
+    if isinstance(exc, redis.ResponseError):
+        text = str(exc)
+        if text.startswith("NOAUTH") or text.startswith("WRONGPASS"):
+            return "auth"
+        if text.startswith("NOPERM"):
+            return "permission"
+        return "response"
+    return "response"
+
+
+def describe(exc: BaseException) -> str:
+    """One line about a failure, with no secret in it (redis-py messages carry none)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+class ClientCache:
+    """One redis-py client per (host, port), each with a single-connection pool.
+
+    Bounded: past `max_clients` nodes the least recently used client is closed, so a
+    multi-target exporter cannot pile up connections.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        tls: TLSOptions,
+        timeout: float,
+        max_clients: int = 256,
+    ) -> None:
+        self._credentials = credentials
+        self._tls = tls
+        self._timeout = timeout
+        self._max = max_clients
+        self._clients: OrderedDict[tuple[str, int, bool, int, bool], redis.Redis] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self, host: str, port: int, *, tls: bool, db: int = 0, authenticate: bool = True
+    ) -> redis.Redis:
+        key = (host, port, tls, db, authenticate)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is not None:
+                self._clients.move_to_end(key)
+                return client
+            client = self._new_client(host, port, tls=tls, db=db, authenticate=authenticate)
+            self._clients[key] = client
+            while len(self._clients) > self._max:
+                _, old = self._clients.popitem(last=False)
+                old.connection_pool.disconnect()
+            return client
+
+    def _new_client(
+        self, host: str, port: int, *, tls: bool, db: int, authenticate: bool
+    ) -> redis.Redis:
+        kwargs: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "db": db,
+            "socket_timeout": self._timeout,
+            "socket_connect_timeout": self._timeout,
+            "client_name": CLIENT_NAME,
+            "decode_responses": True,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if authenticate:
+            kwargs["username"] = self._credentials.username
+            password = self._credentials.password
+            kwargs["password"] = password.value if password is not None else None
+        connection_class: type[redis.Connection] = redis.Connection
+        if tls:
+            connection_class = redis.SSLConnection
+            kwargs.update(
+                ssl_ca_certs=str(self._tls.ca_cert) if self._tls.ca_cert else None,
+                ssl_certfile=str(self._tls.cert) if self._tls.cert else None,
+                ssl_keyfile=str(self._tls.key) if self._tls.key else None,
+                ssl_cert_reqs="none" if self._tls.insecure_skip_verify else "required",
+                ssl_check_hostname=not self._tls.insecure_skip_verify,
+            )
+        pool = redis.BlockingConnectionPool(
+            max_connections=1, timeout=self._timeout, connection_class=connection_class, **kwargs
+        )
+        return redis.Redis(connection_pool=pool)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.connection_pool.disconnect()
+            self._clients.clear()
+
+
+def _slowlog_last(entries: Any) -> tuple[int, float] | None:
+    if not entries:
+        return None
+    entry = entries[0]
+    if isinstance(entry, Mapping):
+        return int(entry.get("id", 0)), float(entry.get("duration", 0)) / 1e6
+    return None
+
+
+def fetch_snapshot(client: redis.Redis, cluster: bool = False) -> Snapshot:
+    """INFO ALL, CONFIG GET, SLOWLOG (and CLUSTER INFO) in one pipelined round trip.
+
+    Only INFO is required: a CONFIG renamed away, or an ACL user without SLOWLOG, costs
+    those few families, not the scrape.
+    """
+    pipe = client.pipeline(transaction=False)
+    pipe.info("all")
+    pipe.config_get("maxclients", "maxmemory", "io-threads", "databases")
+    pipe.slowlog_len()
+    pipe.slowlog_get(1)
+    if cluster:
+        pipe.cluster("info")
+    replies = pipe.execute(raise_on_error=False)
+    info = replies[0]
+    if isinstance(info, Exception):
+        raise info
+
+    def ok(reply: Any) -> Any:
+        return None if isinstance(reply, Exception) else reply
+
+    config = ok(replies[1]) or {}
+    slowlog_len = ok(replies[2])
+    return Snapshot(
+        info=info,
+        config={str(k): str(v) for k, v in config.items()},
+        slowlog_len=int(slowlog_len) if slowlog_len is not None else None,
+        slowlog_last=_slowlog_last(ok(replies[3])),
+        cluster_info=ok(replies[4]) if cluster else None,
+    )

@@ -1,0 +1,336 @@
+"""The Redis key layout that agents write and the exporter reads: version 1.
+
+Pure Python on purpose (no redis, no prometheus imports): the agent SDK builds its keys here and
+the exporter imports the same functions to read the fleet counters with HGETALL / ZCOUNT, never
+SCAN. docs/schema.md is the prose version of this module, for agents written in other languages.
+
+Sharding. Every key except ``{ns}:schema`` carries a hash tag ``{N}`` where ``N`` is a shard
+number in ``[0, shards)``. A Lua script only touches keys of one shard, so every script works on
+Redis Cluster. The shard of a key is chosen by the *subject* of the operation:
+
+- history, session index entry, turn histogram: the session id;
+- preferences and user->sessions index: the user id;
+- lock record, fencing counter and lock counters: the lock name;
+- tool record and tool counters: the idempotency key;
+- heartbeat hash and instances index entry: the instance id.
+
+Counters therefore live in one hash per (shard, family); the exporter reads ``shards`` hashes per
+family and sums them with :func:`merge_counters` / :func:`merge_histograms`. Counter fields are
+bounded names (tool names, lock names, miss kinds), never ids of sessions, users or calls.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+SCHEMA_VERSION: Final = 1
+"""Bumped on any incompatible change of the layout below; stored in ``{ns}:schema``."""
+
+DEFAULT_NAMESPACE: Final = "mw"
+DEFAULT_SHARDS: Final = 16
+"""Number of hash-tag shards; stored in ``{ns}:schema`` so readers use the writer's value."""
+
+# Defaults (seconds) ---------------------------------------------------------------------------
+DEFAULT_SESSION_TTL: Final = 7 * 24 * 3600
+DEFAULT_PREFERENCES_TTL: Final = 365 * 24 * 3600
+DEFAULT_LOCK_TTL: Final = 30.0
+DEFAULT_TOOL_RETENTION: Final = 24 * 3600
+DEFAULT_TOOL_DEADLINE: Final = 30.0
+DEFAULT_HEARTBEAT_TTL: Final = 15.0
+
+# Fields of the ``{ns}:schema`` hash ------------------------------------------------------------
+SCHEMA_FIELD_VERSION: Final = "version"
+SCHEMA_FIELD_SHARDS: Final = "shards"
+
+# Tool record (hash) fields and states ----------------------------------------------------------
+TOOL_STATE_IN_PROGRESS: Final = "in_progress"
+TOOL_STATE_COMPLETED: Final = "completed"
+TOOL_STATE_FAILED: Final = "failed"
+TOOL_STATE_RELEASED: Final = "released"
+"""A retryable error freed the key: the next claim starts afresh (fencing token keeps rising)."""
+
+TOOL_FIELDS: Final = (
+    "state",  # in_progress | completed | failed | released
+    "tool",  # tool name
+    "fp",  # sha256 fingerprint of the canonical JSON of the arguments
+    "owner",  # opaque owner token of the current claim (instance id + nonce)
+    "instance",  # instance id of the current / last claim holder
+    "fence",  # fencing token, +1 on every claim of this record
+    "started_ms",  # server time of the current claim, ms since epoch
+    "deadline_ms",  # server time after which an in_progress claim may be reclaimed
+    "ended_ms",  # server time of completion
+    "result",  # JSON of the result (completed) or {"type", "message"} (failed)
+)
+
+# Instance heartbeat (hash) fields --------------------------------------------------------------
+HEARTBEAT_FIELDS: Final = (
+    "ready",  # "1" or "0"
+    "pool_in_use",
+    "pool_max",
+    "pool_pending",
+    "pool_timeouts",
+    "sdk_version",
+    "schema_version",
+    "ts_ms",
+)
+
+# Counter families: one hash per (shard, family) ------------------------------------------------
+LOCK_ACQUISITIONS: Final = "lock_acquisitions"
+"""field = lock name; every successful acquisition."""
+LOCK_CONTENDED: Final = "lock_contended"
+"""field = lock name; acquisitions whose first attempt found the lock held."""
+LOCK_TIMEOUTS: Final = "lock_timeouts"
+"""field = lock name; acquisitions that gave up after their wait."""
+LOCKS_LOST: Final = "locks_lost"
+"""field = lock name; a release (or renewal) found the lock no longer ours."""
+LOCK_WAIT: Final = "lock_wait_seconds"
+"""histogram, fields ``{lock}|{le}`` (non-cumulative bucket counts) and ``{lock}|sum``."""
+TOOL_EXECUTIONS: Final = "tool_executions"
+"""fields ``{tool}|{status}``; status is completed, failed or retryable."""
+TOOL_DUPLICATES_SUPPRESSED: Final = "tool_duplicates_suppressed"
+"""field = tool; a replay answered from the stored record, the side effect not repeated."""
+TOOL_DUPLICATE_EXECUTIONS: Final = "tool_duplicate_executions"
+"""field = tool; a holder finished after its claim was reclaimed: the side effect ran twice."""
+TOOL_RECLAIMS: Final = "tool_reclaims"
+"""field = tool; an in_progress claim past its deadline was taken over."""
+TOOL_FINGERPRINT_MISMATCHES: Final = "tool_fingerprint_mismatches"
+"""field = tool; a replay with the same key and other arguments (an error to the caller)."""
+TOOL_IN_PROGRESS_CONFLICTS: Final = "tool_in_progress_conflicts"
+"""field = tool; a caller found the same key in progress under a live claim."""
+TOOL_CLAIMS_LOST: Final = "tool_claims_lost"
+"""field = tool; completion found the claim owned by someone else or gone."""
+STATE_MISSES: Final = "state_misses"
+"""field = kind (see ``MISS_*``); state that should exist was gone (evicted or deleted)."""
+TURN_DURATION: Final = "turn_duration_seconds"
+"""histogram, fields ``all|{le}`` and ``all|sum`` (name fixed: turns carry no label)."""
+
+COUNTER_FAMILIES: Final = (
+    LOCK_ACQUISITIONS,
+    LOCK_CONTENDED,
+    LOCK_TIMEOUTS,
+    LOCKS_LOST,
+    TOOL_EXECUTIONS,
+    TOOL_DUPLICATES_SUPPRESSED,
+    TOOL_DUPLICATE_EXECUTIONS,
+    TOOL_RECLAIMS,
+    TOOL_FINGERPRINT_MISMATCHES,
+    TOOL_IN_PROGRESS_CONFLICTS,
+    TOOL_CLAIMS_LOST,
+    STATE_MISSES,
+)
+HISTOGRAM_FAMILIES: Final = (LOCK_WAIT, TURN_DURATION)
+
+MISS_HISTORY: Final = "history"
+MISS_TOOL_RECORD: Final = "tool_record"
+
+TOOL_STATUS_COMPLETED: Final = "completed"
+TOOL_STATUS_FAILED: Final = "failed"
+TOOL_STATUS_RETRYABLE: Final = "retryable"
+
+TURN_HISTOGRAM_NAME: Final = "all"
+FIELD_SEP: Final = "|"
+SUM_SUFFIX: Final = "sum"
+INF_LE: Final = "+Inf"
+
+LOCK_WAIT_BUCKETS: Final[tuple[float, ...]] = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+TURN_BUCKETS: Final[tuple[float, ...]] = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+)
+
+
+def shard_of(subject: str, shards: int) -> int:
+    """The shard of a subject: CRC-32 (IEEE, as zlib) of its UTF-8 bytes modulo ``shards``."""
+    return zlib.crc32(subject.encode()) % shards
+
+
+def format_le(bound: float) -> str:
+    """Prometheus-style bucket bound: ``0.005``, ``1.0``, ``+Inf``."""
+    return INF_LE if math.isinf(bound) else repr(float(bound))
+
+
+def bucket_le(value: float, buckets: Sequence[float]) -> str:
+    """The ``le`` of the smallest bucket holding ``value`` (buckets sorted ascending)."""
+    for bound in buckets:
+        if value <= bound:
+            return format_le(bound)
+    return INF_LE
+
+
+def counter_field(name: str, sub: str | None = None) -> str:
+    """A counter field: the bare name, or ``name|sub`` for two-label families."""
+    return name if sub is None else f"{name}{FIELD_SEP}{sub}"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Key builders for one namespace. Keep instances; they are cheap and immutable."""
+
+    namespace: str = DEFAULT_NAMESPACE
+    shards: int = DEFAULT_SHARDS
+    _prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.namespace or any(c in self.namespace for c in "{}"):
+            raise ValueError(f"invalid namespace {self.namespace!r}")
+        if not 1 <= self.shards <= 16384:
+            raise ValueError(f"shards must be in [1, 16384], got {self.shards}")
+        prefixes = tuple(f"{self.namespace}:{{{n}}}:" for n in range(self.shards))
+        object.__setattr__(self, "_prefixes", prefixes)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def shard(self, subject: str) -> int:
+        return shard_of(subject, self.shards)
+
+    def prefix(self, shard: int) -> str:
+        """``{ns}:{N}:``, the common prefix of every key of shard ``N``."""
+        return self._prefixes[shard]
+
+    def _key(self, subject: str, kind: str, ident: str) -> str:
+        return f"{self._prefixes[shard_of(subject, self.shards)]}{kind}:{ident}"
+
+    # -- single keys -----------------------------------------------------------------------------
+    def schema_key(self) -> str:
+        """``{ns}:schema``: hash with ``version`` and ``shards``."""
+        return f"{self.namespace}:schema"
+
+    def history(self, session_id: str) -> str:
+        """List of JSON messages ``{"role","text","ts"}``, TTL = session TTL, refreshed on append."""
+        return self._key(session_id, "hist", session_id)
+
+    def sessions_index(self, session_id: str) -> str:
+        """Sorted set of the session's shard: member = session id, score = last activity (ms)."""
+        return self.prefix(self.shard(session_id)) + "sessions"
+
+    def preferences(self, user_id: str) -> str:
+        """Hash of JSON values per preference name, TTL = preferences TTL."""
+        return self._key(user_id, "prefs", user_id)
+
+    def user_sessions(self, user_id: str) -> str:
+        """Set of the user's session ids, so ``forget_user`` finds every key of the user."""
+        return self._key(user_id, "usess", user_id)
+
+    def lock(self, name: str) -> str:
+        """String ``{fence}|{owner}`` with PX TTL; owner = ``{instance}|{nonce}``."""
+        return self._key(name, "lock", name)
+
+    def fence(self, name: str) -> str:
+        """Integer counter (INCR, no TTL): the last fencing token issued for lock ``name``."""
+        return self._key(name, "fence", name)
+
+    def tool(self, idempotency_key: str) -> str:
+        """Tool record hash (see ``TOOL_FIELDS``), TTL = retention (24 h default)."""
+        return self._key(idempotency_key, "tool", idempotency_key)
+
+    def heartbeat(self, instance_id: str) -> str:
+        """Instance hash (see ``HEARTBEAT_FIELDS``) with a short TTL."""
+        return self._key(instance_id, "inst", instance_id)
+
+    def instances_index(self, instance_id: str) -> str:
+        """Sorted set of the instance's shard: member = instance id, score = last heartbeat ms."""
+        return self.prefix(self.shard(instance_id)) + "instances"
+
+    def probe(self, instance_id: str) -> str:
+        """Short-lived string written by the readiness probe (proves Redis accepts writes)."""
+        return self._key(instance_id, "probe", instance_id)
+
+    def stats(self, family: str, subject: str) -> str:
+        """The counter hash of ``family`` in the shard of ``subject``."""
+        return f"{self.prefix(self.shard(subject))}stats:{family}"
+
+    # -- whole-fleet readers (for the exporter) -------------------------------------------------
+    def stats_keys(self, family: str) -> list[str]:
+        """One hash per shard: HGETALL each and pass the replies to :func:`merge_counters`."""
+        return [f"{p}stats:{family}" for p in self._prefixes]
+
+    def sessions_keys(self) -> list[str]:
+        """ZCOUNT each with ``(now_ms - window_ms, +inf`` and sum for active sessions."""
+        return [f"{p}sessions" for p in self._prefixes]
+
+    def instances_keys(self) -> list[str]:
+        """ZCOUNT each with ``(now_ms - heartbeat_ttl_ms, +inf`` and sum for live instances."""
+        return [f"{p}instances" for p in self._prefixes]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def merge_counters(
+    replies: Iterable[Mapping[str, str] | Mapping[bytes, bytes]],
+) -> dict[str, float]:
+    """Sum HGETALL replies of one counter family over its shards: ``{field: total}``."""
+    totals: dict[str, float] = {}
+    for reply in replies:
+        for raw_field, raw_value in reply.items():
+            name = _text(raw_field)
+            totals[name] = totals.get(name, 0.0) + float(_text(raw_value))
+    return totals
+
+
+def split_field(name: str) -> tuple[str, str]:
+    """``"create_ticket|completed"`` -> ``("create_ticket", "completed")`` (last separator)."""
+    head, _, tail = name.rpartition(FIELD_SEP)
+    return head, tail
+
+
+@dataclass(frozen=True)
+class HistogramData:
+    """A merged histogram: cumulative ``(le, count)`` pairs ending with ``+Inf``, sum, count."""
+
+    buckets: tuple[tuple[str, float], ...]
+    sum: float
+    count: float
+
+
+def merge_histograms(
+    replies: Iterable[Mapping[str, str] | Mapping[bytes, bytes]],
+    buckets: Sequence[float],
+) -> dict[str, HistogramData]:
+    """Merge the shard hashes of a histogram family into cumulative histograms per name."""
+    totals = merge_counters(replies)
+    per_name: dict[str, dict[str, float]] = {}
+    for name, value in totals.items():
+        head, tail = split_field(name)
+        per_name.setdefault(head, {})[tail] = value
+    les = [format_le(b) for b in buckets] + [INF_LE]
+    out: dict[str, HistogramData] = {}
+    for name, fields in sorted(per_name.items()):
+        running = 0.0
+        cumulative: list[tuple[str, float]] = []
+        for le in les:
+            running += fields.get(le, 0.0)
+            cumulative.append((le, running))
+        out[name] = HistogramData(tuple(cumulative), fields.get(SUM_SUFFIX, 0.0), running)
+    return out
+
+
+def iter_shards(shards: int) -> Iterator[int]:
+    return iter(range(shards))

@@ -1,0 +1,301 @@
+"""Real processes for tests: redis-server, redis-sentinel, clusters, the exporter.
+
+Every process is started on a free loopback port, waited for with a deadline and stopped by
+its pid. A missing binary is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed: run scripts/setup (apt-get install {name})")
+    return path
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception as exc:  # the thing we wait for may raise until it is ready
+            last_error = exc
+        else:
+            if value:
+                return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}: {last_error!r}")
+
+
+def stop_pid(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGCONT)
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=grace)
+
+
+@dataclass
+class RedisServer:
+    """One redis-server (or redis-sentinel) process on loopback."""
+
+    args: Sequence[str] = ()
+    port: int = field(default_factory=free_port)
+    sentinel: bool = False
+    password: str | None = None
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mw-redis-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}"
+
+    @property
+    def log(self) -> str:
+        path = self.workdir / "redis.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        kwargs.setdefault("password", self.password)
+        return redis.Redis(host=LOOPBACK, port=self.port, decode_responses=True, **kwargs)
+
+    def start(self, wait: bool = True) -> RedisServer:
+        conf = self.workdir / ("sentinel.conf" if self.sentinel else "redis.conf")
+        lines = [
+            f"port {self.port}",
+            f"bind {LOOPBACK}",
+            f"dir {self.workdir}",
+            f"logfile {self.workdir / 'redis.log'}",
+            "daemonize no",
+        ]
+        if not self.sentinel:
+            lines += ['save ""', "appendonly no", "enable-debug-command local"]
+        if self.password and not self.sentinel:
+            lines.append(f"requirepass {self.password}")
+        if not conf.exists():
+            conf.write_text("\n".join(lines) + "\n")
+        exe = binary("redis-sentinel" if self.sentinel else "redis-server")
+        self.proc = subprocess.Popen([exe, str(conf), *self.args], stdout=subprocess.DEVNULL)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        def pong() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"redis exited with {self.proc.returncode}:\n{self.log}")
+            with self.client(socket_timeout=1) as conn:
+                return bool(conn.ping())
+
+        try:
+            wait_until(pong, timeout, what=f"redis on port {self.port}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- redis log ---\n{self.log}") from None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_pid(self.proc)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server(*args: str, password: str | None = None) -> Iterator[RedisServer]:
+    server = RedisServer(args=args, password=password).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def wait_replica_online(master: RedisServer, replica: RedisServer, timeout: float = 10.0) -> None:
+    def online() -> bool:
+        info = replica.client().info("replication")
+        return info.get("master_link_status") == "up" and master.client().info(
+            "replication"
+        ).get("slave0", {}).get("state") == "online"
+
+    wait_until(online, timeout, what="replica online")
+
+
+@contextlib.contextmanager
+def master_with_replica(*args: str) -> Iterator[tuple[RedisServer, RedisServer]]:
+    master = RedisServer(args=args).start()
+    replica = RedisServer(args=(*args, "--replicaof", LOOPBACK, str(master.port)))
+    try:
+        replica.start()
+        wait_replica_online(master, replica)
+        yield master, replica
+    finally:
+        replica.cleanup()
+        master.cleanup()
+
+
+@contextlib.contextmanager
+def sentinel_group(name: str = "agents") -> Iterator[tuple[RedisServer, RedisServer, RedisServer]]:
+    """A master, one replica and one sentinel (quorum 1) that watches them as `name`."""
+    with master_with_replica() as (master, replica):
+        sentinel = RedisServer(sentinel=True)
+        sentinel.workdir.joinpath("sentinel.conf").write_text(
+            "\n".join(
+                [
+                    f"port {sentinel.port}",
+                    f"bind {LOOPBACK}",
+                    f"dir {sentinel.workdir}",
+                    f"logfile {sentinel.workdir / 'redis.log'}",
+                    f"sentinel monitor {name} {LOOPBACK} {master.port} 1",
+                    f"sentinel down-after-milliseconds {name} 5000",
+                ]
+            )
+            + "\n"
+        )
+        try:
+            sentinel.start()
+
+            def knows_replica() -> bool:
+                return len(sentinel.client().sentinel_slaves(name)) == 1
+
+            wait_until(knows_replica, 15, interval=0.1, what="sentinel discovers the replica")
+            yield master, replica, sentinel
+        finally:
+            sentinel.cleanup()
+
+
+@contextlib.contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[list[RedisServer]]:
+    """`masters` cluster nodes, slots split evenly, state ok."""
+    nodes = [RedisServer(args=("--cluster-enabled", "yes")) for _ in range(masters)]
+    try:
+        for node in nodes:
+            node.start()
+        addrs = [f"{LOOPBACK}:{node.port}" for node in nodes]
+        subprocess.run(
+            [binary("redis-cli"), "--cluster", "create", *addrs, "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+        def ok() -> bool:
+            return all(n.client().cluster("info")["cluster_state"] == "ok" for n in nodes)
+
+        wait_until(ok, 30, interval=0.1, what="cluster_state ok")
+        yield nodes
+    finally:
+        for node in nodes:
+            node.cleanup()
+
+
+@dataclass
+class ExporterProcess:
+    """`memorywatch exporter` as a real process with a real HTTP listener."""
+
+    args: Sequence[str]
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+    logfile: Path = field(
+        default_factory=lambda: Path(tempfile.mkstemp(prefix="mw-exporter-", suffix=".log")[1])
+    )
+
+    @property
+    def base(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")
+
+    def start(self) -> ExporterProcess:
+        env = {**os.environ, **self.env}
+        cmd = [
+            sys.executable,
+            "-m",
+            "memorywatch",
+            "exporter",
+            "--listen",
+            f"{LOOPBACK}:{self.port}",
+            *self.args,
+        ]
+        with self.logfile.open("w") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True
+            )
+
+        def healthy() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"exporter exited with {self.proc.returncode}:\n{self.log}")
+            return self.get("/healthz")[0] == 200
+
+        try:
+            wait_until(healthy, 15, what="exporter /healthz")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- exporter log ---\n{self.log}") from None
+        return self
+
+    def get(self, path: str, timeout: float = 10.0) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=timeout) as resp:  # noqa: S310
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_pid(self.proc)
+
+    def cleanup(self) -> None:
+        self.stop()
+        self.logfile.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exporter(*args: str, env: dict[str, str] | None = None) -> Iterator[ExporterProcess]:
+    proc = ExporterProcess(args=args, env=env or {}).start()
+    try:
+        yield proc
+    finally:
+        proc.cleanup()
