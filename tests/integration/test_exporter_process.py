@@ -1,0 +1,131 @@
+"""The exporter as a real process: HTTP, logs, credentials, faults, connection hygiene."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+from harness import LOOPBACK, exporter, free_port, redis_server, wait_until
+from metrics import Scrape
+
+from memorywatch import names
+
+PASSWORD = "pw-9f3c1e-never-print-me"
+
+
+def scrape(proc, path: str = "/metrics") -> Scrape:  # type: ignore[no-untyped-def]
+    status, body = proc.get(path)
+    assert status == 200, body
+    return Scrape(body)
+
+
+def test_redis_down_gives_up_0_and_recovers_without_restart() -> None:
+    with redis_server() as server, exporter("--redis-url", server.url) as proc:
+        assert scrape(proc).value(names.REDIS_UP) == 1
+        server.stop()
+        for _ in range(5):
+            down = scrape(proc)
+            assert down.value(names.REDIS_UP) == 0
+        assert down.value(names.SCRAPE_ERRORS, reason="connection") >= 5
+        server.start()
+        wait_until(lambda: scrape(proc).value(names.REDIS_UP) == 1, 10, what="recovery")
+        log = proc.log
+    # One line when the failure starts and one when it ends, not one per scrape.
+    assert log.count("scrape failed (connection)") == 1
+    assert log.count("reachable again") == 1
+
+
+def test_wrong_password_is_up_0_with_one_clear_log_line_and_no_secret(tmp_path: Path) -> None:
+    with redis_server(password=PASSWORD) as server:
+        wrong = f"redis://:{PASSWORD}-wrong@{LOOPBACK}:{server.port}"
+        with exporter("--redis-url", wrong) as proc:
+            scrapes = [scrape(proc) for _ in range(3)]
+            log = proc.log
+        assert all(s.value(names.REDIS_UP) == 0 for s in scrapes)
+        assert scrapes[-1].value(names.SCRAPE_ERRORS, reason="auth") >= 3
+        assert log.count("scrape failed (auth)") == 1
+        assert PASSWORD not in log
+        assert all(PASSWORD not in s.text for s in scrapes)
+
+        password_file = tmp_path / "redis.pass"
+        password_file.write_text(PASSWORD + "\n")
+        with exporter("--redis-url", server.url, "--password-file", str(password_file)) as proc:
+            assert scrape(proc).value(names.REDIS_UP) == 1
+        with exporter("--redis-url", server.url, env={"MEMORYWATCH_REDIS_PASSWORD": PASSWORD}) as proc:
+            ok = scrape(proc)
+            assert ok.value(names.REDIS_UP) == 1
+            assert PASSWORD not in ok.text
+            assert PASSWORD not in proc.log
+
+
+def test_acl_user_from_the_url() -> None:
+    with redis_server() as server:
+        server.client().acl_setuser(
+            "monitor",
+            enabled=True,
+            passwords=[f"+{PASSWORD}"],
+            commands=["+info", "+config|get", "+slowlog", "+ping", "+client|setname"],
+        )
+        url = f"redis://monitor:{PASSWORD}@{LOOPBACK}:{server.port}"
+        with exporter("--redis-url", url) as proc:
+            result = scrape(proc)
+            log = proc.log
+        assert result.value(names.REDIS_UP) == 1
+        assert result.value(names.REDIS_CONFIG_MAXCLIENTS) > 0
+        assert PASSWORD not in log and PASSWORD not in result.text
+
+
+def test_thousand_scrapes_leave_the_client_count_where_it_was() -> None:
+    with redis_server() as server, exporter("--redis-url", server.url) as proc:
+        client = server.client()
+        scrape(proc)
+        before = client.info("all")
+        for _ in range(500):
+            assert proc.get("/metrics")[0] == 200
+        statuses: list[int] = []
+
+        def worker() -> None:
+            for _ in range(125):
+                statuses.append(proc.get("/metrics")[0])
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        after = client.info("all")
+        assert statuses == [200] * 500
+        assert after["connected_clients"] == before["connected_clients"]
+        # No connection was opened for any of the 1,000 scrapes: the one we had was reused.
+        assert after["total_connections_received"] == before["total_connections_received"]
+        assert after["cmdstat_info"]["calls"] - before["cmdstat_info"]["calls"] >= 1000
+
+
+def test_multi_target_only_reaches_allow_listed_hosts() -> None:
+    with redis_server() as main, redis_server() as other:
+        # A listener that stands for a host outside the allow-list: it must get no connection.
+        trap = socket.socket()
+        trap.bind((LOOPBACK, free_port()))
+        trap.listen()
+        trap.settimeout(0.5)
+        trap_port = trap.getsockname()[1]
+        try:
+            with exporter("--redis-url", main.url, "--allow-target", f"127.0.0.1:{other.port}") as proc:
+                ok = scrape(proc, f"/scrape?target=redis://{LOOPBACK}:{other.port}")
+                assert ok.value(names.REDIS_UP) == 1
+                assert ok.samples(names.REDIS_INSTANCE_INFO)[0].labels["tcp_port"] == str(other.port)
+                status, body = proc.get(f"/scrape?target=redis://{LOOPBACK}:{trap_port}")
+                assert status == 403 and "not allowed" in body
+                status, body = proc.get(f"/scrape?target=redis://:{PASSWORD}@{LOOPBACK}:{other.port}")
+                assert status == 400 and PASSWORD not in body
+                assert proc.get("/scrape")[0] == 400
+                assert proc.get("/scrape?target=ftp://x:1")[0] == 400
+                assert proc.get("/nope")[0] == 404
+            try:
+                trap.accept()
+                raise AssertionError("the exporter connected to a target outside its allow-list")
+            except TimeoutError:
+                pass
+        finally:
+            trap.close()
