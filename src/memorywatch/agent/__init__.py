@@ -1,0 +1,69 @@
+"""memorywatch.agent: the agent-side SDK that writes the schema memorywatch monitors.
+
+Sessions' history, users' preferences, locks with fencing tokens, idempotent tool calls and
+instance heartbeats in Redis, with fleet counters kept in Redis itself (see docs/schema.md).
+Depends on redis-py and opentelemetry-api only.
+"""
+
+from memorywatch.agent._core import ReadyReport, Settings, ToolContext, ToolOptions
+from memorywatch.agent.errors import (
+    AgentStateError,
+    DuplicateExecution,
+    FingerprintMismatch,
+    LockError,
+    LockLost,
+    LockTimeout,
+    PoolExhausted,
+    RetryableToolError,
+    SchemaMismatch,
+    StateCommandError,
+    StateLoading,
+    StateMiss,
+    StateOutOfMemory,
+    StateReadOnly,
+    StateUnavailable,
+    ToolClaimLost,
+    ToolError,
+    ToolFailed,
+    ToolInProgress,
+)
+from memorywatch.agent.health import asgi_app, wsgi_app
+from memorywatch.agent.lock import Lease
+from memorywatch.agent.pool import AsyncInstrumentedPool, InstrumentedPool
+from memorywatch.agent.state import AgentState, History, Preferences
+from memorywatch.agent.tools import idempotent_tool
+
+__all__ = [
+    "AgentState",
+    "AgentStateError",
+    "AsyncInstrumentedPool",
+    "DuplicateExecution",
+    "FingerprintMismatch",
+    "History",
+    "InstrumentedPool",
+    "Lease",
+    "LockError",
+    "LockLost",
+    "LockTimeout",
+    "PoolExhausted",
+    "Preferences",
+    "ReadyReport",
+    "RetryableToolError",
+    "SchemaMismatch",
+    "Settings",
+    "StateCommandError",
+    "StateLoading",
+    "StateMiss",
+    "StateOutOfMemory",
+    "StateReadOnly",
+    "StateUnavailable",
+    "ToolClaimLost",
+    "ToolContext",
+    "ToolError",
+    "ToolFailed",
+    "ToolInProgress",
+    "ToolOptions",
+    "asgi_app",
+    "idempotent_tool",
+    "wsgi_app",
+]

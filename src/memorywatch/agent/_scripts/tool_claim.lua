@@ -1,0 +1,61 @@
+#!lua
+--[[ tool_claim: claim, replay or reclaim the record of one idempotency key.
+KEYS[1]  {ns}:{N}:tool:{idempotency_key}            hash, see schema.TOOL_FIELDS
+KEYS[2]  {ns}:{N}:stats:tool_duplicates_suppressed  field = tool
+KEYS[3]  {ns}:{N}:stats:tool_reclaims               field = tool
+KEYS[4]  {ns}:{N}:stats:tool_fingerprint_mismatches field = tool
+KEYS[5]  {ns}:{N}:stats:tool_in_progress_conflicts  field = tool
+ARGV[1]  tool name
+ARGV[2]  fingerprint of the arguments
+ARGV[3]  owner token "{instance}|{nonce}"
+ARGV[4]  instance id
+ARGV[5]  in-progress deadline, ms from now
+ARGV[6]  retention, ms
+ARGV[7]  "1" on the first attempt of this call (an in-progress answer counts as a conflict)
+Returns {status, fence, payload}:
+  {"claimed", fence, ""}               new claim, or a repeated call by the same owner
+  {"reclaimed", fence, old_instance}   the previous claim was past its deadline (counted)
+  {"completed", fence, result_json}    replay: a suppressed duplicate (counted)
+  {"failed", fence, error_json}        replay of a final error (counted as suppressed)
+  {"in_progress", fence, remaining_ms} someone else holds a live claim
+  {"mismatch", 0, ""}                  same key, other arguments (counted)
+]]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rec = redis.call('HMGET', KEYS[1], 'state', 'fp', 'owner', 'fence', 'deadline_ms',
+  'result', 'instance')
+local state = rec[1]
+
+local function claim(fence)
+  redis.call('HSET', KEYS[1], 'state', 'in_progress', 'tool', ARGV[1], 'fp', ARGV[2],
+    'owner', ARGV[3], 'instance', ARGV[4], 'fence', fence, 'started_ms', now,
+    'deadline_ms', now + tonumber(ARGV[5]), 'result', '')
+  redis.call('HDEL', KEYS[1], 'ended_ms')
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+end
+
+if not state or state == 'released' then
+  local fence = (tonumber(rec[4]) or 0) + 1
+  claim(fence)
+  return {'claimed', fence, ''}
+end
+local fence = tonumber(rec[4]) or 0
+if rec[2] ~= ARGV[2] then
+  redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
+  return {'mismatch', 0, ''}
+end
+if state == 'completed' or state == 'failed' then
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+  return {state, fence, rec[6] or ''}
+end
+if rec[3] == ARGV[3] then
+  return {'claimed', fence, ''}
+end
+local deadline = tonumber(rec[5]) or 0
+if now < deadline then
+  if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[5], ARGV[1], 1) end
+  return {'in_progress', fence, tostring(deadline - now)}
+end
+claim(fence + 1)
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+return {'reclaimed', fence + 1, rec[7] or ''}

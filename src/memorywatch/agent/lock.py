@@ -1,0 +1,177 @@
+"""Locks with a TTL that is never none, INCR fencing tokens, jittered waits and loud losses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from memorywatch import schema
+from memorywatch.agent import _core
+from memorywatch.agent import attributes as attr
+from memorywatch.agent.errors import LockLost, LockTimeout, redis_errors
+
+if TYPE_CHECKING:
+    from memorywatch.agent.state import AgentState
+
+
+def acquire_args(
+    sch: schema.Schema,
+    name: str,
+    owner: str,
+    ttl_ms: int,
+    first: bool,
+    final: bool,
+    waited: float,
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of ``lock_acquire.lua`` (shared with the asyncio client)."""
+    keys = [
+        sch.lock(name),
+        sch.fence(name),
+        sch.stats(schema.LOCK_ACQUISITIONS, name),
+        sch.stats(schema.LOCK_CONTENDED, name),
+        sch.stats(schema.LOCK_TIMEOUTS, name),
+        sch.stats(schema.LOCK_WAIT, name),
+    ]
+    bucket = schema.counter_field(name, schema.bucket_le(waited, schema.LOCK_WAIT_BUCKETS))
+    args = [owner, ttl_ms, name, int(first), int(final), bucket, f"{waited:.6f}"]
+    return keys, args
+
+
+class Lease:
+    """A held lock. Use as a context manager, or call :meth:`release` yourself.
+
+    ``fencing_token`` rises on every acquisition of this lock name: pass it to the systems you
+    write to, so that they reject a late write from a holder whose lease expired.
+    """
+
+    def __init__(
+        self, state: AgentState, name: str, fencing_token: int, owner: str, ttl: float
+    ) -> None:
+        self.name = name
+        self.fencing_token = fencing_token
+        self.ttl = ttl
+        self._state = state
+        self._value = f"{fencing_token}|{owner}"
+        self._released = False
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self.lost = threading.Event()
+        """Set by the renewal watchdog when an extension found the lock no longer ours."""
+
+    # -- renewal --------------------------------------------------------------------------------
+    def extend(self, ttl: float | None = None) -> None:
+        """Reset the TTL; raises :class:`LockLost` if the lock is no longer ours."""
+        sch = self._state.schema
+        with redis_errors("lock.extend"):
+            ok = self._state._run(
+                "lock_extend", [sch.lock(self.name)], [self._value, _core.ms(ttl or self.ttl)]
+            )
+        if not int(ok):
+            self.lost.set()
+            raise LockLost(f"lock {self.name!r} expired or was taken before it was extended")
+
+    def start_renewal(self, interval: float | None = None) -> None:
+        """Extend the lock every ``ttl / 3`` seconds in a daemon thread until release."""
+        if self._watchdog is not None:
+            return
+        period = interval or self.ttl / 3
+
+        def renew() -> None:
+            while not self._stop.wait(period):
+                try:
+                    self.extend()
+                except LockLost:
+                    return  # release() raises and counts it; the flag tells the holder now
+                except Exception:  # noqa: S112 -- Redis hiccup: the next tick tries again
+                    continue
+
+        self._watchdog = threading.Thread(target=renew, name=f"mw-renew-{self.name}", daemon=True)
+        self._watchdog.start()
+
+    def _stop_renewal(self) -> None:
+        self._stop.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join()
+
+    # -- release --------------------------------------------------------------------------------
+    def release(self) -> None:
+        """Release the lock; raises :class:`LockLost` (counted) if it was no longer ours."""
+        if self._released:
+            return
+        self._stop_renewal()
+        self._released = True
+        sch = self._state.schema
+        with redis_errors("lock.release"):
+            ok = self._state._run(
+                "lock_release",
+                [sch.lock(self.name), sch.stats(schema.LOCKS_LOST, self.name)],
+                [self._value, self.name],
+            )
+        if not int(ok):
+            self.lost.set()
+            raise LockLost(
+                f"lock {self.name!r} (fencing token {self.fencing_token}) expired or was taken "
+                "by another holder before release: work done under it may have overlapped"
+            )
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def acquire(
+    state: AgentState, name: str, ttl: float, wait: float, renew: bool = False
+) -> Lease:
+    """Take lock ``name``: one round trip when free, jittered retries up to ``wait`` seconds."""
+    owner = _core.owner_token(state.instance_id)
+    ttl_ms = _core.ms(ttl)
+    started = time.monotonic()
+    deadline = started + max(0.0, wait)
+    attempt = 1
+    span = None
+    try:
+        while True:
+            now = time.monotonic()
+            final = now >= deadline
+            keys, args = acquire_args(
+                state.schema, name, owner, ttl_ms, attempt == 1, final, now - started
+            )
+            with redis_errors("lock.acquire"):
+                fence = int(state._run("lock_acquire", keys, args))
+            if fence:
+                if span is not None:
+                    span.set_attribute(attr.LOCK_OUTCOME, "acquired")
+                    span.set_attribute(attr.LOCK_ATTEMPTS, attempt)
+                    span.set_attribute(attr.LOCK_FENCING_TOKEN, fence)
+                lease = Lease(state, name, fence, owner, ttl)
+                if renew:
+                    lease.start_renewal()
+                return lease
+            if span is None:
+                span = state.telemetry.tracer.start_span(
+                    attr.SPAN_LOCK_WAIT,
+                    kind=SpanKind.INTERNAL,
+                    start_time=time.time_ns() - int((time.monotonic() - started) * 1e9),
+                    attributes={attr.LOCK_NAME: name},
+                )
+            if final:
+                span.set_attribute(attr.LOCK_OUTCOME, "timeout")
+                span.set_attribute(attr.LOCK_ATTEMPTS, attempt)
+                span.set_status(Status(StatusCode.ERROR, "lock wait timed out"))
+                raise LockTimeout(f"lock {name!r} still held by another owner after {wait}s")
+            time.sleep(min(max(0.0, deadline - time.monotonic()), _core.backoff(attempt)))
+            attempt += 1
+    finally:
+        if span is not None:
+            span.end()

@@ -1,0 +1,125 @@
+"""Connection pools that publish exhaustion, which redis-py's own pool metrics do not see.
+
+redis-py's ``BlockingConnectionPool`` raises ``ConnectionError("No connection available.")``
+after its timeout and the non-blocking pool raises ``MaxConnectionsError``; neither produces a
+metric, and redis-py names its pools with a random suffix. These subclasses count every
+exhaustion under ``db.client.connection.timeouts`` with a stable pool name, publish
+``db.client.connection.max`` and ``db.client.connection.pending_requests``, and hand their
+numbers to the instance heartbeat.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import redis
+import redis.asyncio
+from opentelemetry.metrics import Meter
+
+from memorywatch.agent import attributes as attr
+from memorywatch.agent.telemetry import PoolInstruments, pool_instruments
+
+
+def is_exhaustion(exc: BaseException) -> bool:
+    return isinstance(exc, redis.exceptions.MaxConnectionsError) or (
+        isinstance(exc, redis.exceptions.ConnectionError)
+        and "No connection available" in str(exc)
+    )
+
+
+class _Accounting:
+    """Counters shared by the sync and async pools (guarded by a thread lock)."""
+
+    pool_name: str
+    _instruments: PoolInstruments | None
+
+    def _init_accounting(self, pool_name: str, meter: Meter | None) -> None:
+        self.pool_name = pool_name
+        self._pending = 0
+        self._timeouts = 0
+        self._acct_lock = threading.Lock()
+        self._attrs = {
+            attr.DB_CLIENT_CONNECTION_POOL_NAME: pool_name,
+            attr.DB_SYSTEM_NAME: attr.DB_SYSTEM_REDIS,
+        }
+        self._instruments = pool_instruments(meter) if meter is not None else None
+        if self._instruments is not None:
+            self._instruments.register(self)  # type: ignore[arg-type]
+
+    @property
+    def pending_requests(self) -> int:
+        return self._pending
+
+    @property
+    def timeouts(self) -> int:
+        return self._timeouts
+
+    def _enter(self) -> float:
+        with self._acct_lock:
+            self._pending += 1
+        return time.monotonic()
+
+    def _leave(self, started: float, exc: BaseException | None) -> None:
+        with self._acct_lock:
+            self._pending -= 1
+            exhausted = exc is not None and is_exhaustion(exc)
+            if exhausted:
+                self._timeouts += 1
+        if exhausted and self._instruments is not None:
+            self._instruments.timeouts.add(1, self._attrs)
+            self._instruments.failed_wait.record(
+                time.monotonic() - started, {**self._attrs, attr.ERROR_TYPE: "timeout"}
+            )
+
+
+class InstrumentedPool(_Accounting, redis.BlockingConnectionPool):
+    """A ``BlockingConnectionPool`` that counts exhaustion (see module doc)."""
+
+    def __init__(
+        self, *, pool_name: str = "memorywatch", meter: Meter | None = None, **kwargs: Any
+    ) -> None:
+        self._init_accounting(pool_name, meter)
+        super().__init__(**kwargs)
+
+    @property
+    def in_use(self) -> int:
+        """Connections checked out right now (slots missing from the free queue)."""
+        return max(0, int(self.max_connections) - self.pool.qsize())
+
+    def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        started = self._enter()
+        error: BaseException | None = None
+        try:
+            return super().get_connection()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._leave(started, error)
+
+
+class AsyncInstrumentedPool(_Accounting, redis.asyncio.BlockingConnectionPool):
+    """The asyncio twin of :class:`InstrumentedPool`."""
+
+    def __init__(
+        self, *, pool_name: str = "memorywatch", meter: Meter | None = None, **kwargs: Any
+    ) -> None:
+        self._init_accounting(pool_name, meter)
+        super().__init__(**kwargs)
+
+    @property
+    def in_use(self) -> int:
+        return len(self._in_use_connections)
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        started = self._enter()
+        error: BaseException | None = None
+        try:
+            return await super().get_connection()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._leave(started, error)
