@@ -34,11 +34,11 @@ LOCK_NAME: Final = "memorywatch.lock.name"
 LOCK_ATTEMPTS: Final = "memorywatch.lock.attempts"
 LOCK_OUTCOME: Final = "memorywatch.lock.outcome"
 """``acquired`` or ``timeout``."""
-LOCK_FENCING_TOKEN: Final = "memorywatch.lock.fencing_token"
+LOCK_FENCING_TOKEN: Final = "memorywatch.lock.fencing_token"  # noqa: S105
 TOOL_OUTCOME: Final = "memorywatch.tool.outcome"
 """``executed``, ``replayed``, ``in_progress``, ``mismatch``."""
 TOOL_RECLAIMED: Final = "memorywatch.tool.reclaimed"
-TOOL_FENCING_TOKEN: Final = "memorywatch.tool.fencing_token"
+TOOL_FENCING_TOKEN: Final = "memorywatch.tool.fencing_token"  # noqa: S105
 
 SPAN_LOCK_WAIT: Final = "memorywatch.lock.wait"
 SPAN_EXECUTE_TOOL_PREFIX: Final = "execute_tool"

@@ -72,7 +72,9 @@ class ToolInProgress(ToolError):
     """Another holder runs the same idempotency key under a live claim (Stripe: key in use)."""
 
     def __init__(self, tool: str, retry_after: float) -> None:
-        super().__init__(f"tool {tool!r}: the same call is in progress; retry in {retry_after:.3f}s")
+        super().__init__(
+            f"tool {tool!r}: the same call is in progress; retry in {retry_after:.3f}s"
+        )
         self.tool = tool
         self.retry_after = retry_after
 

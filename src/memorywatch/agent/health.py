@@ -58,7 +58,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def asgi_app(state: Any, deadline: float = 1.0) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def asgi_app(
+    state: Any, deadline: float = 1.0
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """An ASGI app serving ``/livez`` and ``/readyz``.
 
     ``state`` is a :class:`memorywatch.agent.aio.AgentState` (awaited) or a sync

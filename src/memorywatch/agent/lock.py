@@ -130,9 +130,7 @@ class Lease:
         self.release()
 
 
-def acquire(
-    state: AgentState, name: str, ttl: float, wait: float, renew: bool = False
-) -> Lease:
+def acquire(state: AgentState, name: str, ttl: float, wait: float, renew: bool = False) -> Lease:
     """Take lock ``name``: one round trip when free, jittered retries up to ``wait`` seconds."""
     owner = _core.owner_token(state.instance_id)
     ttl_ms = _core.ms(ttl)

@@ -24,8 +24,7 @@ from memorywatch.agent.telemetry import PoolInstruments, pool_instruments
 
 def is_exhaustion(exc: BaseException) -> bool:
     return isinstance(exc, redis.exceptions.MaxConnectionsError) or (
-        isinstance(exc, redis.exceptions.ConnectionError)
-        and "No connection available" in str(exc)
+        isinstance(exc, redis.exceptions.ConnectionError) and "No connection available" in str(exc)
     )
 
 
@@ -81,18 +80,19 @@ class InstrumentedPool(_Accounting, redis.BlockingConnectionPool):
         self, *, pool_name: str = "memorywatch", meter: Meter | None = None, **kwargs: Any
     ) -> None:
         self._init_accounting(pool_name, meter)
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
 
     @property
     def in_use(self) -> int:
         """Connections checked out right now (slots missing from the free queue)."""
-        return max(0, int(self.max_connections) - self.pool.qsize())
+        free: int = self.pool.qsize()
+        return max(0, int(self.max_connections) - free)
 
     def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
         started = self._enter()
         error: BaseException | None = None
         try:
-            return super().get_connection()
+            return super().get_connection()  # type: ignore[no-untyped-call]
         except BaseException as exc:
             error = exc
             raise
@@ -117,7 +117,7 @@ class AsyncInstrumentedPool(_Accounting, redis.asyncio.BlockingConnectionPool):
         started = self._enter()
         error: BaseException | None = None
         try:
-            return await super().get_connection()
+            return await super().get_connection()  # type: ignore[no-untyped-call]
         except BaseException as exc:
             error = exc
             raise

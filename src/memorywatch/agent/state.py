@@ -198,7 +198,9 @@ class AgentState:
             decode_responses=True,
         )
         client = redis.Redis(connection_pool=pool)
-        return cls(client, namespace=namespace, instance_id=instance_id, telemetry=telemetry, **kwargs)
+        return cls(
+            client, namespace=namespace, instance_id=instance_id, telemetry=telemetry, **kwargs
+        )
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:

@@ -37,7 +37,7 @@ class PoolInstruments:
     """Pool instruments of one meter. Observable callbacks read every registered pool."""
 
     def __init__(self, meter: Meter) -> None:
-        self._pools: weakref.WeakSet[PoolStats] = weakref.WeakSet()  # type: ignore[type-var]
+        self._pools: weakref.WeakSet[PoolStats] = weakref.WeakSet()
         self._lock = threading.Lock()
         meter.create_observable_up_down_counter(
             attr.DB_CLIENT_CONNECTION_MAX,

@@ -121,7 +121,9 @@ class ToolCall:
             )
         raise AssertionError(f"unexpected claim status {reply.status!r}")
 
-    def check_completion(self, reply: Sequence[Any], result: Any, error: BaseException | None) -> None:
+    def check_completion(
+        self, reply: Sequence[Any], result: Any, error: BaseException | None
+    ) -> None:
         status, info = _core.text(reply[0]), _core.text(reply[1])
         if status == "ok":
             return
