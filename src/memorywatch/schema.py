@@ -226,7 +226,11 @@ class Schema:
         return self._key(session_id, "hist", session_id)
 
     def sessions_index(self, session_id: str) -> str:
-        """Sorted set of the session's shard: member = session id, score = last activity (ms)."""
+        """Sorted set of the session's shard: member = session id, score = last activity (ms).
+
+        No TTL on purpose: ``volatile-*`` eviction never picks it, so it survives to witness
+        the eviction of a history (a StateMiss). Appends prune members older than the TTL.
+        """
         return self.prefix(self.shard(session_id)) + "sessions"
 
     def preferences(self, user_id: str) -> str:

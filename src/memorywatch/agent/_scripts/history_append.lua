@@ -1,7 +1,10 @@
 #!lua
 --[[ history_append: append messages, refresh TTLs and the session's last activity.
 KEYS[1]  {ns}:{N}:hist:{session}   list of JSON messages
-KEYS[2]  {ns}:{N}:sessions         zset: session -> last activity (server ms)
+KEYS[2]  {ns}:{N}:sessions         zset: session -> last activity (server ms). NO TTL on
+                                    purpose: volatile-* policies never evict it, so it can
+                                    witness the eviction of a history; stale members are
+                                    pruned here instead.
 ARGV[1]  session id
 ARGV[2]  session ttl, ms
 ARGV[3]  max messages kept (0 = unlimited)
@@ -19,5 +22,4 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - tonumber(ARGV[2])))
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return n
