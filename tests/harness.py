@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,6 +35,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(200):
+        port = random.randint(20000, 55000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind((LOOPBACK, candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 def binary(name: str) -> str:
     path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if path is None:
@@ -56,7 +71,9 @@ def wait_until(
             if value:
                 return value
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}: {last_error!r}")
+    raise TimeoutError(
+        f"timed out after {timeout}s waiting for {what or predicate}: {last_error!r}"
+    )
 
 
 def stop_pid(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
@@ -154,9 +171,10 @@ def redis_server(*args: str, password: str | None = None) -> Iterator[RedisServe
 def wait_replica_online(master: RedisServer, replica: RedisServer, timeout: float = 10.0) -> None:
     def online() -> bool:
         info = replica.client().info("replication")
-        return info.get("master_link_status") == "up" and master.client().info(
-            "replication"
-        ).get("slave0", {}).get("state") == "online"
+        return (
+            info.get("master_link_status") == "up"
+            and master.client().info("replication").get("slave0", {}).get("state") == "online"
+        )
 
     wait_until(online, timeout, what="replica online")
 
@@ -207,7 +225,9 @@ def sentinel_group(name: str = "agents") -> Iterator[tuple[RedisServer, RedisSer
 @contextlib.contextmanager
 def redis_cluster(masters: int = 3) -> Iterator[list[RedisServer]]:
     """`masters` cluster nodes, slots split evenly, state ok."""
-    nodes = [RedisServer(args=("--cluster-enabled", "yes")) for _ in range(masters)]
+    nodes = [
+        RedisServer(args=("--cluster-enabled", "yes"), port=cluster_port()) for _ in range(masters)
+    ]
     try:
         for node in nodes:
             node.start()

@@ -28,9 +28,7 @@ class Scrape:
     def value(self, name: str, **labels: str) -> float:
         """The one sample named `name` whose labels include `labels`."""
         found = [
-            s
-            for s in self.samples(name)
-            if all(s.labels.get(k) == v for k, v in labels.items())
+            s for s in self.samples(name) if all(s.labels.get(k) == v for k, v in labels.items())
         ]
         if len(found) != 1:
             raise AssertionError(f"{len(found)} samples of {name} with {labels}: {found}")

@@ -52,9 +52,18 @@ def main() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="File holding the Redis password (or set MEMORYWATCH_REDIS_PASSWORD).",
 )
-@click.option("--tls-ca-cert", envvar="MEMORYWATCH_TLS_CA_CERT", show_envvar=True, type=click.Path(path_type=Path))
-@click.option("--tls-cert", envvar="MEMORYWATCH_TLS_CERT", show_envvar=True, type=click.Path(path_type=Path))
-@click.option("--tls-key", envvar="MEMORYWATCH_TLS_KEY", show_envvar=True, type=click.Path(path_type=Path))
+@click.option(
+    "--tls-ca-cert",
+    envvar="MEMORYWATCH_TLS_CA_CERT",
+    show_envvar=True,
+    type=click.Path(path_type=Path),
+)
+@click.option(
+    "--tls-cert", envvar="MEMORYWATCH_TLS_CERT", show_envvar=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--tls-key", envvar="MEMORYWATCH_TLS_KEY", show_envvar=True, type=click.Path(path_type=Path)
+)
 @click.option(
     "--tls-insecure-skip-verify",
     envvar="MEMORYWATCH_TLS_INSECURE_SKIP_VERIFY",

@@ -7,9 +7,8 @@ import threading
 from pathlib import Path
 
 from harness import LOOPBACK, exporter, free_port, redis_server, wait_until
-from metrics import Scrape
-
 from memorywatch import names
+from metrics import Scrape
 
 PASSWORD = "pw-9f3c1e-never-print-me"
 
@@ -52,7 +51,9 @@ def test_wrong_password_is_up_0_with_one_clear_log_line_and_no_secret(tmp_path: 
         password_file.write_text(PASSWORD + "\n")
         with exporter("--redis-url", server.url, "--password-file", str(password_file)) as proc:
             assert scrape(proc).value(names.REDIS_UP) == 1
-        with exporter("--redis-url", server.url, env={"MEMORYWATCH_REDIS_PASSWORD": PASSWORD}) as proc:
+        with exporter(
+            "--redis-url", server.url, env={"MEMORYWATCH_REDIS_PASSWORD": PASSWORD}
+        ) as proc:
             ok = scrape(proc)
             assert ok.value(names.REDIS_UP) == 1
             assert PASSWORD not in ok.text
@@ -111,13 +112,19 @@ def test_multi_target_only_reaches_allow_listed_hosts() -> None:
         trap.settimeout(0.5)
         trap_port = trap.getsockname()[1]
         try:
-            with exporter("--redis-url", main.url, "--allow-target", f"127.0.0.1:{other.port}") as proc:
+            with exporter(
+                "--redis-url", main.url, "--allow-target", f"127.0.0.1:{other.port}"
+            ) as proc:
                 ok = scrape(proc, f"/scrape?target=redis://{LOOPBACK}:{other.port}")
                 assert ok.value(names.REDIS_UP) == 1
-                assert ok.samples(names.REDIS_INSTANCE_INFO)[0].labels["tcp_port"] == str(other.port)
+                assert ok.samples(names.REDIS_INSTANCE_INFO)[0].labels["tcp_port"] == str(
+                    other.port
+                )
                 status, body = proc.get(f"/scrape?target=redis://{LOOPBACK}:{trap_port}")
                 assert status == 403 and "not allowed" in body
-                status, body = proc.get(f"/scrape?target=redis://:{PASSWORD}@{LOOPBACK}:{other.port}")
+                status, body = proc.get(
+                    f"/scrape?target=redis://:{PASSWORD}@{LOOPBACK}:{other.port}"
+                )
                 assert status == 400 and PASSWORD not in body
                 assert proc.get("/scrape")[0] == 400
                 assert proc.get("/scrape?target=ftp://x:1")[0] == 400

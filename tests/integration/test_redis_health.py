@@ -10,10 +10,10 @@ import time
 
 import pytest
 import redis
-from harness import LOOPBACK, RedisServer, master_with_replica, redis_server, wait_until
-from metrics import InProcessExporter
 
+from harness import LOOPBACK, RedisServer, master_with_replica, redis_server, wait_until
 from memorywatch import names
+from metrics import InProcessExporter
 
 
 def test_families_agree_with_info_and_config() -> None:
@@ -34,7 +34,9 @@ def test_families_agree_with_info_and_config() -> None:
         assert scrape.value(names.REDIS_DB_KEYS, db="db0") == client.dbsize() == 1540
         assert scrape.value(names.REDIS_DB_KEYS_EXPIRING, db="db0") == 40
         assert scrape.value(names.REDIS_DB_KEYS, db="db15") == 0
-        assert scrape.value(names.REDIS_CONFIG_MAXCLIENTS) == int(client.config_get("maxclients")["maxclients"])
+        assert scrape.value(names.REDIS_CONFIG_MAXCLIENTS) == int(
+            client.config_get("maxclients")["maxclients"]
+        )
         assert scrape.value(names.REDIS_COMMANDS, cmd="set") == info["cmdstat_set"]["calls"] == 40
         assert scrape.type_of(names.REDIS_COMMANDS) == "counter"
         policy = scrape.samples(names.REDIS_INSTANCE_INFO)[0].labels
@@ -45,7 +47,11 @@ def test_families_agree_with_info_and_config() -> None:
         assert scrape.value(names.REDIS_LATENCY_PERCENTILES + "_count", cmd="set") == 40
         assert scrape.type_of(names.REDIS_LATENCY_PERCENTILES + "_count") == "summary"
         # used_memory moves with every command; the scrape must sit between two INFO reads.
-        assert 0.5 * info["used_memory"] < scrape.value(names.REDIS_MEMORY_USED) < 2 * info["used_memory"]
+        assert (
+            0.5 * info["used_memory"]
+            < scrape.value(names.REDIS_MEMORY_USED)
+            < 2 * info["used_memory"]
+        )
         assert scrape.value(names.REDIS_RDB_LAST_BGSAVE_STATUS) == 1
         assert scrape.value(names.REDIS_AOF_ENABLED) == 0
 
@@ -103,7 +109,10 @@ def test_replica_lag_in_seconds_and_bytes() -> None:
 
 
 def test_broken_replication_link_seen_from_the_replica() -> None:
-    with master_with_replica() as (master, replica), InProcessExporter(redis_url=replica.url) as exporter:
+    with (
+        master_with_replica() as (master, replica),
+        InProcessExporter(redis_url=replica.url) as exporter,
+    ):
         link = {"master_host": LOOPBACK, "master_port": str(master.port)}
         before = exporter.scrape()
         assert before.value(names.REDIS_MASTER_LINK_UP, **link) == 1
@@ -120,7 +129,7 @@ def test_read_only_replica_and_out_of_memory_are_reported_not_fatal() -> None:
         with pytest.raises(redis.ReadOnlyError):
             replica.client().set("k", "v")
         client = master.client()
-        with pytest.raises(redis.OutOfMemoryError):  # noqa: PT012
+        with pytest.raises(redis.OutOfMemoryError):
             for i in range(5000):
                 client.set(f"history:{i}", "x" * 1024)
         with InProcessExporter(redis_url=replica.url) as exp_replica:
@@ -141,7 +150,12 @@ def test_loading_redis_is_reported_as_loading() -> None:
         client.execute_command("DEBUG", "POPULATE", "5000")
         client.save()
         server.stop()
-        server.args = ("--key-load-delay", "1000", "--loading-process-events-interval-bytes", "1024")
+        server.args = (
+            "--key-load-delay",
+            "1000",
+            "--loading-process-events-interval-bytes",
+            "1024",
+        )
         server.start(wait=False)
         wait_until(lambda: server.client().info("persistence")["loading"] == 1, 10, what="loading")
         with InProcessExporter(redis_url=server.url) as exporter:
@@ -153,7 +167,10 @@ def test_loading_redis_is_reported_as_loading() -> None:
 
 
 def test_slow_redis_cannot_stall_a_scrape_past_its_timeout() -> None:
-    with redis_server() as server, InProcessExporter(redis_url=server.url, scrape_timeout=1.0) as exporter:
+    with (
+        redis_server() as server,
+        InProcessExporter(redis_url=server.url, scrape_timeout=1.0) as exporter,
+    ):
         assert exporter.scrape().value(names.REDIS_UP) == 1
         sleeper = threading.Thread(
             target=lambda: server.client().execute_command("DEBUG", "SLEEP", "3")

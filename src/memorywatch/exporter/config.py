@@ -11,7 +11,7 @@ import fnmatch
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 DEFAULT_LISTEN = "127.0.0.1:9121"
@@ -172,7 +172,9 @@ def parse_target(url: str) -> tuple[Target, Credentials]:
     if topology is Topology.SENTINEL:
         master_name = unquote(path) if path else None
         if not master_name:
-            raise ConfigError(f"{_safe(url)}: name the master group, e.g. redis+sentinel://h:26379/mymaster")
+            raise ConfigError(
+                f"{_safe(url)}: name the master group, e.g. redis+sentinel://h:26379/mymaster"
+            )
         db_text = parse_qs(query).get("db", ["0"])[0]
     else:
         db_text = path or parse_qs(query).get("db", ["0"])[0]
@@ -250,17 +252,25 @@ def build_config(
         if given
     ]
     if len(sources) > 1:
-        raise ConfigError(f"the Redis password is given twice ({' and '.join(sources)}): give it once")
+        raise ConfigError(
+            f"the Redis password is given twice ({' and '.join(sources)}): give it once"
+        )
     password = url_creds.password
     if password_file is not None:
         password = read_password_file(password_file)
     elif password_env:
         password = Secret(password_env)
     if username and url_creds.username and username != url_creds.username:
-        raise ConfigError("the Redis user is given twice (the URL and --redis-user) with different values")
+        raise ConfigError(
+            "the Redis user is given twice (the URL and --redis-user) with different values"
+        )
     credentials = Credentials(username or url_creds.username, password)
 
-    for flag, path in (("--tls-ca-cert", tls_ca_cert), ("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+    for flag, path in (
+        ("--tls-ca-cert", tls_ca_cert),
+        ("--tls-cert", tls_cert),
+        ("--tls-key", tls_key),
+    ):
         if path is not None and not path.is_file():
             raise ConfigError(f"{flag} {path}: no such file")
     if (tls_cert is None) != (tls_key is None):
@@ -269,13 +279,17 @@ def build_config(
         raise ConfigError(f"--scrape-timeout {scrape_timeout} must be between 0 and 300 seconds")
     for pattern in allow_targets:
         if ":" not in pattern:
-            raise ConfigError(f"--allow-target {pattern!r} must be host:port (wildcards allowed, e.g. 10.0.0.*:6379)")
+            raise ConfigError(
+                f"--allow-target {pattern!r} must be host:port (wildcards allowed, e.g. 10.0.0.*:6379)"
+            )
     host, port = parse_listen(listen)
     try:
         ipaddress.ip_address(host)
     except ValueError:
         if host != "localhost":
-            raise ConfigError(f"--listen host {host!r} must be an IP address or localhost") from None
+            raise ConfigError(
+                f"--listen host {host!r} must be an IP address or localhost"
+            ) from None
     return ExporterConfig(
         target=target,
         credentials=credentials,

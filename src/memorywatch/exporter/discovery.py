@@ -59,9 +59,7 @@ def _pairs(reply: Any) -> dict[str, str]:
 def _cluster_nodes(seed: redis.Redis, seed_addr: tuple[str, int]) -> list[tuple[str, int]]:
     text = seed.execute_command("CLUSTER", "NODES")
     if isinstance(text, dict):  # a redis-py callback parsed it already
-        lines = [
-            f"{v.get('node_id', '')} {addr} {v.get('flags', '')}" for addr, v in text.items()
-        ]
+        lines = [f"{v.get('node_id', '')} {addr} {v.get('flags', '')}" for addr, v in text.items()]
     else:
         lines = str(text).splitlines()
     masters: list[tuple[str, int]] = []

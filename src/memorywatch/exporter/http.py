@@ -127,7 +127,7 @@ def _reply(
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Access logs are left to the proxy in front, if any."""
 
 

@@ -29,7 +29,10 @@ def check(config: ExporterConfig) -> tuple[bool, str]:
             try:
                 snap = fetch_snapshot(client, cluster=target.topology is Topology.CLUSTER)
             except Exception as exc:  # reported as one line, never a traceback
-                return False, f"error: {target.display} node {addr}: {classify(exc)}: {describe(exc)}"
+                return (
+                    False,
+                    f"error: {target.display} node {addr}: {classify(exc)}: {describe(exc)}",
+                )
             info = snap.info
             loading = " loading" if info.get("loading") else ""
             parts.append(

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
-from redis.exceptions import AuthorizationError
 from redis.backoff import NoBackoff
+from redis.exceptions import AuthorizationError
 from redis.retry import Retry
 
 from memorywatch.exporter.collectors.redis_info import Snapshot
@@ -129,12 +129,14 @@ class ClientCache:
 
 
 def _slowlog_last(entries: Any) -> tuple[int, float] | None:
-    if not entries:
+    """(id, seconds) of the newest slow log entry; (0, 0) for an empty log, as redis_exporter."""
+    if entries is None:
         return None
-    entry = entries[0]
-    if isinstance(entry, Mapping):
-        return int(entry.get("id", 0)), float(entry.get("duration", 0)) / 1e6
-    return None
+    if entries and isinstance(entries[0], list):  # in a pipeline redis-py nests the reply
+        entries = entries[0]
+    if not entries or not isinstance(entries[0], Mapping):
+        return (0, 0.0)
+    return int(entries[0].get("id", 0)), float(entries[0].get("duration", 0)) / 1e6
 
 
 def fetch_snapshot(client: redis.Redis, cluster: bool = False) -> Snapshot:

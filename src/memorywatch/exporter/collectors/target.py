@@ -97,7 +97,9 @@ class TargetCollector:
             families.gauge(names.REDIS_UP, "", 0)
             nodes = []
         labelled = self._target.topology is not Topology.STANDALONE
-        futures = [((host, port), self._executor.submit(self._fetch, host, port)) for host, port in nodes]
+        futures = [
+            ((host, port), self._executor.submit(self._fetch, host, port)) for host, port in nodes
+        ]
         for (host, port), future in futures:
             addr = format_addr(host, port)
             view = families.with_labels({names.LABEL_NODE: addr}) if labelled else families
