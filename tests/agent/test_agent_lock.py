@@ -1,0 +1,115 @@
+"""Locks: fencing, contention and timeouts counted, expiry mid-run raises LockLost, renewal."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+from agent_helpers import counters, histograms
+from harness import wait_until
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from memorywatch import schema
+from memorywatch.agent import AgentState, LockLost, LockTimeout
+from memorywatch.agent import attributes as attr
+
+
+def test_lock_sets_ttl_and_fencing_token_rises(state: AgentState, raw: redis.Redis) -> None:
+    tokens = []
+    for _ in range(3):
+        with state.lock("order-42", ttl=5, wait=1) as lease:
+            pttl = raw.pttl(state.schema.lock("order-42"))
+            assert 0 < pttl <= 5000
+            tokens.append(lease.fencing_token)
+    assert tokens == sorted(tokens) and len(set(tokens)) == 3
+    assert not raw.exists(state.schema.lock("order-42"))
+
+
+def test_default_ttl_is_30s_never_none(state: AgentState, raw: redis.Redis) -> None:
+    with state.lock("x"):
+        assert 29_000 < raw.pttl(state.schema.lock("x")) <= 30_000
+
+
+def test_contention_and_timeout_are_counted(
+    state: AgentState, raw: redis.Redis, namespace: str, spans: InMemorySpanExporter
+) -> None:
+    holder = state.lock("busy", ttl=10)
+    started = time.monotonic()
+    with pytest.raises(LockTimeout):
+        state.lock("busy", ttl=10, wait=0.2)
+    assert time.monotonic() - started >= 0.2
+    holder.release()
+    assert counters(raw, namespace, schema.LOCK_CONTENDED) == {"busy": 1}
+    assert counters(raw, namespace, schema.LOCK_TIMEOUTS) == {"busy": 1}
+    assert counters(raw, namespace, schema.LOCK_ACQUISITIONS) == {"busy": 1}
+    waits = [s for s in spans.get_finished_spans() if s.name == attr.SPAN_LOCK_WAIT]
+    assert len(waits) == 1
+    assert waits[0].attributes is not None
+    assert waits[0].attributes[attr.LOCK_OUTCOME] == "timeout"
+    assert waits[0].attributes[attr.LOCK_NAME] == "busy"
+
+
+def test_waiter_gets_lock_after_release_and_wait_is_in_histogram(
+    state: AgentState, raw: redis.Redis, namespace: str
+) -> None:
+    holder = state.lock("handoff", ttl=10)
+    got: list[int] = []
+
+    def waiter() -> None:
+        with state.lock("handoff", ttl=10, wait=5) as lease:
+            got.append(lease.fencing_token)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    wait_until(
+        lambda: counters(raw, namespace, schema.LOCK_CONTENDED).get("handoff") == 1,
+        what="waiter contended",
+    )
+    time.sleep(0.3)  # the waiter keeps waiting while the holder works
+    holder.release()
+    thread.join(10)
+    assert got == [holder.fencing_token + 1]
+    hist = histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)["handoff"]
+    assert hist.count == 2
+    assert dict(hist.buckets)["0.25"] == 1  # the waiter waited > 0.25 s
+    assert hist.sum >= 0.3
+
+
+def test_lock_expiry_mid_run_raises_lock_lost_and_counts(
+    state: AgentState, raw: redis.Redis, namespace: str
+) -> None:
+    with pytest.raises(LockLost), state.lock("short", ttl=0.2) as lease:
+        wait_until(lambda: not raw.exists(state.schema.lock("short")), what="lock expired")
+        other = state.lock("short", ttl=5, wait=0)  # someone else takes it
+        assert other.fencing_token > lease.fencing_token
+    assert counters(raw, namespace, schema.LOCKS_LOST) == {"short": 1}
+    other.release()  # the new holder is unaffected
+    assert counters(raw, namespace, schema.LOCKS_LOST) == {"short": 1}
+
+
+def test_renewal_watchdog_keeps_lock_past_ttl(state: AgentState, raw: redis.Redis) -> None:
+    with state.lock("renewed", ttl=0.3, renew=True) as lease:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # three TTLs
+            assert raw.exists(state.schema.lock("renewed"))
+            time.sleep(0.05)
+        assert not lease.lost.is_set()
+
+
+def test_watchdog_flags_a_stolen_lock_at_once(
+    state: AgentState, raw: redis.Redis, namespace: str
+) -> None:
+    lease = state.lock("stolen", ttl=0.3, renew=True)
+    raw.set(state.schema.lock("stolen"), "999|intruder|x", px=5000)
+    assert lease.lost.wait(2), "the watchdog did not notice"
+    with pytest.raises(LockLost):
+        lease.release()
+    assert counters(raw, namespace, schema.LOCKS_LOST) == {"stolen": 1}
+
+
+def test_fence_counter_has_no_ttl(state: AgentState, raw: redis.Redis) -> None:
+    with state.lock("f"):
+        pass
+    assert raw.pttl(state.schema.fence("f")) == -1
