@@ -123,7 +123,12 @@ class RedisServer:
             "daemonize no",
         ]
         if not self.sentinel:
-            lines += ['save ""', "appendonly no", "enable-debug-command local"]
+            lines += [
+                'save ""',
+                "appendonly no",
+                "enable-debug-command local",
+                "repl-diskless-sync-delay 0",
+            ]
         if self.password and not self.sentinel:
             lines.append(f"requirepass {self.password}")
         if not conf.exists():
