@@ -1,48 +1,85 @@
-"""Families built per scrape, and their rendering in the Prometheus text format 0.0.4.
+"""Families built per scrape, rendered in the Prometheus text format 0.0.4.
 
-prometheus_client's own encoder appends `_total` to the TYPE line of every counter, which
-would break the redis_exporter names that are counters without that suffix
-(`redis_total_error_replies`, ...). This encoder prints names exactly as given.
+Samples are formatted into text as they are added: a scrape of one Redis yields ~300 samples,
+and building prometheus_client `Metric`/`Sample` objects for each, then formatting them, cost
+more than the Redis round trip. The encoder also prints names exactly as given:
+prometheus_client's appends `_total` to the TYPE line of every counter, which would break
+redis_exporter's counters that lack the suffix (`redis_total_error_replies`, ...).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class Families:
-    """Accumulates samples into one family per name, in first-seen order.
+def format_value(value: float) -> str:
+    """Go-style number text: integers without a fraction, `+Inf`, `-Inf`, `NaN`."""
+    if type(value) is int:
+        return str(value)
+    if math.isfinite(value):
+        if value.is_integer() and -1e15 < value < 1e15:
+            return str(int(value))
+        return repr(value)
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
 
-    A topology scrape adds the samples of several nodes to the same families, so each
-    family must be created once and appended to.
+
+def _escape_label(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _label_text(labels: Mapping[str, str]) -> str:
+    return ",".join(f'{key}="{_escape_label(val)}"' for key, val in labels.items())
+
+
+class _Family:
+    __slots__ = ("help", "kind", "lines")
+
+    def __init__(self, help_text: str, kind: str) -> None:
+        self.help = help_text
+        self.kind = kind
+        self.lines: list[str] = []
+
+
+class Families:
+    """Samples grouped into one family per name, in first-seen order.
+
+    A topology scrape adds the samples of several nodes to the same families (each node's
+    through a `with_labels` view), so a family is created once and appended to.
     """
 
-    def __init__(self, extra_labels: Mapping[str, str] | None = None) -> None:
-        self._families: dict[str, Metric] = {}
-        self._extra = dict(extra_labels or {})
+    __slots__ = ("_extra", "_families")
+
+    def __init__(self) -> None:
+        self._families: dict[str, _Family] = {}
+        self._extra = ""
 
     def with_labels(self, extra_labels: Mapping[str, str]) -> Families:
         """A view that adds `extra_labels` to every sample and shares the families."""
-        view = Families({**self._extra, **extra_labels})
+        view = Families()
         view._families = self._families
+        extra = _label_text(extra_labels)
+        view._extra = f"{self._extra},{extra}" if self._extra else extra
         return view
 
     def declare(self, name: str, help_text: str, kind: str) -> None:
         """Create a family ahead of its samples, so it keeps its place and help text."""
-        self._family(name, help_text, kind)
-
-    def _family(self, name: str, help_text: str, kind: str) -> Metric:
-        family = self._families.get(name)
-        if family is None:
-            family = Metric(name, help_text, kind)
-            self._families[name] = family
-        return family
+        if name not in self._families:
+            self._families[name] = _Family(help_text, kind)
 
     def add(
         self,
@@ -53,8 +90,17 @@ class Families:
         labels: Mapping[str, str] | None = None,
         sample_name: str | None = None,
     ) -> None:
-        family = self._family(name, help_text, kind)
-        family.add_sample(sample_name or name, {**self._extra, **(labels or {})}, float(value))
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = _Family(help_text, kind)
+        label_text = _label_text(labels) if labels else ""
+        if self._extra:
+            label_text = f"{label_text},{self._extra}" if label_text else self._extra
+        sample = sample_name or name
+        text = format_value(value)
+        family.lines.append(
+            f"{sample}{{{label_text}}} {text}" if label_text else f"{sample} {text}"
+        )
 
     def gauge(
         self, name: str, help_text: str, value: float, labels: Mapping[str, str] | None = None
@@ -66,44 +112,43 @@ class Families:
     ) -> None:
         self.add(name, help_text, "counter", value, labels)
 
-    def collect(self) -> list[Metric]:
-        return list(self._families.values())
+    def render_into(self, out: list[str]) -> None:
+        for name, family in self._families.items():
+            out.append(f"# HELP {name} {_escape_help(family.help)}")
+            out.append(f"# TYPE {name} {family.kind}")
+            out.extend(family.lines)
 
 
-def _escape_label(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+class FamilySource(Protocol):
+    """A collector of ours: builds `Families` at scrape time."""
 
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n")
-
-
-def _type_name(family: Metric) -> str:
-    # prometheus_client's own collectors name a counter family without `_total` and its
-    # samples with it; ours name both alike.
-    if family.type == "counter" and all(s.name != family.name for s in family.samples):
-        return family.name + "_total"
-    return family.name
+    def families(self) -> Families: ...
 
 
 _TYPES = {"counter", "gauge", "summary", "histogram", "untyped"}
 
 
-def render(collectors: Iterable[Collector]) -> bytes:
-    """Text exposition of every family of every collector, in order."""
+def _render_metric(family: Metric, out: list[str]) -> None:
+    name = family.name
+    # prometheus_client names a counter family without `_total` and its samples with it.
+    if family.type == "counter" and all(s.name != name for s in family.samples):
+        name += "_total"
+    out.append(f"# HELP {name} {_escape_help(family.documentation)}")
+    out.append(f"# TYPE {name} {family.type if family.type in _TYPES else 'gauge'}")
+    for sample in family.samples:
+        labels = _label_text(sample.labels)
+        value = format_value(sample.value)
+        out.append(f"{sample.name}{{{labels}}} {value}" if labels else f"{sample.name} {value}")
+
+
+def render(sources: Iterable[FamilySource | Collector]) -> bytes:
+    """Text exposition of every family of every source, in order."""
     out: list[str] = []
-    for collector in collectors:
-        for family in collector.collect():
-            name = _type_name(family)
-            kind = family.type if family.type in _TYPES else "gauge"
-            out.append(f"# HELP {name} {_escape_help(family.documentation)}\n")
-            out.append(f"# TYPE {name} {kind}\n")
-            for sample in family.samples:
-                if sample.labels:
-                    labels = ",".join(
-                        f'{key}="{_escape_label(val)}"' for key, val in sample.labels.items()
-                    )
-                    out.append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")
-                else:
-                    out.append(f"{sample.name} {floatToGoString(sample.value)}\n")
-    return "".join(out).encode()
+    for source in sources:
+        if hasattr(source, "families"):
+            source.families().render_into(out)
+        else:
+            for family in source.collect():
+                _render_metric(family, out)
+    out.append("")
+    return "\n".join(out).encode()

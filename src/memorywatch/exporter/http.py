@@ -25,7 +25,7 @@ from memorywatch import __version__
 from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector
 from memorywatch.exporter.collectors.target import ScrapeHealth, TargetCollector
 from memorywatch.exporter.config import ConfigError, ExporterConfig, Target, parse_target
-from memorywatch.exporter.exposition import CONTENT_TYPE, render
+from memorywatch.exporter.exposition import CONTENT_TYPE, FamilySource, render
 from memorywatch.exporter.scrape import ClientCache
 
 log = logging.getLogger("memorywatch.exporter")
@@ -49,7 +49,7 @@ class ExporterApp:
         self.clients = ClientCache(config.credentials, config.tls, config.scrape_timeout)
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="memorywatch-scrape")
         self.health = ScrapeHealth()
-        self.main: list[Collector] = [
+        self.main: list[FamilySource | Collector] = [
             self.target_collector(config.target),
             BuildInfoCollector(),
             ProcessCollector(registry=None),
@@ -104,7 +104,10 @@ class ExporterApp:
         return self._metrics(environ, start_response, [self.target_collector(target)])
 
     def _metrics(
-        self, environ: dict[str, Any], start_response: StartResponse, collectors: list[Collector]
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        collectors: list[FamilySource | Collector],
     ) -> Iterable[bytes]:
         body = render(collectors)
         headers = [("Content-Type", CONTENT_TYPE)]
@@ -172,7 +175,7 @@ def serve(config: ExporterConfig) -> None:
         config.target.display,
     )
     # One scrape now, so an unreachable Redis or a wrong password shows in the log at start.
-    threading.Thread(target=app.main[0].collect, daemon=True).start()
+    threading.Thread(target=app.target_collector(config.target).families, daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -34,7 +34,7 @@ def check(config: ExporterConfig) -> tuple[bool, str]:
                     f"error: {target.display} node {addr}: {classify(exc)}: {describe(exc)}",
                 )
             info = snap.info
-            loading = " loading" if info.get("loading") else ""
+            loading = " loading" if info.get("loading") == "1" else ""
             parts.append(
                 f"{addr} {info.get('role')} redis {info.get('redis_version')}{loading} "
                 f"used_memory={info.get('used_memory')} maxmemory={info.get('maxmemory')} "

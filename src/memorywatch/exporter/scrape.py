@@ -119,13 +119,49 @@ class ClientCache:
         pool = redis.BlockingConnectionPool(
             max_connections=1, timeout=self._timeout, connection_class=connection_class, **kwargs
         )
-        return redis.Redis(connection_pool=pool)
+        client = redis.Redis(connection_pool=pool)
+        client.set_response_callback("INFO", _raw)
+        return client
 
     def close(self) -> None:
         with self._lock:
             for client in self._clients.values():
                 client.connection_pool.disconnect()
             self._clients.clear()
+
+
+_NESTED_PREFIXES = ("cmdstat_", "errorstat_", "latency_percentiles_usec_")
+
+
+def _nested(key: str) -> bool:
+    if key.startswith(_NESTED_PREFIXES):
+        return True
+    # db0:keys=..,expires=..   slave0:ip=..,port=..  (but not slave_repl_offset:123)
+    return (key.startswith("db") and key[2:].isdigit()) or (
+        key.startswith("slave") and key[5:].isdigit()
+    )
+
+
+def parse_info(text: str) -> dict[str, Any]:
+    """INFO text to a dict of strings (nested dicts for `a=1,b=2` values).
+
+    Values stay text and are converted only when a family needs them: redis-py's parser
+    converts all ~400 fields up front, which costs more than the round trip.
+    """
+    info: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        key, _, value = line.partition(":")
+        if "=" in value and _nested(key):
+            info[key] = dict(pair.split("=", 1) for pair in value.split(",") if "=" in pair)
+        else:
+            info[key] = value
+    return info
+
+
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
 
 
 def _slowlog_last(entries: Any) -> tuple[int, float] | None:
@@ -146,16 +182,16 @@ def fetch_snapshot(client: redis.Redis, cluster: bool = False) -> Snapshot:
     those few families, not the scrape.
     """
     pipe = client.pipeline(transaction=False)
-    pipe.info("all")
+    pipe.execute_command("INFO", "ALL")
     pipe.config_get("maxclients", "maxmemory", "io-threads", "databases")
     pipe.slowlog_len()
     pipe.slowlog_get(1)
     if cluster:
         pipe.cluster("info")
     replies = pipe.execute(raise_on_error=False)
-    info = replies[0]
-    if isinstance(info, Exception):
-        raise info
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    info = parse_info(replies[0])
 
     def ok(reply: Any) -> Any:
         return None if isinstance(reply, Exception) else reply

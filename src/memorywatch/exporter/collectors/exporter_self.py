@@ -5,17 +5,13 @@ from __future__ import annotations
 import platform
 
 import redis
-from prometheus_client.core import Metric
 
 from memorywatch import __version__, names
 from memorywatch.exporter.exposition import Families
 
 
 class BuildInfoCollector:
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> list[Metric]:
+    def families(self) -> Families:
         families = Families()
         families.gauge(
             names.EXPORTER_BUILD_INFO,
@@ -27,4 +23,4 @@ class BuildInfoCollector:
                 "redis_py_version": redis.__version__,
             },
         )
-        return families.collect()
+        return families

@@ -593,10 +593,6 @@ CLUSTER_FIELDS: dict[str, tuple[str, str]] = {
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -657,7 +653,7 @@ def _add_slowlog(snap: Snapshot, out: Families) -> None:
 
 def _add_replication(info: Mapping[str, Any], out: Families) -> None:
     master_offset = _number(info.get("master_repl_offset"))
-    for index in range(int(info.get("connected_slaves", 0) or 0)):
+    for index in range(int(_number(info.get("connected_slaves")) or 0)):
         replica = info.get(f"slave{index}")
         if not isinstance(replica, Mapping):
             continue
@@ -731,7 +727,7 @@ def _add_replication(info: Mapping[str, Any], out: Families) -> None:
 
 def _add_keyspace(info: Mapping[str, Any], config: Mapping[str, str], out: Families) -> None:
     databases = int(_number(config.get("databases")) or 16)
-    if info.get("cluster_enabled"):
+    if _number(info.get("cluster_enabled")):
         databases = 1
     for index in range(databases):
         db = f"db{index}"

@@ -1,6 +1,7 @@
 """The scrape-time collector for one target: discover its nodes, fetch each, build families.
 
-Stateless per scrape, as prometheus_client's collectors are; the only state it touches is
+Stateless per scrape, as prometheus_client's collectors are (but it builds our text-ready
+`Families`, not `Metric` objects: see exposition.py); the only state it touches is
 the process-wide `ScrapeHealth` (error counters and the last state of each node, so a
 failure is logged once when it starts and once when it ends, not on every scrape).
 """
@@ -13,8 +14,6 @@ import time
 from collections import Counter
 from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
-
-from prometheus_client.core import Metric
 
 from memorywatch import names
 from memorywatch.exporter.collectors.redis_info import Snapshot, add_node_families
@@ -71,26 +70,18 @@ class TargetCollector:
         self._health = health
         self._timeout = timeout
 
-    def describe(self) -> list[Metric]:
-        # An empty describe() keeps a registry from scraping Redis when it registers us.
-        return []
-
     def _fetch(self, host: str, port: int) -> Snapshot:
         client = self._clients.get(host, port, tls=self._target.tls, db=self._target.db)
         return fetch_snapshot(client, cluster=self._target.topology is Topology.CLUSTER)
 
-    def collect(self) -> list[Metric]:
+    def families(self) -> Families:
         started = time.monotonic()
         deadline = started + self._timeout
         display = self._target.display
         families = Families()
         families.declare(names.REDIS_UP, "1 if the node answered this scrape.", "gauge")
         try:
-            nodes = self._executor.submit(
-                discover,
-                self._target,
-                lambda h, p, auth: self._clients.get(h, p, tls=self._target.tls, authenticate=auth),
-            ).result(timeout=self._timeout)
+            nodes = self._nodes()
         except (DiscoveryError, FutureTimeout) as exc:
             detail = describe(exc) if str(exc) else "discovery timed out"
             self._health.record(display, display, "discovery", detail)
@@ -130,4 +121,13 @@ class TargetCollector:
                 count,
                 {names.LABEL_REASON: reason},
             )
-        return families.collect()
+        return families
+
+    def _nodes(self) -> list[tuple[str, int]]:
+        if self._target.topology is Topology.STANDALONE:
+            return list(self._target.hosts)
+        return self._executor.submit(
+            discover,
+            self._target,
+            lambda h, p, auth: self._clients.get(h, p, tls=self._target.tls, authenticate=auth),
+        ).result(timeout=self._timeout)
