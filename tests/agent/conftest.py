@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from harness import RedisServer, redis_server
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from harness import RedisServer, redis_server
 from memorywatch.agent import AgentState
 
 

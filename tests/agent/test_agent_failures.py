@@ -7,10 +7,10 @@ import threading
 
 import pytest
 import redis
-from harness import RedisServer, master_with_replica, redis_server, wait_until
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from harness import RedisServer, master_with_replica, redis_server, wait_until
 from memorywatch.agent import (
     AgentState,
     PoolExhausted,
@@ -36,7 +36,7 @@ def test_restart_mid_tool_raises_a_named_error_then_recovers() -> None:
             state.run_tool("t", "k", restarts_redis)
         report = state.ready()
         assert not report.ready and not report.reachable and report.error
-        with pytest.raises(StateUnavailable, match="history.append"):
+        with pytest.raises(StateUnavailable, match=r"history\.append"):
             state.history("s").append("user", "lost?")
         srv.start()
         wait_until(lambda: state.ready().ready, what="ready again after restart")
@@ -50,7 +50,7 @@ def test_restart_mid_tool_raises_a_named_error_then_recovers() -> None:
 def test_read_only_replica_refuses_writes_by_name() -> None:
     with master_with_replica() as (_, replica):
         state = AgentState.from_url(replica.url, namespace="ro", check_schema=False)
-        with pytest.raises(StateReadOnly, match="history.append"):
+        with pytest.raises(StateReadOnly, match=r"history\.append"):
             state.history("s").append("user", "hi")
         with pytest.raises(StateReadOnly):
             state.lock("l", ttl=1, wait=0)

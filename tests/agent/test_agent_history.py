@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 from agent_helpers import counters, histograms
-from harness import redis_server, wait_until
 
+from harness import redis_server, wait_until
 from memorywatch import schema
 from memorywatch.agent import AgentState, Settings, StateMiss
 
@@ -131,9 +131,7 @@ def test_eviction_under_volatile_lru_is_reported_and_counted() -> None:
         def evicted() -> bool:
             for i in range(1, 200):
                 sessions[i].append("user", payload)
-            return raw.info("stats")["evicted_keys"] > 0 and not raw.exists(
-                st.schema.history("s0")
-            )
+            return raw.info("stats")["evicted_keys"] > 0 and not raw.exists(st.schema.history("s0"))
 
         wait_until(evicted, timeout=30, interval=0, what="s0's history evicted")
         with pytest.raises(StateMiss):

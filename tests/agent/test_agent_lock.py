@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 from agent_helpers import counters, histograms
-from harness import wait_until
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from harness import wait_until
 from memorywatch import schema
 from memorywatch.agent import AgentState, LockLost, LockTimeout
 from memorywatch.agent import attributes as attr

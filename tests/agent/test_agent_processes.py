@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import redis
 from agent_helpers import counters
-from harness import RedisServer, wait_until
 
+from harness import RedisServer, wait_until
 from memorywatch import schema
 from memorywatch.agent import AgentState, ToolContext, ToolInProgress, ToolOptions
 

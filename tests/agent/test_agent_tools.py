@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import redis
 from agent_helpers import counters
-from harness import wait_until
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from harness import wait_until
 from memorywatch import schema
 from memorywatch.agent import (
     AgentState,

@@ -120,6 +120,7 @@ class AsyncLease:
         self._value = f"{fencing_token}|{owner}"
         self._released = False
         self._renewal: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self.lost = asyncio.Event()
 
     async def extend(self, ttl: float | None = None) -> None:
@@ -134,9 +135,17 @@ class AsyncLease:
             raise LockLost(f"lock {self.name!r} expired or was taken before it was extended")
 
     def start_renewal(self, interval: float | None = None) -> None:
+        """Extend every ``ttl / 3`` in a task until release. The task is stopped by an event,
+        never cancelled: a cancelled command could leave its connection mid-reply."""
+        period = interval or self.ttl / 3
+
         async def renew() -> None:
             while True:
-                await asyncio.sleep(interval or self.ttl / 3)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), period)
+                    return
+                except TimeoutError:
+                    pass
                 try:
                     await self.extend()
                 except LockLost:
@@ -151,10 +160,9 @@ class AsyncLease:
         if self._released:
             return
         self._released = True
+        self._stop.set()
         if self._renewal is not None:
-            self._renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewal
+            await self._renewal
         sch = self._state.schema
         with redis_errors("lock.release"):
             ok = await self._state._run(

@@ -1,0 +1,129 @@
+"""asyncio parity: the same schema, scripts, counters and errors as the sync client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis
+from agent_helpers import counters
+
+from harness import RedisServer
+from memorywatch import schema
+from memorywatch.agent import (
+    AgentState,
+    FingerprintMismatch,
+    LockLost,
+    LockTimeout,
+    StateMiss,
+    StateUnavailable,
+    ToolContext,
+    ToolInProgress,
+    aio,
+)
+
+
+def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(coro_fn())  # type: ignore[arg-type]
+
+
+def test_history_and_miss_parity(server: RedisServer, raw: redis.Redis, namespace: str) -> None:
+    async def main() -> None:
+        state = aio.AgentState.from_url(server.url, namespace=namespace)
+        h = state.history("s1", user_id="u1")
+        assert await h.load() == []
+        await h.append("user", "hi")
+        assert [m["text"] for m in await h.load()] == ["hi"]
+        # the sync client reads what the async one wrote: one schema
+        sync = AgentState.from_url(server.url, namespace=namespace)
+        assert [m["text"] for m in sync.history("s1").load()] == ["hi"]
+        sync.close()
+        await state.preferences("u1").set("language", "en")
+        assert await state.preferences("u1").get("language") == "en"
+        raw.delete(state.schema.history("s1"))
+        with pytest.raises(StateMiss):
+            await h.load()
+        assert await state.forget_user("u1") >= 2
+        async with state.turn("s1"):
+            pass
+        await state.aclose()
+
+    run(main)
+    assert counters(raw, namespace, schema.STATE_MISSES) == {"history": 1}
+    assert not raw.exists(schema.Schema(namespace).preferences("u1"))
+
+
+def test_lock_parity(server: RedisServer, raw: redis.Redis, namespace: str) -> None:
+    async def main() -> None:
+        state = aio.AgentState.from_url(server.url, namespace=namespace)
+        async with state.lock("o", ttl=5) as lease:
+            first = lease.fencing_token
+            with pytest.raises(LockTimeout):
+                await state.lock("o", ttl=5, wait=0.1)
+        lease2 = await state.lock("o", ttl=5)
+        assert lease2.fencing_token == first + 1
+        await lease2.release()
+        with pytest.raises(LockLost):
+            async with state.lock("o", ttl=0.1):
+                while raw.exists(state.schema.lock("o")):
+                    await asyncio.sleep(0.02)
+        async with state.lock("renewed", ttl=0.2, renew=True):
+            for _ in range(20):
+                assert raw.exists(state.schema.lock("renewed"))
+                await asyncio.sleep(0.03)
+        await state.aclose()
+
+    run(main)
+    assert counters(raw, namespace, schema.LOCK_CONTENDED) == {"o": 1}
+    assert counters(raw, namespace, schema.LOCK_TIMEOUTS) == {"o": 1}
+    assert counters(raw, namespace, schema.LOCKS_LOST) == {"o": 1}
+
+
+def test_run_tool_parity(server: RedisServer, raw: redis.Redis, namespace: str) -> None:
+    calls: list[int] = []
+
+    async def main() -> None:
+        state = aio.AgentState.from_url(server.url, namespace=namespace)
+        gate = asyncio.Event()
+
+        async def tool(ctx: ToolContext, x: int) -> dict[str, int]:
+            calls.append(ctx.fencing_token)
+            await gate.wait()
+            return {"x": x}
+
+        first = asyncio.create_task(state.run_tool("t", "k", tool, 1))
+        while not calls:
+            await asyncio.sleep(0.005)
+        with pytest.raises(ToolInProgress):
+            await state.run_tool("t", "k", tool, 1)
+        gate.set()
+        assert await first == {"x": 1}
+        # concurrent replays: all answered from the record
+        replies = await asyncio.gather(*(state.run_tool("t", "k", tool, 1) for _ in range(5)))
+        assert replies == [{"x": 1}] * 5
+        with pytest.raises(FingerprintMismatch):
+            await state.run_tool("t", "k", tool, 2)
+        assert (await state.ready()).ready
+        await state.heartbeat()
+        await state.aclose()
+
+    run(main)
+    assert calls == [1]
+    assert counters(raw, namespace, schema.TOOL_DUPLICATES_SUPPRESSED) == {"t": 5}
+    assert counters(raw, namespace, schema.TOOL_EXECUTIONS) == {"t|completed": 1}
+
+
+def test_unreachable_redis_is_named() -> None:
+    from harness import free_port
+
+    async def main() -> None:
+        state = aio.AgentState.from_url(f"redis://127.0.0.1:{free_port()}", socket_timeout=0.5)
+        with pytest.raises(StateUnavailable, match=r"history\.append"):
+            await state.history("s").append("user", "hi")
+        report = await state.ready(deadline=0.5)
+        assert not report.ready and not report.reachable
+        await state.aclose()
+
+    run(main)
