@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import socket
 import threading
 from pathlib import Path
@@ -136,3 +138,20 @@ def test_multi_target_only_reaches_allow_listed_hosts() -> None:
                 pass
         finally:
             trap.close()
+
+
+def test_keep_alive_and_gzip() -> None:
+    with redis_server() as server, exporter("--redis-url", server.url) as proc:
+        conn = http.client.HTTPConnection(LOOPBACK, proc.port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            plain = conn.getresponse().read().decode()
+            conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+            resp = conn.getresponse()
+            assert resp.getheader("Content-Encoding") == "gzip"
+            zipped = gzip.decompress(resp.read()).decode()
+            conn.request("HEAD", "/healthz")
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()
+    assert Scrape(plain).value(names.REDIS_UP) == Scrape(zipped).value(names.REDIS_UP) == 1

@@ -1,7 +1,7 @@
 """The exporter's HTTP surface: /metrics, /scrape?target=, /healthz.
 
-A small WSGI app on the standard library's threading server: one thread per request, so a
-slow target cannot hold up the others.
+The standard library's threading HTTP server, one thread per connection so a slow target
+cannot hold up the others, speaking HTTP/1.1 keep-alive. The app is also a WSGI callable.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from socketserver import ThreadingMixIn
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import ProcessCollector
 from prometheus_client.registry import Collector
@@ -64,77 +65,106 @@ class ExporterApp:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.clients.close()
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "/")
+    def respond(self, method: str, path: str, query: str, accept_encoding: str = "") -> Response:
+        """The whole HTTP surface as one function of the request line."""
         if method not in ("GET", "HEAD"):
-            return _reply(start_response, "405 Method Not Allowed", b"only GET\n")
+            return Response(405, b"only GET\n")
         if path == "/metrics":
-            return self._metrics(environ, start_response, self.main)
+            return self._metrics(self.main, accept_encoding)
         if path == "/scrape":
-            return self._scrape(environ, start_response)
+            return self._scrape(query, accept_encoding)
         if path == "/healthz":
-            return _reply(start_response, "200 OK", b"ok\n")
+            return Response(200, b"ok\n")
         if path == "/":
             page = INDEX.format(version=__version__, target=self.config.target.display)
-            return _reply(start_response, "200 OK", page.encode(), "text/html; charset=utf-8")
-        return _reply(start_response, "404 Not Found", b"not found\n")
+            return Response(200, page.encode(), "text/html; charset=utf-8")
+        return Response(404, b"not found\n")
 
-    def _scrape(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        values = parse_qs(environ.get("QUERY_STRING", "")).get("target", [])
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """WSGI, for embedding the exporter in another server (and for tests)."""
+        response = self.respond(
+            environ.get("REQUEST_METHOD", "GET"),
+            environ.get("PATH_INFO", "/"),
+            environ.get("QUERY_STRING", ""),
+            environ.get("HTTP_ACCEPT_ENCODING", ""),
+        )
+        start_response(
+            f"{response.status} {HTTPStatus(response.status).phrase}", response.headers()
+        )
+        return [response.body]
+
+    def _scrape(self, query: str, accept_encoding: str) -> Response:
+        values = parse_qs(query).get("target", [])
         if len(values) != 1 or not values[0]:
-            return _reply(start_response, "400 Bad Request", b"give exactly one target=\n")
+            return Response(400, b"give exactly one target=\n")
         try:
             target, credentials = parse_target(values[0])
         except ConfigError as exc:
-            return _reply(start_response, "400 Bad Request", f"bad target: {exc}\n".encode())
+            return Response(400, f"bad target: {exc}\n".encode())
         if credentials.password is not None or credentials.username is not None:
-            return _reply(
-                start_response,
-                "400 Bad Request",
-                b"credentials are not accepted in target=; configure them on the exporter\n",
+            return Response(
+                400, b"credentials are not accepted in target=; configure them on the exporter\n"
             )
         if not self.config.target_allowed(target):
             log.warning("refused /scrape of %s: not in --allow-target", target.display)
-            return _reply(
-                start_response,
-                "403 Forbidden",
+            return Response(
+                403,
                 f"target {target.display} is not allowed: add it with --allow-target\n".encode(),
             )
-        return self._metrics(environ, start_response, [self.target_collector(target)])
+        return self._metrics([self.target_collector(target)], accept_encoding)
 
     def _metrics(
-        self,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-        collectors: list[FamilySource | Collector],
-    ) -> Iterable[bytes]:
+        self, collectors: list[FamilySource | Collector], accept_encoding: str
+    ) -> Response:
         body = render(collectors)
-        headers = [("Content-Type", CONTENT_TYPE)]
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)
-            headers.append(("Content-Encoding", "gzip"))
-        headers.append(("Content-Length", str(len(body))))
-        start_response("200 OK", headers)
-        return [body]
+        if "gzip" in accept_encoding:
+            return Response(200, gzip.compress(body, compresslevel=1), CONTENT_TYPE, "gzip")
+        return Response(200, body, CONTENT_TYPE)
 
 
-def _reply(
-    start_response: StartResponse,
-    status: str,
-    body: bytes,
-    content_type: str = "text/plain; charset=utf-8",
-) -> list[bytes]:
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-    return [body]
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    encoding: str | None = None
+
+    def headers(self) -> list[tuple[str, str]]:
+        headers = [("Content-Type", self.content_type), ("Content-Length", str(len(self.body)))]
+        if self.encoding:
+            headers.append(("Content-Encoding", self.encoding))
+        return headers
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, so Prometheus reuses its connection between scrapes."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, a keep-alive client waits for
+    # the delayed ACK (~40 ms) before it sees the body.
+    disable_nagle_algorithm = True
+    server_version = f"memorywatch/{__version__}"
+    app: ExporterApp
+
+    def _serve(self) -> None:
+        path, _, query = self.path.partition("?")
+        response = self.app.respond(
+            self.command, path, query, self.headers.get("Accept-Encoding", "")
+        )
+        self.send_response(response.status)
+        for name, value in response.headers():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve
+
     def log_message(self, format: str, *args: Any) -> None:
         """Access logs are left to the proxy in front, if any."""
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
+class _ThreadingServer(ThreadingHTTPServer):
     daemon_threads = True
 
 
@@ -146,14 +176,9 @@ def serve(config: ExporterConfig) -> None:
     """Serve until SIGTERM or SIGINT."""
     app = ExporterApp(config)
     server_class = _ThreadingServer6 if ":" in config.listen_host else _ThreadingServer
+    handler = type("Handler", (_Handler,), {"app": app})
     try:
-        server = make_server(
-            config.listen_host,
-            config.listen_port,
-            app,
-            server_class=server_class,
-            handler_class=_QuietHandler,
-        )
+        server = server_class((config.listen_host, config.listen_port), handler)
     except OSError as exc:
         app.close()
         raise ConfigError(
