@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -79,8 +79,6 @@ HEARTBEAT_FIELDS: Final = (
 )
 
 # Counter families: one hash per (shard, family) ------------------------------------------------
-LOCK_ACQUISITIONS: Final = "lock_acquisitions"
-"""field = lock name; every successful acquisition."""
 LOCK_CONTENDED: Final = "lock_contended"
 """field = lock name; acquisitions whose first attempt found the lock held."""
 LOCK_TIMEOUTS: Final = "lock_timeouts"
@@ -88,7 +86,9 @@ LOCK_TIMEOUTS: Final = "lock_timeouts"
 LOCKS_LOST: Final = "locks_lost"
 """field = lock name; a release (or renewal) found the lock no longer ours."""
 LOCK_WAIT: Final = "lock_wait_seconds"
-"""histogram, fields ``{lock}|{le}`` (non-cumulative bucket counts) and ``{lock}|sum``."""
+"""histogram, fields ``{lock}|{le}`` (non-cumulative bucket counts) and ``{lock}|sum``. One
+observation per successful acquisition, so its count is ``lock_acquisitions_total`` (no
+separate counter: one write less in the hot path)."""
 TOOL_EXECUTIONS: Final = "tool_executions"
 """fields ``{tool}|{status}``; status is completed, failed or retryable."""
 TOOL_DUPLICATES_SUPPRESSED: Final = "tool_duplicates_suppressed"
@@ -109,7 +109,6 @@ TURN_DURATION: Final = "turn_duration_seconds"
 """histogram, fields ``all|{le}`` and ``all|sum`` (name fixed: turns carry no label)."""
 
 COUNTER_FAMILIES: Final = (
-    LOCK_ACQUISITIONS,
     LOCK_CONTENDED,
     LOCK_TIMEOUTS,
     LOCKS_LOST,
@@ -334,7 +333,3 @@ def merge_histograms(
             cumulative.append((le, running))
         out[name] = HistogramData(tuple(cumulative), fields.get(SUM_SUFFIX, 0.0), running)
     return out
-
-
-def iter_shards(shards: int) -> Iterator[int]:
-    return iter(range(shards))

@@ -43,7 +43,8 @@ def test_contention_and_timeout_are_counted(
     holder.release()
     assert counters(raw, namespace, schema.LOCK_CONTENDED) == {"busy": 1}
     assert counters(raw, namespace, schema.LOCK_TIMEOUTS) == {"busy": 1}
-    assert counters(raw, namespace, schema.LOCK_ACQUISITIONS) == {"busy": 1}
+    assert counters(raw, namespace, schema.LOCK_CONTENDED) == {"busy": 1}
+    assert histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)["busy"].count == 1
     waits = [s for s in spans.get_finished_spans() if s.name == attr.SPAN_LOCK_WAIT]
     assert len(waits) == 1
     assert waits[0].attributes is not None

@@ -26,7 +26,7 @@ from memorywatch.agent.errors import (
     ToolInProgress,
     redis_errors,
 )
-from memorywatch.agent.lock import acquire_args
+from memorywatch.agent.lock import LockKeys, acquire_args, lock_keys
 from memorywatch.agent.pool import AsyncInstrumentedPool
 from memorywatch.agent.state import _check_schema, _report_for
 from memorywatch.agent.telemetry import Telemetry
@@ -229,6 +229,7 @@ class AgentState:
         self.settings = settings or _core.Settings()
         self.telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
         self._scripts = {n: client.register_script(t) for n, t in _core.SCRIPT_TEXTS.items()}
+        self._lock_keys: dict[str, LockKeys] = {}
         self._schema_checked = False
         self._ready_flag = True
 
@@ -347,6 +348,7 @@ class AgentState:
 
     async def _acquire(self, name: str, ttl: float, wait: float, renew: bool) -> AsyncLease:
         owner = _core.owner_token(self.instance_id)
+        keys = lock_keys(self._lock_keys, self.schema, name)
         ttl_ms = _core.ms(ttl)
         started = time.monotonic()
         deadline = started + max(0.0, wait)
@@ -356,11 +358,9 @@ class AgentState:
             while True:
                 now = time.monotonic()
                 final = now >= deadline
-                keys, args = acquire_args(
-                    self.schema, name, owner, ttl_ms, attempt == 1, final, now - started
-                )
+                args = acquire_args(name, owner, ttl_ms, attempt == 1, final, now - started)
                 with redis_errors("lock.acquire"):
-                    fence = int(await self._run("lock_acquire", keys, args))
+                    fence = int(await self._run("lock_acquire", keys.acquire, args))
                 if fence:
                     if span is not None:
                         span.set_attribute(attr.LOCK_OUTCOME, "acquired")

@@ -18,27 +18,53 @@ if TYPE_CHECKING:
     from memorywatch.agent.state import AgentState
 
 
+class LockKeys:
+    """The keys of one lock name, built once (lock names are few and bounded)."""
+
+    __slots__ = ("acquire", "extend", "release")
+
+    def __init__(self, sch: schema.Schema, name: str) -> None:
+        prefix = sch.prefix(sch.shard(name))
+        lock = f"{prefix}lock:{name}"
+        self.acquire = [
+            lock,
+            f"{prefix}fence:{name}",
+            f"{prefix}stats:{schema.LOCK_WAIT}",
+            f"{prefix}stats:{schema.LOCK_CONTENDED}",
+            f"{prefix}stats:{schema.LOCK_TIMEOUTS}",
+        ]
+        self.release = [lock, f"{prefix}stats:{schema.LOCKS_LOST}"]
+        self.extend = [lock]
+
+
+_KEYS_CACHE_MAX = 4096
+
+
+def lock_keys(cache: dict[str, LockKeys], sch: schema.Schema, name: str) -> LockKeys:
+    found = cache.get(name)
+    if found is None:
+        if len(cache) >= _KEYS_CACHE_MAX:
+            cache.clear()
+        found = cache[name] = LockKeys(sch, name)
+    return found
+
+
+_FIRST_BUCKET: dict[str, str] = {}  # lock name -> "{name}|{le}" of a zero wait, the common case
+
+
 def acquire_args(
-    sch: schema.Schema,
-    name: str,
-    owner: str,
-    ttl_ms: int,
-    first: bool,
-    final: bool,
-    waited: float,
-) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of ``lock_acquire.lua`` (shared with the asyncio client)."""
-    keys = [
-        sch.lock(name),
-        sch.fence(name),
-        sch.stats(schema.LOCK_ACQUISITIONS, name),
-        sch.stats(schema.LOCK_CONTENDED, name),
-        sch.stats(schema.LOCK_TIMEOUTS, name),
-        sch.stats(schema.LOCK_WAIT, name),
-    ]
+    name: str, owner: str, ttl_ms: int, first: bool, final: bool, waited: float
+) -> list[Any]:
+    """ARGV of ``lock_acquire.lua`` (shared with the asyncio client)."""
+    if first:
+        bucket = _FIRST_BUCKET.get(name)
+        if bucket is None:
+            bucket = schema.counter_field(name, schema.bucket_le(0.0, schema.LOCK_WAIT_BUCKETS))
+            if len(_FIRST_BUCKET) < _KEYS_CACHE_MAX:
+                _FIRST_BUCKET[name] = bucket
+        return [owner, ttl_ms, name, 1, int(final), bucket, "0"]
     bucket = schema.counter_field(name, schema.bucket_le(waited, schema.LOCK_WAIT_BUCKETS))
-    args = [owner, ttl_ms, name, int(first), int(final), bucket, f"{waited:.6f}"]
-    return keys, args
+    return [owner, ttl_ms, name, 0, int(final), bucket, f"{waited:.6f}"]
 
 
 class Lease:
@@ -48,27 +74,52 @@ class Lease:
     write to, so that they reject a late write from a holder whose lease expired.
     """
 
+    __slots__ = (
+        "_keys",
+        "_lost",
+        "_released",
+        "_state",
+        "_stop",
+        "_value",
+        "_watchdog",
+        "fencing_token",
+        "name",
+        "ttl",
+    )
+
     def __init__(
-        self, state: AgentState, name: str, fencing_token: int, owner: str, ttl: float
+        self,
+        state: AgentState,
+        name: str,
+        fencing_token: int,
+        owner: str,
+        ttl: float,
+        keys: LockKeys,
     ) -> None:
         self.name = name
         self.fencing_token = fencing_token
         self.ttl = ttl
         self._state = state
+        self._keys = keys
         self._value = f"{fencing_token}|{owner}"
         self._released = False
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None
         self._watchdog: threading.Thread | None = None
-        self.lost = threading.Event()
-        """Set by the renewal watchdog when an extension found the lock no longer ours."""
+        self._lost: threading.Event | None = None
+
+    @property
+    def lost(self) -> threading.Event:
+        """Set when an extension (e.g. by the watchdog) or the release found the lock gone."""
+        if self._lost is None:
+            self._lost = threading.Event()
+        return self._lost
 
     # -- renewal --------------------------------------------------------------------------------
     def extend(self, ttl: float | None = None) -> None:
         """Reset the TTL; raises :class:`LockLost` if the lock is no longer ours."""
-        sch = self._state.schema
         with redis_errors("lock.extend"):
             ok = self._state._run(
-                "lock_extend", [sch.lock(self.name)], [self._value, _core.ms(ttl or self.ttl)]
+                "lock_extend", self._keys.extend, [self._value, _core.ms(ttl or self.ttl)]
             )
         if not int(ok):
             self.lost.set()
@@ -79,9 +130,11 @@ class Lease:
         if self._watchdog is not None:
             return
         period = interval or self.ttl / 3
+        stop = self._stop = threading.Event()
+        self.lost  # noqa: B018 -- created before the thread starts, so no race creates two
 
         def renew() -> None:
-            while not self._stop.wait(period):
+            while not stop.wait(period):
                 try:
                     self.extend()
                 except LockLost:
@@ -93,7 +146,8 @@ class Lease:
         self._watchdog.start()
 
     def _stop_renewal(self) -> None:
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         if self._watchdog is not None and self._watchdog is not threading.current_thread():
             self._watchdog.join()
 
@@ -104,13 +158,8 @@ class Lease:
             return
         self._stop_renewal()
         self._released = True
-        sch = self._state.schema
         with redis_errors("lock.release"):
-            ok = self._state._run(
-                "lock_release",
-                [sch.lock(self.name), sch.stats(schema.LOCKS_LOST, self.name)],
-                [self._value, self.name],
-            )
+            ok = self._state._run("lock_release", self._keys.release, [self._value, self.name])
         if not int(ok):
             self.lost.set()
             raise LockLost(
@@ -133,6 +182,7 @@ class Lease:
 def acquire(state: AgentState, name: str, ttl: float, wait: float, renew: bool = False) -> Lease:
     """Take lock ``name``: one round trip when free, jittered retries up to ``wait`` seconds."""
     owner = _core.owner_token(state.instance_id)
+    keys = lock_keys(state._lock_keys, state.schema, name)
     ttl_ms = _core.ms(ttl)
     started = time.monotonic()
     deadline = started + max(0.0, wait)
@@ -142,17 +192,15 @@ def acquire(state: AgentState, name: str, ttl: float, wait: float, renew: bool =
         while True:
             now = time.monotonic()
             final = now >= deadline
-            keys, args = acquire_args(
-                state.schema, name, owner, ttl_ms, attempt == 1, final, now - started
-            )
+            args = acquire_args(name, owner, ttl_ms, attempt == 1, final, now - started)
             with redis_errors("lock.acquire"):
-                fence = int(state._run("lock_acquire", keys, args))
+                fence = int(state._run("lock_acquire", keys.acquire, args))
             if fence:
                 if span is not None:
                     span.set_attribute(attr.LOCK_OUTCOME, "acquired")
                     span.set_attribute(attr.LOCK_ATTEMPTS, attempt)
                     span.set_attribute(attr.LOCK_FENCING_TOKEN, fence)
-                lease = Lease(state, name, fence, owner, ttl)
+                lease = Lease(state, name, fence, owner, ttl, keys)
                 if renew:
                     lease.start_renewal()
                 return lease

@@ -29,14 +29,17 @@ def is_exhaustion(exc: BaseException) -> bool:
 
 
 class _Accounting:
-    """Counters shared by the sync and async pools (guarded by a thread lock)."""
+    """Exhaustion accounting shared by the sync and async pools.
+
+    The happy path costs one ``time.monotonic()``: pending requests are read from the waiters
+    of the pool's own condition, so nothing is counted per checkout.
+    """
 
     pool_name: str
     _instruments: PoolInstruments | None
 
     def _init_accounting(self, pool_name: str, meter: Meter | None) -> None:
         self.pool_name = pool_name
-        self._pending = 0
         self._timeouts = 0
         self._acct_lock = threading.Lock()
         self._attrs = {
@@ -48,25 +51,16 @@ class _Accounting:
             self._instruments.register(self)  # type: ignore[arg-type]
 
     @property
-    def pending_requests(self) -> int:
-        return self._pending
-
-    @property
     def timeouts(self) -> int:
+        """Exhaustions since start (every failed wait for a connection)."""
         return self._timeouts
 
-    def _enter(self) -> float:
+    def _failed(self, started: float, exc: BaseException) -> None:
+        if not is_exhaustion(exc):
+            return
         with self._acct_lock:
-            self._pending += 1
-        return time.monotonic()
-
-    def _leave(self, started: float, exc: BaseException | None) -> None:
-        with self._acct_lock:
-            self._pending -= 1
-            exhausted = exc is not None and is_exhaustion(exc)
-            if exhausted:
-                self._timeouts += 1
-        if exhausted and self._instruments is not None:
+            self._timeouts += 1
+        if self._instruments is not None:
             self._instruments.timeouts.add(1, self._attrs)
             self._instruments.failed_wait.record(
                 time.monotonic() - started, {**self._attrs, attr.ERROR_TYPE: "timeout"}
@@ -88,16 +82,18 @@ class InstrumentedPool(_Accounting, redis.BlockingConnectionPool):
         free: int = self.pool.qsize()
         return max(0, int(self.max_connections) - free)
 
+    @property
+    def pending_requests(self) -> int:
+        """Threads blocked waiting for a connection (waiters of the queue's condition)."""
+        return len(getattr(self.pool.not_empty, "_waiters", ()))
+
     def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
-        started = self._enter()
-        error: BaseException | None = None
+        started = time.monotonic()
         try:
             return super().get_connection()  # type: ignore[no-untyped-call]
         except BaseException as exc:
-            error = exc
+            self._failed(started, exc)
             raise
-        finally:
-            self._leave(started, error)
 
 
 class AsyncInstrumentedPool(_Accounting, redis.asyncio.BlockingConnectionPool):
@@ -113,13 +109,15 @@ class AsyncInstrumentedPool(_Accounting, redis.asyncio.BlockingConnectionPool):
     def in_use(self) -> int:
         return len(self._in_use_connections)
 
+    @property
+    def pending_requests(self) -> int:
+        """Tasks waiting for a connection (waiters of the pool's condition)."""
+        return len(getattr(self._condition, "_waiters", ()))
+
     async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
-        started = self._enter()
-        error: BaseException | None = None
+        started = time.monotonic()
         try:
             return await super().get_connection()  # type: ignore[no-untyped-call]
         except BaseException as exc:
-            error = exc
+            self._failed(started, exc)
             raise
-        finally:
-            self._leave(started, error)

@@ -161,6 +161,7 @@ class AgentState:
         self.settings = settings or _core.Settings()
         self.telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
         self._scripts = {n: client.register_script(t) for n, t in _core.SCRIPT_TEXTS.items()}
+        self._lock_keys: dict[str, lock.LockKeys] = {}
         self._schema_checked = False
         self._ready_flag = True
         self._heartbeat_thread: HeartbeatThread | None = None

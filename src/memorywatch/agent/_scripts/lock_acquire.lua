@@ -2,17 +2,17 @@
 --[[ lock_acquire: take a lock, issue its fencing token and count, in one round trip.
 KEYS[1]  {ns}:{N}:lock:{name}              string "{fence}|{owner}", PX ttl
 KEYS[2]  {ns}:{N}:fence:{name}             integer, INCR, no TTL
-KEYS[3]  {ns}:{N}:stats:lock_acquisitions  hash, field = lock name
+KEYS[3]  {ns}:{N}:stats:lock_wait_seconds  hash, fields "{name}|{le}" and "{name}|sum";
+                                           its count is the number of acquisitions
 KEYS[4]  {ns}:{N}:stats:lock_contended     hash, field = lock name
 KEYS[5]  {ns}:{N}:stats:lock_timeouts      hash, field = lock name
-KEYS[6]  {ns}:{N}:stats:lock_wait_seconds  hash, fields "{name}|{le}" and "{name}|sum"
 ARGV[1]  owner token "{instance}|{nonce}"
 ARGV[2]  ttl in ms (always > 0: a lock never lives forever)
 ARGV[3]  lock name (the counter field)
 ARGV[4]  "1" on the first attempt of this acquisition (a failure counts as contended)
 ARGV[5]  "1" on the last attempt (a failure counts as a timeout)
 ARGV[6]  wait-histogram field "{name}|{le}" for the wait so far
-ARGV[7]  wait so far, seconds
+ARGV[7]  wait so far, seconds ("0" on the first attempt: the sum is left alone)
 Returns the fencing token (> 0) when the lock is ours, 0 when someone else holds it.
 A repeated call by the same owner returns its token again (idempotent).
 ]]
@@ -28,7 +28,6 @@ if current then
 end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], fence .. '|' .. ARGV[1], 'PX', ARGV[2])
-redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-redis.call('HINCRBY', KEYS[6], ARGV[6], 1)
-redis.call('HINCRBYFLOAT', KEYS[6], ARGV[3] .. '|sum', ARGV[7])
+redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
+if ARGV[7] ~= '0' then redis.call('HINCRBYFLOAT', KEYS[3], ARGV[3] .. '|sum', ARGV[7]) end
 return fence
