@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from memorywatch import schema
 from memorywatch.agent import _core
 from memorywatch.agent import attributes as attr
-from memorywatch.agent.errors import LockLost, LockTimeout, redis_errors
+from memorywatch.agent.errors import LockLost, LockTimeout
 
 if TYPE_CHECKING:
     from memorywatch.agent.state import AgentState
@@ -117,10 +117,9 @@ class Lease:
     # -- renewal --------------------------------------------------------------------------------
     def extend(self, ttl: float | None = None) -> None:
         """Reset the TTL; raises :class:`LockLost` if the lock is no longer ours."""
-        with redis_errors("lock.extend"):
-            ok = self._state._run(
-                "lock_extend", self._keys.extend, [self._value, _core.ms(ttl or self.ttl)]
-            )
+        ok = self._state._run(
+            "lock_extend", self._keys.extend, [self._value, _core.ms(ttl or self.ttl)]
+        )
         if not int(ok):
             self.lost.set()
             raise LockLost(f"lock {self.name!r} expired or was taken before it was extended")
@@ -158,8 +157,7 @@ class Lease:
             return
         self._stop_renewal()
         self._released = True
-        with redis_errors("lock.release"):
-            ok = self._state._run("lock_release", self._keys.release, [self._value, self.name])
+        ok = self._state._run("lock_release", self._keys.release, [self._value, self.name])
         if not int(ok):
             self.lost.set()
             raise LockLost(
@@ -193,8 +191,7 @@ def acquire(state: AgentState, name: str, ttl: float, wait: float, renew: bool =
             now = time.monotonic()
             final = now >= deadline
             args = acquire_args(name, owner, ttl_ms, attempt == 1, final, now - started)
-            with redis_errors("lock.acquire"):
-                fence = int(state._run("lock_acquire", keys.acquire, args))
+            fence = int(state._run("lock_acquire", keys.acquire, args))
             if fence:
                 if span is not None:
                     span.set_attribute(attr.LOCK_OUTCOME, "acquired")

@@ -7,6 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from hashlib import sha1
 from typing import Any, TypeVar
 
 import redis
@@ -14,6 +15,7 @@ import redis.cluster
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
 from memorywatch import __version__, schema
@@ -27,6 +29,7 @@ from memorywatch.agent.errors import (
     StateReadOnly,
     StateUnavailable,
     redis_errors,
+    translate,
 )
 from memorywatch.agent.pool import InstrumentedPool
 from memorywatch.agent.telemetry import Telemetry
@@ -160,7 +163,10 @@ class AgentState:
         self.instance_id = instance_id or _core.default_instance_id()
         self.settings = settings or _core.Settings()
         self.telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
-        self._scripts = {n: client.register_script(t) for n, t in _core.SCRIPT_TEXTS.items()}
+        self._shas = {
+            n: sha1(t.encode(), usedforsecurity=False).hexdigest()
+            for n, t in _core.SCRIPT_TEXTS.items()
+        }
         self._lock_keys: dict[str, lock.LockKeys] = {}
         self._schema_checked = False
         self._ready_flag = True
@@ -204,8 +210,22 @@ class AgentState:
         )
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        return self._scripts[script](keys=keys, args=args)
+    def _run(self, script: str, keys: list[str], args: list[Any], op: str | None = None) -> Any:
+        """EVALSHA (SCRIPT LOAD once on NOSCRIPT, e.g. after a restart); errors translated.
+
+        Called directly rather than through redis-py's ``Script`` and a context manager: this
+        is the hot path of every lock and tool transition."""
+        sha = self._shas[script]
+        try:
+            try:
+                return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            except NoScriptError:
+                self.client.script_load(_core.SCRIPT_TEXTS[script])
+                return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            raise translate(exc, op or script) from exc
+        except RedisClusterException as exc:
+            raise StateUnavailable(f"{op or script}: Redis Cluster error ({exc})") from exc
 
     def _count_miss(self, kind: str, subject: str) -> None:
         with redis_errors("count.state_miss"):

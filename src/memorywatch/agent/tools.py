@@ -183,8 +183,9 @@ def run_tool(
         started = time.monotonic()
         attempt = 1
         while True:
-            with redis_errors("run_tool.claim"):
-                raw = state._run("tool_claim", claim_keys(sch, key), call.claim_args(attempt == 1))
+            raw = state._run(
+                "tool_claim", claim_keys(sch, key), call.claim_args(attempt == 1), "run_tool.claim"
+            )
             reply = _core.ClaimReply.parse(raw)
             if reply.status in ("claimed", "reclaimed"):
                 break
@@ -237,12 +238,12 @@ def run_tool(
         state.telemetry.tool_duration.record(duration, metric_attrs)
 
         outcome, payload, raise_after = encode_outcome(call, result, error)
-        with redis_errors("run_tool.complete"):
-            done = state._run(
-                "tool_complete",
-                complete_keys(sch, key),
-                call.complete_args(outcome, payload, reply.fence),
-            )
+        done = state._run(
+            "tool_complete",
+            complete_keys(sch, key),
+            call.complete_args(outcome, payload, reply.fence),
+            "run_tool.complete",
+        )
         try:
             call.check_completion(done, result, error)
         except Exception as exc:
