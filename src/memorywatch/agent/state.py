@@ -216,6 +216,7 @@ class AgentState:
         Called directly rather than through redis-py's ``Script`` and a context manager: this
         is the hot path of every lock and tool transition."""
         sha = self._shas[script]
+        op = op or script.replace("_", ".", 1)  # history_append -> history.append
         try:
             try:
                 return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
@@ -223,9 +224,9 @@ class AgentState:
                 self.client.script_load(_core.SCRIPT_TEXTS[script])
                 return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
         except RedisError as exc:
-            raise translate(exc, op or script) from exc
+            raise translate(exc, op) from exc
         except RedisClusterException as exc:
-            raise StateUnavailable(f"{op or script}: Redis Cluster error ({exc})") from exc
+            raise StateUnavailable(f"{op}: Redis Cluster error ({exc})") from exc
 
     def _count_miss(self, kind: str, subject: str) -> None:
         with redis_errors("count.state_miss"):
