@@ -58,7 +58,7 @@ class InProcessExporter:
     """The exporter's WSGI app without a socket: real Redis, real collectors."""
 
     def __init__(self, **config: Any) -> None:
-        self.app = ExporterApp(build_config(**config))
+        self.app = ExporterApp(build_config(**config)).start()
 
     def scrape(self, path: str = "/metrics", query: str = "") -> Scrape:
         status, body = wsgi_get(self.app, path, query)

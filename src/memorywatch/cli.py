@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,7 +46,9 @@ def main() -> None:
     default=exporter_config.DEFAULT_LISTEN,
     help="Address for /metrics; loopback unless you choose otherwise (':9121' = every interface).",
 )
-@click.option("--redis-user", envvar="MEMORYWATCH_REDIS_USER", show_envvar=True, help="ACL user.")
+@click.option(
+    "--redis-user", "username", envvar="MEMORYWATCH_REDIS_USER", show_envvar=True, help="ACL user."
+)
 @click.option(
     "--password-file",
     envvar="MEMORYWATCH_PASSWORD_FILE",
@@ -95,47 +99,82 @@ def main() -> None:
     default="info",
 )
 @click.option(
+    "--namespace",
+    envvar="MEMORYWATCH_NAMESPACE",
+    show_envvar=True,
+    default="mw",
+    help="Key namespace of the agents' state schema.",
+)
+@click.option(
+    "--fleet/--no-fleet",
+    envvar="MEMORYWATCH_FLEET",
+    show_envvar=True,
+    default=True,
+    help="Read memorywatch_* agent-fleet metrics from the state schema.",
+)
+@click.option(
+    "--queue",
+    "queues",
+    envvar="MEMORYWATCH_QUEUES",
+    show_envvar=True,
+    multiple=True,
+    help="Stream or list key to report as a work queue (autoscaling signal); repeatable.",
+)
+@click.option(
+    "--max-label-values",
+    envvar="MEMORYWATCH_MAX_LABEL_VALUES",
+    show_envvar=True,
+    type=int,
+    default=100,
+    help="Distinct tool/lock label values per family; the rest are summed into 'other'.",
+)
+@click.option(
+    "--session-window",
+    envvar="MEMORYWATCH_SESSION_WINDOW",
+    show_envvar=True,
+    type=float,
+    default=1800.0,
+    help="Seconds of inactivity after which a session no longer counts as active.",
+)
+@click.option(
+    "--enable-keyspace-events",
+    envvar="MEMORYWATCH_ENABLE_KEYSPACE_EVENTS",
+    show_envvar=True,
+    is_flag=True,
+    help="Allow the exporter to add 'Ee' to notify-keyspace-events to classify evictions.",
+)
+@click.option(
+    "--sample-interval",
+    envvar="MEMORYWATCH_SAMPLE_INTERVAL",
+    show_envvar=True,
+    type=float,
+    default=30.0,
+    help="Seconds between keyspace sampler cycles (keys without TTL, schema errors).",
+)
+@click.option(
+    "--sample-budget",
+    envvar="MEMORYWATCH_SAMPLE_BUDGET",
+    show_envvar=True,
+    type=int,
+    default=20_000,
+    help="Keys the sampler inspects per cycle at most.",
+)
+@click.option(
     "--check",
     is_flag=True,
     help="Scrape the target once, print one line and exit 0 if Redis answered, 1 if not.",
 )
-def exporter(
-    redis_url: str,
-    listen: str,
-    redis_user: str | None,
-    password_file: Path | None,
-    tls_ca_cert: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    tls_insecure_skip_verify: bool,
-    scrape_timeout: float,
-    allow_targets: tuple[str, ...],
-    log_level: str,
-    check: bool,
-) -> None:
+def exporter(check: bool, **options: Any) -> None:
     """Serve Prometheus metrics for a Redis that holds agent state."""
-    import os
-
     from memorywatch.exporter import run
 
     try:
         config = exporter_config.build_config(
-            redis_url=redis_url,
-            listen=listen,
-            username=redis_user,
-            password_file=password_file,
-            password_env=os.environ.get("MEMORYWATCH_REDIS_PASSWORD"),
-            tls_ca_cert=tls_ca_cert,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            tls_insecure_skip_verify=tls_insecure_skip_verify,
-            scrape_timeout=scrape_timeout,
-            allow_targets=allow_targets,
-            log_level=log_level,
+            password_env=os.environ.get("MEMORYWATCH_REDIS_PASSWORD"), **options
         )
     except exporter_config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    setup_logging(log_level)
+    setup_logging(config.log_level)
     if check:
         ok, line = run.check(config)
         click.echo(line)

@@ -80,9 +80,17 @@ def test_acl_user_from_the_url() -> None:
 
 
 def test_thousand_scrapes_leave_the_client_count_where_it_was() -> None:
-    with redis_server() as server, exporter("--redis-url", server.url) as proc:
+    args = ("--redis-url", "--enable-keyspace-events")
+    with redis_server() as server, exporter(args[0], server.url, args[1]) as proc:
         client = server.client()
         scrape(proc)
+
+        def ours() -> int:
+            return sum(c["name"] == "memorywatch-exporter" for c in client.client_list())
+
+        # One connection for scrapes, two for eviction tracking (pub/sub + config), one for
+        # the keyspace sampler: all held for the exporter's life.
+        wait_until(lambda: ours() == 4, 10, what="the exporter's four connections")
         before = client.info("all")
         for _ in range(500):
             assert proc.get("/metrics")[0] == 200
@@ -100,6 +108,7 @@ def test_thousand_scrapes_leave_the_client_count_where_it_was() -> None:
         after = client.info("all")
         assert statuses == [200] * 500
         assert after["connected_clients"] == before["connected_clients"]
+        assert ours() == 4
         # No connection was opened for any of the 1,000 scrapes: the one we had was reused.
         assert after["total_connections_received"] == before["total_connections_received"]
         assert after["cmdstat_info"]["calls"] - before["cmdstat_info"]["calls"] >= 1000

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
+from memorywatch.exporter.fleet_options import FleetOptions
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 DEFAULT_LISTEN = "127.0.0.1:9121"
 DEFAULT_SCRAPE_TIMEOUT = 5.0
@@ -97,6 +99,10 @@ class ExporterConfig:
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
     allow_targets: tuple[str, ...] = ()
     log_level: str = "info"
+    fleet: FleetOptions | None = field(default_factory=FleetOptions)
+    enable_keyspace_events: bool = False
+    sample_interval: float = 30.0
+    sample_budget: int = 20_000
 
     def target_allowed(self, target: Target) -> bool:
         """Multi-target scrapes go only to the configured hosts and the allow-list."""
@@ -239,6 +245,14 @@ def build_config(
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT,
     allow_targets: tuple[str, ...] = (),
     log_level: str = "info",
+    fleet: bool = True,
+    namespace: str = "mw",
+    queues: tuple[str, ...] = (),
+    max_label_values: int = 100,
+    session_window: float = 1800.0,
+    enable_keyspace_events: bool = False,
+    sample_interval: float = 30.0,
+    sample_budget: int = 20_000,
 ) -> ExporterConfig:
     """Validate every input and return the frozen configuration."""
     target, url_creds = parse_target(redis_url)
@@ -290,7 +304,28 @@ def build_config(
             raise ConfigError(
                 f"--listen host {host!r} must be an IP address or localhost"
             ) from None
+    if not namespace or any(c in namespace for c in "{}*?[] "):
+        raise ConfigError(
+            f"--namespace {namespace!r} must be non-empty without braces, spaces or wildcards"
+        )
+    if max_label_values < 1:
+        raise ConfigError("--max-label-values must be at least 1")
+    if session_window <= 0 or sample_interval <= 0 or sample_budget < 1:
+        raise ConfigError(
+            "--session-window, --sample-interval and --sample-budget must be positive"
+        )
     return ExporterConfig(
+        fleet=FleetOptions(
+            namespace=namespace,
+            queues=queues,
+            max_label_values=max_label_values,
+            session_window=session_window,
+        )
+        if fleet
+        else None,
+        enable_keyspace_events=enable_keyspace_events,
+        sample_interval=sample_interval,
+        sample_budget=sample_budget,
         target=target,
         credentials=credentials,
         tls=TLSOptions(tls_ca_cert, tls_cert, tls_key, tls_insecure_skip_verify),

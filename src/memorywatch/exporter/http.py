@@ -19,14 +19,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+import redis
 from prometheus_client import ProcessCollector
 from prometheus_client.registry import Collector
 
 from memorywatch import __version__
 from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector
+from memorywatch.exporter.collectors.fleet import Fleet
 from memorywatch.exporter.collectors.target import ScrapeHealth, TargetCollector
-from memorywatch.exporter.config import ConfigError, ExporterConfig, Target, parse_target
+from memorywatch.exporter.config import ConfigError, ExporterConfig, Target, Topology, parse_target
+from memorywatch.exporter.discovery import discover
+from memorywatch.exporter.evictions import EvictionTracker
 from memorywatch.exporter.exposition import CONTENT_TYPE, FamilySource, render
+from memorywatch.exporter.sampler import KeyspaceSampler
 from memorywatch.exporter.scrape import ClientCache
 
 log = logging.getLogger("memorywatch.exporter")
@@ -50,18 +55,54 @@ class ExporterApp:
         self.clients = ClientCache(config.credentials, config.tls, config.scrape_timeout)
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="memorywatch-scrape")
         self.health = ScrapeHealth()
+        self.fleet = self._fleet(config)
         self.main: list[FamilySource | Collector] = [
-            self.target_collector(config.target),
+            TargetCollector(
+                config.target,
+                self.clients,
+                self.executor,
+                self.health,
+                config.scrape_timeout,
+                self.fleet,
+            ),
             BuildInfoCollector(),
             ProcessCollector(registry=None),
         ]
+
+    def _fleet(self, config: ExporterConfig) -> Fleet | None:
+        """Fleet metrics for the configured target, with their background workers."""
+        if config.fleet is None:
+            return None
+        target = config.target
+        if target.topology is Topology.CLUSTER:
+            log.warning("fleet metrics are not read from a Redis Cluster target (yet)")
+            return None
+
+        def primary() -> redis.Redis:
+            host, port = discover(
+                target, lambda h, p, auth: self.clients.get(h, p, tls=target.tls, authenticate=auth)
+            )[0]
+            return self.clients.uncached(host, port, tls=target.tls, db=target.db)
+
+        namespace = config.fleet.namespace
+        tracker = EvictionTracker(primary, namespace, target.db, config.enable_keyspace_events)
+        sampler = KeyspaceSampler(primary, namespace, config.sample_interval, config.sample_budget)
+        return Fleet(config.fleet, tracker, sampler)
 
     def target_collector(self, target: Target) -> TargetCollector:
         return TargetCollector(
             target, self.clients, self.executor, self.health, self.config.scrape_timeout
         )
 
+    def start(self) -> ExporterApp:
+        """Start the background workers (eviction tracking, keyspace sampling)."""
+        if self.fleet is not None:
+            self.fleet.start()
+        return self
+
     def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.clients.close()
 
@@ -184,6 +225,7 @@ def serve(config: ExporterConfig) -> None:
         raise ConfigError(
             f"cannot listen on {config.listen_host}:{config.listen_port}: {exc.strerror}"
         ) from None
+    app.start()
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)

@@ -90,7 +90,14 @@ class ClientCache:
             return client
 
     def _new_client(
-        self, host: str, port: int, *, tls: bool, db: int, authenticate: bool
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: bool,
+        db: int,
+        authenticate: bool = True,
+        connections: int = 1,
     ) -> redis.Redis:
         kwargs: dict[str, Any] = {
             "host": host,
@@ -117,11 +124,18 @@ class ClientCache:
                 ssl_check_hostname=not self._tls.insecure_skip_verify,
             )
         pool = redis.BlockingConnectionPool(
-            max_connections=1, timeout=self._timeout, connection_class=connection_class, **kwargs
+            max_connections=connections,
+            timeout=self._timeout,
+            connection_class=connection_class,
+            **kwargs,
         )
         client = redis.Redis(connection_pool=pool)
         client.set_response_callback("INFO", _raw)
         return client
+
+    def uncached(self, host: str, port: int, *, tls: bool, db: int = 0) -> redis.Redis:
+        """A client of its own, for background work that holds a connection (pub/sub, SCAN)."""
+        return self._new_client(host, port, tls=tls, db=db, connections=2)
 
     def close(self) -> None:
         with self._lock:

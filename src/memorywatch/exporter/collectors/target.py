@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from memorywatch import names
+from memorywatch.exporter.collectors.fleet import Fleet, FleetSnapshot
 from memorywatch.exporter.collectors.redis_info import Snapshot, add_node_families
 from memorywatch.exporter.config import Target, Topology, format_addr
 from memorywatch.exporter.discovery import DiscoveryError, discover
@@ -23,6 +24,8 @@ from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.scrape import REASONS, ClientCache, classify, describe, fetch_snapshot
 
 log = logging.getLogger("memorywatch.exporter")
+
+FleetResult = FleetSnapshot | Exception | None
 
 
 class ScrapeHealth:
@@ -63,16 +66,27 @@ class TargetCollector:
         executor: Executor,
         health: ScrapeHealth,
         timeout: float,
+        fleet: Fleet | None = None,
     ) -> None:
         self._target = target
+        # Fleet state is read from the primary (the node, or Sentinel's master); a Cluster
+        # spreads the schema's shards over its nodes, which this reader does not follow yet.
+        self._fleet = fleet if target.topology is not Topology.CLUSTER else None
         self._clients = clients
         self._executor = executor
         self._health = health
         self._timeout = timeout
 
-    def _fetch(self, host: str, port: int) -> Snapshot:
+    def _fetch(self, host: str, port: int, primary: bool) -> tuple[Snapshot, FleetResult]:
         client = self._clients.get(host, port, tls=self._target.tls, db=self._target.db)
-        return fetch_snapshot(client, cluster=self._target.topology is Topology.CLUSTER)
+        snapshot = fetch_snapshot(client, cluster=self._target.topology is Topology.CLUSTER)
+        fleet: FleetResult = None
+        if primary and self._fleet is not None:
+            try:
+                fleet = self._fleet.read(client)
+            except Exception as exc:  # the node answered; only its fleet view failed
+                fleet = exc
+        return snapshot, fleet
 
     def families(self) -> Families:
         started = time.monotonic()
@@ -89,14 +103,16 @@ class TargetCollector:
             nodes = []
         labelled = self._target.topology is not Topology.STANDALONE
         futures = [
-            ((host, port), self._executor.submit(self._fetch, host, port)) for host, port in nodes
+            ((host, port), self._executor.submit(self._fetch, host, port, index == 0))
+            for index, (host, port) in enumerate(nodes)
         ]
+        fleet: FleetResult = None
         for (host, port), future in futures:
             addr = format_addr(host, port)
             view = families.with_labels({names.LABEL_NODE: addr}) if labelled else families
             node = f"{display} node {addr}" if labelled else display
             try:
-                snapshot = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+                snapshot, node_fleet = future.result(timeout=max(deadline - time.monotonic(), 0.0))
             except FutureTimeout:
                 self._health.record(display, node, "timeout", f"no reply within {self._timeout:g}s")
                 view.gauge(names.REDIS_UP, "", 0)
@@ -108,6 +124,12 @@ class TargetCollector:
             self._health.record(display, node, None)
             view.gauge(names.REDIS_UP, "", 1)
             add_node_families(snapshot, view)
+            fleet = node_fleet or fleet
+
+        if self._fleet is not None:
+            if isinstance(fleet, Exception):
+                log.warning("fleet metrics of %s unavailable: %s", display, describe(fleet))
+            self._fleet.add(fleet if isinstance(fleet, FleetSnapshot) else None, families)
 
         families.gauge(
             names.SCRAPE_DURATION,

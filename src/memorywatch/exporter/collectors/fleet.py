@@ -1,0 +1,420 @@
+"""Agent-fleet families read from the state schema the SDK writes (docs/schema.md).
+
+Cheap at any size: a scrape reads the per-shard counter hashes (HGETALL of hashes whose
+fields are tool and lock names), counts indexes with ZCOUNT, and reads the heartbeat hash of
+each live instance: O(1) and O(log n) commands in three pipelined round trips, never KEYS
+or SCAN. Whatever needs the keyspace itself is the background sampler's job (sampler.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from memorywatch import names, schema
+from memorywatch.exporter.evictions import EvictionTracker
+from memorywatch.exporter.exposition import Families
+from memorywatch.exporter.fleet_options import FleetOptions
+from memorywatch.exporter.sampler import ERROR_KINDS, KeyspaceSampler
+
+OTHER = "other"
+
+
+# schema counter family -> (metric, help, label names of its field parts)
+COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    schema.LOCK_CONTENDED: (
+        names.LOCK_CONTENDED,
+        "Acquisitions whose first attempt found the lock held by another instance.",
+        (names.LABEL_LOCK,),
+    ),
+    schema.LOCK_TIMEOUTS: (
+        names.LOCK_TIMEOUTS,
+        "Acquisitions that gave up after their wait.",
+        (names.LABEL_LOCK,),
+    ),
+    schema.LOCKS_LOST: (
+        names.LOCKS_LOST,
+        "Releases or renewals that found the lock no longer theirs: the holder outlived its TTL.",
+        (names.LABEL_LOCK,),
+    ),
+    schema.TOOL_EXECUTIONS: (
+        names.TOOL_EXECUTIONS,
+        "Tool executions by final status.",
+        (names.LABEL_TOOL, names.LABEL_STATUS),
+    ),
+    schema.TOOL_DUPLICATES_SUPPRESSED: (
+        names.TOOL_DUPLICATES_SUPPRESSED,
+        "Repeated tool calls answered from the stored record: side effect not repeated.",
+        (names.LABEL_TOOL,),
+    ),
+    schema.TOOL_DUPLICATE_EXECUTIONS: (
+        names.TOOL_DUPLICATE_EXECUTIONS,
+        "Tool calls whose side effect ran twice (a holder finished after its claim was taken over).",
+        (names.LABEL_TOOL,),
+    ),
+    schema.TOOL_RECLAIMS: (
+        names.TOOL_RECLAIMS,
+        "In-progress tool claims past their deadline taken over by another caller.",
+        (names.LABEL_TOOL,),
+    ),
+    schema.TOOL_FINGERPRINT_MISMATCHES: (
+        names.TOOL_FINGERPRINT_MISMATCHES,
+        "Replays of an idempotency key with other arguments (refused).",
+        (names.LABEL_TOOL,),
+    ),
+    schema.TOOL_IN_PROGRESS_CONFLICTS: (
+        names.TOOL_IN_PROGRESS_CONFLICTS,
+        "Calls that found the same idempotency key in progress under a live claim.",
+        (names.LABEL_TOOL,),
+    ),
+    schema.TOOL_CLAIMS_LOST: (
+        names.TOOL_CLAIMS_LOST,
+        "Completions that found their claim owned by another caller or gone.",
+        (names.LABEL_TOOL,),
+    ),
+    schema.STATE_MISSES: (
+        names.STATE_MISSES,
+        "State an agent expected and did not find (evicted or expired while still indexed).",
+        (names.LABEL_KIND,),
+    ),
+}
+HISTOGRAMS: dict[str, tuple[str, str, str | None, Sequence[float]]] = {
+    schema.LOCK_WAIT: (
+        names.LOCK_WAIT,
+        "Seconds waited for a lock, by lock.",
+        names.LABEL_LOCK,
+        schema.LOCK_WAIT_BUCKETS,
+    ),
+    schema.TURN_DURATION: (
+        names.TURN_DURATION,
+        "Duration of user turns across the fleet.",
+        None,
+        schema.TURN_BUCKETS,
+    ),
+}
+
+
+@dataclass
+class FleetSnapshot:
+    now_ms: int
+    schema_fields: Mapping[str, str]
+    counters: dict[str, dict[str, float]] = field(default_factory=dict)
+    histograms: dict[str, dict[str, schema.HistogramData]] = field(default_factory=dict)
+    sessions_active: int = 0
+    instances: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    queues: dict[str, dict[str, float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def _ok(reply: Any) -> Any:
+    return None if isinstance(reply, Exception) else reply
+
+
+def read_fleet(client: redis.Redis, options: FleetOptions) -> FleetSnapshot:
+    """Three pipelined round trips: schema and clock; counters and indexes; details."""
+    pipe = client.pipeline(transaction=False)
+    pipe.time()
+    pipe.hgetall(f"{options.namespace}:schema")
+    for queue in options.queues:
+        pipe.type(queue)
+    first = pipe.execute(raise_on_error=False)
+    if isinstance(first[0], Exception):
+        raise first[0]
+    seconds, micros = first[0]
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    schema_fields = _ok(first[1]) or {}
+    snap = FleetSnapshot(now_ms=now_ms, schema_fields=schema_fields)
+    try:
+        shards = int(schema_fields.get(schema.SCHEMA_FIELD_SHARDS, schema.DEFAULT_SHARDS))
+        layout = schema.Schema(options.namespace, shards)
+    except ValueError:
+        snap.errors["unparsable"] = snap.errors.get("unparsable", 0) + 1
+        layout = schema.Schema(options.namespace)
+    queue_types = {q: str(_ok(t) or "none") for q, t in zip(options.queues, first[2:], strict=True)}
+
+    pipe = client.pipeline(transaction=False)
+    families = [*COUNTERS, *HISTOGRAMS]
+    for family in families:
+        for key in layout.stats_keys(family):
+            pipe.hgetall(key)
+    session_floor = now_ms - int(options.session_window * 1000)
+    for key in layout.sessions_keys():
+        pipe.zcount(key, f"({session_floor}", "+inf")
+    instance_floor = now_ms - int(options.instance_window * 1000)
+    for key in layout.instances_keys():
+        pipe.zrangebyscore(key, f"({instance_floor}", "+inf")
+    for queue in options.queues:
+        if queue_types[queue] == "stream":
+            pipe.xlen(queue)
+            pipe.xinfo_groups(queue)
+        elif queue_types[queue] == "list":
+            pipe.llen(queue)
+    replies = iter(pipe.execute(raise_on_error=False))
+
+    for family in families:
+        hashes = [_ok(next(replies)) or {} for _ in range(layout.shards)]
+        try:
+            if family in HISTOGRAMS:
+                buckets = HISTOGRAMS[family][3]
+                snap.histograms[family] = schema.merge_histograms(hashes, buckets)
+            else:
+                snap.counters[family] = schema.merge_counters(hashes)
+        except ValueError:
+            snap.errors["unparsable"] = snap.errors.get("unparsable", 0) + 1
+    snap.sessions_active = sum(int(_ok(next(replies)) or 0) for _ in range(layout.shards))
+    instance_ids = sorted({i for _ in range(layout.shards) for i in (_ok(next(replies)) or [])})
+
+    stream_groups: dict[str, list[str]] = {}
+    for queue in options.queues:
+        kind = queue_types[queue]
+        if kind == "stream":
+            length, groups = _ok(next(replies)), _ok(next(replies)) or []
+            pending = sum(int(g.get("pending", 0)) for g in groups)
+            snap.queues[queue] = {"length": float(length or 0), "pending": float(pending)}
+            stream_groups[queue] = [str(g["name"]) for g in groups if int(g.get("pending", 0))]
+        elif kind == "list":
+            snap.queues[queue] = {"length": float(_ok(next(replies)) or 0)}
+        elif kind != "none":
+            snap.errors["wrong_type"] = snap.errors.get("wrong_type", 0) + 1
+
+    pipe = client.pipeline(transaction=False)
+    for instance in instance_ids:
+        pipe.hgetall(layout.heartbeat(instance))
+    pending_order = [(q, g) for q, groups in stream_groups.items() for g in groups]
+    for queue, group in pending_order:
+        pipe.xpending(queue, group)
+    details = (
+        iter(pipe.execute(raise_on_error=False)) if instance_ids or pending_order else iter(())
+    )
+    for instance in instance_ids:
+        snap.instances[instance] = _ok(next(details)) or {}
+    for queue, _group in pending_order:
+        summary = _ok(next(details)) or {}
+        oldest_id = summary.get("min")
+        if oldest_id:
+            age = max(now_ms - int(str(oldest_id).split("-")[0]), 0) / 1000
+            current = snap.queues[queue].get("oldest_pending", 0.0)
+            snap.queues[queue]["oldest_pending"] = max(current, age)
+    return snap
+
+
+def _fold(values: Mapping[str, float], limit: int) -> set[str]:
+    """The label values kept as themselves: the `limit` largest; the rest become `other`."""
+    if len(values) <= limit:
+        return set(values)
+    ranked = sorted(values.items(), key=lambda item: (-item[1], item[0]))
+    return {name for name, _ in ranked[:limit]}
+
+
+def add_fleet_families(snap: FleetSnapshot, out: Families, options: FleetOptions) -> None:
+    version = snap.schema_fields.get(schema.SCHEMA_FIELD_VERSION)
+    out.gauge(
+        names.SCHEMA_INFO,
+        "The state schema version agents wrote into Redis (absent: no agent has run yet).",
+        1,
+        {names.LABEL_VERSION: str(version) if version is not None else "absent"},
+    )
+    _add_counters(snap, out, options.max_label_values)
+    _add_histograms(snap, out, options.max_label_values)
+    out.gauge(
+        names.SESSIONS_ACTIVE,
+        "Sessions with activity within the session window (from the session index).",
+        snap.sessions_active,
+    )
+    _add_instances(snap, out)
+    for queue, stats in sorted(snap.queues.items()):
+        labels = {names.LABEL_QUEUE: queue}
+        out.gauge(
+            names.QUEUE_LENGTH, "Entries in the queue (XLEN or LLEN).", stats["length"], labels
+        )
+        if "pending" in stats:
+            out.gauge(
+                names.QUEUE_PENDING,
+                "Stream entries delivered to a consumer and not yet acknowledged.",
+                stats["pending"],
+                labels,
+            )
+            out.gauge(
+                names.QUEUE_OLDEST_PENDING,
+                "Age of the oldest unacknowledged stream entry.",
+                stats.get("oldest_pending", 0.0),
+                labels,
+            )
+
+
+def _add_counters(snap: FleetSnapshot, out: Families, limit: int) -> None:
+    for family, (metric, help_text, label_names) in COUNTERS.items():
+        out.declare(metric, help_text, "counter")
+        totals = snap.counters.get(family, {})
+        first_parts: dict[str, float] = {}
+        for name, value in totals.items():
+            head = schema.split_field(name)[0] if len(label_names) == 2 else name
+            first_parts[head] = first_parts.get(head, 0.0) + value
+        kept = _fold(first_parts, limit)
+        folded: dict[tuple[str, ...], float] = {}
+        for name, value in totals.items():
+            parts = schema.split_field(name) if len(label_names) == 2 else (name,)
+            key = (parts[0] if parts[0] in kept else OTHER, *parts[1:])
+            folded[key] = folded.get(key, 0.0) + value
+        for key, value in sorted(folded.items()):
+            out.counter(metric, help_text, value, dict(zip(label_names, key, strict=True)))
+
+
+def _add_histograms(snap: FleetSnapshot, out: Families, limit: int) -> None:
+    for family, (metric, help_text, label, _buckets) in HISTOGRAMS.items():
+        out.declare(metric, help_text, "histogram")
+        data = snap.histograms.get(family, {})
+        kept = _fold({n: h.count for n, h in data.items()}, limit)
+        merged: dict[str, tuple[list[float], list[str], float, float]] = {}
+        for name, hist in data.items():
+            target = name if name in kept else OTHER
+            counts, les, total, count = merged.get(
+                target, ([0.0] * len(hist.buckets), [], 0.0, 0.0)
+            )
+            counts = [c + b[1] for c, b in zip(counts, hist.buckets, strict=True)]
+            merged[target] = (
+                counts,
+                [b[0] for b in hist.buckets],
+                total + hist.sum,
+                count + hist.count,
+            )
+        for name, (counts, les, total, count) in sorted(merged.items()):
+            labels = {label: name} if label else {}
+            if family == schema.LOCK_WAIT:
+                # One wait observation per successful acquisition: the SDK keeps no
+                # separate acquisitions counter, so its count is that counter.
+                out.counter(names.LOCK_ACQUISITIONS, "Locks taken, by lock.", count, labels)
+            for le, value in zip(les, counts, strict=True):
+                out.add(
+                    metric, help_text, "histogram", value, {**labels, "le": le}, metric + "_bucket"
+                )
+            out.add(metric, help_text, "histogram", total, labels, metric + "_sum")
+            out.add(metric, help_text, "histogram", count, labels, metric + "_count")
+
+
+def _add_instances(snap: FleetSnapshot, out: Families) -> None:
+    ready = sum(1 for h in snap.instances.values() if h.get("ready") == "1")
+    out.gauge(
+        names.AGENT_INSTANCES,
+        "Agent instances that sent a heartbeat within the instance window, by readiness.",
+        ready,
+        {names.LABEL_STATE: "ready"},
+    )
+    out.gauge(
+        names.AGENT_INSTANCES, "", len(snap.instances) - ready, {names.LABEL_STATE: "not_ready"}
+    )
+    out.declare(
+        names.AGENT_POOL_CONNECTIONS,
+        "Redis client pool connections of each live instance, from its heartbeat.",
+        "gauge",
+    )
+    out.declare(
+        names.AGENT_POOL_TIMEOUTS,
+        "Times an instance found its Redis client pool exhausted, from its heartbeat.",
+        "counter",
+    )
+    for instance, beat in sorted(snap.instances.items()):
+        if not beat:
+            continue
+        try:
+            in_use, pool_max = int(beat.get("pool_in_use", -1)), int(beat.get("pool_max", -1))
+            timeouts = int(beat.get("pool_timeouts", -1))
+        except ValueError:
+            snap.errors["unparsable"] = snap.errors.get("unparsable", 0) + 1
+            continue
+        labels = {names.LABEL_INSTANCE_ID: instance}
+        if in_use >= 0:
+            out.gauge(
+                names.AGENT_POOL_CONNECTIONS, "", in_use, {**labels, names.LABEL_STATE: "used"}
+            )
+        if pool_max >= 0:
+            out.gauge(
+                names.AGENT_POOL_CONNECTIONS, "", pool_max, {**labels, names.LABEL_STATE: "max"}
+            )
+            if in_use >= 0:
+                idle_bound = max(pool_max - in_use, 0)
+                out.gauge(
+                    names.AGENT_POOL_CONNECTIONS,
+                    "",
+                    idle_bound,
+                    {**labels, names.LABEL_STATE: "idle"},
+                )
+        if timeouts >= 0:
+            out.counter(names.AGENT_POOL_TIMEOUTS, "", timeouts, labels)
+
+
+class Fleet:
+    """The fleet families of one target: a scrape-time read plus the background trackers."""
+
+    def __init__(
+        self,
+        options: FleetOptions,
+        tracker: EvictionTracker | None = None,
+        sampler: KeyspaceSampler | None = None,
+    ) -> None:
+        self.options = options
+        self.tracker = tracker
+        self.sampler = sampler
+
+    def read(self, client: redis.Redis) -> FleetSnapshot:
+        return read_fleet(client, self.options)
+
+    def start(self) -> None:
+        for worker in (self.tracker, self.sampler):
+            if worker is not None:
+                worker.start()
+
+    def stop(self) -> None:
+        for worker in (self.tracker, self.sampler):
+            if worker is not None:
+                worker.stop()
+
+    def add(self, snap: FleetSnapshot | None, out: Families) -> None:
+        """Families from this scrape's read (None if it failed) and the trackers' results."""
+        errors: dict[str, int] = {kind: 0 for kind in ERROR_KINDS}
+        if snap is not None:
+            add_fleet_families(snap, out, self.options)
+            for kind, count in snap.errors.items():
+                errors[kind] = errors.get(kind, 0) + count
+        out.gauge(
+            names.EVICTION_TRACKING,
+            "1 while evicted keys are classified from keyspace notifications.",
+            1 if self.tracker is not None and self.tracker.live else 0,
+        )
+        if self.tracker is not None:
+            for key_class, count in sorted(self.tracker.counts().items()):
+                out.counter(
+                    names.EVICTED_KEYS,
+                    "Keys Redis evicted, by the class of agent state they held "
+                    "(counted since the exporter started).",
+                    count,
+                    {names.LABEL_KEY_CLASS: key_class},
+                )
+        result = self.sampler.result() if self.sampler is not None else None
+        if result is not None:
+            for key_class, count in sorted(result.without_ttl.items()):
+                out.gauge(
+                    names.KEYS_WITHOUT_TTL,
+                    "Keys that must expire but have no TTL, by class (last full sampler pass).",
+                    count,
+                    {names.LABEL_KEY_CLASS: key_class},
+                )
+            for kind, count in result.errors.items():
+                errors[kind] = errors.get(kind, 0) + count
+            out.gauge(
+                names.SAMPLER_AGE,
+                "Seconds since the keyspace sampler finished the pass these figures come from.",
+                time.monotonic() - result.finished_at,
+            )
+        for kind, count in sorted(errors.items()):
+            out.gauge(
+                names.SCHEMA_ERRORS,
+                "Keys or records in the namespace that break the schema (foreign, wrong type, "
+                "missing TTL, unparsable).",
+                count,
+                {names.LABEL_KIND: kind},
+            )

@@ -1,0 +1,135 @@
+"""Which classes of agent state Redis evicts, from `evicted` keyspace notifications.
+
+INFO only counts evictions; it cannot say whether Redis dropped a lock, a tool record or a
+customer's conversation. Redis publishes the name of every evicted key on
+`__keyevent@<db>__:evicted` when `notify-keyspace-events` holds `E` and `e` (or `A`).
+The tracker subscribes on its own connection and counts keys by class. Notifications are
+fire-and-forget: evictions while the exporter is disconnected are not seen, and the
+`memorywatch_eviction_tracking_enabled` gauge says whether the subscription is live.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import redis
+
+from memorywatch.exporter.keyclass import KEY_CLASSES, key_class
+
+log = logging.getLogger("memorywatch.exporter")
+
+
+def _has_evicted_events(flags: str) -> bool:
+    return "E" in flags and ("e" in flags or "A" in flags)
+
+
+class EvictionTracker:
+    """A daemon thread that counts evicted keys per key class."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], redis.Redis],
+        namespace: str,
+        db: int = 0,
+        enable_events: bool = False,
+        retry_interval: float = 10.0,
+    ) -> None:
+        self._factory = client_factory
+        self._namespace = namespace
+        self._channel = f"__keyevent@{db}__:evicted"
+        self._enable = enable_events
+        self._retry = retry_interval
+        self._counts: Counter[str] = Counter({c: 0 for c in KEY_CLASSES})
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._live = threading.Event()
+        self._warned = ""
+        self._thread = threading.Thread(target=self._run, name="memorywatch-evictions", daemon=True)
+
+    def start(self) -> EvictionTracker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    @property
+    def live(self) -> bool:
+        return self._live.is_set()
+
+    def wait_live(self, timeout: float) -> bool:
+        return self._live.wait(timeout)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def _warn_once(self, message: str) -> None:
+        if message != self._warned:
+            log.warning("%s", message)
+            self._warned = message
+
+    def _events_enabled(self, client: redis.Redis) -> bool:
+        flags = str(client.config_get("notify-keyspace-events").get("notify-keyspace-events", ""))
+        if _has_evicted_events(flags):
+            return True
+        if not self._enable:
+            self._warn_once(
+                "eviction classes are not tracked: notify-keyspace-events is "
+                f"{flags!r} and needs 'Ee'; set it in redis.conf or run the exporter "
+                "with --enable-keyspace-events"
+            )
+            return False
+        wanted = "".join(sorted(set(flags + "Ee")))
+        client.config_set("notify-keyspace-events", wanted)
+        log.info("set notify-keyspace-events to %r to track evicted key classes", wanted)
+        return True
+
+    def _run(self) -> None:
+        client: redis.Redis | None = None
+        while not self._stop.is_set():
+            try:
+                if client is None:
+                    client = self._factory()
+                if self._events_enabled(client):
+                    self._listen(client)
+            except (redis.RedisError, OSError) as exc:
+                self._warn_once(f"eviction tracking interrupted: {type(exc).__name__}: {exc}")
+                if client is not None:
+                    client.close()
+                client = None
+            self._live.clear()
+            self._stop.wait(self._retry)
+        if client is not None:
+            client.close()
+
+    def _listen(self, client: redis.Redis) -> None:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self._channel)
+            pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+            # Re-check over a second connection now, so both connections the tracker keeps
+            # exist from the start and the exporter's client count never moves afterwards.
+            if not self._events_enabled(client):
+                return
+            self._live.set()
+            self._warned = ""
+            checks = 0
+            while not self._stop.is_set():
+                message = pubsub.get_message(timeout=1.0)
+                if message is not None and message.get("type") == "message":
+                    data = message["data"]
+                    key = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                    with self._lock:
+                        self._counts[key_class(key, self._namespace)] += 1
+                    continue
+                checks += 1
+                if checks % 30 == 0 and not self._events_enabled(client):
+                    return  # someone turned the events off: report it instead of counting zero
+        finally:
+            pubsub.close()

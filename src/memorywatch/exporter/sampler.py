@@ -1,0 +1,180 @@
+"""A budgeted background pass over the namespace: keys without a TTL and schema errors.
+
+A scrape never runs SCAN. This thread walks the namespace with `SCAN MATCH ns:* COUNT n`,
+at most `budget` keys per cycle, one pipelined TYPE + PTTL per batch; when a full pass ends,
+its totals replace the served ones. Scrapes read the last full pass and its age
+(`memorywatch_keyspace_sample_age_seconds`), so a stale result is visible as stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from memorywatch import schema
+from memorywatch.exporter.keyclass import KEY_CLASSES, needs_ttl, parse_key
+
+log = logging.getLogger("memorywatch.exporter")
+
+ERROR_KINDS = ("foreign", "wrong_type", "missing_ttl", "unparsable")
+TOOL_STATES = {
+    schema.TOOL_STATE_IN_PROGRESS,
+    schema.TOOL_STATE_COMPLETED,
+    schema.TOOL_STATE_FAILED,
+    schema.TOOL_STATE_RELEASED,
+}
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    finished_at: float
+    keys_seen: int
+    without_ttl: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class KeyspaceSampler:
+    def __init__(
+        self,
+        client_factory: Callable[[], redis.Redis],
+        namespace: str,
+        interval: float = 30.0,
+        budget: int = 20_000,
+        batch: int = 500,
+    ) -> None:
+        self._factory = client_factory
+        self._namespace = namespace
+        self._interval = interval
+        self._budget = budget
+        self._batch = batch
+        self._result: SampleResult | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._done = threading.Condition(self._lock)
+        self._thread = threading.Thread(target=self._run, name="memorywatch-sampler", daemon=True)
+        self._cursor = 0
+        self._partial: tuple[Counter[str], Counter[str], int] = (Counter(), Counter(), 0)
+
+    def start(self) -> KeyspaceSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def result(self) -> SampleResult | None:
+        with self._lock:
+            return self._result
+
+    def wait_for_pass(self, after: float, timeout: float) -> SampleResult | None:
+        """Block until a pass that finished after `after` (monotonic) is served."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self._result is None or self._result.finished_at <= after:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._done.wait(remaining)
+            return self._result
+
+    def _run(self) -> None:
+        client: redis.Redis | None = None
+        while not self._stop.is_set():
+            try:
+                if client is None:
+                    client = self._factory()
+                self.cycle(client)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("keyspace sampler: %s: %s", type(exc).__name__, exc)
+                if client is not None:
+                    client.close()
+                client = None
+            self._stop.wait(self._interval)
+        if client is not None:
+            client.close()
+
+    def cycle(self, client: redis.Redis) -> None:
+        """Scan up to `budget` keys from where the last cycle stopped."""
+        without_ttl, errors, seen = self._partial
+        scanned = 0
+        while scanned < self._budget:
+            cursor, keys = client.scan(
+                self._cursor, match=f"{self._namespace}:*", count=self._batch
+            )
+            self._cursor = int(cursor)
+            if keys:
+                self._inspect(client, [str(k) for k in keys], without_ttl, errors)
+                scanned += len(keys)
+                seen += len(keys)
+            if self._cursor == 0:
+                result = SampleResult(
+                    finished_at=time.monotonic(),
+                    keys_seen=seen,
+                    without_ttl={c: without_ttl[c] for c in KEY_CLASSES},
+                    errors={k: errors[k] for k in ERROR_KINDS},
+                )
+                with self._done:
+                    self._result = result
+                    self._done.notify_all()
+                self._partial = (Counter(), Counter(), 0)
+                return
+        self._partial = (without_ttl, errors, seen)
+
+    def _inspect(
+        self, client: redis.Redis, keys: list[str], without_ttl: Counter[str], errors: Counter[str]
+    ) -> None:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+            pipe.pttl(key)
+        replies = pipe.execute(raise_on_error=False)
+        records: list[tuple[str, str]] = []
+        for index, key in enumerate(keys):
+            redis_type, pttl = replies[2 * index], replies[2 * index + 1]
+            if isinstance(redis_type, Exception) or redis_type == "none":
+                continue  # expired or deleted between SCAN and TYPE
+            parsed = parse_key(key, self._namespace)
+            if parsed is None:
+                errors["foreign"] += 1
+                continue
+            key_class, kind, expected = parsed
+            if redis_type != expected:
+                errors["wrong_type"] += 1
+                continue
+            if pttl == -1 and needs_ttl(kind):
+                without_ttl[key_class] += 1
+                errors["missing_ttl"] += 1
+            if kind in ("lock", "tool"):
+                records.append((key, kind))
+        if not records:
+            return
+        pipe = client.pipeline(transaction=False)
+        for key, kind in records:
+            if kind == "lock":
+                pipe.get(key)
+            else:
+                pipe.hmget(key, "state", "fence")
+        for (_key, kind), value in zip(records, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(value, Exception) or value is None:
+                continue
+            if not _record_ok(kind, value):
+                errors["unparsable"] += 1
+
+
+def _record_ok(kind: str, value: object) -> bool:
+    """A lock is `{fence}|{owner}`; a tool record has a known state and a numeric fence."""
+    if kind == "lock":
+        token, sep, owner = str(value).partition("|")
+        return bool(sep and owner) and token.isdigit()
+    state, fence = value if isinstance(value, list) else [None, None]
+    if state is None and fence is None:
+        return True  # vanished between the two reads
+    return state in TOOL_STATES and str(fence).isdigit()
