@@ -1,0 +1,149 @@
+"""`memorywatch alerts generate|check` and `memorywatch runbook`: parse, then call a function."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from memorywatch import thresholds as th
+from memorywatch.alerts import runbooks
+from memorywatch.alerts.model import (
+    DEFAULT_DASHBOARD_BASE_URL,
+    DEFAULT_EXPORTER_JOB,
+    DEFAULT_RUNBOOK_BASE_URL,
+    AlertsConfig,
+)
+
+
+def _options(func: Callable[..., Any]) -> Callable[..., Any]:
+    decorators = [
+        click.option(
+            "--thresholds",
+            "thresholds_file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="YAML file overriding thresholds: NAME: VALUE or NAME: {value: V, for: 5m}.",
+        ),
+        click.option(
+            "--profile",
+            type=click.Choice(th.PROFILES),
+            default="default",
+            help="'test' turns every 'for' from minutes into seconds (end-to-end tests).",
+        ),
+        click.option(
+            "--runbook-base-url",
+            default=DEFAULT_RUNBOOK_BASE_URL,
+            help="runbook_url = this + ALERTNAME.md.",
+        ),
+        click.option(
+            "--dashboard-base-url",
+            default=DEFAULT_DASHBOARD_BASE_URL,
+            help="dashboard_url = this + dashboard uid (your Grafana's /d/).",
+        ),
+        click.option(
+            "--exporter-job",
+            default=DEFAULT_EXPORTER_JOB,
+            help="Prometheus job label of the memorywatch exporter (for RedisExporterDown).",
+        ),
+        click.option(
+            "--out-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=Path("alerts"),
+            help="Where the rule files and generated promtool tests go.",
+        ),
+        click.option(
+            "--runbooks-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=Path("runbooks"),
+            help="Runbooks whose threshold blocks are rewritten.",
+        ),
+        click.option(
+            "--skip-runbooks", is_flag=True, help="Do not touch runbooks (e.g. for --profile test)."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _config(
+    thresholds_file: Path | None,
+    profile: str,
+    runbook_base_url: str,
+    dashboard_base_url: str,
+    exporter_job: str,
+    out_dir: Path,
+    runbooks_dir: Path,
+    skip_runbooks: bool,
+) -> Any:
+    from memorywatch.alerts.generate import GenerateConfig
+
+    try:
+        table = th.load(thresholds_file, profile)
+    except th.ThresholdsError as exc:
+        raise click.ClickException(str(exc)) from None
+    return GenerateConfig(
+        alerts=AlertsConfig(
+            thresholds=table,
+            runbook_base_url=runbook_base_url,
+            dashboard_base_url=dashboard_base_url,
+            exporter_job=exporter_job,
+        ),
+        out_dir=out_dir,
+        runbooks_dir=None if skip_runbooks else runbooks_dir,
+    )
+
+
+@click.group("alerts")
+def alerts() -> None:
+    """Prometheus alerting rules, their promtool tests and runbook thresholds."""
+
+
+@alerts.command("generate")
+@_options
+def generate_command(**options: Any) -> None:
+    """Write the rule file, the PrometheusRule CRD, promtool tests and runbook thresholds."""
+    from memorywatch.alerts.generate import generate
+
+    written, warnings = generate(_config(**options))
+    for path in written:
+        click.echo(f"wrote {path}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not written:
+        click.echo("up to date")
+
+
+@alerts.command("check")
+@_options
+def check_command(**options: Any) -> None:
+    """Exit 1 if the files on disk differ from what `alerts generate` would write."""
+    from memorywatch.alerts.generate import GENERATE_COMMAND, check
+
+    drifted = check(_config(**options))
+    if drifted:
+        click.echo(
+            f"out of date: {', '.join(map(str, drifted))}; run `{GENERATE_COMMAND}`", err=True
+        )
+        sys.exit(1)
+    click.echo("up to date")
+
+
+@click.command("runbook")
+@click.argument("alert")
+@click.option(
+    "--runbooks-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help=f"Default: ${runbooks.ENV_DIR}, else the checkout's runbooks/.",
+)
+def runbook(alert: str, runbooks_dir: Path | None) -> None:
+    """Print the runbook of ALERT."""
+    try:
+        path = runbooks.find(alert, runbooks_dir or runbooks.default_dir())
+    except runbooks.RunbookError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(path.read_text(encoding="utf-8"), nl=False)

@@ -1,0 +1,248 @@
+"""What an alert group module builds: rules, their probes, and the config they read.
+
+A `Probe` is the evidence half of an alert: input series that make the expression true from a
+known step on (``ONSET``), series that sit exactly on the threshold and must not fire, the
+labels the expression yields, and the ``$value`` it yields. The promtool tests are generated
+from it, so a rule and its test come from the same threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from memorywatch.thresholds import Threshold, Thresholds
+
+DEFAULT_RUNBOOK_BASE_URL: Final = "https://github.com/memorywatch/memorywatch/blob/main/runbooks/"
+DEFAULT_DASHBOARD_BASE_URL: Final = "http://localhost:3000/d/"
+DEFAULT_EXPORTER_JOB: Final = "memorywatch"
+
+DASHBOARD_OVERVIEW: Final = "memorywatch-overview"
+DASHBOARD_LOCKS_TOOLS: Final = "memorywatch-locks-tools"
+DASHBOARD_REDIS: Final = "memorywatch-redis"
+
+ONSET: Final = 5
+"""Probe series are healthy for steps 0..ONSET-1 and show the fault from step ONSET on."""
+
+TEST_INSTANCE: Final = "127.0.0.1:9121"
+
+ValueFormat = Literal["percentage", "duration", "bytes", "number", "count"]
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    dashboard_base_url: str = DEFAULT_DASHBOARD_BASE_URL
+    exporter_job: str = DEFAULT_EXPORTER_JOB
+
+    def t(self, name: str) -> Threshold:
+        return self.thresholds[name]
+
+    @property
+    def test_interval(self) -> int:
+        """Seconds between samples in the promtool tests: every ``for`` is a whole number of them."""
+        return math.gcd(60, *(t.for_seconds or 0 for t in self.thresholds))
+
+
+@dataclass(frozen=True)
+class Series:
+    """``before`` until ONSET, then ``after`` growing by ``step`` per interval (a counter)."""
+
+    before: float | None
+    """None: the series does not exist before ONSET."""
+    after: float
+    step: float = 0.0
+
+    def values(self, steps_after_onset: int) -> str:
+        # promtool: "axN" is N+1 samples, "_xN" is N blanks.
+        head = f"_x{ONSET}" if self.before is None else f"{_num(self.before)}x{ONSET - 1}"
+        return f"{head} {_num(self.after)}+{_num(self.step)}x{max(steps_after_onset, 1)}"
+
+
+def gauge(before: float, after: float) -> Series:
+    return Series(before, after)
+
+
+def counter(per_step: float) -> Series:
+    """A counter at 0 that grows by ``per_step`` every interval from ONSET on."""
+    return Series(0, per_step, per_step)
+
+
+ValueAt = Callable[[int, int], float]
+"""(steps since onset, interval in seconds) -> the expression's value then."""
+
+
+def constant(value: float) -> ValueAt:
+    return lambda _steps, _interval: value
+
+
+def increase_of(per_step: float, window_seconds: int = 300) -> ValueAt:
+    """``increase(x[window])`` of a `counter` (exact: the window starts on a sample or at 0)."""
+    return lambda steps, interval: per_step * min(steps + 1, window_seconds // interval)
+
+
+@dataclass(frozen=True)
+class Probe:
+    fire: Mapping[str, Series]
+    """Series selector (``metric{a="b"}``, without instance/job) -> series that fire."""
+    quiet: Mapping[str, Series]
+    """Series exactly on (or just inside) the threshold: must not fire."""
+    labels: Mapping[str, str]
+    """Labels of the resulting alert besides instance, job, alertname and severity."""
+    value: ValueAt
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    alert: str
+    expr: str
+    threshold: Threshold
+    summary: str
+    description: str
+    """Text with ``$value`` and ``$labels.NAME`` placeholders, rendered as a Go template."""
+    value_format: ValueFormat
+    dashboard: str
+    probe: Probe
+
+    @property
+    def severity(self) -> str:
+        return self.threshold.severity
+
+    @property
+    def for_seconds(self) -> int:
+        return self.threshold.for_seconds or 0
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    record: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    name: str
+    alerts: tuple[AlertRule, ...] = ()
+    records: tuple[RecordingRule, ...] = ()
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def series_selector(metric: str, **labels: str) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{metric}{{{inner}}}" if inner else metric
+
+
+# Descriptions ---------------------------------------------------------------------------------
+
+_PLACEHOLDER: Final = re.compile(r"\$value|\$labels\.([a-z_]+)")
+
+_GO_FORMAT: Final[dict[str, str]] = {
+    "percentage": "{{ $value | humanizePercentage }}",
+    "duration": "{{ $value | humanizeDuration }}",
+    "bytes": "{{ $value | humanize1024 }}B",
+    "number": "{{ $value | humanize }}",
+    "count": '{{ $value | printf "%.0f" }}',
+}
+
+
+def go_template(description: str, value_format: ValueFormat) -> str:
+    def sub(match: re.Match[str]) -> str:
+        if match.group(1):
+            return "{{ $labels." + match.group(1) + " }}"
+        return _GO_FORMAT[value_format]
+
+    return _PLACEHOLDER.sub(sub, description)
+
+
+def render_description(
+    description: str, value_format: ValueFormat, value: float, labels: Mapping[str, str]
+) -> str:
+    """What Prometheus renders for `go_template` (the promtool tests' expected annotation)."""
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group(1):
+            return labels.get(match.group(1), "<no value>")
+        return format_value(value, value_format)
+
+    return _PLACEHOLDER.sub(sub, description)
+
+
+def _g(value: float) -> str:
+    """Go's ``%.4g``."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:.4g}"
+
+
+def format_value(value: float, value_format: ValueFormat) -> str:
+    if value_format == "percentage":
+        return _g(value * 100) + "%"
+    if value_format == "count":
+        return f"{value:.0f}"
+    if value_format == "duration":
+        return _humanize_duration(value)
+    if value_format == "bytes":
+        return _humanize_scaled(value, 1024, ("ki", "Mi", "Gi", "Ti", "Pi", "Ei"), 1.0) + "B"
+    return _humanize(value)
+
+
+def _humanize_scaled(value: float, base: int, prefixes: tuple[str, ...], floor: float) -> str:
+    if value == 0 or math.isnan(value) or math.isinf(value) or abs(value) <= floor:
+        return _g(value)
+    prefix = ""
+    for p in prefixes:
+        if abs(value) < base:
+            break
+        prefix = p
+        value /= base
+    return _g(value) + prefix
+
+
+def _humanize(value: float) -> str:
+    if value == 0 or math.isnan(value) or math.isinf(value):
+        return _g(value)
+    if abs(value) >= 1:
+        return _humanize_scaled(value, 1000, ("k", "M", "G", "T", "P", "E", "Z", "Y"), 0.0)
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(value) >= 1:
+            break
+        prefix = p
+        value *= 1000
+    return _g(value) + prefix
+
+
+def _humanize_duration(value: float) -> str:
+    if math.isnan(value) or math.isinf(value):
+        return _g(value)
+    if value == 0:
+        return "0s"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if value >= 1:
+        whole = int(value)
+        seconds, minutes = whole % 60, (whole // 60) % 60
+        hours, days = (whole // 3600) % 24, whole // 86400
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return f"{sign}{_g(value)}s"
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if value >= 1:
+            break
+        prefix = p
+        value *= 1000
+    return f"{sign}{_g(value)}{prefix}s"

@@ -1,0 +1,116 @@
+"""Tools: every tool call runs once per idempotency key, finishes, and leaves a record with a TTL."""
+
+from __future__ import annotations
+
+from memorywatch import names
+from memorywatch.alerts._build import (
+    WINDOW,
+    above_probe,
+    alert,
+    any_increase_probe,
+    fire_level,
+    num,
+)
+from memorywatch.alerts.model import (
+    DASHBOARD_LOCKS_TOOLS,
+    AlertsConfig,
+    Probe,
+    RuleGroup,
+    constant,
+    counter,
+    series_selector,
+)
+
+TOOL = "send_email"
+PER_STEP = 100
+TTL_CLASSES = ("lock", "tool")
+
+
+def group(cfg: AlertsConfig) -> RuleGroup:
+    tool = {names.LABEL_TOOL: TOOL}
+    status = names.LABEL_STATUS
+    dup = cfg.t("tool_duplicate_calls")
+    dup_level = dup.number() * 2 if dup.number() else 1
+    suppressed = series_selector(names.TOOL_DUPLICATES_SUPPRESSED, **tool)
+    executed = series_selector(names.TOOL_EXECUTIONS, **tool, **{status: "completed"})
+    stuck = cfg.t("tool_stuck_in_progress")
+    no_ttl = cfg.t("records_without_ttl")
+    key_class = {names.LABEL_KEY_CLASS: "lock"}
+    return RuleGroup(
+        "memorywatch-tools",
+        alerts=(
+            alert(
+                cfg,
+                "tool_duplicate_execution",
+                expr=f"increase({names.TOOL_DUPLICATE_EXECUTIONS}[{WINDOW}])"
+                f" > {num(cfg.t('tool_duplicate_execution').number())}",
+                summary="A tool call ran twice for one idempotency key.",
+                description="Tool $labels.tool executed $value duplicate times in the last "
+                "5 minutes: a side effect (payment, message, ticket) may have happened twice.",
+                value_format="count",
+                dashboard=DASHBOARD_LOCKS_TOOLS,
+                probe=any_increase_probe(
+                    cfg, "tool_duplicate_execution", names.TOOL_DUPLICATE_EXECUTIONS, tool
+                ),
+            ),
+            alert(
+                cfg,
+                "tool_duplicate_calls",
+                expr=f"sum without ({status}) "
+                f"(increase({names.TOOL_DUPLICATES_SUPPRESSED}[{WINDOW}])) / "
+                f"sum without ({status}) (increase({names.TOOL_EXECUTIONS}[{WINDOW}]))"
+                f" > {num(dup.number())}",
+                summary="Agents retry tool calls far more than usual.",
+                description="Tool $labels.tool got $value as many suppressed duplicate calls "
+                f"as executions over the last 5 minutes (threshold {dup.human_value()}): a retry "
+                "storm.",
+                value_format="percentage",
+                dashboard=DASHBOARD_LOCKS_TOOLS,
+                probe=Probe(
+                    fire={
+                        suppressed: counter(round(dup_level * PER_STEP)),
+                        executed: counter(PER_STEP),
+                    },
+                    quiet={
+                        suppressed: counter(round(dup.number() * PER_STEP)),
+                        executed: counter(PER_STEP),
+                    },
+                    labels=tool,
+                    value=constant(round(dup_level * PER_STEP) / PER_STEP),
+                ),
+            ),
+            alert(
+                cfg,
+                "tool_stuck_in_progress",
+                expr=f"{names.TOOL_OLDEST_IN_PROGRESS} > {num(stuck.number())}",
+                summary="A tool call has been in progress for too long.",
+                description="The oldest in-progress tool record has been running for $value "
+                f"(threshold {stuck.human_value()}); retries of that call are being refused.",
+                value_format="duration",
+                dashboard=DASHBOARD_LOCKS_TOOLS,
+                probe=above_probe(
+                    names.TOOL_OLDEST_IN_PROGRESS,
+                    stuck,
+                    fire_level(cfg, "tool_stuck_in_progress"),
+                    healthy=5,
+                ),
+            ),
+            alert(
+                cfg,
+                "records_without_ttl",
+                expr=f'{names.KEYS_WITHOUT_TTL}{{{names.LABEL_KEY_CLASS}=~"'
+                f'{"|".join(TTL_CLASSES)}"}} > {num(no_ttl.number())}',
+                summary="Lock or tool records exist without a TTL.",
+                description="The keyspace sample found $value $labels.key_class keys without a "
+                "TTL: they never expire and volatile-* eviction never frees them.",
+                value_format="count",
+                dashboard=DASHBOARD_LOCKS_TOOLS,
+                probe=above_probe(
+                    series_selector(names.KEYS_WITHOUT_TTL, **key_class),
+                    no_ttl,
+                    no_ttl.number() + 1,
+                    key_class,
+                ),
+            ),
+        ),
+    )
