@@ -183,3 +183,11 @@ def exporter(check: bool, **options: Any) -> None:
         run.serve(config)
     except exporter_config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
+
+
+from memorywatch.alerts.cli import alerts as _alerts  # noqa: E402
+from memorywatch.alerts.cli import runbook as _runbook  # noqa: E402
+
+main.add_command(_alerts)
+main.add_command(_runbook)
