@@ -183,7 +183,6 @@ def exporter(check: bool, **options: Any) -> None:
         run.serve(config)
     except exporter_config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-        raise click.ClickException(str(exc)) from None
 
 
 from memorywatch.alerts.cli import alerts as _alerts  # noqa: E402
