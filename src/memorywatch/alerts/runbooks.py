@@ -31,8 +31,15 @@ def default_dir() -> Path:
     return checkout if checkout.is_dir() else Path("runbooks")
 
 
+def list_alerts(directory: Path) -> list[str]:
+    """Alert names that have a page in ``directory`` (README.md is the index, not a page)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p.stem for p in directory.glob("*.md") if p.stem != "README")
+
+
 def find(name: str, directory: Path) -> Path:
-    available = sorted(p.stem for p in directory.glob("*.md")) if directory.is_dir() else []
+    available = list_alerts(directory)
     if not available:
         raise RunbookError(f"no runbooks in {directory} (set --runbooks-dir or ${ENV_DIR})")
     by_lower = {n.lower(): n for n in available}
