@@ -252,6 +252,27 @@ class Schema:
         """Tool record hash (see ``TOOL_FIELDS``), TTL = retention (24 h default)."""
         return self._key(idempotency_key, "tool", idempotency_key)
 
+    def locks_expiry(self, name: str) -> str:
+        """Sorted set of the lock's shard: member = lock name, score = expiry (server ms).
+
+        With ``locks_since`` it lets the exporter count held locks (ZCOUNT) and find the
+        oldest without SCAN. Acquire adds, extend moves the expiry, release removes; entries
+        of holders that died expire by score and are pruned by later acquisitions.
+        """
+        return self.prefix(self.shard(name)) + "locks:exp"
+
+    def locks_since(self, name: str) -> str:
+        """Sorted set of the lock's shard: member = lock name, score = acquisition (server ms)."""
+        return self.prefix(self.shard(name)) + "locks:since"
+
+    def tools_in_progress(self, idempotency_key: str) -> str:
+        """Sorted set of the key's shard: member = idempotency key, score = claim time (ms).
+
+        Claim adds, completion removes; a claim whose holder died stays until it is reclaimed
+        or its record's retention passes, which is what "stuck in progress" means.
+        """
+        return self.prefix(self.shard(idempotency_key)) + "tools:inprog"
+
     def heartbeat(self, instance_id: str) -> str:
         """Instance hash (see ``HEARTBEAT_FIELDS``) with a short TTL."""
         return self._key(instance_id, "inst", instance_id)
@@ -276,6 +297,15 @@ class Schema:
     def sessions_keys(self) -> list[str]:
         """ZCOUNT each with ``(now_ms - window_ms, +inf`` and sum for active sessions."""
         return [f"{p}sessions" for p in self._prefixes]
+
+    def locks_expiry_keys(self) -> list[str]:
+        return [f"{p}locks:exp" for p in self._prefixes]
+
+    def locks_since_keys(self) -> list[str]:
+        return [f"{p}locks:since" for p in self._prefixes]
+
+    def tools_in_progress_keys(self) -> list[str]:
+        return [f"{p}tools:inprog" for p in self._prefixes]
 
     def instances_keys(self) -> list[str]:
         """ZCOUNT each with ``(now_ms - heartbeat_ttl_ms, +inf`` and sum for live instances."""

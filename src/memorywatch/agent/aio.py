@@ -127,8 +127,11 @@ class AsyncLease:
         with redis_errors("lock.extend"):
             ok = await self._state._run(
                 "lock_extend",
-                [self._state.schema.lock(self.name)],
-                [self._value, _core.ms(ttl or self.ttl)],
+                [
+                    self._state.schema.lock(self.name),
+                    self._state.schema.locks_expiry(self.name),
+                ],
+                [self._value, _core.ms(ttl or self.ttl), self.name],
             )
         if not int(ok):
             self.lost.set()
@@ -167,7 +170,12 @@ class AsyncLease:
         with redis_errors("lock.release"):
             ok = await self._state._run(
                 "lock_release",
-                [sch.lock(self.name), sch.stats(schema.LOCKS_LOST, self.name)],
+                [
+                    sch.lock(self.name),
+                    sch.stats(schema.LOCKS_LOST, self.name),
+                    sch.locks_expiry(self.name),
+                    sch.locks_since(self.name),
+                ],
                 [self._value, self.name],
             )
         if not int(ok):

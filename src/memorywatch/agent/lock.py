@@ -32,9 +32,16 @@ class LockKeys:
             f"{prefix}stats:{schema.LOCK_WAIT}",
             f"{prefix}stats:{schema.LOCK_CONTENDED}",
             f"{prefix}stats:{schema.LOCK_TIMEOUTS}",
+            f"{prefix}locks:exp",
+            f"{prefix}locks:since",
         ]
-        self.release = [lock, f"{prefix}stats:{schema.LOCKS_LOST}"]
-        self.extend = [lock]
+        self.release = [
+            lock,
+            f"{prefix}stats:{schema.LOCKS_LOST}",
+            f"{prefix}locks:exp",
+            f"{prefix}locks:since",
+        ]
+        self.extend = [lock, f"{prefix}locks:exp"]
 
 
 _KEYS_CACHE_MAX = 4096
@@ -118,7 +125,7 @@ class Lease:
     def extend(self, ttl: float | None = None) -> None:
         """Reset the TTL; raises :class:`LockLost` if the lock is no longer ours."""
         ok = self._state._run(
-            "lock_extend", self._keys.extend, [self._value, _core.ms(ttl or self.ttl)]
+            "lock_extend", self._keys.extend, [self._value, _core.ms(ttl or self.ttl), self.name]
         )
         if not int(ok):
             self.lost.set()

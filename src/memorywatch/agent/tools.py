@@ -37,6 +37,7 @@ def claim_keys(sch: schema.Schema, key: str) -> list[str]:
         sch.stats(schema.TOOL_RECLAIMS, key),
         sch.stats(schema.TOOL_FINGERPRINT_MISMATCHES, key),
         sch.stats(schema.TOOL_IN_PROGRESS_CONFLICTS, key),
+        sch.tools_in_progress(key),
     ]
 
 
@@ -47,6 +48,7 @@ def complete_keys(sch: schema.Schema, key: str) -> list[str]:
         sch.stats(schema.TOOL_DUPLICATE_EXECUTIONS, key),
         sch.stats(schema.TOOL_CLAIMS_LOST, key),
         sch.stats(schema.STATE_MISSES, key),
+        sch.tools_in_progress(key),
     ]
 
 

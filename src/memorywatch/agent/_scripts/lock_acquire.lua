@@ -6,6 +6,8 @@ KEYS[3]  {ns}:{N}:stats:lock_wait_seconds  hash, fields "{name}|{le}" and "{name
                                            its count is the number of acquisitions
 KEYS[4]  {ns}:{N}:stats:lock_contended     hash, field = lock name
 KEYS[5]  {ns}:{N}:stats:lock_timeouts      hash, field = lock name
+KEYS[6]  {ns}:{N}:locks:exp                zset: lock name -> expiry (server ms)
+KEYS[7]  {ns}:{N}:locks:since              zset: lock name -> acquisition (server ms)
 ARGV[1]  owner token "{instance}|{nonce}"
 ARGV[2]  ttl in ms (always > 0: a lock never lives forever)
 ARGV[3]  lock name (the counter field)
@@ -27,6 +29,16 @@ if current then
   return 0
 end
 local fence = redis.call('INCR', KEYS[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Holders that died never released: prune a few expired index entries on every acquisition.
+local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 8)
+if #stale > 0 then
+  redis.call('ZREM', KEYS[6], unpack(stale))
+  redis.call('ZREM', KEYS[7], unpack(stale))
+end
+redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('ZADD', KEYS[7], now, ARGV[3])
 redis.call('SET', KEYS[1], fence .. '|' .. ARGV[1], 'PX', ARGV[2])
 redis.call('HINCRBY', KEYS[3], ARGV[6], 1)
 if ARGV[7] ~= '0' then redis.call('HINCRBYFLOAT', KEYS[3], ARGV[3] .. '|sum', ARGV[7]) end

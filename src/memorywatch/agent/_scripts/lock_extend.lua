@@ -1,12 +1,17 @@
 #!lua
 --[[ lock_extend: reset the TTL of a lock that is still ours (the renewal watchdog).
 KEYS[1]  {ns}:{N}:lock:{name}
+KEYS[2]  {ns}:{N}:locks:exp      zset: lock name -> expiry (server ms)
 ARGV[1]  the full lock value "{fence}|{owner}"
 ARGV[2]  new ttl in ms
+ARGV[3]  lock name
 Returns 1 when extended, 0 when the lock is no longer ours (release will count it as lost).
 ]]
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
   return 1
 end
 return 0

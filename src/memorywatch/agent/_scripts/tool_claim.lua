@@ -5,6 +5,7 @@ KEYS[2]  {ns}:{N}:stats:tool_duplicates_suppressed  field = tool
 KEYS[3]  {ns}:{N}:stats:tool_reclaims               field = tool
 KEYS[4]  {ns}:{N}:stats:tool_fingerprint_mismatches field = tool
 KEYS[5]  {ns}:{N}:stats:tool_in_progress_conflicts  field = tool
+KEYS[6]  {ns}:{N}:tools:inprog                      zset: record key -> claim time (ms)
 ARGV[1]  tool name
 ARGV[2]  fingerprint of the arguments
 ARGV[3]  owner token "{instance}|{nonce}"
@@ -32,6 +33,9 @@ local function claim(fence)
     'deadline_ms', now + tonumber(ARGV[5]), 'result', '')
   redis.call('HDEL', KEYS[1], 'ended_ms')
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('ZADD', KEYS[6], now, KEYS[1])
+  -- entries whose record outlived its retention without completing can only be stale
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. (now - tonumber(ARGV[6])))
 end
 
 if not state or state == 'released' then

@@ -5,6 +5,7 @@ KEYS[2]  {ns}:{N}:stats:tool_executions            fields "{tool}|{status}"
 KEYS[3]  {ns}:{N}:stats:tool_duplicate_executions  field = tool
 KEYS[4]  {ns}:{N}:stats:tool_claims_lost           field = tool
 KEYS[5]  {ns}:{N}:stats:state_misses               field = "tool_record"
+KEYS[6]  {ns}:{N}:tools:inprog                     zset: record key -> claim time (ms)
 ARGV[1]  owner token of the claim
 ARGV[2]  outcome: "completed" | "failed" (final error, stored) | "released" (retryable, frees)
 ARGV[3]  result JSON (completed) or error JSON (failed); "" for released
@@ -36,6 +37,7 @@ if not rec[1] then
       'result', ARGV[3])
     redis.call('PEXPIRE', KEYS[1], ARGV[5])
   end
+  redis.call('ZREM', KEYS[6], KEYS[1])
   return {'missing', ''}
 end
 if rec[2] ~= ARGV[1] then
@@ -47,6 +49,7 @@ if rec[1] ~= 'in_progress' then
   return {'ok', ''}  -- a repeated call by the same owner: already recorded
 end
 redis.call('HSET', KEYS[1], 'state', outcome, 'ended_ms', now, 'result', ARGV[3])
+redis.call('ZREM', KEYS[6], KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('HINCRBY', KEYS[2], ARGV[4] .. '|' .. status, 1)
 return {'ok', ''}

@@ -22,6 +22,8 @@ from memorywatch.exporter.fleet_options import FleetOptions
 from memorywatch.exporter.sampler import ERROR_KINDS, KeyspaceSampler
 
 OTHER = "other"
+OLDEST_LOCKS = 10
+"""Live locks read per shard to find the longest-held ones, and how many are published."""
 
 
 # schema counter family -> (metric, help, label names of its field parts)
@@ -106,6 +108,11 @@ class FleetSnapshot:
     histograms: dict[str, dict[str, schema.HistogramData]] = field(default_factory=dict)
     sessions_active: int = 0
     instances: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    locks_held: int = 0
+    oldest_locks: list[tuple[str, float, float]] = field(default_factory=list)
+    """(lock name, seconds held, lease length in seconds) of the longest-held live locks."""
+    tools_in_progress: int = 0
+    oldest_tool_claim_ms: int | None = None
     queues: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -147,6 +154,16 @@ def read_fleet(client: redis.Redis, options: FleetOptions) -> FleetSnapshot:
     instance_floor = now_ms - int(options.instance_window * 1000)
     for key in layout.instances_keys():
         pipe.zrangebyscore(key, f"({instance_floor}", "+inf")
+    for exp_key, since_key, tools_key in zip(
+        layout.locks_expiry_keys(),
+        layout.locks_since_keys(),
+        layout.tools_in_progress_keys(),
+        strict=True,
+    ):
+        pipe.zcount(exp_key, f"({now_ms}", "+inf")
+        pipe.zrange(since_key, 0, OLDEST_LOCKS - 1, withscores=True)
+        pipe.zcard(tools_key)
+        pipe.zrange(tools_key, 0, 0, withscores=True)
     for queue in options.queues:
         if queue_types[queue] == "stream":
             pipe.xlen(queue)
@@ -167,6 +184,16 @@ def read_fleet(client: redis.Redis, options: FleetOptions) -> FleetSnapshot:
             snap.errors["unparsable"] = snap.errors.get("unparsable", 0) + 1
     snap.sessions_active = sum(int(_ok(next(replies)) or 0) for _ in range(layout.shards))
     instance_ids = sorted({i for _ in range(layout.shards) for i in (_ok(next(replies)) or [])})
+    lock_candidates: list[tuple[str, str, float]] = []  # (exp key, name, since ms)
+    for exp_key in layout.locks_expiry_keys():
+        snap.locks_held += int(_ok(next(replies)) or 0)
+        lock_candidates += [(exp_key, str(n), float(t)) for n, t in _ok(next(replies)) or []]
+        snap.tools_in_progress += int(_ok(next(replies)) or 0)
+        oldest = _ok(next(replies)) or []
+        if oldest:
+            claim_ms = int(oldest[0][1])
+            if snap.oldest_tool_claim_ms is None or claim_ms < snap.oldest_tool_claim_ms:
+                snap.oldest_tool_claim_ms = claim_ms
 
     stream_groups: dict[str, list[str]] = {}
     for queue in options.queues:
@@ -187,9 +214,10 @@ def read_fleet(client: redis.Redis, options: FleetOptions) -> FleetSnapshot:
     pending_order = [(q, g) for q, groups in stream_groups.items() for g in groups]
     for queue, group in pending_order:
         pipe.xpending(queue, group)
-    details = (
-        iter(pipe.execute(raise_on_error=False)) if instance_ids or pending_order else iter(())
-    )
+    for exp_key, name, _since in lock_candidates:
+        pipe.zscore(exp_key, name)
+    wanted = instance_ids or pending_order or lock_candidates
+    details = iter(pipe.execute(raise_on_error=False)) if wanted else iter(())
     for instance in instance_ids:
         snap.instances[instance] = _ok(next(details)) or {}
     for queue, _group in pending_order:
@@ -199,6 +227,12 @@ def read_fleet(client: redis.Redis, options: FleetOptions) -> FleetSnapshot:
             age = max(now_ms - int(str(oldest_id).split("-")[0]), 0) / 1000
             current = snap.queues[queue].get("oldest_pending", 0.0)
             snap.queues[queue]["oldest_pending"] = max(current, age)
+    live = []
+    for _exp_key, name, since in lock_candidates:
+        expiry = _ok(next(details))
+        if expiry is not None and float(expiry) > now_ms:
+            live.append((name, (now_ms - since) / 1000, (float(expiry) - since) / 1000))
+    snap.oldest_locks = sorted(live, key=lambda item: -item[1])[:OLDEST_LOCKS]
     return snap
 
 
@@ -226,6 +260,7 @@ def add_fleet_families(snap: FleetSnapshot, out: Families, options: FleetOptions
         snap.sessions_active,
     )
     _add_instances(snap, out)
+    _add_held(snap, out)
     for queue, stats in sorted(snap.queues.items()):
         labels = {names.LABEL_QUEUE: queue}
         out.gauge(
@@ -294,6 +329,35 @@ def _add_histograms(snap: FleetSnapshot, out: Families, limit: int) -> None:
                 )
             out.add(metric, help_text, "histogram", total, labels, metric + "_sum")
             out.add(metric, help_text, "histogram", count, labels, metric + "_count")
+
+
+def _add_held(snap: FleetSnapshot, out: Families) -> None:
+    out.gauge(names.LOCKS_HELD, "Locks held right now (not expired).", snap.locks_held)
+    out.declare(
+        names.LOCK_OLDEST_HELD,
+        f"Seconds the {OLDEST_LOCKS} longest-held live locks have been held.",
+        "gauge",
+    )
+    out.declare(
+        names.LOCK_TTL,
+        "Lease length of those locks: TTL at acquisition plus renewals. Held time close to "
+        "it means the holder is about to lose the lock mid-tool.",
+        "gauge",
+    )
+    for name, held, lease in snap.oldest_locks:
+        out.gauge(names.LOCK_OLDEST_HELD, "", held, {names.LABEL_LOCK: name})
+        out.gauge(names.LOCK_TTL, "", lease, {names.LABEL_LOCK: name})
+    out.gauge(
+        names.TOOLS_IN_PROGRESS,
+        "Tool calls claimed and not completed (including claims whose holder died).",
+        snap.tools_in_progress,
+    )
+    oldest = snap.oldest_tool_claim_ms
+    out.gauge(
+        names.TOOL_OLDEST_IN_PROGRESS,
+        "Age of the oldest tool claim still in progress (0 when none).",
+        max(snap.now_ms - oldest, 0) / 1000 if oldest is not None else 0.0,
+    )
 
 
 def _add_instances(snap: FleetSnapshot, out: Families) -> None:

@@ -1,0 +1,291 @@
+"""Agent-fleet metrics: the SDK drives a real Redis from several processes and the exporter's
+numbers must equal what the test did."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness import RedisServer, redis_server, wait_until
+from memorywatch import names
+from memorywatch.agent import (
+    AgentState,
+    DuplicateExecution,
+    LockTimeout,
+    Settings,
+    StateMiss,
+    ToolContext,
+    ToolOptions,
+)
+from metrics import InProcessExporter, Scrape
+
+CTX = multiprocessing.get_context("fork")
+
+
+def _state(url: str, instance: str, **settings: Any) -> AgentState:
+    return AgentState.from_url(url, instance_id=instance, settings=Settings(**settings))
+
+
+def _hold_lock(url: str, name: str, hold: float, started: Any) -> None:
+    state = _state(url, "holder")
+    with state.lock(name, ttl=10, wait=1):
+        started.set()
+        time.sleep(hold)
+
+
+def _try_lock(url: str, name: str, wait: float, results: Any) -> None:
+    state = _state(url, f"waiter-{os.getpid()}")
+    try:
+        with state.lock(name, ttl=10, wait=wait):
+            results.put("acquired")
+    except LockTimeout:
+        results.put("timeout")
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    with redis_server() as srv:
+        yield srv
+
+
+def scrape(server: RedisServer, **options: Any) -> Scrape:
+    with InProcessExporter(redis_url=server.url, **options) as exporter:
+        return exporter.scrape()
+
+
+def test_contended_acquisitions_and_timeouts_across_processes(server: RedisServer) -> None:
+    started, results = CTX.Event(), CTX.Queue()
+    holder = CTX.Process(target=_hold_lock, args=(server.url, "order-42", 1.5, started))
+    holder.start()
+    assert started.wait(10)
+    waiters = [
+        CTX.Process(target=_try_lock, args=(server.url, "order-42", 0.3, results)) for _ in range(2)
+    ]
+    waiters.append(CTX.Process(target=_try_lock, args=(server.url, "order-42", 8, results)))
+    for proc in [*waiters, holder]:
+        proc.start() if proc is not holder else None
+    for proc in [*waiters, holder]:
+        proc.join(20)
+    outcomes = sorted(results.get(timeout=5) for _ in waiters)
+    assert outcomes == ["acquired", "timeout", "timeout"]
+
+    result = scrape(server)
+    lock = {names.LABEL_LOCK: "order-42"}
+    assert result.value(names.LOCK_CONTENDED, **lock) == 3
+    assert result.value(names.LOCK_TIMEOUTS, **lock) == 2
+    assert result.value(names.LOCK_ACQUISITIONS, **lock) == 2
+    assert result.value(names.LOCK_WAIT + "_count", **lock) == 2
+    # The late waiter waited about as long as the holder still held the lock.
+    assert result.value(names.LOCK_WAIT + "_sum", **lock) > 0.5
+    assert result.value(names.LOCKS_HELD) == 0
+
+
+def _slow_tool(url: str, key: str, outcome: Any) -> None:
+    state = _state(url, "slow")
+
+    def charge(ctx: ToolContext) -> str:
+        time.sleep(1.5)  # outlives its 0.4 s in-progress deadline, renewal off
+        return "charged-by-slow"
+
+    try:
+        state.run_tool("charge_card", key, charge, tool_options=ToolOptions(deadline=0.4))
+        outcome.put("ok")
+    except DuplicateExecution:
+        outcome.put("duplicate")
+
+
+def test_exactly_one_duplicate_execution_after_a_forced_expiry(server: RedisServer) -> None:
+    outcome = CTX.Queue()
+    slow = CTX.Process(target=_slow_tool, args=(server.url, "idem-order-42", outcome))
+    slow.start()
+    state = _state(server.url, "fast")
+    wait_until(lambda: scrape(server).value(names.TOOLS_IN_PROGRESS) == 1, 10, what="claim")
+    time.sleep(0.5)  # past the slow holder's deadline
+    result = state.run_tool(
+        "charge_card",
+        "idem-order-42",
+        lambda ctx: "charged-by-fast",
+        tool_options=ToolOptions(deadline=5),
+    )
+    assert result == "charged-by-fast"
+    slow.join(20)
+    assert outcome.get(timeout=5) == "duplicate"
+    # A replay is answered from the record: a suppressed duplicate, not a third charge.
+    assert state.run_tool("charge_card", "idem-order-42", lambda ctx: "never") == "charged-by-fast"
+
+    metrics = scrape(server)
+    tool = {names.LABEL_TOOL: "charge_card"}
+    assert metrics.value(names.TOOL_DUPLICATE_EXECUTIONS, **tool) == 1
+    assert metrics.value(names.TOOL_RECLAIMS, **tool) == 1
+    assert metrics.value(names.TOOL_DUPLICATES_SUPPRESSED, **tool) == 1
+    assert metrics.value(names.TOOL_EXECUTIONS, status="completed", **tool) == 1
+    assert metrics.value(names.TOOLS_IN_PROGRESS) == 0
+    assert "idem-order-42" not in metrics.text
+
+
+def _heartbeat_forever(url: str, instance: str) -> None:
+    state = _state(url, instance, heartbeat_ttl=1.0)
+    state.start_heartbeat(interval=0.2)
+    time.sleep(60)
+
+
+def test_instances_go_not_ready_when_their_heartbeat_stops(server: RedisServer) -> None:
+    agents = [
+        CTX.Process(target=_heartbeat_forever, args=(server.url, f"agent-{i}")) for i in range(2)
+    ]
+    for agent in agents:
+        agent.start()
+    try:
+
+        def count(state: str) -> float:
+            return scrape(server).value(names.AGENT_INSTANCES, state=state)
+
+        wait_until(lambda: count("ready") == 2, 10, what="two ready instances")
+        pool = scrape(server)
+        assert pool.value(names.AGENT_POOL_CONNECTIONS, instance_id="agent-0", state="max") == 50
+        os.kill(agents[0].pid or 0, signal.SIGKILL)
+        wait_until(
+            lambda: count("ready") == 1 and count("not_ready") == 1, 10, what="one not ready"
+        )
+    finally:
+        for agent in agents:
+            if agent.is_alive():
+                os.kill(agent.pid or 0, signal.SIGKILL)
+            agent.join(5)
+
+
+def test_sessions_turns_misses_and_no_ids_in_labels(server: RedisServer) -> None:
+    state = _state(server.url, "agent-1")
+    for i in range(5):
+        history = state.history(f"session-SECRET-{i}", user_id="user-SECRET-7")
+        history.append("user", "Book a table for two")
+        with state.turn(f"session-SECRET-{i}"):
+            pass
+    server.client().delete(state.schema.history("session-SECRET-0"))
+    with pytest.raises(StateMiss):
+        state.history("session-SECRET-0").load()
+    state.preferences("user-SECRET-7").set("language", "en")
+
+    metrics = scrape(server)
+    assert metrics.value(names.SESSIONS_ACTIVE) == 5
+    assert metrics.value(names.TURN_DURATION + "_count") == 5
+    assert metrics.value(names.STATE_MISSES, kind="history") == 1
+    assert metrics.value(names.SCHEMA_INFO, version="1") == 1
+    assert "SECRET" not in metrics.text
+
+
+def test_locks_held_and_the_longest_held(server: RedisServer) -> None:
+    state = _state(server.url, "agent-1")
+    leases = [state.lock(f"ticket-{i}", ttl=30) for i in range(3)]
+    time.sleep(0.3)
+    metrics = scrape(server)
+    assert metrics.value(names.LOCKS_HELD) == 3
+    assert metrics.value(names.LOCK_OLDEST_HELD, lock="ticket-0") >= 0.3
+    assert 29 < metrics.value(names.LOCK_TTL, lock="ticket-0") <= 30.5
+    for lease in leases:
+        lease.release()
+    assert scrape(server).value(names.LOCKS_HELD) == 0
+
+
+def test_label_values_past_the_limit_fold_into_other(server: RedisServer) -> None:
+    state = _state(server.url, "agent-1")
+    for i in range(5):
+        for _ in range(5 - i):
+            with state.lock(f"lock-{i}", ttl=5):
+                pass
+    metrics = scrape(server, max_label_values=2)
+    acquired = {s.labels["lock"]: s.value for s in metrics.samples(names.LOCK_ACQUISITIONS)}
+    assert acquired == {"lock-0": 5, "lock-1": 4, "other": 3 + 2 + 1}
+
+
+def test_queue_depth_and_pending(server: RedisServer) -> None:
+    client = server.client()
+    for i in range(5):
+        client.xadd("jobs", {"n": i})
+    client.xgroup_create("jobs", "workers", id="0")
+    client.xreadgroup("workers", "w1", {"jobs": ">"}, count=2)
+    client.lpush("tasks", "a", "b", "c")
+    time.sleep(0.05)
+    metrics = scrape(server, queues=("jobs", "tasks", "absent"))
+    assert metrics.value(names.QUEUE_LENGTH, queue="jobs") == 5
+    assert metrics.value(names.QUEUE_PENDING, queue="jobs") == 2
+    assert metrics.value(names.QUEUE_OLDEST_PENDING, queue="jobs") >= 0.05
+    assert metrics.value(names.QUEUE_LENGTH, queue="tasks") == 3
+    assert not [s for s in metrics.samples(names.QUEUE_LENGTH) if s.labels["queue"] == "absent"]
+
+
+def test_corrupt_and_foreign_keys_are_schema_errors_not_crashes(server: RedisServer) -> None:
+    state = _state(server.url, "agent-1")
+    state.history("s1").append("user", "hi")
+    client = server.client()
+    client.set("mw:garbage", "x")  # foreign: not a shape of the schema
+    client.set(state.schema.history("s2"), "not a list")  # wrong type
+    client.set(state.schema.lock("l1"), "no-fence-here", ex=60)  # unparsable lock
+    client.hset(state.schema.preferences("u1"), "k", "v")  # must expire, has no TTL
+    client.hset(state.schema.stats_keys("lock_contended")[0], "l2", "not-a-number")
+
+    with InProcessExporter(redis_url=server.url, sample_interval=0.1) as exporter:
+        assert exporter.app.fleet is not None and exporter.app.fleet.sampler is not None
+        assert exporter.app.fleet.sampler.wait_for_pass(0.0, 10) is not None
+        metrics = exporter.scrape()
+    assert metrics.value(names.REDIS_UP) == 1
+    assert metrics.value(names.SCHEMA_ERRORS, kind="foreign") == 1
+    assert metrics.value(names.SCHEMA_ERRORS, kind="wrong_type") == 1
+    assert metrics.value(names.SCHEMA_ERRORS, kind="missing_ttl") == 1
+    # the unparsable lock record and the unparsable counter hash
+    assert metrics.value(names.SCHEMA_ERRORS, kind="unparsable") == 2
+    assert metrics.value(names.KEYS_WITHOUT_TTL, key_class="preferences") == 1
+    assert metrics.value(names.KEYS_WITHOUT_TTL, key_class="history") == 0
+    assert metrics.value(names.SAMPLER_AGE) < 10
+
+
+def test_evicted_key_classes_under_volatile_lru() -> None:
+    with redis_server("--maxmemory", "2mb", "--maxmemory-policy", "volatile-lru") as server:
+        with InProcessExporter(redis_url=server.url, enable_keyspace_events=True) as exporter:
+            assert exporter.app.fleet is not None and exporter.app.fleet.tracker is not None
+            assert exporter.app.fleet.tracker.wait_live(10)
+            state = _state(server.url, "agent-1")
+            with state.lock("order-1", ttl=30):
+                pass
+            for i in range(400):
+                try:
+                    state.history(f"s{i}").append("user", "x" * 2000)
+                except Exception:  # out of memory once nothing volatile is left: fine here
+                    break
+            assert server.client().info("stats")["evicted_keys"] > 0
+
+            def counted() -> dict[str, float]:
+                samples = exporter.scrape().samples(names.EVICTED_KEYS)
+                return {s.labels["key_class"]: s.value for s in samples}
+
+            def all_counted() -> bool:
+                # Redis keeps evicting in the background while over maxmemory: compare live.
+                return sum(counted().values()) == server.client().info("stats")["evicted_keys"]
+
+            wait_until(all_counted, 10, what="every eviction counted")
+            by_class = counted()
+        # Only history keys carry a TTL here (the lock was released), so volatile-lru could
+        # evict nothing else: every eviction must be classified as history.
+        assert by_class["history"] == sum(by_class.values()) > 0
+        assert not exporter.app.fleet.tracker.live  # stopped with the exporter
+
+
+def test_eviction_tracking_off_is_said_not_silent(server: RedisServer) -> None:
+    with InProcessExporter(redis_url=server.url) as exporter:
+        time.sleep(0.5)
+        metrics = exporter.scrape()
+    assert metrics.value(names.EVICTION_TRACKING) == 0
+    assert server.client().config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
+
+
+def test_fleet_read_survives_a_redis_without_agents(server: RedisServer) -> None:
+    metrics = scrape(server)
+    assert metrics.value(names.SCHEMA_INFO, version="absent") == 1
+    assert metrics.value(names.AGENT_INSTANCES, state="ready") == 0
+    assert metrics.value(names.LOCKS_HELD) == 0
