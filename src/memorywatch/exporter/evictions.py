@@ -98,7 +98,7 @@ class EvictionTracker:
                     client = self._factory()
                 if self._events_enabled(client):
                     self._listen(client)
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # a background worker must outlive any failure
                 self._warn_once(f"eviction tracking interrupted: {type(exc).__name__}: {exc}")
                 if client is not None:
                     client.close()

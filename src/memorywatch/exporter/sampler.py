@@ -92,7 +92,7 @@ class KeyspaceSampler:
                 if client is None:
                     client = self._factory()
                 self.cycle(client)
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # a background worker must outlive any failure
                 log.warning("keyspace sampler: %s: %s", type(exc).__name__, exc)
                 if client is not None:
                     client.close()
