@@ -66,6 +66,7 @@ def any_increase_probe(
         quiet={selector: counter(t.number() / steps)},
         labels=labels,
         value=increase_of(per_step, WINDOW_SECONDS),
+        quiet_value=increase_of(t.number() / steps, WINDOW_SECONDS),
     )
 
 
@@ -78,6 +79,7 @@ def condition_probe(
         quiet={selector: gauge(healthy, healthy)},
         labels=labels or {},
         value=constant(faulty),
+        quiet_value=constant(healthy),
     )
 
 
@@ -95,6 +97,7 @@ def above_probe(
         quiet={selector: gauge(healthy, threshold.number()), **(extra or {})},
         labels=labels or {},
         value=constant(fire_level),
+        quiet_value=constant(threshold.number()),
     )
 
 

@@ -39,6 +39,7 @@ def _clients(cfg: AlertsConfig, threshold: str, stricter: str | None) -> AlertRu
                    maxclients: gauge(MAXCLIENTS, MAXCLIENTS)},
             labels={},
             value=constant(level / MAXCLIENTS),
+            quiet_value=constant(round(t.number() * MAXCLIENTS) / MAXCLIENTS),
         ),
     )  # fmt: skip
 
@@ -90,6 +91,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     },
                     labels={iid: INSTANCE_ID},
                     value=constant(pool_level / POOL_MAX),
+                    quiet_value=constant(round(pool_t.number() * POOL_MAX) / POOL_MAX),
                 ),
             ),
             alert(
@@ -103,7 +105,11 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                 value_format="count",
                 dashboard=DASHBOARD_OVERVIEW,
                 probe=Probe(
-                    fire=timeouts.fire, quiet=timeouts.quiet, labels={}, value=timeouts.value
+                    fire=timeouts.fire,
+                    quiet=timeouts.quiet,
+                    labels={},
+                    value=timeouts.value,
+                    quiet_value=timeouts.quiet_value,
                 ),
             ),
         ),

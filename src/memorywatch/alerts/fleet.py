@@ -97,6 +97,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     quiet={queue: gauge(0, backlog.number() * READY), ready: gauge(READY, READY)},
                     labels={names.LABEL_QUEUE: QUEUE},
                     value=constant(fire_depth / READY),
+                    quiet_value=constant(backlog.number()),
                 ),
             ),
         ),

@@ -74,6 +74,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     },
                     labels=lock,
                     value=constant(round(contention_level * PER_STEP) / PER_STEP),
+                    quiet_value=constant(round(contention.number() * PER_STEP) / PER_STEP),
                 ),
             ),
             alert(
@@ -90,6 +91,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     quiet=buckets([0, 10, 10, 10]),
                     labels=lock,
                     value=constant(w + (w * 2 - w) * 0.99),
+                    quiet_value=constant(w / 2 + (w - w / 2) * 0.99),
                 ),
             ),
             alert(
@@ -121,6 +123,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     },
                     labels=lock,
                     value=constant(round(held_level * ttl, 6) / ttl),
+                    quiet_value=constant(round(near.number() * ttl, 6) / ttl),
                 ),
             ),
             alert(

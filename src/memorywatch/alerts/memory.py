@@ -51,6 +51,7 @@ def _memory_high(cfg: AlertsConfig, threshold: str, stricter: str | None) -> Ale
                    names.REDIS_MEMORY_MAX: gauge(MAX_BYTES, MAX_BYTES)},
             labels={},
             value=constant(round(level * MAX_BYTES) / MAX_BYTES),
+            quiet_value=constant(round(t.number() * MAX_BYTES) / MAX_BYTES),
         ),
     )  # fmt: skip
 
@@ -121,6 +122,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     quiet={safe: Series(None, 1)},
                     labels={LABEL_MAXMEMORY_POLICY: "volatile-lru"},
                     value=constant(1),
+                    quiet_value=constant(1),
                 ),
             ),
             alert(

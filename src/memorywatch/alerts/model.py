@@ -94,6 +94,9 @@ class Probe:
     labels: Mapping[str, str]
     """Labels of the resulting alert besides instance, job, alertname and severity."""
     value: ValueAt
+    """``$value`` of the firing series."""
+    quiet_value: ValueAt
+    """``$value`` of the quiet series (seen when a weaker rule of the same name fires on them)."""
 
 
 @dataclass(frozen=True)

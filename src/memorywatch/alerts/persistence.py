@@ -33,6 +33,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     quiet={rdb: gauge(1, 1), aof: gauge(1, 1)},
                     labels={},
                     value=constant(0),
+                    quiet_value=constant(1),
                 ),
             ),
         ),

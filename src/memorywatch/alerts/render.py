@@ -105,9 +105,10 @@ def _series(selector: str, cfg: AlertsConfig) -> str:
 
 
 def _expected(
-    rule: AlertRule, firing: Iterable[AlertRule], cfg: AlertsConfig, steps: int
+    rule: AlertRule, firing: Iterable[AlertRule], cfg: AlertsConfig, steps: int, quiet: bool
 ) -> list[dict[str, Any]]:
-    value = rule.probe.value(steps, cfg.test_interval)
+    value_at = rule.probe.quiet_value if quiet else rule.probe.value
+    value = value_at(steps, cfg.test_interval)
     out = []
     for other in firing:
         labels = _labels(cfg, {**rule.probe.labels, "severity": other.severity})
@@ -122,12 +123,13 @@ def _expected(
 def _case(
     name: str,
     rule: AlertRule,
-    series: Mapping[str, Any],
+    quiet: bool,
     steps: int,
     firing: list[AlertRule],
     cfg: AlertsConfig,
 ) -> dict[str, Any]:
     interval = cfg.test_interval
+    series = rule.probe.quiet if quiet else rule.probe.fire
     length = max(steps, 0) + 2
     return {
         "name": name,
@@ -140,7 +142,7 @@ def _case(
             {
                 "eval_time": format_duration((ONSET + steps) * interval),
                 "alertname": rule.alert,
-                "exp_alerts": _expected(rule, firing, cfg, steps),
+                "exp_alerts": _expected(rule, firing, cfg, steps, quiet),
             }
         ],
     }
@@ -170,7 +172,7 @@ def test_cases(group: RuleGroup, cfg: AlertsConfig) -> list[dict[str, Any]]:
             _case(
                 f"{title} fires at its for boundary ({format_duration(rule.for_seconds)})",
                 rule,
-                rule.probe.fire,
+                False,
                 boundary,
                 _due(boundary, interval, [*weaker, rule]),
                 cfg,
@@ -180,7 +182,7 @@ def test_cases(group: RuleGroup, cfg: AlertsConfig) -> list[dict[str, Any]]:
             _case(
                 f"{title} does not fire one interval earlier",
                 rule,
-                rule.probe.fire,
+                False,
                 before,
                 _due(before, interval, weaker),
                 cfg,
@@ -190,7 +192,7 @@ def test_cases(group: RuleGroup, cfg: AlertsConfig) -> list[dict[str, Any]]:
             _case(
                 f"{title} does not fire on the threshold itself",
                 rule,
-                rule.probe.quiet,
+                True,
                 boundary,
                 _due(boundary, interval, weaker),
                 cfg,

@@ -88,6 +88,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     quiet={slaves: gauge(2, 2)},
                     labels={},
                     value=constant(1),
+                    quiet_value=constant(2),
                 ),
             ),
         ),

@@ -77,6 +77,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     },
                     labels=tool,
                     value=constant(round(dup_level * PER_STEP) / PER_STEP),
+                    quiet_value=constant(round(dup.number() * PER_STEP) / PER_STEP),
                 ),
             ),
             alert(
