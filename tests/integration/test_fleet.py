@@ -84,6 +84,9 @@ def test_contended_acquisitions_and_timeouts_across_processes(server: RedisServe
     # The late waiter waited about as long as the holder still held the lock.
     assert result.value(names.LOCK_WAIT + "_sum", **lock) > 0.5
     assert result.value(names.LOCKS_HELD) == 0
+    # Zero-filled before the first loss, so increase() can see the first one.
+    assert result.value(names.LOCKS_LOST, **lock) == 0
+    assert result.value(names.STATE_MISSES, kind="history") == 0
 
 
 def _slow_tool(url: str, key: str, outcome: Any) -> None:

@@ -252,8 +252,9 @@ def add_fleet_families(snap: FleetSnapshot, out: Families, options: FleetOptions
         1,
         {names.LABEL_VERSION: str(version) if version is not None else "absent"},
     )
-    _add_counters(snap, out, options.max_label_values)
-    _add_histograms(snap, out, options.max_label_values)
+    universe = label_values(snap, options.max_label_values)
+    _add_counters(snap, out, universe)
+    _add_histograms(snap, out, universe)
     out.gauge(
         names.SESSIONS_ACTIVE,
         "Sessions with activity within the session window (from the session index).",
@@ -281,29 +282,67 @@ def add_fleet_families(snap: FleetSnapshot, out: Families, options: FleetOptions
             )
 
 
-def _add_counters(snap: FleetSnapshot, out: Families, limit: int) -> None:
+TOOL_STATUSES = (
+    schema.TOOL_STATUS_COMPLETED,
+    schema.TOOL_STATUS_FAILED,
+    schema.TOOL_STATUS_RETRYABLE,
+)
+MISS_KINDS = (schema.MISS_HISTORY, schema.MISS_TOOL_RECORD)
+
+
+def label_values(snap: FleetSnapshot, limit: int) -> dict[str, list[str]]:
+    """The values of each label that every family of that label publishes.
+
+    One set per label, shared by all its families, and zero-filled: a lock whose first lost
+    lease happens now already has `memorywatch_locks_lost_total{lock=...} 0` from earlier
+    scrapes, so `increase()` sees the step from 0 to 1 instead of a series that starts at 1.
+    The `limit` most active values are kept; the rest are summed into `other`.
+    """
+    activity: dict[str, dict[str, float]] = {
+        names.LABEL_LOCK: {},
+        names.LABEL_TOOL: {},
+        names.LABEL_KIND: dict.fromkeys(MISS_KINDS, 0.0),
+    }
+    for family, (_metric, _help, labels) in COUNTERS.items():
+        seen = activity[labels[0]]
+        for field_name, value in snap.counters.get(family, {}).items():
+            head = schema.split_field(field_name)[0] if len(labels) == 2 else field_name
+            seen[head] = seen.get(head, 0.0) + value
+    for name, hist in snap.histograms.get(schema.LOCK_WAIT, {}).items():
+        seen = activity[names.LABEL_LOCK]
+        seen[name] = seen.get(name, 0.0) + hist.count
+    result = {}
+    for label, values in activity.items():
+        kept = _fold(values, limit)
+        result[label] = sorted(kept) + ([OTHER] if len(kept) < len(values) else [])
+    return result
+
+
+def _keep(name: str, kept: list[str]) -> str:
+    return name if name in kept else OTHER
+
+
+def _add_counters(snap: FleetSnapshot, out: Families, universe: dict[str, list[str]]) -> None:
     for family, (metric, help_text, label_names) in COUNTERS.items():
         out.declare(metric, help_text, "counter")
-        totals = snap.counters.get(family, {})
-        first_parts: dict[str, float] = {}
-        for name, value in totals.items():
-            head = schema.split_field(name)[0] if len(label_names) == 2 else name
-            first_parts[head] = first_parts.get(head, 0.0) + value
-        kept = _fold(first_parts, limit)
+        kept = universe[label_names[0]]
         folded: dict[tuple[str, ...], float] = {}
-        for name, value in totals.items():
+        for name in kept:
+            for status in TOOL_STATUSES if len(label_names) == 2 else (None,):
+                folded[(name, status) if status else (name,)] = 0.0
+        for name, value in snap.counters.get(family, {}).items():
             parts = schema.split_field(name) if len(label_names) == 2 else (name,)
-            key = (parts[0] if parts[0] in kept else OTHER, *parts[1:])
+            key = (_keep(parts[0], kept), *parts[1:])
             folded[key] = folded.get(key, 0.0) + value
         for key, value in sorted(folded.items()):
             out.counter(metric, help_text, value, dict(zip(label_names, key, strict=True)))
 
 
-def _add_histograms(snap: FleetSnapshot, out: Families, limit: int) -> None:
+def _add_histograms(snap: FleetSnapshot, out: Families, universe: dict[str, list[str]]) -> None:
     for family, (metric, help_text, label, _buckets) in HISTOGRAMS.items():
         out.declare(metric, help_text, "histogram")
         data = snap.histograms.get(family, {})
-        kept = _fold({n: h.count for n, h in data.items()}, limit)
+        kept = universe[label] if label else list(data)
         merged: dict[str, tuple[list[float], list[str], float, float]] = {}
         for name, hist in data.items():
             target = name if name in kept else OTHER
