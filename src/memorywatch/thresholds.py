@@ -353,3 +353,23 @@ def load(path: Path | str | None = None, profile: str = "default") -> Thresholds
     if profile == "test":
         thresholds = thresholds.with_for_scale(TEST_FOR_SCALE)
     return thresholds
+
+
+def render_table(thresholds: Thresholds) -> str:
+    """Plain-text table for the terminal: name, value, for, severity, alert."""
+    rows = [("threshold", "value", "for", "severity", "alert")]
+    rows += [
+        (
+            t.name,
+            t.human_value(),
+            "-" if t.for_seconds is None else t.for_duration,
+            t.severity,
+            t.alert,
+        )
+        for t in thresholds
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

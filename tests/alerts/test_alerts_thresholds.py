@@ -136,3 +136,14 @@ def test_cli_subprocess_has_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"Error: {path}: lock_wait_p99: value must be a finite number >= 0, got -3"]
+
+
+def test_thresholds_command_prints_the_table_with_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("lock_wait_p99: {value: 3, for: 15m}\n")
+    result = CliRunner().invoke(main, ["alerts", "thresholds", "--thresholds", str(path)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
+    assert set(rows) == {t.name for t in DEFAULTS}
+    assert rows["lock_wait_p99"][:5] == ["lock_wait_p99", "3", "s", "15m", "warning"]
+    assert rows["memory_used_warning"][1:3] == ["80", "%"]

@@ -132,6 +132,23 @@ def check_command(**options: Any) -> None:
     click.echo("up to date")
 
 
+@alerts.command("thresholds")
+@click.option(
+    "--thresholds",
+    "thresholds_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Override file to validate and apply.",
+)
+@click.option("--profile", type=click.Choice(th.PROFILES), default="default")
+def thresholds_command(thresholds_file: Path | None, profile: str) -> None:
+    """Print the thresholds table (validating an override file)."""
+    try:
+        table = th.load(thresholds_file, profile)
+    except th.ThresholdsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(th.render_table(table))
+
+
 @click.command("runbook")
 @click.argument("alert")
 @click.option(
