@@ -11,6 +11,7 @@ import click
 
 from memorywatch import thresholds as th
 from memorywatch.alerts import runbooks
+from memorywatch.alerts.generate import GENERATE_COMMAND, GenerateConfig, check, generate
 from memorywatch.alerts.model import (
     DEFAULT_DASHBOARD_BASE_URL,
     DEFAULT_EXPORTER_JOB,
@@ -78,9 +79,7 @@ def _config(
     out_dir: Path,
     runbooks_dir: Path,
     skip_runbooks: bool,
-) -> Any:
-    from memorywatch.alerts.generate import GenerateConfig
-
+) -> GenerateConfig:
     try:
         table = th.load(thresholds_file, profile)
     except th.ThresholdsError as exc:
@@ -106,8 +105,6 @@ def alerts() -> None:
 @_options
 def generate_command(**options: Any) -> None:
     """Write the rule file, the PrometheusRule CRD, promtool tests and runbook thresholds."""
-    from memorywatch.alerts.generate import generate
-
     written, warnings = generate(_config(**options))
     for path in written:
         click.echo(f"wrote {path}")
@@ -121,8 +118,6 @@ def generate_command(**options: Any) -> None:
 @_options
 def check_command(**options: Any) -> None:
     """Exit 1 if the files on disk differ from what `alerts generate` would write."""
-    from memorywatch.alerts.generate import GENERATE_COMMAND, check
-
     drifted = check(_config(**options))
     if drifted:
         click.echo(

@@ -11,6 +11,10 @@ WRITE_ERRORS = ("OOM", "READONLY", "MISCONF")
 
 def group(cfg: AlertsConfig) -> RuleGroup:
     errors = "|".join(WRITE_ERRORS)
+    # INFO errorstats has no line for an error until it first happens: the second branch sees
+    # a series that is new within the window, which increase() cannot.
+    selector = f'{names.REDIS_ERRORS}{{{names.LABEL_ERR}=~"{errors}"}}'
+    limit = num(cfg.t("write_errors").number())
     return RuleGroup(
         "memorywatch-redis-health",
         alerts=(
@@ -28,8 +32,8 @@ def group(cfg: AlertsConfig) -> RuleGroup:
             alert(
                 cfg,
                 "write_errors",
-                expr=f'increase({names.REDIS_ERRORS}{{{names.LABEL_ERR}=~"{errors}"}}[{WINDOW}])'
-                f" > {num(cfg.t('write_errors').number())}",
+                expr=f"(increase({selector}[{WINDOW}]) > {limit}) or "
+                f"(({selector} unless {selector} offset {WINDOW}) > {limit})",
                 summary="Redis is rejecting agent writes.",
                 description="Redis $labels.instance answered $value commands with $labels.err "
                 "in the last 5 minutes: those history, lock or tool writes were lost.",
