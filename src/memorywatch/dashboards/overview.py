@@ -1,0 +1,352 @@
+"""memorywatch-overview: is the fleet's memory safe right now.
+
+One screen for the on-call: Redis answering, memory against maxmemory, evictions of agent
+state, clients and the agents' connection pools, replication lag, lock contention, duplicate
+tool runs, forgotten sessions and ready instances. Each panel links to the runbook of the alert
+that watches the same number with the same threshold.
+"""
+
+from __future__ import annotations
+
+from memorywatch import names
+from memorywatch.alerts.model import DASHBOARD_OVERVIEW
+from memorywatch.dashboards._style import (
+    OK_COLOR,
+    Context,
+    DashboardSpec,
+    Panel,
+    Query,
+    Step,
+    eq,
+    increase_in_range,
+    ne,
+    rate,
+    sel,
+    steps_from,
+)
+
+UP_MAPPINGS = {"0": ("down", "red"), "1": ("up", "green")}
+NO_REPLICA = (
+    "a Redis without replicas (standalone, or this instance is a replica) has no lag series."
+)
+ONLY_AFTER_FAULT = "the exporter publishes this counter from its first occurrence on."
+
+
+def memory_ratio() -> str:
+    return f"{sel(names.REDIS_MEMORY_USED)} / ({sel(names.REDIS_MEMORY_MAX)} > 0)"
+
+
+def clients_ratio() -> str:
+    return f"{sel(names.REDIS_CONNECTED_CLIENTS)} / {sel(names.REDIS_CONFIG_MAXCLIENTS)}"
+
+
+def pool_ratio() -> str:
+    pool, state = names.AGENT_POOL_CONNECTIONS, names.LABEL_STATE
+    return f"{sel(pool, eq(state, 'used'))} / ignoring({state}) {sel(pool, eq(state, 'max'))}"
+
+
+def queue_per_ready() -> str:
+    ready = sel(names.AGENT_INSTANCES, eq(names.LABEL_STATE, "ready"))
+    return f"{sel(names.QUEUE_LENGTH)} / on(instance, job) group_left() {ready}"
+
+
+def spec(ctx: Context) -> DashboardSpec:
+    key_class, state, tool = names.LABEL_KEY_CLASS, names.LABEL_STATE, names.LABEL_TOOL
+    agent_state = ne(key_class, "other")
+    stats = (
+        Panel(
+            "stat",
+            "Redis up",
+            "Whether the exporter reached its Redis on the last scrape (redis_up). Every agent "
+            "turn reads and writes Redis: down is an outage.",
+            "none",
+            (Query(sel(names.REDIS_UP), "{{instance}}"),),
+            width=3,
+            height=4,
+            watch=("redis_down",),
+            steps=(Step("red", None), Step(OK_COLOR, 1)),
+            mappings=UP_MAPPINGS,
+        ),
+        Panel(
+            "gauge",
+            "Memory used of maxmemory",
+            "Redis used memory as a share of maxmemory, per instance; orange and red at the "
+            "RedisMemoryHigh warning and critical thresholds. Empty when maxmemory is not set "
+            "(see the Redis dashboard).",
+            "percentunit",
+            (Query(memory_ratio(), "{{instance}}"),),
+            width=4,
+            height=4,
+            watch=("memory_used_warning", "memory_used_critical"),
+            minimum=0,
+            maximum=1,
+        ),
+        Panel(
+            "stat",
+            "Agent state evicted",
+            "History, preference, lock and tool keys Redis evicted in the time range, from "
+            "keyspace eviction events (memorywatch_evicted_keys_total without class other). "
+            "Any is critical.",
+            "short",
+            (
+                Query(
+                    f"sum({increase_in_range(sel(names.EVICTED_KEYS, agent_state))})", instant=True
+                ),
+            ),
+            width=4,
+            height=4,
+            watch=("agent_state_evicted",),
+        ),
+        Panel(
+            "stat",
+            "Duplicate tool executions",
+            "Tool calls that ran a second time for one idempotency key in the time range (the "
+            "first holder outlived its in-progress deadline). Any is critical: a side effect may "
+            "have happened twice.",
+            "short",
+            (
+                Query(
+                    f"sum({increase_in_range(sel(names.TOOL_DUPLICATE_EXECUTIONS))})",
+                    instant=True,
+                    empty_while_healthy=ONLY_AFTER_FAULT,
+                ),
+            ),
+            width=4,
+            height=4,
+            watch=("tool_duplicate_execution",),
+        ),
+        Panel(
+            "stat",
+            "State misses",
+            "Times in the time range an agent found no history (or tool record) for a session "
+            "the index still lists as live: a user forgotten mid-conversation.",
+            "short",
+            (
+                Query(
+                    f"sum({increase_in_range(sel(names.STATE_MISSES))})",
+                    instant=True,
+                    empty_while_healthy=ONLY_AFTER_FAULT,
+                ),
+            ),
+            width=3,
+            height=4,
+            watch=("state_misses",),
+        ),
+        Panel(
+            "stat",
+            "Ready instances",
+            "Agent instances whose heartbeat is live and whose last readiness check passed. "
+            "Zero means every request behind the load balancer fails.",
+            "short",
+            (Query(f"sum({sel(names.AGENT_INSTANCES, eq(state, 'ready'))})"),),
+            width=3,
+            height=4,
+            watch=("no_ready_instances",),
+            steps=(Step("red", None), Step(OK_COLOR, 1)),
+        ),
+        Panel(
+            "stat",
+            "Not ready instances",
+            "Agent instances that heartbeat but report not ready, or whose heartbeat stopped "
+            "recently. A deploy causes seconds of this; minutes is a crash loop.",
+            "short",
+            (Query(f"sum({sel(names.AGENT_INSTANCES, eq(state, 'not_ready'))})"),),
+            width=3,
+            height=4,
+            watch=("instances_not_ready",),
+        ),
+    )
+    memory = (
+        Panel(
+            "timeseries",
+            "Memory used of maxmemory",
+            "Redis used memory as a share of maxmemory over time; the lines are the "
+            "RedisMemoryHigh warning and critical thresholds.",
+            "percentunit",
+            (Query(memory_ratio(), "{{instance}}"),),
+            width=12,
+            watch=("memory_used_warning", "memory_used_critical"),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Evictions",
+            "Keys Redis evicts per second: all keys (redis_evicted_keys_total) and agent state "
+            "by key class (memorywatch_evicted_keys_total). Evicted history is a forgotten "
+            "session; an evicted lock or tool record lets a tool run twice.",
+            "cps",
+            (
+                Query(
+                    f"sum by (instance) ({rate(sel(names.REDIS_EVICTED_KEYS))})",
+                    "{{instance}} all keys",
+                ),
+                Query(
+                    f"sum by ({key_class}) ({rate(sel(names.EVICTED_KEYS))})",
+                    "{{" + key_class + "}}",
+                ),
+            ),
+            width=12,
+            watch=("agent_state_evicted",),
+        ),
+    )
+    clients = (
+        Panel(
+            "timeseries",
+            "Clients of maxclients",
+            "Connected clients as a share of maxclients, per instance. Every agent instance "
+            "holds a pool of connections: scaling out moves this line.",
+            "percentunit",
+            (Query(clients_ratio(), "{{instance}}"),),
+            width=9,
+            watch=("clients_warning", "clients_critical"),
+            minimum=0,
+        ),
+        Panel(
+            "bargauge",
+            "Agent connection pools in use",
+            "Share of each agent instance's Redis connection pool in use at its last heartbeat "
+            "(memorywatch_agent_pool_connections used / max).",
+            "percentunit",
+            (Query(pool_ratio(), "{{" + names.LABEL_INSTANCE_ID + "}}"),),
+            width=9,
+            watch=("client_pool_used",),
+            minimum=0,
+            maximum=1,
+        ),
+        Panel(
+            "stat",
+            "Rejected connections",
+            "Connections Redis refused in the time range because maxclients was reached: agent "
+            "instances that could not reach their memory.",
+            "short",
+            (
+                Query(
+                    f"sum({increase_in_range(sel(names.REDIS_REJECTED_CONNECTIONS))})", instant=True
+                ),
+            ),
+            width=3,
+            height=4,
+            watch=("rejected_connections",),
+        ),
+        Panel(
+            "stat",
+            "Pool timeouts",
+            "Times in the time range an agent turn gave up waiting for a pooled Redis "
+            "connection: user-visible errors.",
+            "short",
+            (Query(f"sum({increase_in_range(sel(names.AGENT_POOL_TIMEOUTS))})", instant=True),),
+            width=3,
+            height=4,
+            watch=("client_pool_timeouts",),
+        ),
+    )
+    replication = (
+        Panel(
+            "timeseries",
+            "Replica lag",
+            "Seconds since each replica last acknowledged replication, as its master reports "
+            "it; the lines are the RedisReplicationLagHigh thresholds.",
+            "s",
+            (
+                Query(
+                    sel(names.REDIS_SLAVE_LAG_SECONDS),
+                    "{{instance}} -> {{"
+                    + names.LABEL_SLAVE_IP
+                    + "}}:{{"
+                    + names.LABEL_SLAVE_PORT
+                    + "}}",
+                    empty_while_healthy=NO_REPLICA,
+                ),
+            ),
+            width=12,
+            watch=("replica_lag_warning", "replica_lag_critical"),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Replica lag in bytes",
+            "Master offset minus each replica's acknowledged offset: the agent state a failover "
+            "now would lose.",
+            "bytes",
+            (
+                Query(
+                    sel(names.REPLICA_LAG_BYTES),
+                    "{{instance}} -> {{"
+                    + names.LABEL_SLAVE_IP
+                    + "}}:{{"
+                    + names.LABEL_SLAVE_PORT
+                    + "}}",
+                    empty_while_healthy=NO_REPLICA,
+                ),
+            ),
+            width=12,
+            watch=("replica_lag_bytes",),
+            minimum=0,
+        ),
+    )
+    coordination = (
+        Panel(
+            "timeseries",
+            "Lock contention",
+            "Share of lock acquisitions whose first attempt found the lock held, per lock. "
+            "Turns of one session queue behind each other (double submits, load balancer "
+            "retries).",
+            "percentunit",
+            (
+                Query(
+                    f"sum by ({names.LABEL_LOCK}) ({rate(sel(names.LOCK_CONTENDED))}) / "
+                    f"sum by ({names.LABEL_LOCK}) ({rate(sel(names.LOCK_ACQUISITIONS))})",
+                    "{{" + names.LABEL_LOCK + "}}",
+                ),
+            ),
+            width=8,
+            watch=("lock_contention",),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Duplicate tool calls",
+            "Per tool: calls answered from the record of an earlier run (suppressed "
+            "duplicates, retries working as designed) and calls that ran twice (never fine).",
+            "cps",
+            (
+                Query(
+                    f"sum by ({tool}) ({rate(sel(names.TOOL_DUPLICATES_SUPPRESSED))})",
+                    "{{" + tool + "}} suppressed",
+                ),
+                Query(
+                    f"sum by ({tool}) ({rate(sel(names.TOOL_DUPLICATE_EXECUTIONS))})",
+                    "{{" + tool + "}} executed twice",
+                    empty_while_healthy=ONLY_AFTER_FAULT,
+                ),
+            ),
+            width=8,
+            watch=("tool_duplicate_calls", "tool_duplicate_execution"),
+            steps=(Step(OK_COLOR, None),),
+        ),
+        Panel(
+            "timeseries",
+            "Instances and queue per ready instance",
+            "Ready and not-ready agent instances, and entries of each work queue per ready "
+            "instance (the autoscaling signal); the line is the AgentQueueBacklog threshold.",
+            "short",
+            (
+                Query(
+                    f"sum by ({state}) ({sel(names.AGENT_INSTANCES)})",
+                    "instances {{" + state + "}}",
+                ),
+                Query(queue_per_ready(), "queue {{" + names.LABEL_QUEUE + "}} per ready instance"),
+            ),
+            width=8,
+            watch=("queue_per_ready_instance", "instances_not_ready", "no_ready_instances"),
+            steps=steps_from(ctx, ("queue_per_ready_instance",)),
+            minimum=0,
+        ),
+    )
+    return DashboardSpec(
+        uid=DASHBOARD_OVERVIEW,
+        title="memorywatch / Overview",
+        description="Is the agent fleet's memory safe right now: Redis, memory, evictions, "
+        "clients, replication, locks, tools and instances.",
+        rows=(stats, memory, clients, replication, coordination),
+    )

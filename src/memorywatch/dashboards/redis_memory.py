@@ -1,0 +1,297 @@
+"""memorywatch-redis: will Redis keep what the agents gave it, and would a failover.
+
+Memory against maxmemory, fragmentation, the eviction policy and evictions, persistence,
+replication (lag in seconds and bytes, replica links), write errors and the exporter's own
+scrapes.
+"""
+
+from __future__ import annotations
+
+from memorywatch import names
+from memorywatch.alerts.exporter_self import UP
+from memorywatch.alerts.model import DASHBOARD_REDIS
+from memorywatch.alerts.redis_health import WRITE_ERRORS
+from memorywatch.dashboards._style import (
+    OK_COLOR,
+    Context,
+    DashboardSpec,
+    Panel,
+    Query,
+    Step,
+    rate,
+    re_match,
+    sel,
+)
+from memorywatch.dashboards.overview import NO_REPLICA, memory_ratio
+
+ONLY_AFTER_FAULT = "Redis reports an error kind from its first occurrence on."
+ONLY_ON_REPLICAS = "only replicas report their link to the master; a master has no such series."
+OK_MAPPINGS = {"0": ("failing", "red"), "1": ("ok", "green")}
+TOP_COMMANDS = 10
+
+
+def spec(ctx: Context) -> DashboardSpec:
+    inst = "{{instance}}"
+    replica = inst + " -> {{" + names.LABEL_SLAVE_IP + "}}:{{" + names.LABEL_SLAVE_PORT + "}}"
+    stats = (
+        Panel(
+            "stat",
+            "maxmemory",
+            "Redis's maxmemory per instance. 0 (red) means no limit: Redis grows until the "
+            "kernel OOM-kills it and every session is lost at once.",
+            "bytes",
+            (Query(sel(names.REDIS_MEMORY_MAX), inst),),
+            width=4,
+            height=4,
+            watch=("maxmemory_not_set",),
+            steps=(Step("red", None), Step(OK_COLOR, 1)),
+        ),
+        Panel(
+            "gauge",
+            "Memory used of maxmemory",
+            "Used memory as a share of maxmemory, per instance, against the RedisMemoryHigh "
+            "thresholds.",
+            "percentunit",
+            (Query(memory_ratio(), inst),),
+            width=4,
+            height=4,
+            watch=("memory_used_warning", "memory_used_critical"),
+            minimum=0,
+            maximum=1,
+        ),
+        Panel(
+            "stat",
+            "Fragmentation ratio",
+            "RSS divided by used memory. Above the RedisFragmentationHigh threshold a share of "
+            "the host's memory holds nothing, and maxmemory does not count it.",
+            "none",
+            (Query(sel(names.REDIS_MEM_FRAGMENTATION_RATIO), inst),),
+            width=4,
+            height=4,
+            watch=("fragmentation_ratio",),
+        ),
+        Panel(
+            "stat",
+            "Eviction tracking",
+            "Whether the exporter receives keyspace eviction events. Off means evictions of "
+            "agent state go unseen and AgentStateEvicted cannot fire.",
+            "none",
+            (Query(sel(names.EVICTION_TRACKING), inst),),
+            width=4,
+            height=4,
+            watch=("eviction_tracking_disabled",),
+            steps=(Step("orange", None), Step(OK_COLOR, 1)),
+            mappings={"0": ("off", "orange"), "1": ("on", "green")},
+        ),
+        Panel(
+            "stat",
+            "Persistence",
+            "Whether the last RDB save and the last AOF write succeeded. Failing means a "
+            "restart loses every turn since the last good save.",
+            "none",
+            (
+                Query(f"min by (instance) ({sel(names.REDIS_RDB_LAST_BGSAVE_STATUS)})", inst + " RDB"),
+                Query(f"min by (instance) ({sel(names.REDIS_AOF_LAST_WRITE_STATUS)})", inst + " AOF"),
+            ),
+            width=4,
+            height=4,
+            watch=("persistence_failing",),
+            steps=(Step("red", None), Step(OK_COLOR, 1)),
+            mappings=OK_MAPPINGS,
+        ),
+        Panel(
+            "stat",
+            "Connected replicas",
+            "Replicas connected to each master. Fewer than an hour ago means one failure away "
+            "from no failover target.",
+            "short",
+            (Query(sel(names.REDIS_CONNECTED_SLAVES), inst),),
+            width=4,
+            height=4,
+            watch=("replica_missing",),
+            steps=(Step(OK_COLOR, None),),
+        ),
+    )  # fmt: skip
+    info = (
+        Panel(
+            "table",
+            "Instances",
+            "Role, version, mode and maxmemory-policy of every Redis. Any policy but "
+            "noeviction evicts keys at maxmemory, and every volatile-* policy evicts the TTL "
+            "keys (locks, tool records) first.",
+            "none",
+            (Query(sel(names.REDIS_INSTANCE_INFO), instant=True, table=True),),
+            width=24,
+            height=5,
+            watch=("eviction_policy_unsafe",),
+            steps=(Step(OK_COLOR, None),),
+            hide_columns=("Time", "Value", "__name__", "job"),
+        ),
+    )
+    memory = (
+        Panel(
+            "timeseries",
+            "Memory",
+            "Used, resident (RSS), peak and maximum memory per instance, in bytes.",
+            "bytes",
+            (
+                Query(sel(names.REDIS_MEMORY_USED), inst + " used"),
+                Query(sel(names.REDIS_MEMORY_RSS), inst + " RSS"),
+                Query(sel(names.REDIS_MEMORY_PEAK), inst + " peak"),
+                Query(sel(names.REDIS_MEMORY_MAX), inst + " maxmemory"),
+            ),
+            width=12,
+            watch=("memory_used_warning", "memory_used_critical"),
+            steps=(Step(OK_COLOR, None),),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Memory used of maxmemory",
+            "Used memory as a share of maxmemory; the lines are the RedisMemoryHigh warning "
+            "and critical thresholds.",
+            "percentunit",
+            (Query(memory_ratio(), inst),),
+            width=12,
+            watch=("memory_used_warning", "memory_used_critical"),
+            minimum=0,
+        ),
+    )
+    keys = (
+        Panel(
+            "timeseries",
+            "Fragmentation",
+            "Memory fragmentation ratio (RSS / used) and the allocator's own fragmentation "
+            "ratio; the line is the RedisFragmentationHigh threshold.",
+            "none",
+            (
+                Query(sel(names.REDIS_MEM_FRAGMENTATION_RATIO), inst + " RSS / used"),
+                Query(sel(names.REDIS_ALLOCATOR_FRAG_RATIO), inst + " allocator"),
+            ),
+            width=8,
+            watch=("fragmentation_ratio",),
+        ),
+        Panel(
+            "timeseries",
+            "Keys",
+            "Keys per instance and how many of them carry a TTL (the only ones volatile-* "
+            "policies may evict).",
+            "short",
+            (
+                Query(f"sum by (instance) ({sel(names.REDIS_DB_KEYS)})", inst + " keys"),
+                Query(f"sum by (instance) ({sel(names.REDIS_DB_KEYS_EXPIRING)})", inst + " with TTL"),
+            ),
+            width=8,
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Evicted and expired keys",
+            "Keys per second Redis evicted (memory pressure) and expired (TTL), and the "
+            "evicted agent state by key class.",
+            "cps",
+            (
+                Query(f"sum by (instance) ({rate(sel(names.REDIS_EVICTED_KEYS))})", inst + " evicted"),
+                Query(f"sum by (instance) ({rate(sel(names.REDIS_EXPIRED_KEYS))})", inst + " expired"),
+                Query(f"sum by ({names.LABEL_KEY_CLASS}) ({rate(sel(names.EVICTED_KEYS))})",
+                      "evicted {{" + names.LABEL_KEY_CLASS + "}}"),
+            ),
+            width=8,
+            watch=("agent_state_evicted",),
+            steps=(Step(OK_COLOR, None),),
+            minimum=0,
+        ),
+    )  # fmt: skip
+    replication = (
+        Panel(
+            "timeseries",
+            "Replica lag",
+            "Seconds since each replica last acknowledged replication; the lines are the "
+            "RedisReplicationLagHigh thresholds.",
+            "s",
+            (Query(sel(names.REDIS_SLAVE_LAG_SECONDS), replica, empty_while_healthy=NO_REPLICA),),
+            width=8,
+            watch=("replica_lag_warning", "replica_lag_critical"),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Replica lag in bytes",
+            "Master offset minus each replica's acknowledged offset: what a failover now would "
+            "lose. Past repl-backlog-size a reconnect needs a full resync.",
+            "bytes",
+            (Query(sel(names.REPLICA_LAG_BYTES), replica, empty_while_healthy=NO_REPLICA),),
+            width=8,
+            watch=("replica_lag_bytes",),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Replica link",
+            "On replicas: whether the link to the master is up (1) and seconds since the last "
+            "I/O on it.",
+            "none",
+            (
+                Query(sel(names.REDIS_MASTER_LINK_UP), inst + " link up",
+                      empty_while_healthy=ONLY_ON_REPLICAS),
+                Query(sel(names.REDIS_MASTER_LAST_IO), inst + " seconds since last I/O",
+                      empty_while_healthy=ONLY_ON_REPLICAS),
+            ),
+            width=8,
+            watch=("replication_link_down",),
+            steps=(Step(OK_COLOR, None),),
+            minimum=0,
+        ),
+    )  # fmt: skip
+    operations = (
+        Panel(
+            "timeseries",
+            "Write errors",
+            "Commands per second Redis answered with OOM (maxmemory reached under "
+            "noeviction), READONLY (a replica) or MISCONF (failed persistence): lost agent "
+            "writes.",
+            "ops",
+            (
+                Query(f"sum by (instance, {names.LABEL_ERR}) "
+                      f"({rate(sel(names.REDIS_ERRORS, re_match(names.LABEL_ERR, WRITE_ERRORS)))})",
+                      inst + " {{" + names.LABEL_ERR + "}}", empty_while_healthy=ONLY_AFTER_FAULT),
+            ),
+            width=8,
+            watch=("write_errors",),
+            steps=(Step(OK_COLOR, None),),
+        ),
+        Panel(
+            "timeseries",
+            "Top commands",
+            f"The {TOP_COMMANDS} commands Redis runs most per second (EVALSHA is the agents' "
+            "state scripts).",
+            "ops",
+            (Query(f"topk({TOP_COMMANDS}, sum by ({names.LABEL_CMD}) "
+                   f"({rate(sel(names.REDIS_COMMANDS))}))", "{{" + names.LABEL_CMD + "}}"),),
+            width=8,
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Exporter",
+            "Whether Prometheus reaches the memorywatch exporter (up) and its failed scrapes of "
+            "Redis per second by reason (auth, connection, timeout, ...).",
+            "short",
+            (
+                Query(sel(UP), inst + " up"),
+                Query(f"sum by (instance, {names.LABEL_REASON}) ({rate(sel(names.SCRAPE_ERRORS))})",
+                      inst + " {{" + names.LABEL_REASON + "}}"),
+            ),
+            width=8,
+            watch=("exporter_down", "exporter_scrape_errors"),
+            steps=(Step(OK_COLOR, None),),
+            minimum=0,
+        ),
+    )  # fmt: skip
+    return DashboardSpec(
+        uid=DASHBOARD_REDIS,
+        title="memorywatch / Redis memory and replication",
+        description="Memory, eviction, persistence and replication of the Redis that holds "
+        "the agent fleet's memory.",
+        rows=(stats, info, memory, keys, replication, operations),
+    )
