@@ -9,7 +9,9 @@ that watches the same number with the same threshold.
 from __future__ import annotations
 
 from memorywatch import names
+from memorywatch.alerts.exporter_self import UP
 from memorywatch.alerts.model import DASHBOARD_OVERVIEW
+from memorywatch.alerts.redis_health import WRITE_ERRORS
 from memorywatch.dashboards._style import (
     OK_COLOR,
     Context,
@@ -21,6 +23,7 @@ from memorywatch.dashboards._style import (
     increase_in_range,
     ne,
     rate,
+    re_match,
     sel,
     steps_from,
 )
@@ -53,7 +56,22 @@ def queue_per_ready() -> str:
 def spec(ctx: Context) -> DashboardSpec:
     key_class, state, tool = names.LABEL_KEY_CLASS, names.LABEL_STATE, names.LABEL_TOOL
     agent_state = ne(key_class, "other")
-    stats = (
+
+    def count_stat(
+        title: str, description: str, expr: str, watch: str, empty: str | None = None
+    ) -> Panel:
+        return Panel(
+            "stat",
+            title,
+            description,
+            "short",
+            (Query(f"sum({increase_in_range(expr)})", instant=True, empty_while_healthy=empty),),
+            width=4,
+            height=4,
+            watch=(watch,),
+        )
+
+    redis_row = (
         Panel(
             "stat",
             "Redis up",
@@ -61,11 +79,31 @@ def spec(ctx: Context) -> DashboardSpec:
             "turn reads and writes Redis: down is an outage.",
             "none",
             (Query(sel(names.REDIS_UP), "{{instance}}"),),
-            width=3,
+            width=4,
             height=4,
             watch=("redis_down",),
             steps=(Step("red", None), Step(OK_COLOR, 1)),
             mappings=UP_MAPPINGS,
+        ),
+        Panel(
+            "stat",
+            "Exporter scraped",
+            "Whether Prometheus reached the memorywatch exporter on its last scrape (up). While "
+            "it is down every other panel and alert here is blind.",
+            "none",
+            (Query(sel(UP), "{{instance}}"),),
+            width=4,
+            height=4,
+            watch=("exporter_down",),
+            steps=(Step("red", None), Step(OK_COLOR, 1)),
+            mappings=UP_MAPPINGS,
+        ),
+        count_stat(
+            "Failed Redis scrapes",
+            "Scrapes in the time range in which the exporter could not read Redis (auth, "
+            "connection, timeout, permission): gaps in every other panel.",
+            sel(names.SCRAPE_ERRORS),
+            "exporter_scrape_errors",
         ),
         Panel(
             "gauge",
@@ -81,57 +119,23 @@ def spec(ctx: Context) -> DashboardSpec:
             minimum=0,
             maximum=1,
         ),
-        Panel(
-            "stat",
+        count_stat(
+            "Rejected writes",
+            "Commands in the time range Redis answered with OOM, READONLY or MISCONF: history, "
+            "lock or tool writes that were lost.",
+            sel(names.REDIS_ERRORS, re_match(names.LABEL_ERR, WRITE_ERRORS)),
+            "write_errors",
+            "Redis reports an error kind from its first occurrence on.",
+        ),
+        count_stat(
             "Agent state evicted",
             "History, preference, lock and tool keys Redis evicted in the time range, from "
-            "keyspace eviction events (memorywatch_evicted_keys_total without class other). "
-            "Any is critical.",
-            "short",
-            (
-                Query(
-                    f"sum({increase_in_range(sel(names.EVICTED_KEYS, agent_state))})", instant=True
-                ),
-            ),
-            width=4,
-            height=4,
-            watch=("agent_state_evicted",),
+            "keyspace eviction events (memorywatch_evicted_keys_total without class other).",
+            sel(names.EVICTED_KEYS, agent_state),
+            "agent_state_evicted",
         ),
-        Panel(
-            "stat",
-            "Duplicate tool executions",
-            "Tool calls that ran a second time for one idempotency key in the time range (the "
-            "first holder outlived its in-progress deadline). Any is critical: a side effect may "
-            "have happened twice.",
-            "short",
-            (
-                Query(
-                    f"sum({increase_in_range(sel(names.TOOL_DUPLICATE_EXECUTIONS))})",
-                    instant=True,
-                    empty_while_healthy=ONLY_AFTER_FAULT,
-                ),
-            ),
-            width=4,
-            height=4,
-            watch=("tool_duplicate_execution",),
-        ),
-        Panel(
-            "stat",
-            "State misses",
-            "Times in the time range an agent found no history (or tool record) for a session "
-            "the index still lists as live: a user forgotten mid-conversation.",
-            "short",
-            (
-                Query(
-                    f"sum({increase_in_range(sel(names.STATE_MISSES))})",
-                    instant=True,
-                    empty_while_healthy=ONLY_AFTER_FAULT,
-                ),
-            ),
-            width=3,
-            height=4,
-            watch=("state_misses",),
-        ),
+    )
+    agents_row = (
         Panel(
             "stat",
             "Ready instances",
@@ -139,21 +143,49 @@ def spec(ctx: Context) -> DashboardSpec:
             "Zero means every request behind the load balancer fails.",
             "short",
             (Query(f"sum({sel(names.AGENT_INSTANCES, eq(state, 'ready'))})"),),
-            width=3,
+            width=4,
             height=4,
             watch=("no_ready_instances",),
             steps=(Step("red", None), Step(OK_COLOR, 1)),
         ),
-        Panel(
-            "stat",
-            "Not ready instances",
-            "Agent instances that heartbeat but report not ready, or whose heartbeat stopped "
-            "recently. A deploy causes seconds of this; minutes is a crash loop.",
-            "short",
-            (Query(f"sum({sel(names.AGENT_INSTANCES, eq(state, 'not_ready'))})"),),
-            width=3,
-            height=4,
-            watch=("instances_not_ready",),
+        count_stat(
+            "Duplicate tool executions",
+            "Tool calls that ran a second time for one idempotency key in the time range (the "
+            "first holder outlived its in-progress deadline): a side effect may have happened "
+            "twice.",
+            sel(names.TOOL_DUPLICATE_EXECUTIONS),
+            "tool_duplicate_execution",
+            ONLY_AFTER_FAULT,
+        ),
+        count_stat(
+            "Locks lost",
+            "Releases in the time range that found the lock no longer theirs: the TTL expired "
+            "under its holder, so two holders were possible.",
+            sel(names.LOCKS_LOST),
+            "lock_lost",
+            ONLY_AFTER_FAULT,
+        ),
+        count_stat(
+            "State misses",
+            "Times in the time range an agent found no history (or tool record) for a session "
+            "the index still lists as live: a user forgotten mid-conversation.",
+            sel(names.STATE_MISSES),
+            "state_misses",
+            ONLY_AFTER_FAULT,
+        ),
+        count_stat(
+            "Rejected connections",
+            "Connections Redis refused in the time range because maxclients was reached: agent "
+            "instances that could not reach their memory.",
+            sel(names.REDIS_REJECTED_CONNECTIONS),
+            "rejected_connections",
+        ),
+        count_stat(
+            "Pool timeouts",
+            "Times in the time range an agent turn gave up waiting for a pooled Redis "
+            "connection: user-visible errors.",
+            sel(names.AGENT_POOL_TIMEOUTS),
+            "client_pool_timeouts",
         ),
     )
     memory = (
@@ -197,7 +229,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "holds a pool of connections: scaling out moves this line.",
             "percentunit",
             (Query(clients_ratio(), "{{instance}}"),),
-            width=9,
+            width=12,
             watch=("clients_warning", "clients_critical"),
             minimum=0,
         ),
@@ -208,36 +240,10 @@ def spec(ctx: Context) -> DashboardSpec:
             "(memorywatch_agent_pool_connections used / max).",
             "percentunit",
             (Query(pool_ratio(), "{{" + names.LABEL_INSTANCE_ID + "}}"),),
-            width=9,
+            width=12,
             watch=("client_pool_used",),
             minimum=0,
             maximum=1,
-        ),
-        Panel(
-            "stat",
-            "Rejected connections",
-            "Connections Redis refused in the time range because maxclients was reached: agent "
-            "instances that could not reach their memory.",
-            "short",
-            (
-                Query(
-                    f"sum({increase_in_range(sel(names.REDIS_REJECTED_CONNECTIONS))})", instant=True
-                ),
-            ),
-            width=3,
-            height=4,
-            watch=("rejected_connections",),
-        ),
-        Panel(
-            "stat",
-            "Pool timeouts",
-            "Times in the time range an agent turn gave up waiting for a pooled Redis "
-            "connection: user-visible errors.",
-            "short",
-            (Query(f"sum({increase_in_range(sel(names.AGENT_POOL_TIMEOUTS))})", instant=True),),
-            width=3,
-            height=4,
-            watch=("client_pool_timeouts",),
         ),
     )
     replication = (
@@ -338,7 +344,7 @@ def spec(ctx: Context) -> DashboardSpec:
                 Query(queue_per_ready(), "queue {{" + names.LABEL_QUEUE + "}} per ready instance"),
             ),
             width=8,
-            watch=("queue_per_ready_instance", "instances_not_ready", "no_ready_instances"),
+            watch=("queue_per_ready_instance", "instances_not_ready"),
             steps=steps_from(ctx, ("queue_per_ready_instance",)),
             minimum=0,
         ),
@@ -348,5 +354,5 @@ def spec(ctx: Context) -> DashboardSpec:
         title="memorywatch / Overview",
         description="Is the agent fleet's memory safe right now: Redis, memory, evictions, "
         "clients, replication, locks, tools and instances.",
-        rows=(stats, memory, clients, replication, coordination),
+        rows=(redis_row, agents_row, memory, clients, replication, coordination),
     )
