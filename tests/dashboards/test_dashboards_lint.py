@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from dashboards_helpers import DASHBOARDS_DIR, ROOT, RUNBOOKS_DIR, committed, targets
+
 from memorywatch import names
 from memorywatch.alerts.exporter_self import UP
 from memorywatch.alerts.generate import alert_rules, build_groups
