@@ -190,3 +190,7 @@ from memorywatch.alerts.cli import runbook as _runbook  # noqa: E402
 
 main.add_command(_alerts)
 main.add_command(_runbook)
+
+from memorywatch.demo.cli import demo as _demo  # noqa: E402
+
+main.add_command(_demo)

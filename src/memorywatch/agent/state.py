@@ -171,6 +171,7 @@ class AgentState:
         self._schema_checked = False
         self._ready_flag = True
         self._heartbeat_thread: HeartbeatThread | None = None
+        self._beat: AnyRedis | None = None
         self._probe_pool = concurrent.futures.ThreadPoolExecutor(2, "mw-ready")
         if check_schema:
             with contextlib.suppress(StateUnavailable):  # Redis down at boot: ready() retries
@@ -210,19 +211,27 @@ class AgentState:
         )
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _run(self, script: str, keys: list[str], args: list[Any], op: str | None = None) -> Any:
+    def _run(
+        self,
+        script: str,
+        keys: list[str],
+        args: list[Any],
+        op: str | None = None,
+        client: AnyRedis | None = None,
+    ) -> Any:
         """EVALSHA (SCRIPT LOAD once on NOSCRIPT, e.g. after a restart); errors translated.
 
         Called directly rather than through redis-py's ``Script`` and a context manager: this
         is the hot path of every lock and tool transition."""
         sha = self._shas[script]
         op = op or script.replace("_", ".", 1)  # history_append -> history.append
+        conn = client if client is not None else self.client
         try:
             try:
-                return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+                return conn.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
             except NoScriptError:
-                self.client.script_load(_core.SCRIPT_TEXTS[script])
-                return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+                conn.script_load(_core.SCRIPT_TEXTS[script])
+                return conn.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
         except RedisError as exc:
             raise translate(exc, op) from exc
         except RedisClusterException as exc:
@@ -245,6 +254,8 @@ class AgentState:
     def close(self) -> None:
         self.stop_heartbeat()
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
+        if self._beat is not None and self._beat is not self.client:
+            self._beat.close()
         self.client.close()
 
     def __enter__(self) -> AgentState:
@@ -425,7 +436,24 @@ class AgentState:
                     self.schema.instances_index(self.instance_id),
                 ],
                 [self.instance_id, _core.ms(self.settings.heartbeat_ttl), *pairs],
+                client=self._beat_client(),
             )
+
+    def _beat_client(self) -> AnyRedis:
+        """One connection beside the pool: the heartbeat that reports an exhausted pool must
+        not wait for that pool (it would time out exactly when it matters)."""
+        if self._beat is None:
+            pool = getattr(self.client, "connection_pool", None)
+            if isinstance(self.client, redis.Redis) and isinstance(pool, redis.ConnectionPool):
+                side = redis.ConnectionPool(
+                    connection_class=pool.connection_class,
+                    max_connections=1,
+                    **pool.connection_kwargs,
+                )
+                self._beat = redis.Redis(connection_pool=side)
+            else:
+                self._beat = self.client
+        return self._beat
 
     def start_heartbeat(self, interval: float | None = None) -> HeartbeatThread:
         """Heartbeat every ``interval`` (default heartbeat TTL / 3) in a daemon thread."""

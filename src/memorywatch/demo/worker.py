@@ -1,0 +1,171 @@
+"""One demo agent instance: a realistic mix of SDK calls, or one of the incident behaviours.
+
+Run as `python -m memorywatch.demo.worker --redis-url URL --instance-id ID --mode MODE`.
+Every loop is bounded by `--duration`; SIGTERM stops it at the next step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from memorywatch.agent import (
+    AgentState,
+    AgentStateError,
+    LockLost,
+    LockTimeout,
+    Settings,
+    ToolContext,
+    ToolOptions,
+)
+
+MODES = ("normal", "pool-hog", "slow-tool", "flood")
+QUEUE = "mw-demo:jobs"
+GROUP = "agents"
+
+_stop = threading.Event()
+
+
+def _on_term(_signum: int, _frame: object) -> None:
+    _stop.set()
+
+
+def _tool(delay: float) -> Callable[[ToolContext, str], str]:
+    def create_ticket(ctx: ToolContext, subject: str) -> str:
+        time.sleep(delay)
+        return f"ticket {ctx.fencing_token} for {len(subject)} chars"
+
+    return create_ticket
+
+
+def normal(state: AgentState, rng: random.Random, deadline: float) -> None:
+    """Sessions, turns, tool calls with page-refresh replays, contended locks, a work queue."""
+    client = state.client
+    with contextlib.suppress(Exception):
+        client.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)
+    recent_keys: list[str] = []
+    n = 0
+    while not _stop.is_set() and time.monotonic() < deadline:
+        n += 1
+        session = f"session-{rng.randrange(40)}"
+        try:
+            with state.turn(session):
+                history = state.history(session, user_id=f"user-{rng.randrange(15)}")
+                history.append("user", rng.choice(["Book a table", "Cancel my order", "Refund?"]))
+                history.load()
+                if rng.random() < 0.3 and recent_keys:
+                    key = rng.choice(recent_keys)  # a page refresh replays the same call
+                else:
+                    key = f"{state.instance_id}-call-{n}"
+                    recent_keys = [*recent_keys[-20:], key]
+                tool = rng.choice(("create_ticket", "charge_card", "send_email"))
+                state.run_tool(tool, key, _tool(rng.uniform(0.005, 0.03)), "subject")
+                with state.lock(f"order-{rng.randrange(4)}", ttl=30, wait=2):
+                    time.sleep(rng.uniform(0.01, 0.05))
+                history.append("assistant", "Done.")
+            if rng.random() < 0.5:
+                client.xadd(QUEUE, {"session": session}, maxlen=10_000)
+            delivered: Any = client.xreadgroup(GROUP, state.instance_id, {QUEUE: ">"}, count=1)
+            for _stream, entries in delivered or []:
+                for entry_id, _fields in entries:
+                    client.xack(QUEUE, GROUP, entry_id)
+        except (AgentStateError, LockTimeout):
+            time.sleep(0.1)  # the dashboards show it; the demo carries on
+        except Exception:
+            time.sleep(0.2)
+            continue
+        _stop.wait(rng.uniform(0.02, 0.08))
+
+
+def pool_hog(state: AgentState, rng: random.Random, deadline: float) -> None:
+    """More threads than pool connections, each holding a connection: the pool runs dry."""
+
+    def hold() -> None:
+        while not _stop.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                state.client.blpop(["mw-demo:never"], timeout=1)
+
+    threads = [threading.Thread(target=hold, daemon=True) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    normal(state, rng, deadline)
+
+
+def slow_tool(state: AgentState, rng: random.Random, deadline: float) -> None:
+    """A tool that outlives its in-progress deadline and a holder that outlives its lock."""
+    key = f"incident-{int(time.time())}"
+
+    def charge(ctx: ToolContext) -> str:
+        time.sleep(3.0)
+        return "charged"
+
+    racer = threading.Thread(target=_reclaim_later, args=(state, key), daemon=True)
+    racer.start()
+    with contextlib.suppress(AgentStateError):
+        state.run_tool("charge_card", key, charge, tool_options=ToolOptions(deadline=1.0))
+    with contextlib.suppress(LockLost), state.lock("order-incident", ttl=1.0, wait=1):
+        time.sleep(2.0)
+    racer.join(10)
+    normal(state, rng, deadline)
+
+
+def _reclaim_later(state: AgentState, key: str) -> None:
+    time.sleep(1.5)  # past the slow holder's deadline: the retry takes the call over
+    with contextlib.suppress(AgentStateError):
+        state.run_tool(
+            "charge_card", key, lambda ctx: "charged again", tool_options=ToolOptions(deadline=10)
+        )
+
+
+def flood(state: AgentState, rng: random.Random, deadline: float) -> None:
+    """Long conversations until Redis runs into maxmemory and evicts agent state."""
+    text = "x" * 4096
+    n = 0
+    while not _stop.is_set() and time.monotonic() < deadline:
+        n += 1
+        with contextlib.suppress(Exception):
+            state.history(f"long-session-{n % 5000}").append("user", text)
+            if n % 7 == 0:
+                state.history(f"long-session-{rng.randrange(max(n % 5000, 1))}").load()
+        if n % 50 == 0:
+            _stop.wait(0.01)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="memorywatch.demo.worker")
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--instance-id", required=True)
+    parser.add_argument("--mode", choices=MODES, default="normal")
+    parser.add_argument("--duration", type=float, default=3600.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _on_term)
+    pool = {"max_connections": 4, "pool_timeout": 0.05} if args.mode == "pool-hog" else {}
+    state = AgentState.from_url(
+        args.redis_url,
+        instance_id=args.instance_id,
+        settings=Settings(heartbeat_ttl=3.0, tool_deadline=10.0),
+        **pool,  # type: ignore[arg-type]
+    )
+    state.start_heartbeat(interval=0.5)
+    rng = random.Random(args.seed)
+    deadline = time.monotonic() + args.duration
+    try:
+        {"normal": normal, "pool-hog": pool_hog, "slow-tool": slow_tool, "flood": flood}[args.mode](
+            state, rng, deadline
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            state.stop_heartbeat()
+            state.close()
+
+
+if __name__ == "__main__":
+    main()

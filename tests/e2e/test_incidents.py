@@ -1,0 +1,114 @@
+"""Each incident of `memorywatch demo`, end to end: real Redis, exporter, agent processes,
+Prometheus evaluating the generated rules (test profile) and Alertmanager delivering to a
+webhook receiver inside the test. The expected alert must arrive with its severity and a
+runbook_url; the healthy fleet must page nobody."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memorywatch.demo.run import INCIDENTS, Demo, DemoConfig
+
+LOOPBACK = "127.0.0.1"
+
+
+class Receiver:
+    """Alertmanager's webhook target: keeps every alert it is sent."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.alerts.extend(json.loads(body).get("alerts", []))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.url = f"http://{LOOPBACK}:{self.server.server_port}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def firing(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [a for a in self.alerts if a.get("status") == "firing"]
+
+    def wait_for(self, alertname: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for alert in self.firing():
+                if alert["labels"].get("alertname") == alertname:
+                    return alert
+            time.sleep(0.2)
+        seen = sorted({a["labels"].get("alertname", "?") for a in self.firing()})
+        raise AssertionError(f"{alertname} did not arrive within {timeout:g}s; arrived: {seen}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    yield rec
+    rec.close()
+
+
+def _demo(receiver: Receiver, tmp_path: Path) -> Demo:
+    config = DemoConfig(workers=2, webhook_url=receiver.url, workdir=tmp_path)
+    return Demo(config, say=lambda line: None).start()
+
+
+def _logs(demo: Demo) -> str:
+    return "\n".join(f"--- {c.name}\n{c.tail(15)}" for c in demo.children.started)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(INCIDENTS))
+def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: Path) -> None:
+    incident = INCIDENTS[name]
+    demo = _demo(receiver, tmp_path)
+    try:
+        time.sleep(4)  # Prometheus has samples of the healthy fleet, counters start at zero
+        demo.inject(name)
+        try:
+            alert = receiver.wait_for(incident.alert, 75)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_logs(demo)}") from None
+    finally:
+        demo.stop()
+    assert alert["labels"]["severity"] == incident.severity
+    runbook = alert["annotations"]["runbook_url"]
+    assert runbook.endswith(f"/{incident.alert}.md")
+    assert (Path(__file__).parents[2] / "runbooks" / f"{incident.alert}.md").is_file()
+
+
+@pytest.mark.slow
+def test_healthy_fleet_pages_nobody(receiver: Receiver, tmp_path: Path) -> None:
+    demo = _demo(receiver, tmp_path)
+    try:
+        time.sleep(30)
+        firing = receiver.firing()
+    finally:
+        demo.stop()
+    critical = [
+        a["labels"]["alertname"] for a in firing if a["labels"].get("severity") == "critical"
+    ]
+    assert critical == []
