@@ -97,6 +97,7 @@ LABEL_MASTER_HOST: Final = "master_host"
 LABEL_MASTER_PORT: Final = "master_port"
 LABEL_NODE: Final = "node"
 LABEL_REASON: Final = "reason"
+LABEL_MAXMEMORY_POLICY: Final = "maxmemory_policy"
 
 # Agent fleet (read from the state schema the SDK writes; see docs/schema.md)
 LOCK_ACQUISITIONS: Final = "memorywatch_lock_acquisitions_total"

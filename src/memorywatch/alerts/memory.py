@@ -25,7 +25,7 @@ from memorywatch.alerts.model import (
     series_selector,
 )
 
-LABEL_MAXMEMORY_POLICY = "maxmemory_policy"
+LABEL_MAXMEMORY_POLICY = names.LABEL_MAXMEMORY_POLICY
 """A label of redis_instance_info (redis_exporter); not yet a constant in names.py."""
 SAFE_POLICY = "noeviction"
 MAX_BYTES = 1_000_000_000
