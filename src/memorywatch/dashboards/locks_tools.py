@@ -22,7 +22,6 @@ from memorywatch.dashboards._style import (
     sel,
 )
 
-ONLY_AFTER_FAULT = "the exporter publishes this counter from its first occurrence on."
 ONLY_WHILE_HELD = "the oldest-held series exist only while some lock is held."
 TTL_CLASSES = ("lock", "tool")
 
@@ -57,8 +56,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "Acquisitions that gave up waiting in the time range: those turns or tool calls "
             "failed.",
             "short",
-            (Query(f"sum({increase_in_range(sel(names.LOCK_TIMEOUTS))})", instant=True,
-                   empty_while_healthy=ONLY_AFTER_FAULT),),
+            (Query(f"sum({increase_in_range(sel(names.LOCK_TIMEOUTS))})", instant=True),),
             width=4,
             height=4,
             watch=("lock_timeouts",),
@@ -69,8 +67,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "Releases that found the lock no longer theirs in the time range: the TTL expired "
             "under its holder, so two holders were possible.",
             "short",
-            (Query(f"sum({increase_in_range(sel(names.LOCKS_LOST))})", instant=True,
-                   empty_while_healthy=ONLY_AFTER_FAULT),),
+            (Query(f"sum({increase_in_range(sel(names.LOCKS_LOST))})", instant=True),),
             width=4,
             height=4,
             watch=("lock_lost",),
@@ -91,7 +88,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "Tool calls that ran a second time for one idempotency key in the time range.",
             "short",
             (Query(f"sum({increase_in_range(sel(names.TOOL_DUPLICATE_EXECUTIONS))})",
-                   instant=True, empty_while_healthy=ONLY_AFTER_FAULT),),
+                   instant=True),),
             width=4,
             height=4,
             watch=("tool_duplicate_execution",),
@@ -118,8 +115,7 @@ def spec(ctx: Context) -> DashboardSpec:
             (
                 Query(_by(lock, rate(sel(names.LOCK_ACQUISITIONS))), lock_legend + " acquired"),
                 Query(_by(lock, rate(sel(names.LOCK_CONTENDED))), lock_legend + " contended"),
-                Query(_by(lock, rate(sel(names.LOCK_TIMEOUTS))), lock_legend + " timed out",
-                      empty_while_healthy=ONLY_AFTER_FAULT),
+                Query(_by(lock, rate(sel(names.LOCK_TIMEOUTS))), lock_legend + " timed out"),
             ),
             width=8,
             watch=("lock_timeouts",),
@@ -171,8 +167,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "Locks lost",
             "Per lock and second: releases that found the lock no longer theirs.",
             "ops",
-            (Query(_by(lock, rate(sel(names.LOCKS_LOST))), lock_legend,
-                   empty_while_healthy=ONLY_AFTER_FAULT),),
+            (Query(_by(lock, rate(sel(names.LOCKS_LOST))), lock_legend),),
             width=8,
             watch=("lock_lost",),
             steps=(Step(OK_COLOR, None),),
@@ -222,15 +217,13 @@ def spec(ctx: Context) -> DashboardSpec:
             "ops",
             (
                 Query(_by(tool, rate(sel(names.TOOL_DUPLICATE_EXECUTIONS))),
-                      tool_legend + " executed twice", empty_while_healthy=ONLY_AFTER_FAULT),
-                Query(_by(tool, rate(sel(names.TOOL_RECLAIMS))), tool_legend + " reclaimed",
-                      empty_while_healthy=ONLY_AFTER_FAULT),
-                Query(_by(tool, rate(sel(names.TOOL_CLAIMS_LOST))), tool_legend + " claim lost",
-                      empty_while_healthy=ONLY_AFTER_FAULT),
+                      tool_legend + " executed twice"),
+                Query(_by(tool, rate(sel(names.TOOL_RECLAIMS))), tool_legend + " reclaimed"),
+                Query(_by(tool, rate(sel(names.TOOL_CLAIMS_LOST))), tool_legend + " claim lost"),
                 Query(_by(tool, rate(sel(names.TOOL_IN_PROGRESS_CONFLICTS))),
-                      tool_legend + " refused in progress", empty_while_healthy=ONLY_AFTER_FAULT),
+                      tool_legend + " refused in progress"),
                 Query(_by(tool, rate(sel(names.TOOL_FINGERPRINT_MISMATCHES))),
-                      tool_legend + " fingerprint mismatch", empty_while_healthy=ONLY_AFTER_FAULT),
+                      tool_legend + " fingerprint mismatch"),
             ),
             width=8,
             watch=("tool_duplicate_execution",),

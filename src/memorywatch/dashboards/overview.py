@@ -32,7 +32,6 @@ UP_MAPPINGS = {"0": ("down", "red"), "1": ("up", "green")}
 NO_REPLICA = (
     "a Redis without replicas (standalone, or this instance is a replica) has no lag series."
 )
-ONLY_AFTER_FAULT = "the exporter publishes this counter from its first occurrence on."
 
 
 def memory_ratio() -> str:
@@ -155,7 +154,6 @@ def spec(ctx: Context) -> DashboardSpec:
             "twice.",
             sel(names.TOOL_DUPLICATE_EXECUTIONS),
             "tool_duplicate_execution",
-            ONLY_AFTER_FAULT,
         ),
         count_stat(
             "Locks lost",
@@ -163,7 +161,6 @@ def spec(ctx: Context) -> DashboardSpec:
             "under its holder, so two holders were possible.",
             sel(names.LOCKS_LOST),
             "lock_lost",
-            ONLY_AFTER_FAULT,
         ),
         count_stat(
             "State misses",
@@ -171,7 +168,6 @@ def spec(ctx: Context) -> DashboardSpec:
             "the index still lists as live: a user forgotten mid-conversation.",
             sel(names.STATE_MISSES),
             "state_misses",
-            ONLY_AFTER_FAULT,
         ),
         count_stat(
             "Rejected connections",
@@ -323,7 +319,6 @@ def spec(ctx: Context) -> DashboardSpec:
                 Query(
                     f"sum by ({tool}) ({rate(sel(names.TOOL_DUPLICATE_EXECUTIONS))})",
                     "{{" + tool + "}} executed twice",
-                    empty_while_healthy=ONLY_AFTER_FAULT,
                 ),
             ),
             width=8,
