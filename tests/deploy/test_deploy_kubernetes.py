@@ -1,0 +1,319 @@
+"""deploy/kubernetes: the exporter stack parses, and its ports, flags, files and labels are the code's."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from deploy_helpers import (
+    ALERTS,
+    DASHBOARDS,
+    DEFAULT_PORT,
+    DEPLOY,
+    K8S,
+    PASSWORD_ENV,
+    SYNC_COMMAND,
+    Doc,
+    cli_envvars,
+    container,
+    exporter_config,
+    kustomizations,
+    kustomize_references,
+    listen_port,
+    load_all,
+    load_one,
+    parse_exporter_args,
+    sync_module,
+    yaml_files,
+)
+
+from memorywatch.alerts.model import DEFAULT_EXPORTER_JOB
+from memorywatch.cli import main
+from memorywatch.exporter.config import DEFAULT_SCRAPE_TIMEOUT
+from memorywatch.exporter.http import ExporterApp
+
+EXPECTED_KINDS: dict[str, list[tuple[str, str]]] = {
+    "kubernetes/exporter-deployment.yaml": [("apps/v1", "Deployment")],
+    "kubernetes/exporter-service.yaml": [("v1", "Service")],
+    "kubernetes/servicemonitor.yaml": [("monitoring.coreos.com/v1", "ServiceMonitor")],
+    "kubernetes/prometheusrule.yaml": [("monitoring.coreos.com/v1", "PrometheusRule")],
+    "kubernetes/agent-example/base/deployment.yaml": [("apps/v1", "Deployment")],
+    "kubernetes/agent-example/keda/scaledobject.yaml": [("keda.sh/v1alpha1", "ScaledObject")],
+    "kubernetes/agent-example/hpa/hpa.yaml": [("autoscaling/v2", "HorizontalPodAutoscaler")],
+}
+HELM_VALUES = {"kubernetes/agent-example/hpa/prometheus-adapter-values.yaml"}
+KUSTOMIZE_API = ("kustomize.config.k8s.io/v1beta1", "Kustomization")
+MEASURED_RSS_MIB = 40
+"""The exporter's RSS in bench/bench_exporter.py (README: 38 MB)."""
+
+LAST_APPLIED_LIMIT = 262_144
+"""Bytes of annotations an object may carry: client-side apply stores the whole object in one."""
+
+MEBI = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(DEPLOY))
+
+
+def exporter_deployment() -> Doc:
+    return load_one(K8S / "exporter-deployment.yaml")
+
+
+def exporter_container() -> Doc:
+    return container(exporter_deployment(), "exporter")
+
+
+def exporter_args() -> dict[str, list[str]]:
+    return parse_exporter_args(exporter_container()["args"])
+
+
+def service() -> Doc:
+    return load_one(K8S / "exporter-service.yaml")
+
+
+def service_monitor() -> Doc:
+    return load_one(K8S / "servicemonitor.yaml")
+
+
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", duration)
+    assert match, f"unexpected duration {duration!r}"
+    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match[2]]
+
+
+def bytes_of(quantity: str) -> int:
+    match = re.fullmatch(r"(\d+)(Ki|Mi|Gi)", quantity)
+    assert match, f"unexpected memory quantity {quantity!r}"
+    return int(match[1]) * MEBI[match[2]]
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=rel)
+def test_every_yaml_document_parses_to_a_mapping(path: Path) -> None:
+    docs = load_all(path)
+    assert docs, f"{rel(path)} holds no document"
+    assert all(isinstance(doc, dict) for doc in docs)
+
+
+def test_kinds_and_api_versions_are_the_expected_ones() -> None:
+    seen = {}
+    for path in yaml_files():
+        name = rel(path)
+        if not path.is_relative_to(K8S) or name in HELM_VALUES:
+            continue
+        docs = load_all(path)
+        seen[name] = [(d["apiVersion"], d["kind"]) for d in docs]
+        if path.name == "kustomization.yaml":
+            assert seen[name] == [KUSTOMIZE_API], name
+        else:
+            assert seen[name] == EXPECTED_KINDS.get(name), f"{name}: {seen[name]}"
+    assert set(EXPECTED_KINDS) <= set(seen), set(EXPECTED_KINDS) - set(seen)
+
+
+@pytest.mark.parametrize("kustomization", kustomizations(), ids=rel)
+def test_kustomization_loads_what_kustomize_allows(kustomization: Path) -> None:
+    """A folder anywhere (a base); a file only in or below the kustomization's folder."""
+    root = kustomization.parent
+    for field, target in kustomize_references(kustomization):
+        if target.is_dir():
+            assert field != "configMapGenerator", f"{rel(kustomization)}: {target} is a folder"
+            assert (target / "kustomization.yaml").is_file(), f"{target} is no kustomization"
+        else:
+            assert target.is_file(), f"{rel(kustomization)} loads {target}, which does not exist"
+            assert target.is_relative_to(root), (
+                f"{rel(kustomization)} loads {target}: kustomize refuses files outside {root}"
+            )
+
+
+def test_every_manifest_is_in_a_kustomization() -> None:
+    loaded = {target for k in kustomizations() for _, target in kustomize_references(k)}
+    for dirs in [k.parent for k in kustomizations()]:
+        loaded.discard(dirs)
+    manifests = {
+        p.resolve()
+        for p in yaml_files()
+        if p.is_relative_to(K8S) and p.name != "kustomization.yaml" and rel(p) not in HELM_VALUES
+    }
+    assert manifests <= loaded, sorted(map(str, manifests - loaded))
+
+
+def test_top_level_kustomization_is_the_exporter_stack() -> None:
+    doc = load_one(K8S / "kustomization.yaml")
+    assert doc["resources"] == [
+        "exporter-deployment.yaml",
+        "exporter-service.yaml",
+        "servicemonitor.yaml",
+        "prometheusrule.yaml",
+        "dashboards",
+    ]
+
+
+def test_ports_and_probes_agree_with_the_cli_default() -> None:
+    ports = {p["name"]: p for p in exporter_container()["ports"]}
+    assert ports["metrics"]["containerPort"] == DEFAULT_PORT
+    assert [listen_port(a) for a in exporter_args()["--listen"]] == [DEFAULT_PORT]
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = exporter_container()[probe]["httpGet"]
+        assert (get["path"], get["port"]) == ("/healthz", "metrics"), probe
+    (svc_port,) = service()["spec"]["ports"]
+    assert (svc_port["name"], svc_port["port"], svc_port["targetPort"]) == (
+        "metrics",
+        DEFAULT_PORT,
+        "metrics",
+    )
+    (endpoint,) = service_monitor()["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+
+
+def test_exporter_parses_the_manifest_and_answers_the_probe_path() -> None:
+    """The manifest's command line builds a config, and that exporter answers /healthz with 200."""
+    config = exporter_config(exporter_container()["args"])
+    assert (config.listen_host, config.listen_port) == ("0.0.0.0", DEFAULT_PORT)
+    app = ExporterApp(config)
+    try:
+        assert app.respond("GET", "/healthz", "").status == 200
+    finally:
+        app.close()
+
+
+def test_selectors_chain_deployment_service_and_servicemonitor() -> None:
+    deployment = exporter_deployment()
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert service()["spec"]["selector"].items() <= pod_labels.items()
+    monitor_selector = service_monitor()["spec"]["selector"]["matchLabels"]
+    assert monitor_selector.items() <= service()["metadata"]["labels"].items()
+
+
+def test_prometheus_job_is_the_one_the_alerts_watch() -> None:
+    """RedisExporterDown is `up{job="memorywatch"} == 0`: the ServiceMonitor must produce that job."""
+    job_label = service_monitor()["spec"]["jobLabel"]
+    assert service()["metadata"]["labels"][job_label] == DEFAULT_EXPORTER_JOB
+    rules = (ALERTS / "memorywatch.rules.yaml").read_text()
+    assert f'up{{job="{DEFAULT_EXPORTER_JOB}"}}' in rules
+
+
+def test_scrape_timeout_leaves_room_for_the_exporter_timeout() -> None:
+    (endpoint,) = service_monitor()["spec"]["endpoints"]
+    exporter_timeout = float(exporter_args().get("--scrape-timeout", [DEFAULT_SCRAPE_TIMEOUT])[0])
+    assert seconds(endpoint["interval"]) == 15
+    assert exporter_timeout < seconds(endpoint["scrapeTimeout"]) <= seconds(endpoint["interval"])
+
+
+def test_every_env_var_is_one_the_cli_declares() -> None:
+    names = {e["name"] for e in exporter_container().get("env", [])}
+    assert names <= cli_envvars() | {PASSWORD_ENV}, names - cli_envvars()
+
+
+def test_password_env_var_is_read_by_the_cli(tmp_path: Path) -> None:
+    """The variable without a flag is real: given beside --password-file, the CLI refuses both."""
+    password_file = tmp_path / "password"
+    password_file.write_text("secret\n")
+    result = CliRunner().invoke(
+        main,
+        ["exporter", "--check", "--password-file", str(password_file)],
+        env={PASSWORD_ENV: "secret"},
+    )
+    assert result.exit_code != 0
+    assert PASSWORD_ENV in result.output
+
+
+def test_password_file_is_the_mounted_secret() -> None:
+    env = {e["name"]: e for e in exporter_container()["env"]}
+    password_file = Path(env["MEMORYWATCH_PASSWORD_FILE"]["value"])
+    mounts = {m["name"]: m for m in exporter_container()["volumeMounts"]}
+    volumes = {v["name"]: v for v in exporter_deployment()["spec"]["template"]["spec"]["volumes"]}
+    (mount,) = [m for m in mounts.values() if Path(m["mountPath"]) == password_file.parent]
+    assert mount["readOnly"] is True
+    secret = volumes[mount["name"]]["secret"]
+    assert {"key": "password", "path": password_file.name} in secret["items"]
+    assert "--password-file" not in exporter_args()
+    assert PASSWORD_ENV not in env
+
+
+def test_exporter_pod_is_non_root_and_read_only() -> None:
+    pod = exporter_deployment()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False, "Service links would add MEMORYWATCH_*-like vars"
+    ctx = exporter_container()["securityContext"]
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"]["drop"] == ["ALL"]
+
+
+def test_exporter_resources_fit_the_measured_rss() -> None:
+    resources = exporter_container()["resources"]
+    request = bytes_of(resources["requests"]["memory"])
+    limit = bytes_of(resources["limits"]["memory"])
+    assert MEASURED_RSS_MIB * MEBI["Mi"] * 1.5 <= request < limit
+    assert "cpu" in resources["requests"] and "cpu" in resources["limits"]
+
+
+def test_exporter_image_is_this_version() -> None:
+    import memorywatch
+
+    image = exporter_container()["image"]
+    assert image.rpartition(":")[2] == memorywatch.__version__, (
+        f"{image}: set the tag to {memorywatch.__version__}"
+    )
+
+
+def test_prometheusrule_is_the_generated_one() -> None:
+    copy = K8S / "prometheusrule.yaml"
+    assert copy.read_bytes() == (ALERTS / "prometheusrule.yaml").read_bytes(), (
+        f"{rel(copy)} differs from alerts/prometheusrule.yaml: run `{SYNC_COMMAND}`"
+    )
+
+
+def test_dashboard_configmaps_are_the_generated_dashboards() -> None:
+    generated = sorted(p.name for p in DASHBOARDS.glob("*.json"))
+    copies = sorted(p.name for p in (K8S / "dashboards").glob("*.json"))
+    assert copies == generated, f"dashboards/*.json and their copies differ: run `{SYNC_COMMAND}`"
+    for name in generated:
+        assert (K8S / "dashboards" / name).read_bytes() == (DASHBOARDS / name).read_bytes(), (
+            f"{name} is stale: run `{SYNC_COMMAND}`"
+        )
+    doc = load_one(K8S / "dashboards" / "kustomization.yaml")
+    options = doc["generatorOptions"]
+    assert options["labels"]["grafana_dashboard"] == "1"
+    assert options["disableNameSuffixHash"] is True
+    listed = sorted(f for g in doc["configMapGenerator"] for f in g["files"])
+    assert listed == generated
+    assert all(len(g["files"]) == 1 for g in doc["configMapGenerator"])
+
+
+def test_dashboard_configmaps_hold_every_dashboard_the_alerts_link_to() -> None:
+    """Each dashboard gets its own ConfigMap, small enough for a client-side `kubectl apply`."""
+    uids = set()
+    for path in (K8S / "dashboards").glob("*.json"):
+        assert path.stat().st_size < LAST_APPLIED_LIMIT, f"{path.name}: use --server-side apply"
+        uids.add(json.loads(path.read_text())["uid"])
+    rules = load_one(K8S / "prometheusrule.yaml")
+    linked = {
+        rule["annotations"]["dashboard_url"].rstrip("/").rpartition("/")[2]
+        for group in rules["spec"]["groups"]
+        for rule in group["rules"]
+        if "dashboard_url" in rule.get("annotations", {})
+    }
+    assert linked, "the generated rules link no dashboard"
+    assert linked <= uids, f"alerts link dashboards no ConfigMap ships: {sorted(linked - uids)}"
+
+
+def test_dashboard_configmap_names_are_valid_and_distinct() -> None:
+    sync = sync_module()
+    names = [sync.configmap_name(n) for n in ("memorywatch-overview.json", "Locks_Tools.json")]
+    assert names == ["memorywatch-dashboard-overview", "memorywatch-dashboard-locks-tools"]
+    doc = load_one(K8S / "dashboards" / "kustomization.yaml")
+    generated = [g["name"] for g in doc["configMapGenerator"]]
+    assert len(set(generated)) == len(generated)
+    assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", n) for n in generated)
+
+
+def test_sync_script_finds_nothing_stale() -> None:
+    sync = sync_module()
+    assert sync.stale(sync.expected()) == [], f"run `{SYNC_COMMAND}`"
