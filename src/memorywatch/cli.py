@@ -194,3 +194,4 @@ main.add_command(_runbook)
 from memorywatch.demo.cli import demo as _demo  # noqa: E402
 
 main.add_command(_demo)
+main.add_command(__import__("memorywatch.dashboards.cli", fromlist=["dashboards"]).dashboards)
