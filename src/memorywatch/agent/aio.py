@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
@@ -240,6 +241,7 @@ class AgentState:
         self._lock_keys: dict[str, LockKeys] = {}
         self._schema_checked = False
         self._ready_flag = True
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(
@@ -286,6 +288,7 @@ class AgentState:
         self._schema_checked = True
 
     async def aclose(self) -> None:
+        await self.stop_heartbeat()
         await self.client.aclose()
 
     async def __aenter__(self) -> AgentState:
@@ -407,8 +410,8 @@ class AgentState:
         tool_options: _core.ToolOptions | None = None,
         **kwargs: Any,
     ) -> R:
-        """Await ``fn(ctx, *args, **kwargs)`` at most once per idempotency key (sync twin's
-        semantics; ``renew`` is not supported here: pick a deadline that covers the tool)."""
+        """Await ``fn(ctx, *args, **kwargs)`` at most once per idempotency key (the sync
+        twin's semantics, ``renew`` included: a task pushes the deadline while ``fn`` runs)."""
         options = tool_options or _core.ToolOptions()
         call = ToolCall(
             self.schema.namespace,
@@ -459,10 +462,16 @@ class AgentState:
             result: Any = None
             error: BaseException | None = None
             exec_started = time.monotonic()
+            renewal = asyncio.create_task(self._renew_claim(call)) if options.renew else None
             try:
                 result = await fn(ctx, *args, **kwargs)
             except Exception as exc:
                 error = exc
+            finally:
+                if renewal is not None:
+                    renewal.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await renewal
             metric_attrs: dict[str, Any] = {
                 attr.GEN_AI_OPERATION_NAME: attr.GEN_AI_OPERATION_EXECUTE_TOOL,
                 attr.GEN_AI_TOOL_NAME: tool_name,
@@ -483,6 +492,20 @@ class AgentState:
                 raise raise_after
             executed: R = result
             return executed
+
+    async def _renew_claim(self, call: ToolCall) -> None:
+        """Push the in-progress deadline every deadline/3 until cancelled or the claim is lost."""
+        while True:
+            await asyncio.sleep(call.deadline / 3)
+            try:
+                with redis_errors("run_tool.extend"):
+                    ok = await self._run(
+                        "tool_extend", [self.schema.tool(call.key)], [call.owner, call.deadline_ms]
+                    )
+            except AgentStateError:
+                continue  # a hiccup: try again on the next tick
+            if not int(ok):
+                return  # completion reports the lost claim
 
     # -- health -----------------------------------------------------------------------------------
     async def _probe(self) -> None:
@@ -536,3 +559,51 @@ class AgentState:
                 ],
                 [self.instance_id, _core.ms(self.settings.heartbeat_ttl), *pairs],
             )
+
+    def start_heartbeat(self, interval: float | None = None) -> asyncio.Task[None]:
+        """Heartbeat every ``interval`` (default heartbeat TTL / 3) in a background task."""
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            period = interval or self.settings.heartbeat_ttl / 3
+
+            async def beat() -> None:
+                while True:
+                    with contextlib.suppress(AgentStateError):  # Redis away: the TTL says so
+                        await self.heartbeat()
+                    await asyncio.sleep(period)
+
+            self._heartbeat_task = asyncio.create_task(beat(), name="memorywatch-heartbeat")
+        return self._heartbeat_task
+
+    async def stop_heartbeat(self) -> None:
+        task, self._heartbeat_task = self._heartbeat_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def idempotent_tool(
+    state: AgentState,
+    name: str | None = None,
+    *,
+    key: Callable[..., str],
+    options: _core.ToolOptions | None = None,
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    """The asyncio twin of :func:`memorywatch.agent.idempotent_tool`::
+
+    @idempotent_tool(state, key=lambda order_id: f"ticket:{order_id}")
+    async def create_ticket(ctx: ToolContext, order_id: str) -> dict: ...
+    """
+
+    def decorate(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        tool = name or fn.__name__
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> R:
+            return await state.run_tool(
+                tool, key(*args, **kwargs), fn, *args, tool_options=options, **kwargs
+            )
+
+        return wrapper
+
+    return decorate
