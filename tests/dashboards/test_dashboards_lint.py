@@ -267,3 +267,11 @@ def test_provisioning_points_grafana_at_the_dashboards() -> None:
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
     assert Path(provider["options"]["path"]).name == DASHBOARDS_DIR.name
+
+
+def test_the_memorywatch_command_has_the_dashboards_group() -> None:
+    from memorywatch.cli import main
+
+    result = CliRunner().invoke(main, ["dashboards", "check", "--out-dir", str(DASHBOARDS_DIR)])
+    assert result.exit_code == 0, result.output
+    assert result.output == "up to date\n"
