@@ -243,19 +243,30 @@ def spec(ctx: Context) -> DashboardSpec:
             minimum=0,
         ),
         Panel(
+            "bargauge",
+            "Keys without TTL",
+            "Keys the budgeted keyspace sampler found without a TTL, per key class. Locks and "
+            "tool records must have one: without it they are held or blocked forever.",
+            "short",
+            (Query(f"sum by ({names.LABEL_KEY_CLASS}) ({sel(names.KEYS_WITHOUT_TTL)})",
+                   "{{" + names.LABEL_KEY_CLASS + "}}"),),
+            width=6,
+            watch=("records_without_ttl",),
+            minimum=0,
+        ),
+        Panel(
             "table",
-            "Keys without TTL and schema errors",
-            "From the budgeted keyspace sampler: keys without TTL per key class (locks and "
-            "tool records must have one) and keys that do not fit the state schema, per kind.",
+            "Schema errors",
+            "Keys in the namespace the keyspace sampler could not read as the state schema, "
+            "per kind: foreign, wrong type, missing TTL, unparsable.",
             "short",
             (
-                Query(f"sum by ({names.LABEL_KEY_CLASS}) ({sel(names.KEYS_WITHOUT_TTL)})",
-                      instant=True, table=True),
                 Query(f"sum by ({names.LABEL_KIND}) ({sel(names.SCHEMA_ERRORS)})",
                       instant=True, table=True),
             ),
-            width=12,
-            watch=("records_without_ttl",),
+            width=6,
+            steps=(Step(OK_COLOR, None),),
+            hide_columns=("Time",),
         ),
     )  # fmt: skip
     return DashboardSpec(
