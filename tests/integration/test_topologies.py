@@ -135,3 +135,29 @@ def test_tls_with_ca_verification(tmp_path: Path) -> None:
         assert refused.value(names.SCRAPE_ERRORS, reason="connection") == 1
     finally:
         server.cleanup()
+
+
+def test_cluster_fleet_metrics_follow_the_schema_across_nodes() -> None:
+    from redis.cluster import RedisCluster
+
+    from memorywatch.agent import AgentState
+
+    with redis_cluster(3) as nodes:
+        client = RedisCluster(host=LOOPBACK, port=nodes[0].port, decode_responses=True)
+        state = AgentState(client, instance_id="c1")
+        for i in range(12):
+            state.history(f"session-{i}").append("user", "hello")
+        for _ in range(3):
+            with state.lock("order-1", ttl=5):
+                pass
+        state.heartbeat()
+        client.close()
+        # the shards' keys live on all three nodes
+        assert all(n.client().dbsize() > 0 for n in nodes)
+        url = f"redis+cluster://{LOOPBACK}:{nodes[2].port}"
+        with InProcessExporter(redis_url=url) as exporter:
+            scrape = exporter.scrape()
+    assert scrape.value(names.SESSIONS_ACTIVE) == 12
+    assert scrape.value(names.LOCK_ACQUISITIONS, lock="order-1") == 3
+    assert scrape.value(names.AGENT_INSTANCES, state="ready") == 1
+    assert scrape.value(names.SCHEMA_INFO, version="1") == 1

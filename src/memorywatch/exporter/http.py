@@ -75,8 +75,9 @@ class ExporterApp:
             return None
         target = config.target
         if target.topology is Topology.CLUSTER:
-            log.warning("fleet metrics are not read from a Redis Cluster target (yet)")
-            return None
+            # Scrape-time reads only: evictions and the keyspace sampler would need one
+            # worker per node.
+            return Fleet(config.fleet)
 
         def primary() -> redis.Redis:
             host, port = discover(

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import AuthorizationError
 from redis.retry import Retry
 
@@ -72,6 +73,7 @@ class ClientCache:
         self._max = max_clients
         self._clients: OrderedDict[tuple[str, int, bool, int, bool], redis.Redis] = OrderedDict()
         self._lock = threading.Lock()
+        self._cluster: RedisCluster | None = None
 
     def get(
         self, host: str, port: int, *, tls: bool, db: int = 0, authenticate: bool = True
@@ -99,30 +101,13 @@ class ClientCache:
         authenticate: bool = True,
         connections: int = 1,
     ) -> redis.Redis:
-        kwargs: dict[str, Any] = {
+        kwargs = {
             "host": host,
             "port": port,
             "db": db,
-            "socket_timeout": self._timeout,
-            "socket_connect_timeout": self._timeout,
-            "client_name": CLIENT_NAME,
-            "decode_responses": True,
-            "retry": Retry(NoBackoff(), 0),
+            **self._connection_kwargs(tls, authenticate),
         }
-        if authenticate:
-            kwargs["username"] = self._credentials.username
-            password = self._credentials.password
-            kwargs["password"] = password.value if password is not None else None
-        connection_class: type[redis.Connection] = redis.Connection
-        if tls:
-            connection_class = redis.SSLConnection
-            kwargs.update(
-                ssl_ca_certs=str(self._tls.ca_cert) if self._tls.ca_cert else None,
-                ssl_certfile=str(self._tls.cert) if self._tls.cert else None,
-                ssl_keyfile=str(self._tls.key) if self._tls.key else None,
-                ssl_cert_reqs="none" if self._tls.insecure_skip_verify else "required",
-                ssl_check_hostname=not self._tls.insecure_skip_verify,
-            )
+        connection_class = redis.SSLConnection if tls else redis.Connection
         pool = redis.BlockingConnectionPool(
             max_connections=connections,
             timeout=self._timeout,
@@ -133,6 +118,37 @@ class ClientCache:
         client.set_response_callback("INFO", _raw)
         return client
 
+    def _connection_kwargs(self, tls: bool, authenticate: bool = True) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "socket_timeout": self._timeout,
+            "socket_connect_timeout": self._timeout,
+            "client_name": CLIENT_NAME,
+            "decode_responses": True,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if authenticate:
+            kwargs["username"] = self._credentials.username
+            password = self._credentials.password
+            kwargs["password"] = password.value if password is not None else None
+        if tls:
+            kwargs.update(
+                ssl_ca_certs=str(self._tls.ca_cert) if self._tls.ca_cert else None,
+                ssl_certfile=str(self._tls.cert) if self._tls.cert else None,
+                ssl_keyfile=str(self._tls.key) if self._tls.key else None,
+                ssl_cert_reqs="none" if self._tls.insecure_skip_verify else "required",
+                ssl_check_hostname=not self._tls.insecure_skip_verify,
+            )
+        return kwargs
+
+    def cluster(self, host: str, port: int, *, tls: bool) -> RedisCluster:
+        """A cached cluster client from a seed node, for reads that follow hash slots."""
+        with self._lock:
+            if self._cluster is None:
+                kwargs = self._connection_kwargs(tls)
+                kwargs.pop("retry")  # RedisCluster takes its own retry object
+                self._cluster = RedisCluster(host=host, port=port, ssl=tls, **kwargs)
+            return self._cluster
+
     def uncached(self, host: str, port: int, *, tls: bool, db: int = 0) -> redis.Redis:
         """A client of its own, for background work that holds a connection (pub/sub, SCAN)."""
         return self._new_client(host, port, tls=tls, db=db, connections=2)
@@ -142,6 +158,9 @@ class ClientCache:
             for client in self._clients.values():
                 client.connection_pool.disconnect()
             self._clients.clear()
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
 
 
 _NESTED_PREFIXES = ("cmdstat_", "errorstat_", "latency_percentiles_usec_")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from memorywatch import names, schema
 from memorywatch.exporter.evictions import EvictionTracker
@@ -121,14 +122,25 @@ def _ok(reply: Any) -> Any:
     return None if isinstance(reply, Exception) else reply
 
 
-def read_fleet(client: redis.Redis, options: FleetOptions) -> FleetSnapshot:
-    """Three pipelined round trips: schema and clock; counters and indexes; details."""
+def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> FleetSnapshot:
+    """Three pipelined round trips: schema and clock; counters and indexes; details.
+
+    With a `RedisCluster` client the pipelines are split by slot across the nodes (the
+    schema's hash tags keep each shard's keys in one slot); TIME, which a cluster pipeline
+    refuses, is asked of one node beforehand.
+    """
     pipe = client.pipeline(transaction=False)
-    pipe.time()
+    clock: Any = None
+    if isinstance(client, RedisCluster):
+        clock = client.time()
+    else:
+        pipe.time()
     pipe.hgetall(f"{options.namespace}:schema")
     for queue in options.queues:
         pipe.type(queue)
     first = pipe.execute(raise_on_error=False)
+    if clock is not None:
+        first.insert(0, clock)
     if isinstance(first[0], Exception):
         raise first[0]
     seconds, micros = first[0]
@@ -463,7 +475,7 @@ class Fleet:
         self.tracker = tracker
         self.sampler = sampler
 
-    def read(self, client: redis.Redis) -> FleetSnapshot:
+    def read(self, client: redis.Redis | RedisCluster) -> FleetSnapshot:
         return read_fleet(client, self.options)
 
     def start(self) -> None:

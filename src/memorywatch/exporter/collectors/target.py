@@ -69,9 +69,9 @@ class TargetCollector:
         fleet: Fleet | None = None,
     ) -> None:
         self._target = target
-        # Fleet state is read from the primary (the node, or Sentinel's master); a Cluster
-        # spreads the schema's shards over its nodes, which this reader does not follow yet.
-        self._fleet = fleet if target.topology is not Topology.CLUSTER else None
+        # Fleet state is read from the primary (the node, or Sentinel's master), on the same
+        # connection as its health; a Cluster's shards are read through a cluster client.
+        self._fleet = fleet
         self._clients = clients
         self._executor = executor
         self._health = health
@@ -81,7 +81,7 @@ class TargetCollector:
         client = self._clients.get(host, port, tls=self._target.tls, db=self._target.db)
         snapshot = fetch_snapshot(client, cluster=self._target.topology is Topology.CLUSTER)
         fleet: FleetResult = None
-        if primary and self._fleet is not None:
+        if primary and self._fleet is not None and self._target.topology is not Topology.CLUSTER:
             try:
                 fleet = self._fleet.read(client)
             except Exception as exc:  # the node answered; only its fleet view failed
@@ -107,6 +107,9 @@ class TargetCollector:
             for index, (host, port) in enumerate(nodes)
         ]
         fleet: FleetResult = None
+        cluster_fleet = None
+        if self._fleet is not None and self._target.topology is Topology.CLUSTER:
+            cluster_fleet = self._executor.submit(self._read_cluster_fleet)
         for (host, port), future in futures:
             addr = format_addr(host, port)
             view = families.with_labels({names.LABEL_NODE: addr}) if labelled else families
@@ -126,6 +129,11 @@ class TargetCollector:
             add_node_families(snapshot, view)
             fleet = node_fleet or fleet
 
+        if cluster_fleet is not None:
+            try:
+                fleet = cluster_fleet.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except FutureTimeout:
+                fleet = TimeoutError(f"no reply within {self._timeout:g}s")
         if self._fleet is not None:
             if isinstance(fleet, Exception):
                 log.warning("fleet metrics of %s unavailable: %s", display, describe(fleet))
@@ -144,6 +152,14 @@ class TargetCollector:
                 {names.LABEL_REASON: reason},
             )
         return families
+
+    def _read_cluster_fleet(self) -> FleetResult:
+        assert self._fleet is not None
+        host, port = self._target.hosts[0]
+        try:
+            return self._fleet.read(self._clients.cluster(host, port, tls=self._target.tls))
+        except Exception as exc:  # reported as a log line and missing fleet families
+            return exc
 
     def _nodes(self) -> list[tuple[str, int]]:
         if self._target.topology is Topology.STANDALONE:
