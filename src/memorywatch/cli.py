@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -24,7 +25,33 @@ def setup_logging(level: str) -> None:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class LazyGroup(click.Group):
+    """Subcommands imported on first use: `memorywatch exporter` never loads grafanalib,
+    the alert generators or the demo, which keeps its start-up time and RSS down."""
+
+    LAZY: ClassVar[dict[str, str]] = {
+        "alerts": "memorywatch.alerts.cli:alerts",
+        "runbook": "memorywatch.alerts.cli:runbook",
+        "dashboards": "memorywatch.dashboards.cli:dashboards",
+        "demo": "memorywatch.demo.cli:demo",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            module, _, attr = self.LAZY[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(__version__, prog_name="memorywatch")
 def main() -> None:
     """Observability for AI agent fleets that keep their memory in Redis."""
@@ -183,15 +210,3 @@ def exporter(check: bool, **options: Any) -> None:
         run.serve(config)
     except exporter_config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-from memorywatch.alerts.cli import alerts as _alerts  # noqa: E402
-from memorywatch.alerts.cli import runbook as _runbook  # noqa: E402
-
-main.add_command(_alerts)
-main.add_command(_runbook)
-
-from memorywatch.demo.cli import demo as _demo  # noqa: E402
-
-main.add_command(_demo)
-main.add_command(__import__("memorywatch.dashboards.cli", fromlist=["dashboards"]).dashboards)
