@@ -164,6 +164,17 @@ class RedisServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def restart_loading(server: RedisServer, keys: int = 5000) -> None:
+    """Restart `server` so that it spends seconds loading its dump (key-load-delay)."""
+    client = server.client()
+    client.execute_command("DEBUG", "POPULATE", str(keys))
+    client.save()
+    server.stop()
+    server.args = ("--key-load-delay", "1000", "--loading-process-events-interval-bytes", "1024")
+    server.start(wait=False)
+    wait_until(lambda: server.client().info("persistence")["loading"] == 1, 10, what="loading")
+
+
 @contextlib.contextmanager
 def redis_server(*args: str, password: str | None = None) -> Iterator[RedisServer]:
     server = RedisServer(args=args, password=password).start()

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness import RedisServer, wait_until
+from harness import RedisServer, restart_loading
 from memorywatch.agent import AgentState, StateLoading
 
 
 def test_operations_during_loading_raise_state_loading_and_ready_says_so() -> None:
     server = RedisServer().start()
     try:
-        client = server.client()
-        client.execute_command("DEBUG", "POPULATE", "5000")
-        client.save()
-        server.stop()
-        server.args = (
-            "--key-load-delay",
-            "1000",
-            "--loading-process-events-interval-bytes",
-            "1024",
-        )
-        server.start(wait=False)
-        wait_until(lambda: server.client().info("persistence")["loading"] == 1, 10, what="loading")
+        restart_loading(server)
         state = AgentState.from_url(server.url, instance_id="a")
         with pytest.raises(StateLoading, match="loading"):
             state.history("s1").append("user", "hello")

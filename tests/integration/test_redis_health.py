@@ -11,7 +11,14 @@ import time
 import pytest
 import redis
 
-from harness import LOOPBACK, RedisServer, master_with_replica, redis_server, wait_until
+from harness import (
+    LOOPBACK,
+    RedisServer,
+    master_with_replica,
+    redis_server,
+    restart_loading,
+    wait_until,
+)
 from memorywatch import names
 from metrics import InProcessExporter
 
@@ -146,18 +153,7 @@ def test_read_only_replica_and_out_of_memory_are_reported_not_fatal() -> None:
 def test_loading_redis_is_reported_as_loading() -> None:
     server = RedisServer().start()
     try:
-        client = server.client()
-        client.execute_command("DEBUG", "POPULATE", "5000")
-        client.save()
-        server.stop()
-        server.args = (
-            "--key-load-delay",
-            "1000",
-            "--loading-process-events-interval-bytes",
-            "1024",
-        )
-        server.start(wait=False)
-        wait_until(lambda: server.client().info("persistence")["loading"] == 1, 10, what="loading")
+        restart_loading(server)
         with InProcessExporter(redis_url=server.url) as exporter:
             scrape = exporter.scrape()
         assert scrape.value(names.REDIS_UP) == 1

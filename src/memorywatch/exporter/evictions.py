@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import redis
 
+from memorywatch.exporter.background import BackgroundWorker
 from memorywatch.exporter.keyclass import KEY_CLASSES, key_class
 
 log = logging.getLogger("memorywatch.exporter")
@@ -26,8 +27,10 @@ def _has_evicted_events(flags: str) -> bool:
     return "E" in flags and ("e" in flags or "A" in flags)
 
 
-class EvictionTracker:
+class EvictionTracker(BackgroundWorker):
     """A daemon thread that counts evicted keys per key class."""
+
+    name = "memorywatch-evictions"
 
     def __init__(
         self,
@@ -37,26 +40,14 @@ class EvictionTracker:
         enable_events: bool = False,
         retry_interval: float = 10.0,
     ) -> None:
-        self._factory = client_factory
+        super().__init__(client_factory, retry_interval)
         self._namespace = namespace
         self._channel = f"__keyevent@{db}__:evicted"
         self._enable = enable_events
-        self._retry = retry_interval
         self._counts: Counter[str] = Counter({c: 0 for c in KEY_CLASSES})
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._live = threading.Event()
         self._warned = ""
-        self._thread = threading.Thread(target=self._run, name="memorywatch-evictions", daemon=True)
-
-    def start(self) -> EvictionTracker:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     @property
     def live(self) -> bool:
@@ -90,23 +81,15 @@ class EvictionTracker:
         log.info("set notify-keyspace-events to %r to track evicted key classes", wanted)
         return True
 
-    def _run(self) -> None:
-        client: redis.Redis | None = None
-        while not self._stop.is_set():
-            try:
-                if client is None:
-                    client = self._factory()
-                if self._events_enabled(client):
-                    self._listen(client)
-            except Exception as exc:  # a background worker must outlive any failure
-                self._warn_once(f"eviction tracking interrupted: {type(exc).__name__}: {exc}")
-                if client is not None:
-                    client.close()
-                client = None
+    def step(self, client: redis.Redis) -> None:
+        try:
+            if self._events_enabled(client):
+                self._listen(client)
+        finally:
             self._live.clear()
-            self._stop.wait(self._retry)
-        if client is not None:
-            client.close()
+
+    def on_error(self, exc: Exception) -> None:
+        self._warn_once(f"eviction tracking interrupted: {type(exc).__name__}: {exc}")
 
     def _listen(self, client: redis.Redis) -> None:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -120,7 +103,7 @@ class EvictionTracker:
             self._live.set()
             self._warned = ""
             checks = 0
-            while not self._stop.is_set():
+            while not self.stopping:
                 message = pubsub.get_message(timeout=1.0)
                 if message is not None and message.get("type") == "message":
                     data = message["data"]

@@ -8,7 +8,6 @@ its totals replace the served ones. Scrapes read the last full pass and its age
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import Counter
@@ -18,9 +17,8 @@ from dataclasses import dataclass, field
 import redis
 
 from memorywatch import schema
+from memorywatch.exporter.background import BackgroundWorker
 from memorywatch.exporter.keyclass import KEY_CLASSES, needs_ttl, parse_key
-
-log = logging.getLogger("memorywatch.exporter")
 
 ERROR_KINDS = ("foreign", "wrong_type", "missing_ttl", "unparsable")
 TOOL_STATES = {
@@ -39,7 +37,9 @@ class SampleResult:
     errors: dict[str, int] = field(default_factory=dict)
 
 
-class KeyspaceSampler:
+class KeyspaceSampler(BackgroundWorker):
+    name = "memorywatch-sampler"
+
     def __init__(
         self,
         client_factory: Callable[[], redis.Redis],
@@ -48,27 +48,15 @@ class KeyspaceSampler:
         budget: int = 20_000,
         batch: int = 500,
     ) -> None:
-        self._factory = client_factory
+        super().__init__(client_factory, interval)
         self._namespace = namespace
-        self._interval = interval
         self._budget = budget
         self._batch = batch
         self._result: SampleResult | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._done = threading.Condition(self._lock)
-        self._thread = threading.Thread(target=self._run, name="memorywatch-sampler", daemon=True)
         self._cursor = 0
         self._partial: tuple[Counter[str], Counter[str], int] = (Counter(), Counter(), 0)
-
-    def start(self) -> KeyspaceSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     def result(self) -> SampleResult | None:
         with self._lock:
@@ -85,21 +73,8 @@ class KeyspaceSampler:
                 self._done.wait(remaining)
             return self._result
 
-    def _run(self) -> None:
-        client: redis.Redis | None = None
-        while not self._stop.is_set():
-            try:
-                if client is None:
-                    client = self._factory()
-                self.cycle(client)
-            except Exception as exc:  # a background worker must outlive any failure
-                log.warning("keyspace sampler: %s: %s", type(exc).__name__, exc)
-                if client is not None:
-                    client.close()
-                client = None
-            self._stop.wait(self._interval)
-        if client is not None:
-            client.close()
+    def step(self, client: redis.Redis) -> None:
+        self.cycle(client)
 
     def cycle(self, client: redis.Redis) -> None:
         """Scan up to `budget` keys from where the last cycle stopped."""
