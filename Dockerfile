@@ -14,7 +14,7 @@ FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="memorywatch" \
       org.opencontainers.image.description="Prometheus exporter for Redis holding AI agent memory" \
       org.opencontainers.image.source="https://github.com/memorywatch/memorywatch" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="MIT"
 RUN groupadd --system --gid 10001 memorywatch \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin memorywatch
