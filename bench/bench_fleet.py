@@ -589,7 +589,8 @@ def versions(redis_port: int | None = None) -> None:
 
 def run(args: argparse.Namespace) -> None:
     versions()
-    layout = schema.Schema()
+    # what the SDK writes on a standalone Redis (16 shards only on Cluster)
+    layout = schema.Schema(shards=schema.STANDALONE_SHARDS)
     plan = FillPlan(
         sessions=args.sessions,
         users=not args.no_users,

@@ -32,7 +32,16 @@ SCHEMA_VERSION: Final = 1
 
 DEFAULT_NAMESPACE: Final = "mw"
 DEFAULT_SHARDS: Final = 16
-"""Number of hash-tag shards; stored in ``{ns}:schema`` so readers use the writer's value."""
+"""Number of hash-tag shards on Redis Cluster; stored in ``{ns}:schema`` so readers use the
+writer's value."""
+STANDALONE_SHARDS: Final = 1
+"""Shards on a standalone or Sentinel-managed Redis, where hash tags buy nothing: one shard
+keeps every fleet counter in one hash per family, so a scrape reads each tool or lock name
+once instead of once per shard."""
+
+
+def default_shards(cluster: bool) -> int:
+    return DEFAULT_SHARDS if cluster else STANDALONE_SHARDS
 
 # Defaults (seconds) ---------------------------------------------------------------------------
 DEFAULT_SESSION_TTL: Final = 7 * 24 * 3600

@@ -217,6 +217,10 @@ class _LockRequest:
             await self._lease.release()
 
 
+def _is_cluster(client: object) -> bool:
+    return isinstance(client, aredis.RedisCluster)
+
+
 class AgentState:
     """Asyncio AgentState over ``redis.asyncio.Redis`` (or ``RedisCluster``)."""
 
@@ -226,13 +230,15 @@ class AgentState:
         *,
         namespace: str = schema.DEFAULT_NAMESPACE,
         instance_id: str | None = None,
-        shards: int = schema.DEFAULT_SHARDS,
+        shards: int | None = None,
         settings: _core.Settings | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.client = client
+        if shards is None:
+            shards = schema.default_shards(_is_cluster(client))
         self.schema = schema.Schema(namespace, shards)
         self.instance_id = instance_id or _core.default_instance_id()
         self.settings = settings or _core.Settings()

@@ -38,6 +38,10 @@ R = TypeVar("R")
 AnyRedis = redis.Redis | redis.cluster.RedisCluster
 
 
+def _is_cluster(client: object) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster)
+
+
 class History:
     """The conversation history of one session (a Redis list of JSON messages)."""
 
@@ -151,7 +155,7 @@ class AgentState:
         *,
         namespace: str = schema.DEFAULT_NAMESPACE,
         instance_id: str | None = None,
-        shards: int = schema.DEFAULT_SHARDS,
+        shards: int | None = None,
         settings: _core.Settings | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
@@ -159,6 +163,8 @@ class AgentState:
         check_schema: bool = True,
     ) -> None:
         self.client = client
+        if shards is None:
+            shards = schema.default_shards(_is_cluster(client))
         self.schema = schema.Schema(namespace, shards)
         self.instance_id = instance_id or _core.default_instance_id()
         self.settings = settings or _core.Settings()

@@ -226,9 +226,12 @@ def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> Fle
     pending_order = [(q, g) for q, groups in stream_groups.items() for g in groups]
     for queue, group in pending_order:
         pipe.xpending(queue, group)
-    for exp_key, name, _since in lock_candidates:
-        pipe.zscore(exp_key, name)
-    wanted = instance_ids or pending_order or lock_candidates
+    by_shard: dict[str, list[tuple[str, float]]] = {}
+    for exp_key, name, since in lock_candidates:
+        by_shard.setdefault(exp_key, []).append((name, since))
+    for exp_key, members in by_shard.items():
+        pipe.zmscore(exp_key, [name for name, _ in members])
+    wanted = instance_ids or pending_order or by_shard
     details = iter(pipe.execute(raise_on_error=False)) if wanted else iter(())
     for instance in instance_ids:
         snap.instances[instance] = _ok(next(details)) or {}
@@ -240,10 +243,11 @@ def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> Fle
             current = snap.queues[queue].get("oldest_pending", 0.0)
             snap.queues[queue]["oldest_pending"] = max(current, age)
     live = []
-    for _exp_key, name, since in lock_candidates:
-        expiry = _ok(next(details))
-        if expiry is not None and float(expiry) > now_ms:
-            live.append((name, (now_ms - since) / 1000, (float(expiry) - since) / 1000))
+    for members in by_shard.values():
+        expiries = _ok(next(details)) or [None] * len(members)
+        for (name, since), expiry in zip(members, expiries, strict=True):
+            if expiry is not None and float(expiry) > now_ms:
+                live.append((name, (now_ms - since) / 1000, (float(expiry) - since) / 1000))
     snap.oldest_locks = sorted(live, key=lambda item: -item[1])[:OLDEST_LOCKS]
     return snap
 
@@ -374,12 +378,9 @@ def _add_histograms(snap: FleetSnapshot, out: Families, universe: dict[str, list
                 # One wait observation per successful acquisition: the SDK keeps no
                 # separate acquisitions counter, so its count is that counter.
                 out.counter(names.LOCK_ACQUISITIONS, "Locks taken, by lock.", count, labels)
-            for le, value in zip(les, counts, strict=True):
-                out.add(
-                    metric, help_text, "histogram", value, {**labels, "le": le}, metric + "_bucket"
-                )
-            out.add(metric, help_text, "histogram", total, labels, metric + "_sum")
-            out.add(metric, help_text, "histogram", count, labels, metric + "_count")
+            out.histogram(
+                metric, help_text, labels, list(zip(les, counts, strict=True)), total, count
+            )
 
 
 def _add_held(snap: FleetSnapshot, out: Families) -> None:
