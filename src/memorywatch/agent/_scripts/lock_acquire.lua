@@ -31,11 +31,14 @@ end
 local fence = redis.call('INCR', KEYS[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Holders that died never released: prune a few expired index entries on every acquisition.
-local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 8)
-if #stale > 0 then
-  redis.call('ZREM', KEYS[6], unpack(stale))
-  redis.call('ZREM', KEYS[7], unpack(stale))
+-- Holders that died never released: every 8th acquisition of a name prunes up to 16 expired
+-- index entries of the shard (amortized 2 per acquisition, off the common path).
+if fence % 8 == 0 then
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 16)
+  if #stale > 0 then
+    redis.call('ZREM', KEYS[6], unpack(stale))
+    redis.call('ZREM', KEYS[7], unpack(stale))
+  end
 end
 redis.call('ZADD', KEYS[6], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('ZADD', KEYS[7], now, ARGV[3])
