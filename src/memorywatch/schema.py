@@ -43,6 +43,7 @@ once instead of once per shard."""
 def default_shards(cluster: bool) -> int:
     return DEFAULT_SHARDS if cluster else STANDALONE_SHARDS
 
+
 # Defaults (seconds) ---------------------------------------------------------------------------
 DEFAULT_SESSION_TTL: Final = 7 * 24 * 3600
 DEFAULT_PREFERENCES_TTL: Final = 365 * 24 * 3600
