@@ -38,6 +38,7 @@ from harness import (
 )
 from memorywatch import names
 from memorywatch.agent import AgentState, LockTimeout, Settings, StateMiss
+from memorywatch.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.slow
 
@@ -286,3 +287,20 @@ def test_stats_show_what_the_fleet_did(stack: Stack) -> None:
     assert _panel_value(stack, "memorywatch-overview", "Redis up") == 2
     assert _panel_value(stack, "memorywatch-locks-tools", "Locks held") == 1
     assert _panel_value(stack, "memorywatch-redis", "Connected replicas") == 1
+
+
+def test_sessions_queue_and_sampler_panels_show_the_traffic(stack: Stack) -> None:
+    assert _panel_value(stack, "memorywatch-overview", "Active sessions") >= 4
+    # One entry read with XREADGROUP and never acknowledged, before the last scrapes.
+    assert _panel_value(stack, "memorywatch-overview", "Unacknowledged queue entries") == 1
+    assert _panel_value(stack, "memorywatch-overview", "Oldest unacknowledged queue entry") > 0
+    # The sampler runs every second here: its last pass is seconds old, not minutes.
+    assert 0 <= _panel_value(stack, "memorywatch-locks-tools", "Keyspace sampler age") < 30
+    (panel,) = [
+        p
+        for p in committed()["memorywatch-locks-tools"]["panels"]
+        if p["title"] == "Schema version"
+    ]
+    (target,) = panel["targets"]
+    result = stack.prometheus.query(substitute(target["expr"], stack))["data"]["result"]
+    assert [r["metric"][names.LABEL_VERSION] for r in result] == [str(SCHEMA_VERSION)]

@@ -2,7 +2,8 @@
 
 Locks (acquisitions, contention, waits, timeouts, holders near their TTL, lost locks) and
 idempotent tools (executions, suppressed and executed duplicates, reclaims, stuck calls,
-records without TTL), plus the turn latency they add up to.
+records without TTL), the turn latency they add up to, and the schema version and
+keyspace sampler age that say whether the schema figures are current.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _quantile(q: float, metric: str, label: str | None) -> str:
 
 def spec(ctx: Context) -> DashboardSpec:
     lock, tool, status = names.LABEL_LOCK, names.LABEL_TOOL, names.LABEL_STATUS
+    version = names.LABEL_VERSION
     lock_legend, tool_legend = "{{" + lock + "}}", "{{" + tool + "}}"
     no_ttl = sel(names.KEYS_WITHOUT_TTL, re_match(names.LABEL_KEY_CLASS, TTL_CLASSES))
     stats = (
@@ -245,8 +247,9 @@ def spec(ctx: Context) -> DashboardSpec:
         Panel(
             "bargauge",
             "Keys without TTL",
-            "Keys the budgeted keyspace sampler found without a TTL, per key class. Locks and "
-            "tool records must have one: without it they are held or blocked forever.",
+            "Keys the budgeted keyspace sampler found without a TTL, per key class, in its last "
+            "full pass (how old: Keyspace sampler age, below). Locks and tool records must "
+            "have one: without it they are held or blocked forever.",
             "short",
             (Query(f"sum by ({names.LABEL_KEY_CLASS}) ({sel(names.KEYS_WITHOUT_TTL)})",
                    "{{" + names.LABEL_KEY_CLASS + "}}"),),
@@ -258,7 +261,8 @@ def spec(ctx: Context) -> DashboardSpec:
             "table",
             "Schema errors",
             "Keys in the namespace the keyspace sampler could not read as the state schema, "
-            "per kind: foreign, wrong type, missing TTL, unparsable.",
+            "per kind: foreign, wrong type, missing TTL, unparsable (how old: Keyspace sampler "
+            "age, below).",
             "short",
             (
                 Query(f"sum by ({names.LABEL_KIND}) ({sel(names.SCHEMA_ERRORS)})",
@@ -269,10 +273,42 @@ def spec(ctx: Context) -> DashboardSpec:
             hide_columns=("Time",),
         ),
     )  # fmt: skip
+    sampler = (
+        Panel(
+            "table",
+            "Schema version",
+            "The state schema version the agents wrote into each Redis (memorywatch_schema_info, "
+            "docs/schema.md). absent: no agent has written to this Redis and namespace yet, so "
+            "every fleet figure here is empty or zero, not healthy.",
+            "none",
+            (
+                Query(f"max by (instance, {version}) ({sel(names.SCHEMA_INFO)})",
+                      instant=True, table=True),
+            ),
+            width=12,
+            steps=(Step(OK_COLOR, None),),
+            hide_columns=("Time", "Value"),
+        ),
+        Panel(
+            "timeseries",
+            "Keyspace sampler age",
+            "Seconds since the background keyspace sampler finished the pass that keys without "
+            "TTL and schema errors come from. It climbs to about --sample-interval (times the "
+            "cycles a pass needs when the namespace holds more keys than --sample-budget) and "
+            "drops back when a pass ends; a line that keeps climbing means the sampler is stuck "
+            "or cannot reach Redis, and those figures are stale. No series before the first "
+            "pass ends, or on Cluster targets (not sampled yet).",
+            "s",
+            (Query(sel(names.SAMPLER_AGE), "{{instance}}"),),
+            width=12,
+            steps=(Step(OK_COLOR, None),),
+            minimum=0,
+        ),
+    )  # fmt: skip
     return DashboardSpec(
         uid=DASHBOARD_LOCKS_TOOLS,
         title="memorywatch / Locks and tools",
         description="Session and tool locks, idempotent tool calls and the turn latency "
         "they add up to.",
-        rows=(stats, locks, holders, tools, records),
+        rows=(stats, locks, holders, tools, records, sampler),
     )

@@ -2,8 +2,8 @@
 
 One screen for the on-call: Redis answering, memory against maxmemory, evictions of agent
 state, clients and the agents' connection pools, replication lag, lock contention, duplicate
-tool runs, forgotten sessions and ready instances. Each panel links to the runbook of the alert
-that watches the same number with the same threshold.
+tool runs, forgotten sessions, ready instances, active sessions and the work queues. Each panel
+links to the runbook of the alert that watches the same number with the same threshold.
 """
 
 from __future__ import annotations
@@ -344,10 +344,65 @@ def spec(ctx: Context) -> DashboardSpec:
             minimum=0,
         ),
     )
+    sessions_and_queues = (
+        Panel(
+            "timeseries",
+            "Active sessions",
+            "Sessions with activity within the exporter's --session-window, per Redis (from "
+            "the session index, memorywatch_sessions_active): the conversations whose memory "
+            "the fleet holds right now.",
+            "short",
+            (Query(sel(names.SESSIONS_ACTIVE), "{{instance}}"),),
+            width=8,
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Unacknowledged queue entries",
+            "Per work queue: stream entries delivered to a worker and not yet acknowledged "
+            "(memorywatch_queue_pending), the work in flight. Rising while the queue per ready "
+            "instance is flat means workers take entries and do not finish them. Stream queues "
+            "only: a list queue has no pending entries.",
+            "short",
+            (
+                Query(
+                    f"sum by ({names.LABEL_QUEUE}) ({sel(names.QUEUE_PENDING)})",
+                    "{{" + names.LABEL_QUEUE + "}}",
+                ),
+            ),
+            width=8,
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Oldest unacknowledged queue entry",
+            "Per work queue: age of the oldest stream entry delivered and not acknowledged "
+            "(memorywatch_queue_oldest_pending_seconds). A line that only climbs is an entry "
+            "whose worker died holding it and that nobody reclaims (XAUTOCLAIM). Stream queues "
+            "only.",
+            "s",
+            (
+                Query(
+                    f"max by ({names.LABEL_QUEUE}) ({sel(names.QUEUE_OLDEST_PENDING)})",
+                    "{{" + names.LABEL_QUEUE + "}}",
+                ),
+            ),
+            width=8,
+            minimum=0,
+        ),
+    )
     return DashboardSpec(
         uid=DASHBOARD_OVERVIEW,
         title="memorywatch / Overview",
         description="Is the agent fleet's memory safe right now: Redis, memory, evictions, "
-        "clients, replication, locks, tools and instances.",
-        rows=(redis_row, agents_row, memory, clients, replication, coordination),
+        "clients, replication, locks, tools, instances, sessions and queues.",
+        rows=(
+            redis_row,
+            agents_row,
+            memory,
+            clients,
+            replication,
+            coordination,
+            sessions_and_queues,
+        ),
     )
