@@ -184,7 +184,7 @@ def main() -> None:
     show_envvar=True,
     type=int,
     default=20_000,
-    help="Keys the sampler inspects per cycle at most.",
+    help="Keys the sampler walks per cycle at most (SCAN COUNT steps, matching or not).",
 )
 @click.option(
     "--check",

@@ -62,21 +62,42 @@ def test_wrong_password_is_up_0_with_one_clear_log_line_and_no_secret(tmp_path: 
             assert PASSWORD not in proc.log
 
 
+HEALTH_ACL = "+info +config|get +slowlog +ping +client|setname"
+FLEET_ACL = (
+    "+time +hgetall +zcount +zrange +zrangebyscore +zmscore +zcard +type +xlen +xinfo|groups "
+    "+xpending +llen +scan +pttl +get +hmget +subscribe ~mw:* &__keyevent@0__:evicted"
+)
+
+
 def test_acl_user_from_the_url() -> None:
+    """The README's minimal ACL: Redis health, and one log line for the fleet it cannot read."""
     with redis_server() as server:
-        server.client().acl_setuser(
-            "monitor",
-            enabled=True,
-            passwords=[f"+{PASSWORD}"],
-            commands=["+info", "+config|get", "+slowlog", "+ping", "+client|setname"],
+        server.client().execute_command(
+            "ACL", "SETUSER", "monitor", "on", f">{PASSWORD}", *HEALTH_ACL.split()
         )
         url = f"redis://monitor:{PASSWORD}@{LOOPBACK}:{server.port}"
         with exporter("--redis-url", url) as proc:
-            result = scrape(proc)
+            results = [scrape(proc) for _ in range(3)]
             log = proc.log
-        assert result.value(names.REDIS_UP) == 1
-        assert result.value(names.REDIS_CONFIG_MAXCLIENTS) > 0
-        assert PASSWORD not in log and PASSWORD not in result.text
+        assert all(r.value(names.REDIS_UP) == 1 for r in results)
+        assert results[-1].value(names.REDIS_CONFIG_MAXCLIENTS) > 0
+        assert not results[-1].samples(names.SCHEMA_INFO)
+        assert log.count("(fleet metrics) scrape failed (permission)") == 1
+        assert PASSWORD not in log and all(PASSWORD not in r.text for r in results)
+
+
+def test_the_documented_fleet_acl_is_enough() -> None:
+    with redis_server() as server:
+        acl = f"{HEALTH_ACL} {FLEET_ACL}".split()
+        server.client().execute_command("ACL", "SETUSER", "monitor", "on", f">{PASSWORD}", *acl)
+        url = f"redis://monitor:{PASSWORD}@{LOOPBACK}:{server.port}"
+        with exporter("--redis-url", url) as proc:
+            result = scrape(proc)
+            wait_until(lambda: "eviction classes are not tracked" in proc.log, 10)
+            log = proc.log
+        assert result.value(names.SCHEMA_INFO, version="absent") == 1
+        assert "scrape failed" not in log
+        assert "sampler" not in log
 
 
 def test_thousand_scrapes_leave_the_client_count_where_it_was() -> None:

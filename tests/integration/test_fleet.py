@@ -3,9 +3,11 @@ numbers must equal what the test did."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +19,7 @@ from memorywatch import names
 from memorywatch.agent import (
     AgentState,
     DuplicateExecution,
+    LockLost,
     LockTimeout,
     Settings,
     StateMiss,
@@ -207,6 +210,25 @@ def test_label_values_past_the_limit_fold_into_other(server: RedisServer) -> Non
     assert acquired == {"lock-0": 5, "lock-1": 4, "other": 3 + 2 + 1}
 
 
+def test_folded_counters_never_go_down_when_names_change_rank(server: RedisServer) -> None:
+    state = _state(server.url, "agent-1")
+    for _ in range(2):
+        with state.lock("lock-a", ttl=5):
+            pass
+    with pytest.raises(LockLost), state.lock("lock-b", ttl=0.2):
+        time.sleep(0.4)
+    with InProcessExporter(redis_url=server.url, max_label_values=1) as exporter:
+        first = exporter.scrape()
+        for _ in range(5):  # lock-b is now the most active name
+            with state.lock("lock-b", ttl=5):
+                pass
+        second = exporter.scrape()
+    for scrape in (first, second):
+        assert scrape.value(names.LOCKS_LOST, lock="other") == 1
+        assert scrape.value(names.LOCKS_LOST, lock="lock-a") == 0
+    assert second.value(names.LOCK_ACQUISITIONS, lock="other") == 6  # 1 lost + 5
+
+
 def test_queue_depth_and_pending(server: RedisServer) -> None:
     client = server.client()
     for i in range(5):
@@ -232,6 +254,14 @@ def test_corrupt_and_foreign_keys_are_schema_errors_not_crashes(server: RedisSer
     client.set(state.schema.lock("l1"), "no-fence-here", ex=60)  # unparsable lock
     client.hset(state.schema.preferences("u1"), "k", "v")  # must expire, has no TTL
     client.hset(state.schema.stats_keys("lock_contended")[0], "l2", "not-a-number")
+    # A held lock and a claim in progress: their indexes are the schema's own keys.
+    lease = state.lock("order-1", ttl=30)
+    release = threading.Event()
+    claim = threading.Thread(
+        target=state.run_tool, args=("charge_card", "idem-1", lambda ctx: release.wait(10))
+    )
+    claim.start()
+    wait_until(lambda: client.zcard(state.schema.tools_in_progress("idem-1")) == 1, 10)
 
     with InProcessExporter(redis_url=server.url, sample_interval=0.1) as exporter:
         assert exporter.app.fleet is not None and exporter.app.fleet.sampler is not None
@@ -246,6 +276,9 @@ def test_corrupt_and_foreign_keys_are_schema_errors_not_crashes(server: RedisSer
     assert metrics.value(names.KEYS_WITHOUT_TTL, key_class="preferences") == 1
     assert metrics.value(names.KEYS_WITHOUT_TTL, key_class="history") == 0
     assert metrics.value(names.SAMPLER_AGE) < 10
+    release.set()
+    claim.join(10)
+    lease.release()
 
 
 def test_evicted_key_classes_under_volatile_lru() -> None:
@@ -279,9 +312,16 @@ def test_evicted_key_classes_under_volatile_lru() -> None:
         assert not exporter.app.fleet.tracker.live  # stopped with the exporter
 
 
-def test_eviction_tracking_off_is_said_not_silent(server: RedisServer) -> None:
+def test_eviction_tracking_off_is_said_not_silent(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="memorywatch.exporter")
+
+    def warned() -> bool:
+        return any("eviction classes are not tracked" in r.getMessage() for r in caplog.records)
+
     with InProcessExporter(redis_url=server.url) as exporter:
-        time.sleep(0.5)
+        wait_until(warned, 10, what="the tracker's warning")
         metrics = exporter.scrape()
     assert metrics.value(names.EVICTION_TRACKING) == 0
     assert server.client().config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
@@ -292,3 +332,18 @@ def test_fleet_read_survives_a_redis_without_agents(server: RedisServer) -> None
     assert metrics.value(names.SCHEMA_INFO, version="absent") == 1
     assert metrics.value(names.AGENT_INSTANCES, state="ready") == 0
     assert metrics.value(names.LOCKS_HELD) == 0
+
+
+def test_sampler_budget_bounds_scan_work_on_a_shared_redis(server: RedisServer) -> None:
+    from memorywatch.exporter.sampler import KeyspaceSampler
+
+    client = server.client()
+    client.execute_command("DEBUG", "POPULATE", "20000", "unrelated")  # not our namespace
+    state = _state(server.url, "agent-1")
+    state.history("s1").append("user", "hi")
+    sampler = KeyspaceSampler(lambda: server.client(), "mw", budget=1000, batch=500)
+    before = client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
+    sampler.cycle(client)
+    scans = client.info("commandstats")["cmdstat_scan"]["calls"] - before
+    assert scans <= 2  # 1,000 keys walked at most, in steps of 500
+    assert sampler.result() is None  # the pass is not over: the rest waits for later cycles

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 from harness import LOOPBACK, RedisServer, redis_cluster, sentinel_group, wait_until
 from memorywatch import names
@@ -15,6 +16,17 @@ def test_sentinel_discovers_master_and_replica() -> None:
         url = f"redis+sentinel://{LOOPBACK}:{sentinel.port}/agents"
         with InProcessExporter(redis_url=url) as exporter:
             scrape = exporter.scrape()
+        # Through /scrape, the nodes a sentinel names must be allow-listed too: only the
+        # sentinel is here, so the exporter must not connect to the master or the replica.
+        other = f"redis://{LOOPBACK}:1"
+        allow = (f"{LOOPBACK}:{sentinel.port}",)
+        with InProcessExporter(redis_url=other, allow_targets=allow) as exporter:
+            before = master.client().info("stats")["total_connections_received"]
+            refused = exporter.scrape("/scrape", f"target={quote(url, safe='')}")
+            after = master.client().info("stats")["total_connections_received"]
+        assert not refused.samples(names.REDIS_INSTANCE_INFO)
+        assert refused.value(names.SCRAPE_ERRORS, reason="forbidden") == 2
+        assert after == before + 1  # our own INFO call, nothing from the exporter
     roles = {
         s.labels[names.LABEL_NODE]: s.labels["role"]
         for s in scrape.samples(names.REDIS_INSTANCE_INFO)

@@ -98,8 +98,28 @@ def test_listen_and_limits() -> None:
 
 
 def test_allow_list() -> None:
-    config = build_config(redis_url="redis://127.0.0.1:6379", allow_targets=("10.1.*:6379",))
-    assert config.target_allowed(parse_target("127.0.0.1:6379")[0])
-    assert config.target_allowed(parse_target("10.1.2.3:6379")[0])
-    assert not config.target_allowed(parse_target("10.1.2.3:6380")[0])
-    assert not config.target_allowed(parse_target("127.0.0.1:6380")[0])
+    config = build_config(
+        redis_url="redis://127.0.0.1:6379",
+        allow_targets=("10.1.*.*:6379", "172.16.0.0/12:*", "cache-*.internal:6380"),
+    )
+
+    def allowed(url: str) -> bool:
+        return config.target_allowed(parse_target(url)[0])
+
+    assert allowed("127.0.0.1:6379")  # the configured target
+    assert allowed("10.1.2.3:6379")
+    assert not allowed("10.1.2.3:6380")
+    assert not allowed("127.0.0.1:6380")
+    assert allowed("172.20.1.1:7000")
+    assert not allowed("172.32.0.1:7000")
+    assert allowed("cache-a.internal:6380")
+    assert not allowed("cache-a.evil.internal:6380")  # a wildcard never crosses a dot
+    # A name dressed as an IP must not pass an IP pattern: the exporter would send it its
+    # password, and 10.1.2.3.attacker.example can resolve anywhere.
+    assert not allowed("10.1.2.3.attacker.example:6379")
+    assert not allowed("10.1.2.3.nip.io:6379")
+    assert not allowed("redis+sentinel://10.1.2.3:6379,evil.example:6379/m")
+    with pytest.raises(ConfigError, match="CIDR"):
+        build_config(allow_targets=("10.0.0.0/99:6379",))
+    with pytest.raises(ConfigError, match="host:port"):
+        build_config(allow_targets=("10.0.0.1:http",))

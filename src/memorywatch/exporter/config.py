@@ -97,7 +97,7 @@ class ExporterConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 9121
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
-    allow_targets: tuple[str, ...] = ()
+    allow_targets: tuple[AllowPattern, ...] = ()
     log_level: str = "info"
     fleet: FleetOptions | None = field(default_factory=FleetOptions)
     enable_keyspace_events: bool = False
@@ -106,12 +106,66 @@ class ExporterConfig:
 
     def target_allowed(self, target: Target) -> bool:
         """Multi-target scrapes go only to the configured hosts and the allow-list."""
-        own = set(self.target.hosts)
-        return all(
-            (host, port) in own
-            or any(fnmatch.fnmatchcase(format_addr(host, port), pat) for pat in self.allow_targets)
-            for host, port in target.hosts
+        return all(self.node_allowed(host, port) for host, port in target.hosts)
+
+    def node_allowed(self, host: str, port: int) -> bool:
+        if (host, port) in self.target.hosts:
+            return True
+        return any(pattern.matches(host, port) for pattern in self.allow_targets)
+
+
+@dataclass(frozen=True)
+class AllowPattern:
+    """One `--allow-target`: `host:port`, where host is a name, an IP with `*` per octet
+    (`10.0.0.*`) or a CIDR block (`10.0.0.0/24`), and port a number or `*`.
+
+    A wildcard never crosses a dot, and an IP pattern only admits IP literals: with a plain
+    glob, `10.0.0.*` would also admit the name `10.0.0.1.attacker.example`, and the exporter
+    would send it its Redis password.
+    """
+
+    host: str
+    port: str
+
+    @classmethod
+    def parse(cls, text: str) -> AllowPattern:
+        host, sep, port = text.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not (port == "*" or port.isdigit()):
+            raise ConfigError(
+                f"--allow-target {text!r} must be host:port, e.g. 10.0.0.*:6379, "
+                "10.0.0.0/24:6379 or cache.internal:*"
+            )
+        if "/" in host:
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"--allow-target {text!r}: {host!r} is not a CIDR block"
+                ) from None
+        return cls(host.lower(), port)
+
+    def matches(self, host: str, port: int) -> bool:
+        if self.port != "*" and int(self.port) != port:
+            return False
+        host = host.lower()
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if "/" in self.host:
+            return address is not None and address in ipaddress.ip_network(self.host, strict=False)
+        if _looks_like_ip(self.host) and address is None:
+            return False
+        labels, wanted = host.split("."), self.host.split(".")
+        return len(labels) == len(wanted) and all(
+            fnmatch.fnmatchcase(label, pattern)
+            for label, pattern in zip(labels, wanted, strict=True)
         )
+
+
+def _looks_like_ip(pattern: str) -> bool:
+    return ":" in pattern or all(part == "*" or part.isdigit() for part in pattern.split("."))
 
 
 def _parse_hostport(text: str, default_port: int, url: str) -> tuple[str, int]:
@@ -291,11 +345,7 @@ def build_config(
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     if scrape_timeout <= 0 or scrape_timeout > 300:
         raise ConfigError(f"--scrape-timeout {scrape_timeout} must be between 0 and 300 seconds")
-    for pattern in allow_targets:
-        if ":" not in pattern:
-            raise ConfigError(
-                f"--allow-target {pattern!r} must be host:port (wildcards allowed, e.g. 10.0.0.*:6379)"
-            )
+    patterns = tuple(AllowPattern.parse(pattern) for pattern in allow_targets)
     host, port = parse_listen(listen)
     try:
         ipaddress.ip_address(host)
@@ -332,6 +382,6 @@ def build_config(
         listen_host=host,
         listen_port=port,
         scrape_timeout=scrape_timeout,
-        allow_targets=allow_targets,
+        allow_targets=patterns,
         log_level=log_level,
     )

@@ -56,15 +56,16 @@ class ExporterApp:
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="memorywatch-scrape")
         self.health = ScrapeHealth()
         self.fleet = self._fleet(config)
+        self.main_target = TargetCollector(
+            config.target,
+            self.clients,
+            self.executor,
+            self.health,
+            config.scrape_timeout,
+            self.fleet,
+        )
         self.main: list[FamilySource | Collector] = [
-            TargetCollector(
-                config.target,
-                self.clients,
-                self.executor,
-                self.health,
-                config.scrape_timeout,
-                self.fleet,
-            ),
+            self.main_target,
             BuildInfoCollector(),
             ProcessCollector(registry=None),
         ]
@@ -91,8 +92,14 @@ class ExporterApp:
         return Fleet(config.fleet, tracker, sampler)
 
     def target_collector(self, target: Target) -> TargetCollector:
+        """A /scrape target: no fleet metrics, and every node it leads to is allow-listed."""
         return TargetCollector(
-            target, self.clients, self.executor, self.health, self.config.scrape_timeout
+            target,
+            self.clients,
+            self.executor,
+            self.health,
+            self.config.scrape_timeout,
+            node_allowed=self.config.node_allowed,
         )
 
     def start(self) -> ExporterApp:
@@ -243,7 +250,7 @@ def serve(config: ExporterConfig) -> None:
         config.target.display,
     )
     # One scrape now, so an unreachable Redis or a wrong password shows in the log at start.
-    threading.Thread(target=app.target_collector(config.target).families, daemon=True).start()
+    threading.Thread(target=app.main_target.families, daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

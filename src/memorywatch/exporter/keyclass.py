@@ -28,6 +28,12 @@ SHARD_KEYS: Final[dict[str, str]] = {
     "sessions": "zset",
     "instances": "zset",
 }
+# Per-shard indexes named `kind:part`: the held-lock and in-progress indexes.
+SHARD_INDEXES: Final[dict[tuple[str, str], str]] = {
+    ("locks", "exp"): "zset",
+    ("locks", "since"): "zset",
+    ("tools", "inprog"): "zset",
+}
 STATS_TYPE: Final = "hash"
 
 _PATTERN = re.compile(r"^\{(\d+)\}:([a-z]+)(?::(.*))?$", re.DOTALL)
@@ -53,6 +59,9 @@ def parse_key(key: str, namespace: str) -> tuple[str, str, str | None] | None:
         return key_class, kind, redis_type
     if kind in SHARD_KEYS and ident is None:
         return OTHER, kind, SHARD_KEYS[kind]
+    if ident is not None and (kind, ident) in SHARD_INDEXES:
+        key_class = LOCK if kind == "locks" else TOOL
+        return key_class, kind, SHARD_INDEXES[(kind, ident)]
     if kind == "stats" and ident:
         return OTHER, kind, STATS_TYPE
     return None

@@ -1,9 +1,10 @@
 """A budgeted background pass over the namespace: keys without a TTL and schema errors.
 
-A scrape never runs SCAN. This thread walks the namespace with `SCAN MATCH ns:* COUNT n`,
-at most `budget` keys per cycle, one pipelined TYPE + PTTL per batch; when a full pass ends,
-its totals replace the served ones. Scrapes read the last full pass and its age
-(`memorywatch_keyspace_sample_age_seconds`), so a stale result is visible as stale.
+A scrape never runs SCAN. This thread walks the namespace with `SCAN MATCH ns:* COUNT n`, at
+most `budget` keys walked per cycle (SCAN steps, matching or not), with one pipelined TYPE +
+PTTL per batch of matches; when a full pass ends, its totals replace the served ones. Scrapes
+read the last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a stale
+result is visible as stale.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class KeyspaceSampler(BackgroundWorker):
         self.cycle(client)
 
     def cycle(self, client: redis.Redis) -> None:
-        """Scan up to `budget` keys from where the last cycle stopped."""
+        """Walk up to `budget` keys from where the last cycle stopped."""
         without_ttl, errors, seen = self._partial
         scanned = 0
         while scanned < self._budget:
@@ -85,9 +86,11 @@ class KeyspaceSampler(BackgroundWorker):
                 self._cursor, match=f"{self._namespace}:*", count=self._batch
             )
             self._cursor = int(cursor)
+            # The budget counts SCAN work, not matches: on a Redis shared with other data,
+            # few keys match the namespace and a count of matches would walk it all at once.
+            scanned += self._batch
             if keys:
                 self._inspect(client, [str(k) for k in keys], without_ttl, errors)
-                scanned += len(keys)
                 seen += len(keys)
             if self._cursor == 0:
                 result = SampleResult(

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import AuthorizationError
+from redis.exceptions import AuthorizationError, NoPermissionError
 from redis.retry import Retry
 
 from memorywatch.exporter.collectors.redis_info import Snapshot
@@ -23,7 +23,7 @@ from memorywatch.exporter.config import Credentials, TLSOptions
 
 CLIENT_NAME = "memorywatch-exporter"
 
-REASONS = ("auth", "connection", "timeout", "permission", "response", "discovery")
+REASONS = ("auth", "connection", "timeout", "permission", "response", "discovery", "forbidden")
 
 
 def classify(exc: BaseException) -> str:
@@ -37,6 +37,8 @@ def classify(exc: BaseException) -> str:
         if "WRONGPASS" in text or "NOAUTH" in text or "invalid password" in text:
             return "auth"
         return "connection"
+    if isinstance(exc, NoPermissionError):
+        return "permission"
     if isinstance(exc, redis.ResponseError):
         text = str(exc)
         if text.startswith("NOAUTH") or text.startswith("WRONGPASS"):

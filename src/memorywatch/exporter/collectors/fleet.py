@@ -8,6 +8,7 @@ or SCAN. Whatever needs the keyspace itself is the background sampler's job (sam
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -252,15 +253,9 @@ def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> Fle
     return snap
 
 
-def _fold(values: Mapping[str, float], limit: int) -> set[str]:
-    """The label values kept as themselves: the `limit` largest; the rest become `other`."""
-    if len(values) <= limit:
-        return set(values)
-    ranked = sorted(values.items(), key=lambda item: (-item[1], item[0]))
-    return {name for name, _ in ranked[:limit]}
-
-
-def add_fleet_families(snap: FleetSnapshot, out: Families, options: FleetOptions) -> None:
+def add_fleet_families(
+    snap: FleetSnapshot, out: Families, options: FleetOptions, budget: LabelBudget
+) -> None:
     version = snap.schema_fields.get(schema.SCHEMA_FIELD_VERSION)
     out.gauge(
         names.SCHEMA_INFO,
@@ -268,7 +263,7 @@ def add_fleet_families(snap: FleetSnapshot, out: Families, options: FleetOptions
         1,
         {names.LABEL_VERSION: str(version) if version is not None else "absent"},
     )
-    universe = label_values(snap, options.max_label_values)
+    universe = label_values(snap, budget)
     _add_counters(snap, out, universe)
     _add_histograms(snap, out, universe)
     out.gauge(
@@ -306,13 +301,38 @@ TOOL_STATUSES = (
 MISS_KINDS = (schema.MISS_HISTORY, schema.MISS_TOOL_RECORD)
 
 
-def label_values(snap: FleetSnapshot, limit: int) -> dict[str, list[str]]:
+class LabelBudget:
+    """Which tool and lock names are published as themselves, for the exporter's life.
+
+    The first `limit` names seen (most active first) keep their own label value; later ones
+    are summed into `other`. The choice never changes while the exporter runs: re-ranking on
+    every scrape would move a name in and out of `other`, which makes `other` go down,
+    Prometheus read a counter reset and `increase()` page for losses that never happened.
+    Bounded by `limit` names per label.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._kept: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def kept(self, label: str, activity: Mapping[str, float]) -> set[str]:
+        with self._lock:
+            kept = self._kept.setdefault(label, set())
+            for name in sorted(activity, key=lambda n: (-activity[n], n)):
+                if len(kept) >= self.limit:
+                    break
+                kept.add(name)
+            return set(kept)
+
+
+def label_values(snap: FleetSnapshot, budget: LabelBudget) -> dict[str, list[str]]:
     """The values of each label that every family of that label publishes.
 
     One set per label, shared by all its families, and zero-filled: a lock whose first lost
     lease happens now already has `memorywatch_locks_lost_total{lock=...} 0` from earlier
     scrapes, so `increase()` sees the step from 0 to 1 instead of a series that starts at 1.
-    The `limit` most active values are kept; the rest are summed into `other`.
+    Names beyond the budget are summed into `other`.
     """
     activity: dict[str, dict[str, float]] = {
         names.LABEL_LOCK: {},
@@ -329,8 +349,8 @@ def label_values(snap: FleetSnapshot, limit: int) -> dict[str, list[str]]:
         seen[name] = seen.get(name, 0.0) + hist.count
     result = {}
     for label, values in activity.items():
-        kept = _fold(values, limit)
-        result[label] = sorted(kept) + ([OTHER] if len(kept) < len(values) else [])
+        kept = budget.kept(label, values)
+        result[label] = sorted(kept) + ([OTHER] if set(values) - kept else [])
     return result
 
 
@@ -475,6 +495,7 @@ class Fleet:
         self.options = options
         self.tracker = tracker
         self.sampler = sampler
+        self.labels = LabelBudget(options.max_label_values)
 
     def read(self, client: redis.Redis | RedisCluster) -> FleetSnapshot:
         return read_fleet(client, self.options)
@@ -493,7 +514,7 @@ class Fleet:
         """Families from this scrape's read (None if it failed) and the trackers' results."""
         errors: dict[str, int] = {kind: 0 for kind in ERROR_KINDS}
         if snap is not None:
-            add_fleet_families(snap, out, self.options)
+            add_fleet_families(snap, out, self.options, self.labels)
             for kind, count in snap.errors.items():
                 errors[kind] = errors.get(kind, 0) + count
         out.gauge(

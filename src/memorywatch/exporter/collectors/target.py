@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -67,8 +68,12 @@ class TargetCollector:
         health: ScrapeHealth,
         timeout: float,
         fleet: Fleet | None = None,
+        node_allowed: Callable[[str, int], bool] | None = None,
     ) -> None:
         self._target = target
+        # For /scrape targets: the nodes a Sentinel or a Cluster seed names must pass the
+        # allow-list too, or a seed could send the exporter (and its password) anywhere.
+        self._node_allowed = node_allowed
         # Fleet state is read from the primary (the node, or Sentinel's master), on the same
         # connection as its health; a Cluster's shards are read through a cluster client.
         self._fleet = fleet
@@ -101,6 +106,14 @@ class TargetCollector:
             self._health.record(display, display, "discovery", detail)
             families.gauge(names.REDIS_UP, "", 0)
             nodes = []
+        if self._node_allowed is not None:
+            refused = [n for n in nodes if not self._node_allowed(*n)]
+            for host, port in refused:
+                addr = format_addr(host, port)
+                self._health.record(
+                    display, f"{display} node {addr}", "forbidden", "not in --allow-target"
+                )
+            nodes = [n for n in nodes if n not in refused]
         labelled = self._target.topology is not Topology.STANDALONE
         futures = [
             ((host, port), self._executor.submit(self._fetch, host, port, index == 0))
@@ -135,8 +148,12 @@ class TargetCollector:
             except FutureTimeout:
                 fleet = TimeoutError(f"no reply within {self._timeout:g}s")
         if self._fleet is not None:
+            # Logged once when the fleet read starts failing and once when it recovers.
+            what = f"{display} (fleet metrics)"
             if isinstance(fleet, Exception):
-                log.warning("fleet metrics of %s unavailable: %s", display, describe(fleet))
+                self._health.record(display, what, classify(fleet), describe(fleet))
+            elif isinstance(fleet, FleetSnapshot):
+                self._health.record(display, what, None)
             self._fleet.add(fleet if isinstance(fleet, FleetSnapshot) else None, families)
 
         families.gauge(
