@@ -174,7 +174,8 @@ def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> Fle
         strict=True,
     ):
         pipe.zcount(exp_key, f"({now_ms}", "+inf")
-        pipe.zrange(since_key, 0, OLDEST_LOCKS - 1, withscores=True)
+        # 4x candidates: entries of holders that died (expired, not yet pruned) come first
+        pipe.zrange(since_key, 0, 4 * OLDEST_LOCKS - 1, withscores=True)
         pipe.zcard(tools_key)
         pipe.zrange(tools_key, 0, 0, withscores=True)
     for queue in options.queues:
