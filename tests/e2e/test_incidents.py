@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from memorywatch.demo.run import INCIDENTS, Demo, DemoConfig
+from memorywatch.demo.run import EXPORTER_JOB, INCIDENTS, Demo, DemoConfig
 
 LOOPBACK = "127.0.0.1"
+WORKERS = 2
 
 
 class Receiver:
@@ -72,8 +75,42 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _demo(receiver: Receiver, tmp_path: Path) -> Demo:
-    config = DemoConfig(workers=2, webhook_url=receiver.url, workdir=tmp_path)
+    config = DemoConfig(workers=WORKERS, webhook_url=receiver.url, workdir=tmp_path)
     return Demo(config, say=lambda line: None).start()
+
+
+def _query(demo: Demo, promql: str) -> list[dict[str, Any]]:
+    """The instant vector `promql` evaluates to in the demo's Prometheus right now."""
+    query = urllib.parse.urlencode({"query": promql})
+    url = f"http://{LOOPBACK}:{demo.prometheus_port}/api/v1/query?{query}"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        body = json.loads(resp.read())
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def _wait_fleet_scraped(demo: Demo, timeout: float = 30) -> None:
+    """Until Prometheus has scraped every worker ready and the fleet's tool counters.
+
+    `increase()` only sees a step from a sample Prometheus already has: an incident injected
+    before the counters' first scrape would be missed, and its alert would never come."""
+    assert demo.prometheus_port is not None, "prometheus did not start"
+    job = f'job="{EXPORTER_JOB}"'
+    ready_q = f'sum(memorywatch_agent_instances{{state="ready",{job}}})'
+    tools_q = f"memorywatch_tool_executions_total{{{job}}}"
+    deadline = time.monotonic() + timeout
+    ready: list[dict[str, Any]] = []
+    tools: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        ready, tools = _query(demo, ready_q), _query(demo, tools_q)
+        if ready and float(ready[0]["value"][1]) >= WORKERS and tools:
+            return
+        time.sleep(0.25)
+    raise AssertionError(
+        f"prometheus had not scraped the fleet within {timeout:g}s: {ready_q} = {ready}, "
+        f"{len(tools)} series of {tools_q}\n{_logs(demo)}"
+    )
 
 
 def _logs(demo: Demo) -> str:
@@ -86,7 +123,7 @@ def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: 
     incident = INCIDENTS[name]
     demo = _demo(receiver, tmp_path)
     try:
-        time.sleep(4)  # Prometheus has samples of the healthy fleet, counters start at zero
+        _wait_fleet_scraped(demo)
         demo.inject(name)
         try:
             alert = receiver.wait_for(incident.alert, 75)
@@ -104,7 +141,8 @@ def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: 
 def test_healthy_fleet_pages_nobody(receiver: Receiver, tmp_path: Path) -> None:
     demo = _demo(receiver, tmp_path)
     try:
-        time.sleep(30)
+        _wait_fleet_scraped(demo)
+        time.sleep(25)  # the rules evaluate the healthy fleet (test profile: `for` in seconds)
         firing = receiver.firing()
     finally:
         demo.stop()

@@ -11,8 +11,19 @@ from memorywatch.demo.run import INCIDENTS, Demo, DemoConfig
 
 
 @click.command()
-@click.option("--redis-url", help="Reuse this running master instead of starting one.")
-@click.option("--replica-url", help="Reuse this running replica (with --redis-url).")
+@click.option(
+    "--redis-url",
+    envvar="MEMORYWATCH_DEMO_REDIS_URL",
+    show_envvar=True,
+    help="Reuse this running master instead of starting one (a URL with a password is best "
+    "given in the environment, where ps does not show it).",
+)
+@click.option(
+    "--replica-url",
+    envvar="MEMORYWATCH_DEMO_REPLICA_URL",
+    show_envvar=True,
+    help="Reuse this running replica (with --redis-url).",
+)
 @click.option("--workers", type=click.IntRange(1, 20), default=3, show_default=True)
 @click.option(
     "--incident",

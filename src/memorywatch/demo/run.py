@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import yaml
@@ -33,7 +34,7 @@ from memorywatch.demo.processes import (
     http_ok,
     wait_for,
 )
-from memorywatch.exporter.config import ConfigError, parse_target
+from memorywatch.exporter.config import ConfigError, Credentials, parse_target
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ INCIDENTS: dict[str, Incident] = {
 }  # fmt: skip
 EXPORTER_JOB = "memorywatch"
 REPLICA_JOB = "memorywatch-replica"
+EVICTION_SETTINGS = ("maxmemory", "maxmemory-policy")
+"""What the eviction incident changes on the master; `Demo.stop()` puts the old values back."""
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,20 @@ class Demo:
         self.say = say
         self.workdir = config.workdir or Path(tempfile.mkdtemp(prefix="memorywatch-demo-"))
         self.children = Children(self.workdir)
-        self.master_url = config.redis_url or ""
-        self.replica_url = config.replica_url or ""
+        # Credential-free URLs: they are printed and put on command lines. The passwords stay in
+        # the credentials and reach children through their environment.
+        self.master_url = ""
+        self.replica_url = ""
+        self.master_credentials = Credentials()
+        self.replica_credentials = Credentials()
         self.master: Child | None = None
         self.replica: Child | None = None
         self.exporter_port = free_port()
         self.prometheus_port: int | None = None
         self.alertmanager_port: int | None = None
         self._workers = 0
+        self._restore: dict[str, str] = {}
+        """Master settings an incident changed, with their values before it."""
 
     # -- start ------------------------------------------------------------------------------------
     def start(self) -> Demo:
@@ -123,31 +132,58 @@ class Demo:
         self.say(f"started {name} redis://{LOOPBACK}:{port} (pid {child.pid})")
         return child
 
+    def _client(self, url: str, credentials: Credentials, **kwargs: Any) -> redis.Redis:
+        """A client of `url` (credential-free) authenticated with `credentials`."""
+        password = credentials.password.value if credentials.password is not None else None
+        return redis.Redis.from_url(url, username=credentials.username, password=password, **kwargs)
+
+    def master_client(self, **kwargs: Any) -> redis.Redis:
+        return self._client(self.master_url, self.master_credentials, **kwargs)
+
+    def _child_env(self, password_var: str, user_var: str) -> dict[str, str]:
+        """The master's credentials as environment variables (never on a command line)."""
+        env: dict[str, str] = {}
+        if self.master_credentials.password is not None:
+            env[password_var] = self.master_credentials.password.value
+        if self.master_credentials.username is not None:
+            env[user_var] = self.master_credentials.username
+        return env
+
     def _start_redis(self) -> None:
-        if self.master_url:
+        if self.config.redis_url:
+            self.master_url, self.master_credentials = _split_url(
+                self.config.redis_url, "--redis-url"
+            )
             try:
-                parse_target(self.master_url)
-            except ConfigError as exc:
-                raise DemoError(f"--redis-url: {exc}") from None
-            redis.Redis.from_url(self.master_url, socket_timeout=2).ping()
-            self.say(f"reusing master {parse_target(self.master_url)[0].display}")
+                with self.master_client(socket_timeout=2) as client:
+                    client.ping()
+            except redis.RedisError as exc:
+                raise DemoError(f"--redis-url {self.master_url}: {exc}") from None
+            self.say(f"reusing master {self.master_url}")
         else:
             port = free_port()
             self.master = self._redis("redis-master", port)
             self.master_url = f"redis://{LOOPBACK}:{port}"
-        if not self.replica_url and self.master is not None:
+        if self.config.replica_url:
+            self.replica_url, self.replica_credentials = _split_url(
+                self.config.replica_url, "--replica-url"
+            )
+        elif self.master is not None:
             port = free_port()
             master_port = self.master_url.rsplit(":", 1)[1]
             self.replica = self._redis("redis-replica", port, "--replicaof", LOOPBACK, master_port)
             self.replica_url = f"redis://{LOOPBACK}:{port}"
 
     def _start_exporter(self) -> None:
+        # The password travels in the environment: the exporter refuses it twice, and a
+        # command line is visible to every user of the machine (ps).
+        env = self._child_env("MEMORYWATCH_REDIS_PASSWORD", "MEMORYWATCH_REDIS_USER")
         argv = [sys.executable, "-m", "memorywatch", "exporter", "--redis-url", self.master_url,
                 "--listen", f"{LOOPBACK}:{self.exporter_port}", "--queue", worker.QUEUE,
                 "--enable-keyspace-events", "--sample-interval", "5"]  # fmt: skip
         if self.replica_url:
-            argv += ["--allow-target", parse_target(self.replica_url)[0].display.split("://")[1]]
-        child = self.children.start("exporter", argv)
+            argv += ["--allow-target", self.replica_url.split("://")[1]]
+        child = self.children.start("exporter", argv, env)
         url = f"http://{LOOPBACK}:{self.exporter_port}"
         try:
             wait_for(lambda: http_ok(url + "/healthz"), 15, "the exporter")
@@ -160,7 +196,8 @@ class Demo:
         name = f"agent-{self._workers}"
         argv = [sys.executable, "-m", "memorywatch.demo.worker", "--redis-url", self.master_url,
                 "--instance-id", name, "--mode", mode, "--seed", str(self._workers)]  # fmt: skip
-        child = self.children.start(name, argv)
+        env = self._child_env(worker.PASSWORD_ENV, worker.USER_ENV)
+        child = self.children.start(name, argv, env)
         self.say(f"started {name} ({mode}, pid {child.pid})")
         return child
 
@@ -238,11 +275,13 @@ class Demo:
         incident = INCIDENTS[name]
         self.say(f"incident {name}: {incident.what}; expect {incident.alert} ({incident.severity})")
         if name == "eviction":
-            client = redis.Redis.from_url(self.master_url)
-            used = int(client.info("memory")["used_memory"])
-            client.config_set("maxmemory-policy", "volatile-lru")
-            client.config_set("maxmemory", str(used + 4 * 1024 * 1024))
-            client.close()
+            with self.master_client() as client:
+                used = int(client.info("memory")["used_memory"])
+                for setting in EVICTION_SETTINGS:
+                    if setting not in self._restore:  # injected twice: keep the first original
+                        self._restore[setting] = _config_value(client, setting)
+                client.config_set("maxmemory-policy", "volatile-lru")
+                client.config_set("maxmemory", str(used + 4 * 1024 * 1024))
             self.add_worker("flood")
         elif name == "duplicate-tool":
             self.add_worker("slow-tool")
@@ -251,9 +290,9 @@ class Demo:
         elif name == "replica-lag":
             os.kill(self._own(self.replica, "replica").pid, signal.SIGSTOP)
         elif name == "broken-link":
-            replica = redis.Redis.from_url(self.replica_url)
-            replica.replicaof(LOOPBACK, free_port())
-            replica.close()
+            self._own(self.replica, "replica")
+            with self._client(self.replica_url, self.replica_credentials) as replica:
+                replica.replicaof(LOOPBACK, free_port())
         elif name == "redis-down":
             self._own(self.master, "master").stop()
         return incident
@@ -279,8 +318,40 @@ class Demo:
             urls["alertmanager"] = f"http://{LOOPBACK}:{self.alertmanager_port}"
         return urls
 
+    def announce(self) -> None:
+        """Say where everything is (URLs without credentials)."""
+        for name, url in self.urls().items():
+            self.say(f"{name:>12}: {url}")
+        self.say("Ctrl-C stops everything the demo started.")
+
     def stop(self) -> None:
+        """Stop the agents, put back master settings an incident changed, stop the rest."""
+        for child in reversed(self.children.started):
+            if child.name.startswith("agent-"):
+                child.stop()
+        self._restore_settings()
         self.children.stop_all()
+
+    def _restore_settings(self) -> None:
+        if not self._restore:
+            return
+        if self.master is not None and not self.master.alive():
+            self._restore.clear()  # the demo's own master is gone, and its settings with it
+            return
+        try:
+            with self.master_client(socket_timeout=2) as client:
+                for setting, value in self._restore.items():
+                    client.config_set(setting, value)
+        except redis.RedisError as exc:
+            settings = " ".join(f"{k} {v}" for k, v in self._restore.items())
+            self.say(
+                f"could not restore the master's settings ({exc}): "
+                f"run CONFIG SET {settings} on {self.master_url}"
+            )
+        else:
+            restored = ", ".join(f"{k} {v}" for k, v in self._restore.items())
+            self.say(f"restored {restored} on {self.master_url}")
+        self._restore.clear()
 
     def run(self) -> None:
         """Start, print the URLs, inject the incident, and wait for Ctrl-C or the duration."""
@@ -294,9 +365,7 @@ class Demo:
         signal.signal(signal.SIGINT, request_stop)
         self.start()
         try:
-            for name, url in self.urls().items():
-                self.say(f"{name:>12}: {url}")
-            self.say("Ctrl-C stops everything the demo started.")
+            self.announce()
             started = time.monotonic()
             injected = self.config.incident is None
             while not stop_requested:
@@ -311,3 +380,20 @@ class Demo:
         finally:
             self.say("stopping")
             self.stop()
+
+
+def _split_url(url: str, option: str) -> tuple[str, Credentials]:
+    """`url` without its credentials (safe to print and to pass on a command line), and them."""
+    try:
+        target, credentials = parse_target(url)
+    except ConfigError as exc:
+        raise DemoError(f"{option}: {exc}") from None
+    return target.display, credentials
+
+
+def _config_value(client: redis.Redis, setting: str) -> str:
+    reply: dict[Any, Any] = client.config_get(setting)
+    for name, value in reply.items():
+        if (name.decode() if isinstance(name, bytes) else name) == setting:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    raise DemoError(f"the master has no {setting!r} setting")

@@ -1,6 +1,8 @@
 """One demo agent instance: a realistic mix of SDK calls, or one of the incident behaviours.
 
 Run as `python -m memorywatch.demo.worker --redis-url URL --instance-id ID --mode MODE`.
+The password (and ACL user) come from the environment (`MEMORYWATCH_DEMO_REDIS_PASSWORD`,
+`MEMORYWATCH_DEMO_REDIS_USER`), never from the command line, where `ps` would show them.
 Every loop is bounded by `--duration`; SIGTERM stops it at the next step.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import random
 import signal
 import threading
@@ -15,19 +18,30 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from memorywatch import schema
 from memorywatch.agent import (
     AgentState,
     AgentStateError,
+    InstrumentedPool,
     LockLost,
     LockTimeout,
     Settings,
     ToolContext,
     ToolOptions,
 )
+from memorywatch.agent.telemetry import Telemetry
 
 MODES = ("normal", "pool-hog", "slow-tool", "flood")
 QUEUE = "mw-demo:jobs"
 GROUP = "agents"
+PASSWORD_ENV = "MEMORYWATCH_DEMO_REDIS_PASSWORD"  # noqa: S105 -- a variable name
+USER_ENV = "MEMORYWATCH_DEMO_REDIS_USER"
+TOOLS = ("create_ticket", "charge_card", "send_email")
+SUBJECTS = ("Table for two", "Order 1182", "Refund request", "Invoice copy")
 
 _stop = threading.Event()
 
@@ -49,7 +63,7 @@ def normal(state: AgentState, rng: random.Random, deadline: float) -> None:
     client = state.client
     with contextlib.suppress(Exception):
         client.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)
-    recent_keys: list[str] = []
+    recent_calls: list[tuple[str, str, str]] = []  # (idempotency key, tool, subject)
     n = 0
     while not _stop.is_set() and time.monotonic() < deadline:
         n += 1
@@ -59,13 +73,15 @@ def normal(state: AgentState, rng: random.Random, deadline: float) -> None:
                 history = state.history(session, user_id=f"user-{rng.randrange(15)}")
                 history.append("user", rng.choice(["Book a table", "Cancel my order", "Refund?"]))
                 history.load()
-                if rng.random() < 0.3 and recent_keys:
-                    key = rng.choice(recent_keys)  # a page refresh replays the same call
+                if rng.random() < 0.3 and recent_calls:
+                    # A page refresh replays the very same call: same key, tool and arguments,
+                    # so the SDK suppresses it as a duplicate (no fingerprint mismatch).
+                    key, tool, subject = rng.choice(recent_calls)
                 else:
                     key = f"{state.instance_id}-call-{n}"
-                    recent_keys = [*recent_keys[-20:], key]
-                tool = rng.choice(("create_ticket", "charge_card", "send_email"))
-                state.run_tool(tool, key, _tool(rng.uniform(0.005, 0.03)), "subject")
+                    tool, subject = rng.choice(TOOLS), rng.choice(SUBJECTS)
+                    recent_calls = [*recent_calls[-20:], (key, tool, subject)]
+                state.run_tool(tool, key, _tool(rng.uniform(0.005, 0.03)), subject)
                 with state.lock(f"order-{rng.randrange(4)}", ttl=30, wait=2):
                     time.sleep(rng.uniform(0.01, 0.05))
                 history.append("assistant", "Done.")
@@ -137,6 +153,38 @@ def flood(state: AgentState, rng: random.Random, deadline: float) -> None:
             _stop.wait(0.01)
 
 
+def connect(
+    url: str,
+    instance_id: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    max_connections: int = 50,
+    pool_timeout: float = 1.0,
+) -> AgentState:
+    """`AgentState.from_url`, with the credentials given apart from the URL."""
+    telemetry = Telemetry(None, None)
+    pool = InstrumentedPool.from_url(
+        url,
+        pool_name=f"memorywatch.{schema.DEFAULT_NAMESPACE}",
+        meter=telemetry.meter,
+        username=username,
+        password=password,
+        max_connections=max_connections,
+        timeout=pool_timeout,
+        socket_timeout=5.0,
+        socket_connect_timeout=5.0,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+    )
+    return AgentState(
+        redis.Redis(connection_pool=pool),
+        instance_id=instance_id,
+        settings=Settings(heartbeat_ttl=3.0, tool_deadline=10.0),
+        telemetry=telemetry,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="memorywatch.demo.worker")
     parser.add_argument("--redis-url", required=True)
@@ -147,12 +195,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
-    pool = {"max_connections": 4, "pool_timeout": 0.05} if args.mode == "pool-hog" else {}
-    state = AgentState.from_url(
+    hog = args.mode == "pool-hog"
+    state = connect(
         args.redis_url,
-        instance_id=args.instance_id,
-        settings=Settings(heartbeat_ttl=3.0, tool_deadline=10.0),
-        **pool,  # type: ignore[arg-type]
+        args.instance_id,
+        username=os.environ.get(USER_ENV) or None,
+        password=os.environ.get(PASSWORD_ENV) or None,
+        max_connections=4 if hog else 50,
+        pool_timeout=0.05 if hog else 1.0,
     )
     state.start_heartbeat(interval=0.5)
     rng = random.Random(args.seed)
