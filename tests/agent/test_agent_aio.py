@@ -69,16 +69,34 @@ def test_lock_parity(server: RedisServer, raw: redis.Redis, namespace: str) -> N
             async with state.lock("o", ttl=0.1):
                 while raw.exists(state.schema.lock("o")):
                     await asyncio.sleep(0.02)
-        async with state.lock("renewed", ttl=0.2, renew=True):
-            for _ in range(20):
+        async with state.lock("renewed", ttl=1.0, renew=True):
+            for _ in range(40):  # two TTLs
                 assert raw.exists(state.schema.lock("renewed"))
-                await asyncio.sleep(0.03)
+                await asyncio.sleep(0.05)
         await state.aclose()
 
     run(main)
     assert counters(raw, namespace, schema.LOCK_CONTENDED) == {"o": 1}
     assert counters(raw, namespace, schema.LOCK_TIMEOUTS) == {"o": 1}
     assert counters(raw, namespace, schema.LOCKS_LOST) == {"o": 1}
+
+
+def test_extend_starts_a_new_lease(server: RedisServer, raw: redis.Redis, namespace: str) -> None:
+    async def main() -> None:
+        state = aio.AgentState.from_url(server.url, namespace=namespace)
+        since_key, exp_key = state.schema.locks_since("m"), state.schema.locks_expiry("m")
+        async with state.lock("m", ttl=5) as lease:
+            since0 = raw.zscore(since_key, "m")
+            assert since0 is not None
+            await asyncio.sleep(0.25)
+            await lease.extend(ttl=2)
+            since1, exp1 = raw.zscore(since_key, "m"), raw.zscore(exp_key, "m")
+            assert since1 is not None and exp1 is not None
+            assert since1 >= since0 + 200 and exp1 - since1 == 2000
+        assert raw.zscore(since_key, "m") is None and raw.zscore(exp_key, "m") is None
+        await state.aclose()
+
+    run(main)
 
 
 def test_run_tool_parity(server: RedisServer, raw: redis.Redis, namespace: str) -> None:

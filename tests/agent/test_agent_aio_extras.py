@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from harness import RedisServer
-from memorywatch.agent import ToolContext, ToolInProgress, ToolOptions, aio
+from memorywatch import schema
+from memorywatch.agent import AgentState, ToolContext, ToolInProgress, ToolOptions, aio
 
 
 def test_renewal_keeps_a_long_tool_from_being_reclaimed(
@@ -66,3 +67,44 @@ def test_heartbeat_task_and_decorator(
         assert state._heartbeat_task is None
 
     asyncio.run(main())
+
+
+def test_heartbeat_task_rechecks_readiness_like_the_sync_thread(
+    server: RedisServer, raw: redis.Redis, namespace: str
+) -> None:
+    """The sync HeartbeatThread runs ready() before each beat; the task must too, so an
+    instance that cannot serve (here: a schema it cannot write) is published as not ready,
+    and as ready again once it can."""
+    sync = AgentState.from_url(
+        server.url, namespace=namespace, instance_id="sync-1", check_schema=False
+    )
+    sch = sync.schema
+    raw.hset(
+        sch.schema_key(),
+        mapping={schema.SCHEMA_FIELD_VERSION: "999", schema.SCHEMA_FIELD_SHARDS: "1"},
+    )
+    sync.start_heartbeat(interval=0.05)
+
+    def flags() -> tuple[str | None, str | None]:
+        sync_flag = raw.hget(sch.heartbeat("sync-1"), "ready")
+        return sync_flag, raw.hget(sch.heartbeat("async-1"), "ready")
+
+    async def until(expected: tuple[str, str], what: str) -> None:
+        deadline = asyncio.get_running_loop().time() + 10
+        while flags() != expected:
+            assert asyncio.get_running_loop().time() < deadline, f"{what}: {flags()}"
+            await asyncio.sleep(0.02)
+
+    async def main() -> None:
+        state = aio.AgentState.from_url(server.url, namespace=namespace, instance_id="async-1")
+        assert state.schema == sch
+        state.start_heartbeat(interval=0.05)
+        await until(("0", "0"), "both published not ready")
+        raw.hset(sch.schema_key(), schema.SCHEMA_FIELD_VERSION, str(schema.SCHEMA_VERSION))
+        await until(("1", "1"), "both published ready again")
+        await state.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        sync.close()

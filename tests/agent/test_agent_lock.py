@@ -86,17 +86,95 @@ def test_lock_expiry_mid_run_raises_lock_lost_and_counts(
         other = state.lock("short", ttl=5, wait=0)  # someone else takes it
         assert other.fencing_token > lease.fencing_token
     assert counters(raw, namespace, schema.LOCKS_LOST) == {"short": 1}
+    # the lost holder's release leaves the index entries alone: they are the new holder's
+    assert raw.zscore(state.schema.locks_expiry("short"), "short") is not None
+    assert raw.zscore(state.schema.locks_since("short"), "short") is not None
     other.release()  # the new holder is unaffected
     assert counters(raw, namespace, schema.LOCKS_LOST) == {"short": 1}
 
 
-def test_renewal_watchdog_keeps_lock_past_ttl(state: AgentState, raw: redis.Redis) -> None:
-    with state.lock("renewed", ttl=0.3, renew=True) as lease:
-        deadline = time.monotonic() + 1.0
+def server_ms(raw: redis.Redis) -> int:
+    sec, usec = raw.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+def lease_scores(state: AgentState, raw: redis.Redis, name: str) -> tuple[float, float]:
+    """(since, exp) of lock ``name`` in the held-lock indexes, server ms."""
+    since = raw.zscore(state.schema.locks_since(name), name)
+    exp = raw.zscore(state.schema.locks_expiry(name), name)
+    assert since is not None and exp is not None, f"{name} is not in the held-lock indexes"
+    return since, exp
+
+
+def test_renewal_watchdog_keeps_lock_past_ttl_and_restarts_the_lease(
+    state: AgentState, raw: redis.Redis
+) -> None:
+    """The exporter pages when (now - since) / (exp - since) > 0.8: a lock that is renewed in
+    time must stay far from that, however long it is held (since = the last renewal)."""
+    with state.lock("renewed", ttl=1.0, renew=True) as lease:
+        deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:  # three TTLs
             assert raw.exists(state.schema.lock("renewed"))
+            since, exp = lease_scores(state, raw, "renewed")
+            assert abs((exp - since) - 1000) <= 5  # the lease is always one ttl long
             time.sleep(0.05)
+        since, exp = lease_scores(state, raw, "renewed")
+        held_ms = server_ms(raw) - since
+        assert held_ms < 0.8 * (exp - since), f"held {held_ms} ms of a {exp - since} ms lease"
         assert not lease.lost.is_set()
+
+
+def test_extend_starts_a_new_lease(state: AgentState, raw: redis.Redis) -> None:
+    with state.lock("manual", ttl=5) as lease:
+        since0, _ = lease_scores(state, raw, "manual")
+        wait_until(lambda: server_ms(raw) >= since0 + 200, what="200 ms held")
+        lease.extend(ttl=2)
+        since1, exp1 = lease_scores(state, raw, "manual")
+        assert since1 >= since0 + 200
+        assert exp1 - since1 == 2000
+
+
+def test_release_after_the_lease_expired_clears_the_index_entries(
+    state: AgentState, raw: redis.Redis, namespace: str
+) -> None:
+    lease = state.lock("expired", ttl=0.2)
+    wait_until(lambda: not raw.exists(state.schema.lock("expired")), what="lock expired")
+    with pytest.raises(LockLost):
+        lease.release()
+    assert counters(raw, namespace, schema.LOCKS_LOST) == {"expired": 1}
+    assert raw.zscore(state.schema.locks_expiry("expired"), "expired") is None
+    assert raw.zscore(state.schema.locks_since("expired"), "expired") is None
+
+
+def test_dead_holders_of_one_off_lock_names_are_pruned_by_other_acquisitions(
+    state: AgentState, raw: redis.Redis
+) -> None:
+    """Per-entity names (order-17) are taken once; their fence never reaches 8. Holders that
+    die leave index entries: acquisitions of any other name of the shard must prune them."""
+    live = state.lock("live", ttl=30)
+    dead = [f"order-{i}" for i in range(40)]
+    for name in dead:
+        state.lock(name, ttl=0.2)  # the holder "dies": never released, never renewed
+    exp_key, since_key = state.schema.locks_expiry("x"), state.schema.locks_since("x")
+    assert state.schema.shards == 1  # standalone: every name shares these two indexes
+    latest = max(
+        score for member, score in raw.zrange(exp_key, 0, -1, withscores=True) if member in dead
+    )
+    wait_until(lambda: server_ms(raw) > latest, what="dead leases expired")
+
+    def stale() -> int:
+        return sum(
+            1 for key in (exp_key, since_key) for member in raw.zrange(key, 0, -1) if member in dead
+        )
+
+    for i in range(400):  # a prune (16 entries) every 8th acquisition on average: ~24 needed
+        if stale() == 0:
+            break
+        with state.lock(f"ticket-{i}", ttl=5):
+            pass
+    assert stale() == 0, f"{stale()} stale entries left after {i} acquisitions"
+    assert raw.zscore(exp_key, "live") is not None and raw.zscore(since_key, "live") is not None
+    live.release()
 
 
 def test_watchdog_flags_a_stolen_lock_at_once(

@@ -198,14 +198,14 @@ def test_reclaim_after_deadline_and_duplicate_execution_is_raised(
 
 def test_renewal_keeps_a_long_tool_from_being_reclaimed(state: AgentState) -> None:
     def long(ctx: ToolContext) -> str:
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 2.5  # 2.5 x its deadline
         while time.monotonic() < deadline:
             with pytest.raises(ToolInProgress):
                 state.run_tool("long", KEY, long)
             time.sleep(0.1)
         return "ok"
 
-    opts = ToolOptions(deadline=0.3, renew=True)
+    opts = ToolOptions(deadline=1.0, renew=True)
     assert state.run_tool("long", KEY, long, tool_options=opts) == "ok"
 
 

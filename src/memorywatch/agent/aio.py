@@ -25,11 +25,12 @@ from memorywatch.agent.errors import (
     LockTimeout,
     StateMiss,
     ToolInProgress,
+    add_failure_note,
     redis_errors,
 )
 from memorywatch.agent.lock import LockKeys, acquire_args, lock_keys
 from memorywatch.agent.pool import AsyncInstrumentedPool
-from memorywatch.agent.state import _check_schema, _report_for
+from memorywatch.agent.state import _check_schema, _report_for, turn_args
 from memorywatch.agent.telemetry import Telemetry
 from memorywatch.agent.tools import ToolCall, claim_keys, complete_keys, encode_outcome
 
@@ -112,12 +113,19 @@ class AsyncLease:
     """A held lock (``async with``); see :class:`memorywatch.agent.Lease`."""
 
     def __init__(
-        self, state: AgentState, name: str, fencing_token: int, owner: str, ttl: float
+        self,
+        state: AgentState,
+        name: str,
+        fencing_token: int,
+        owner: str,
+        ttl: float,
+        keys: LockKeys | None = None,
     ) -> None:
         self.name = name
         self.fencing_token = fencing_token
         self.ttl = ttl
         self._state = state
+        self._keys = keys or lock_keys(state._lock_keys, state.schema, name)
         self._value = f"{fencing_token}|{owner}"
         self._released = False
         self._renewal: asyncio.Task[None] | None = None
@@ -128,10 +136,7 @@ class AsyncLease:
         with redis_errors("lock.extend"):
             ok = await self._state._run(
                 "lock_extend",
-                [
-                    self._state.schema.lock(self.name),
-                    self._state.schema.locks_expiry(self.name),
-                ],
+                self._keys.extend,
                 [self._value, _core.ms(ttl or self.ttl), self.name],
             )
         if not int(ok):
@@ -167,17 +172,9 @@ class AsyncLease:
         self._stop.set()
         if self._renewal is not None:
             await self._renewal
-        sch = self._state.schema
         with redis_errors("lock.release"):
             ok = await self._state._run(
-                "lock_release",
-                [
-                    sch.lock(self.name),
-                    sch.stats(schema.LOCKS_LOST, self.name),
-                    sch.locks_expiry(self.name),
-                    sch.locks_since(self.name),
-                ],
-                [self._value, self.name],
+                "lock_release", self._keys.release, [self._value, self.name]
             )
         if not int(ok):
             self.lost.set()
@@ -195,7 +192,13 @@ class AsyncLease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.release()
+        if exc is None:
+            await self.release()
+            return
+        try:
+            await self.release()
+        except Exception as err:  # never replace the exception already in flight
+            add_failure_note(exc, "the lock release failed while this propagated", err)
 
 
 class _LockRequest:
@@ -212,9 +215,14 @@ class _LockRequest:
         self._lease = await self._acquire()
         return self._lease
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._lease is not None:
-            await self._lease.release()
+            await self._lease.__aexit__(exc_type, exc, tb)
 
 
 def _is_cluster(client: object) -> bool:
@@ -248,6 +256,7 @@ class AgentState:
         self._schema_checked = False
         self._ready_flag = True
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._owned_pool: aredis.ConnectionPool | None = None  # built by from_url
 
     @classmethod
     def from_url(
@@ -277,9 +286,11 @@ class AgentState:
             decode_responses=True,
         )
         client = aredis.Redis(connection_pool=pool)
-        return cls(
+        state = cls(
             client, namespace=namespace, instance_id=instance_id, telemetry=telemetry, **kwargs
         )
+        state._owned_pool = pool
+        return state
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[script](keys=keys, args=args)
@@ -294,8 +305,13 @@ class AgentState:
         self._schema_checked = True
 
     async def aclose(self) -> None:
+        """Stop the heartbeat and close the connections the SDK opened (redis-py leaves a pool
+        passed as ``connection_pool=`` open: the one :meth:`from_url` built is ended here; a
+        pool you passed in stays yours)."""
         await self.stop_heartbeat()
         await self.client.aclose()
+        if self._owned_pool is not None:
+            await self._owned_pool.disconnect()
 
     async def __aenter__(self) -> AgentState:
         return self
@@ -339,22 +355,25 @@ class AgentState:
         started = time.monotonic()
         try:
             yield
-        finally:
-            duration = time.monotonic() - started
-            le = schema.bucket_le(duration, schema.TURN_BUCKETS)
-            with redis_errors("turn.record"):
-                await self._run(
-                    "turn_end",
-                    [
-                        self.schema.sessions_index(session_id),
-                        self.schema.stats(schema.TURN_DURATION, session_id),
-                    ],
-                    [
-                        session_id,
-                        schema.counter_field(schema.TURN_HISTOGRAM_NAME, le),
-                        f"{duration:.6f}",
-                    ],
-                )
+        except BaseException as exc:
+            try:
+                await self._record_turn(session_id, time.monotonic() - started)
+            except Exception as err:  # never replace the caller's exception with ours
+                add_failure_note(exc, "the turn could not be recorded", err)
+            raise
+        await self._record_turn(session_id, time.monotonic() - started)
+
+    async def _record_turn(self, session_id: str, duration: float) -> None:
+        le = schema.bucket_le(duration, schema.TURN_BUCKETS)
+        with redis_errors("turn.record"):
+            await self._run(
+                "turn_end",
+                [
+                    self.schema.sessions_index(session_id),
+                    self.schema.stats(schema.TURN_DURATION, session_id),
+                ],
+                turn_args(session_id, le, duration),
+            )
 
     # -- locks ------------------------------------------------------------------------------------
     def lock(
@@ -382,7 +401,7 @@ class AgentState:
                     if span is not None:
                         span.set_attribute(attr.LOCK_OUTCOME, "acquired")
                         span.set_attribute(attr.LOCK_ATTEMPTS, attempt)
-                    lease = AsyncLease(self, name, fence, owner, ttl)
+                    lease = AsyncLease(self, name, fence, owner, ttl, keys)
                     if renew:
                         lease.start_renewal()
                     return lease
@@ -566,14 +585,19 @@ class AgentState:
                 [self.instance_id, _core.ms(self.settings.heartbeat_ttl), *pairs],
             )
 
-    def start_heartbeat(self, interval: float | None = None) -> asyncio.Task[None]:
-        """Heartbeat every ``interval`` (default heartbeat TTL / 3) in a background task."""
+    def start_heartbeat(
+        self, interval: float | None = None, ready_deadline: float = 1.0
+    ) -> asyncio.Task[None]:
+        """Every ``interval`` (default heartbeat TTL / 3) in a background task, like the sync
+        ``HeartbeatThread``: run the readiness probe (bounded by ``ready_deadline`` seconds),
+        then publish the heartbeat with its verdict."""
         if self._heartbeat_task is None or self._heartbeat_task.done():
             period = interval or self.settings.heartbeat_ttl / 3
 
             async def beat() -> None:
                 while True:
                     with contextlib.suppress(AgentStateError):  # Redis away: the TTL says so
+                        await self.ready(ready_deadline)  # sets the flag; never raises
                         await self.heartbeat()
                     await asyncio.sleep(period)
 

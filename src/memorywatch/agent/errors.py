@@ -111,6 +111,12 @@ class RetryableToolError(Exception):
     """Raise (or subclass) in a tool to say "try again later": the key is freed, not stored."""
 
 
+def add_failure_note(exc: BaseException, what: str, err: BaseException) -> None:
+    """Attach a bookkeeping failure of the SDK (a lost lock at release, an unrecorded turn) to
+    the caller's exception already propagating, instead of replacing that exception."""
+    exc.add_note(f"memorywatch: {what}: {err!r}")
+
+
 def translate(exc: rex.RedisError, operation: str) -> AgentStateError:
     """Map a redis-py exception to the SDK error that names the failure."""
     detail = f"{type(exc).__name__}: {exc}"

@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from memorywatch import schema
 from memorywatch.agent import _core
 from memorywatch.agent import attributes as attr
-from memorywatch.agent.errors import LockLost, LockTimeout
+from memorywatch.agent.errors import LockLost, LockTimeout, add_failure_note
 
 if TYPE_CHECKING:
     from memorywatch.agent.state import AgentState
@@ -41,7 +41,7 @@ class LockKeys:
             f"{prefix}locks:exp",
             f"{prefix}locks:since",
         ]
-        self.extend = [lock, f"{prefix}locks:exp"]
+        self.extend = [lock, f"{prefix}locks:exp", f"{prefix}locks:since"]
 
 
 _KEYS_CACHE_MAX = 4096
@@ -181,7 +181,13 @@ class Lease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        if exc is None:
+            self.release()
+            return
+        try:
+            self.release()
+        except Exception as err:  # never replace the exception already in flight
+            add_failure_note(exc, "the lock release failed while this propagated", err)
 
 
 def acquire(state: AgentState, name: str, ttl: float, wait: float, renew: bool = False) -> Lease:

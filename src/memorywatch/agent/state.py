@@ -28,6 +28,7 @@ from memorywatch.agent.errors import (
     StateOutOfMemory,
     StateReadOnly,
     StateUnavailable,
+    add_failure_note,
     redis_errors,
     translate,
 )
@@ -178,6 +179,7 @@ class AgentState:
         self._ready_flag = True
         self._heartbeat_thread: HeartbeatThread | None = None
         self._beat: AnyRedis | None = None
+        self._owned_pool: redis.ConnectionPool | None = None  # built by from_url: close() ends it
         self._probe_pool = concurrent.futures.ThreadPoolExecutor(2, "mw-ready")
         if check_schema:
             with contextlib.suppress(StateUnavailable):  # Redis down at boot: ready() retries
@@ -212,9 +214,15 @@ class AgentState:
             decode_responses=True,
         )
         client = redis.Redis(connection_pool=pool)
-        return cls(
-            client, namespace=namespace, instance_id=instance_id, telemetry=telemetry, **kwargs
-        )
+        try:
+            state = cls(
+                client, namespace=namespace, instance_id=instance_id, telemetry=telemetry, **kwargs
+            )
+        except BaseException:
+            pool.disconnect()
+            raise
+        state._owned_pool = pool
+        return state
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _run(
@@ -258,11 +266,20 @@ class AgentState:
         self._schema_checked = True
 
     def close(self) -> None:
+        """Stop the heartbeat and close the connections the SDK opened.
+
+        redis-py does not close a pool passed as ``connection_pool=`` when its client closes,
+        so the pools built here (:meth:`from_url`, the heartbeat's side pool) are disconnected
+        explicitly. A pool you passed in stays yours: your client is closed, your pool is not.
+        """
         self.stop_heartbeat()
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
-        if self._beat is not None and self._beat is not self.client:
+        if isinstance(self._beat, redis.Redis) and self._beat is not self.client:
             self._beat.close()
+            self._beat.connection_pool.disconnect()  # the side pool is always ours
         self.client.close()
+        if self._owned_pool is not None:
+            self._owned_pool.disconnect()
 
     def __enter__(self) -> AgentState:
         return self
@@ -317,22 +334,26 @@ class AgentState:
         started = time.monotonic()
         try:
             yield
-        finally:
-            duration = time.monotonic() - started
-            le = schema.bucket_le(duration, schema.TURN_BUCKETS)
-            with redis_errors("turn.record"):
-                self._run(
-                    "turn_end",
-                    [
-                        self.schema.sessions_index(session_id),
-                        self.schema.stats(schema.TURN_DURATION, session_id),
-                    ],
-                    [
-                        session_id,
-                        schema.counter_field(schema.TURN_HISTOGRAM_NAME, le),
-                        f"{duration:.6f}",
-                    ],
-                )
+        except BaseException as exc:
+            try:
+                self._record_turn(session_id, time.monotonic() - started)
+            except Exception as err:  # never replace the caller's exception with ours
+                add_failure_note(exc, "the turn could not be recorded", err)
+            raise
+        self._record_turn(session_id, time.monotonic() - started)
+
+    def _record_turn(self, session_id: str, duration: float) -> None:
+        le = schema.bucket_le(duration, schema.TURN_BUCKETS)
+        with redis_errors("turn.record"):
+            self._run(
+                "turn_end",
+                [
+                    self.schema.sessions_index(session_id),
+                    self.schema.stats(schema.TURN_DURATION, session_id),
+                ],
+                turn_args(session_id, le, duration),
+                op="turn.record",
+            )
 
     # -- locks and tools --------------------------------------------------------------------------
     def lock(
@@ -503,6 +524,11 @@ class HeartbeatThread(threading.Thread):
         self._stop_event.set()
         if self is not threading.current_thread():
             self.join()
+
+
+def turn_args(session_id: str, le: str, duration: float) -> list[Any]:
+    """ARGV of ``turn_end.lua`` (shared with the asyncio client)."""
+    return [session_id, schema.counter_field(schema.TURN_HISTOGRAM_NAME, le), f"{duration:.6f}"]
 
 
 def _check_schema(stored: Mapping[Any, Any], sch: schema.Schema) -> None:

@@ -7,7 +7,7 @@ KEYS[3]  {ns}:{N}:stats:lock_wait_seconds  hash, fields "{name}|{le}" and "{name
 KEYS[4]  {ns}:{N}:stats:lock_contended     hash, field = lock name
 KEYS[5]  {ns}:{N}:stats:lock_timeouts      hash, field = lock name
 KEYS[6]  {ns}:{N}:locks:exp                zset: lock name -> expiry (server ms)
-KEYS[7]  {ns}:{N}:locks:since              zset: lock name -> acquisition (server ms)
+KEYS[7]  {ns}:{N}:locks:since              zset: lock name -> start of the lease (server ms)
 ARGV[1]  owner token "{instance}|{nonce}"
 ARGV[2]  ttl in ms (always > 0: a lock never lives forever)
 ARGV[3]  lock name (the counter field)
@@ -31,9 +31,12 @@ end
 local fence = redis.call('INCR', KEYS[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Holders that died never released: every 8th acquisition of a name prunes up to 16 expired
--- index entries of the shard (amortized 2 per acquisition, off the common path).
-if fence % 8 == 0 then
+-- Holders that died never released: about one acquisition in 8 of the shard, whatever its
+-- lock name, prunes up to 16 expired index entries (amortized 2 per acquisition). The choice
+-- uses the microseconds of TIME, not the name's fence: per-entity names (order-42) are taken
+-- a few times and their fence would never reach 8. Safe to replicate: Redis 7 replicates a
+-- script's effects, not the script.
+if tonumber(t[2]) % 8 == 0 then
   local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 16)
   if #stale > 0 then
     redis.call('ZREM', KEYS[6], unpack(stale))

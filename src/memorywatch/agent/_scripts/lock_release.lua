@@ -3,16 +3,23 @@
 KEYS[1]  {ns}:{N}:lock:{name}
 KEYS[2]  {ns}:{N}:stats:locks_lost   hash, field = lock name
 KEYS[3]  {ns}:{N}:locks:exp          zset: lock name -> expiry
-KEYS[4]  {ns}:{N}:locks:since        zset: lock name -> acquisition
+KEYS[4]  {ns}:{N}:locks:since        zset: lock name -> start of the current lease
 ARGV[1]  the full lock value "{fence}|{owner}" written at acquisition
 ARGV[2]  lock name
 Returns 1 when released, 0 when the lock expired or belongs to someone else (counted).
 ]]
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[2])
   redis.call('ZREM', KEYS[4], ARGV[2])
   return 1
 end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+if not current then
+  -- expired and nobody took it: the index entries are ours and stale. (When another owner
+  -- holds the lock now, they are that holder's and stay.)
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  redis.call('ZREM', KEYS[4], ARGV[2])
+end
 return 0
