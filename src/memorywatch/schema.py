@@ -272,7 +272,8 @@ class Schema:
         return self.prefix(self.shard(name)) + "locks:exp"
 
     def locks_since(self, name: str) -> str:
-        """Sorted set of the lock's shard: member = lock name, score = acquisition (server ms)."""
+        """Sorted set of the lock's shard: member = lock name, score = start of the current
+        lease (acquisition or last renewal, server ms)."""
         return self.prefix(self.shard(name)) + "locks:since"
 
     def tools_in_progress(self, idempotency_key: str) -> str:

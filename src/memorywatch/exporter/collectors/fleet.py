@@ -408,12 +408,13 @@ def _add_held(snap: FleetSnapshot, out: Families) -> None:
     out.gauge(names.LOCKS_HELD, "Locks held right now (not expired).", snap.locks_held)
     out.declare(
         names.LOCK_OLDEST_HELD,
-        f"Seconds the {OLDEST_LOCKS} longest-held live locks have been held.",
+        f"Age of the current lease (since acquisition or last renewal) of the {OLDEST_LOCKS} "
+        "oldest live leases.",
         "gauge",
     )
     out.declare(
         names.LOCK_TTL,
-        "Lease length of those locks: TTL at acquisition plus renewals. Held time close to "
+        "Length of those leases (the TTL they were taken or renewed with). An age close to "
         "it means the holder is about to lose the lock mid-tool.",
         "gauge",
     )
