@@ -228,3 +228,10 @@ class ReadyReport:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def credentials(username: str | None, password: str | None) -> dict[str, str]:
+    """Pool keyword arguments for credentials given apart from the URL (a password file, the
+    environment): only those given, since a ``None`` would override the URL's own."""
+    given = {"username": username, "password": password}
+    return {key: value for key, value in given.items() if value is not None}

@@ -271,6 +271,8 @@ class AgentState:
         pool_name: str | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        username: str | None = None,
+        password: str | None = None,
         **kwargs: Any,
     ) -> AgentState:
         telemetry = Telemetry(tracer_provider, meter_provider)
@@ -284,6 +286,7 @@ class AgentState:
             socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
+            **_core.credentials(username, password),
         )
         client = aredis.Redis(connection_pool=pool)
         state = cls(

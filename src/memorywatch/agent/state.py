@@ -198,6 +198,8 @@ class AgentState:
         pool_name: str | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        username: str | None = None,
+        password: str | None = None,
         **kwargs: Any,
     ) -> AgentState:
         """Build a client on an :class:`InstrumentedPool` (stable name ``memorywatch.{ns}``)."""
@@ -212,6 +214,7 @@ class AgentState:
             socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
+            **_core.credentials(username, password),
         )
         client = redis.Redis(connection_pool=pool)
         try:

@@ -18,22 +18,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
-from memorywatch import schema
 from memorywatch.agent import (
     AgentState,
     AgentStateError,
-    InstrumentedPool,
     LockLost,
     LockTimeout,
     Settings,
     ToolContext,
     ToolOptions,
 )
-from memorywatch.agent.telemetry import Telemetry
 
 MODES = ("normal", "pool-hog", "slow-tool", "flood")
 QUEUE = "mw-demo:jobs"
@@ -163,25 +156,14 @@ def connect(
     pool_timeout: float = 1.0,
 ) -> AgentState:
     """`AgentState.from_url`, with the credentials given apart from the URL."""
-    telemetry = Telemetry(None, None)
-    pool = InstrumentedPool.from_url(
+    return AgentState.from_url(
         url,
-        pool_name=f"memorywatch.{schema.DEFAULT_NAMESPACE}",
-        meter=telemetry.meter,
+        instance_id=instance_id,
         username=username,
         password=password,
         max_connections=max_connections,
-        timeout=pool_timeout,
-        socket_timeout=5.0,
-        socket_connect_timeout=5.0,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-    )
-    return AgentState(
-        redis.Redis(connection_pool=pool),
-        instance_id=instance_id,
+        pool_timeout=pool_timeout,
         settings=Settings(heartbeat_ttl=3.0, tool_deadline=10.0),
-        telemetry=telemetry,
     )
 
 
