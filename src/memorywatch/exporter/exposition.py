@@ -46,6 +46,16 @@ def _label_text(labels: Mapping[str, str]) -> str:
     return ",".join(f'{key}="{_escape_label(val)}"' for key, val in labels.items())
 
 
+class Labels:
+    """A label set rendered once, for samples of several families that share it (a
+    command's calls, seconds, rejected and failed counters)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self.text = _label_text(labels)
+
+
 class _Family:
     __slots__ = ("help", "kind", "lines")
 
@@ -87,13 +97,16 @@ class Families:
         help_text: str,
         kind: str,
         value: float,
-        labels: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | Labels | None = None,
         sample_name: str | None = None,
     ) -> None:
         family = self._families.get(name)
         if family is None:
             family = self._families[name] = _Family(help_text, kind)
-        label_text = _label_text(labels) if labels else ""
+        if isinstance(labels, Labels):
+            label_text = labels.text
+        else:
+            label_text = _label_text(labels) if labels else ""
         if self._extra:
             label_text = f"{label_text},{self._extra}" if label_text else self._extra
         sample = sample_name or name
@@ -103,12 +116,20 @@ class Families:
         )
 
     def gauge(
-        self, name: str, help_text: str, value: float, labels: Mapping[str, str] | None = None
+        self,
+        name: str,
+        help_text: str,
+        value: float,
+        labels: Mapping[str, str] | Labels | None = None,
     ) -> None:
         self.add(name, help_text, "gauge", value, labels)
 
     def counter(
-        self, name: str, help_text: str, value: float, labels: Mapping[str, str] | None = None
+        self,
+        name: str,
+        help_text: str,
+        value: float,
+        labels: Mapping[str, str] | Labels | None = None,
     ) -> None:
         self.add(name, help_text, "counter", value, labels)
 

@@ -27,7 +27,7 @@ def check(config: ExporterConfig) -> tuple[bool, str]:
             addr = format_addr(host, port)
             client = clients.get(host, port, tls=target.tls, db=target.db)
             try:
-                snap = fetch_snapshot(client, cluster=target.topology is Topology.CLUSTER)
+                snap, _ = fetch_snapshot(client, cluster=target.topology is Topology.CLUSTER)
             except Exception as exc:  # reported as one line, never a traceback
                 return (
                     False,

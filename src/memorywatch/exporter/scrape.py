@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
@@ -210,11 +210,15 @@ def _slowlog_last(entries: Any) -> tuple[int, float] | None:
     return int(entries[0].get("id", 0)), float(entries[0].get("duration", 0)) / 1e6
 
 
-def fetch_snapshot(client: redis.Redis, cluster: bool = False) -> Snapshot:
+def fetch_snapshot(
+    client: redis.Redis, cluster: bool = False, extra: Callable[[Any], int] | None = None
+) -> tuple[Snapshot, list[Any] | None]:
     """INFO ALL, CONFIG GET, SLOWLOG (and CLUSTER INFO) in one pipelined round trip.
 
     Only INFO is required: a CONFIG renamed away, or an ACL user without SLOWLOG, costs
-    those few families, not the scrape.
+    those few families, not the scrape. `extra(pipe)` may queue more commands on the same
+    round trip; their replies are returned beside the snapshot (None if Redis is loading:
+    it refuses those, so the health part is asked again alone).
     """
     pipe = client.pipeline(transaction=False)
     pipe.execute_command("INFO", "ALL")
@@ -223,7 +227,15 @@ def fetch_snapshot(client: redis.Redis, cluster: bool = False) -> Snapshot:
     pipe.slowlog_get(1)
     if cluster:
         pipe.cluster("info")
-    replies = pipe.execute(raise_on_error=False)
+    own = len(pipe.command_stack)
+    if extra is not None:
+        extra(pipe)
+    try:
+        replies = pipe.execute(raise_on_error=False)
+    except redis.BusyLoadingError:
+        if extra is None:
+            raise
+        return fetch_snapshot(client, cluster)[0], None
     if isinstance(replies[0], Exception):
         raise replies[0]
     info = parse_info(replies[0])
@@ -233,10 +245,11 @@ def fetch_snapshot(client: redis.Redis, cluster: bool = False) -> Snapshot:
 
     config = ok(replies[1]) or {}
     slowlog_len = ok(replies[2])
-    return Snapshot(
+    snapshot = Snapshot(
         info=info,
         config={str(k): str(v) for k, v in config.items()},
         slowlog_len=int(slowlog_len) if slowlog_len is not None else None,
         slowlog_last=_slowlog_last(ok(replies[3])),
         cluster_info=ok(replies[4]) if cluster else None,
     )
+    return snapshot, replies[own:]

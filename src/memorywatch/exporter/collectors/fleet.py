@@ -123,25 +123,40 @@ def _ok(reply: Any) -> Any:
     return None if isinstance(reply, Exception) else reply
 
 
-def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> FleetSnapshot:
-    """Three pipelined round trips: schema and clock; counters and indexes; details.
+def queue_first(pipe: Any, options: FleetOptions) -> int:
+    """Queue the fleet's first round trip (clock, schema hash, queue types) on `pipe`.
+
+    The exporter adds these to the Redis health pipeline, so a Redis where no agent has
+    written costs a scrape no extra round trip. Returns how many replies they add.
+    """
+    pipe.time()
+    pipe.hgetall(f"{options.namespace}:schema")
+    for queue in options.queues:
+        pipe.type(queue)
+    return 2 + len(options.queues)
+
+
+def read_fleet(
+    client: redis.Redis | RedisCluster, options: FleetOptions, first: list[Any] | None = None
+) -> FleetSnapshot:
+    """Up to three pipelined round trips: schema and clock (or `first`, the replies of
+    `queue_first` from a pipeline that already ran); counters and indexes; details.
 
     With a `RedisCluster` client the pipelines are split by slot across the nodes (the
     schema's hash tags keep each shard's keys in one slot); TIME, which a cluster pipeline
     refuses, is asked of one node beforehand.
     """
-    pipe = client.pipeline(transaction=False)
-    clock: Any = None
-    if isinstance(client, RedisCluster):
-        clock = client.time()
-    else:
-        pipe.time()
-    pipe.hgetall(f"{options.namespace}:schema")
-    for queue in options.queues:
-        pipe.type(queue)
-    first = pipe.execute(raise_on_error=False)
-    if clock is not None:
-        first.insert(0, clock)
+    if first is None:
+        pipe = client.pipeline(transaction=False)
+        if isinstance(client, RedisCluster):
+            clock = client.time()
+            pipe.hgetall(f"{options.namespace}:schema")
+            for queue in options.queues:
+                pipe.type(queue)
+            first = [clock, *pipe.execute(raise_on_error=False)]
+        else:
+            queue_first(pipe, options)
+            first = pipe.execute(raise_on_error=False)
     if isinstance(first[0], Exception):
         raise first[0]
     seconds, micros = first[0]
@@ -149,28 +164,36 @@ def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> Fle
     schema_fields = _ok(first[1]) or {}
     snap = FleetSnapshot(now_ms=now_ms, schema_fields=schema_fields)
     try:
-        shards = int(schema_fields.get(schema.SCHEMA_FIELD_SHARDS, schema.DEFAULT_SHARDS))
-        layout = schema.Schema(options.namespace, shards)
+        layout = schema.Schema(
+            options.namespace,
+            int(schema_fields.get(schema.SCHEMA_FIELD_SHARDS, schema.STANDALONE_SHARDS)),
+        )
     except ValueError:
         snap.errors["unparsable"] = snap.errors.get("unparsable", 0) + 1
         layout = schema.Schema(options.namespace)
     queue_types = {q: str(_ok(t) or "none") for q, t in zip(options.queues, first[2:], strict=True)}
 
+    # No schema hash: no agent ever wrote here, so there is nothing per shard to read.
+    shards = layout.shards if schema_fields else 0
+
+    def take(keys: list[str]) -> list[str]:
+        return keys[:shards]
+
     pipe = client.pipeline(transaction=False)
     families = [*COUNTERS, *HISTOGRAMS]
     for family in families:
-        for key in layout.stats_keys(family):
+        for key in take(layout.stats_keys(family)):
             pipe.hgetall(key)
     session_floor = now_ms - int(options.session_window * 1000)
-    for key in layout.sessions_keys():
+    for key in take(layout.sessions_keys()):
         pipe.zcount(key, f"({session_floor}", "+inf")
     instance_floor = now_ms - int(options.instance_window * 1000)
-    for key in layout.instances_keys():
+    for key in take(layout.instances_keys()):
         pipe.zrangebyscore(key, f"({instance_floor}", "+inf")
     for exp_key, since_key, tools_key in zip(
-        layout.locks_expiry_keys(),
-        layout.locks_since_keys(),
-        layout.tools_in_progress_keys(),
+        take(layout.locks_expiry_keys()),
+        take(layout.locks_since_keys()),
+        take(layout.tools_in_progress_keys()),
         strict=True,
     ):
         pipe.zcount(exp_key, f"({now_ms}", "+inf")
@@ -187,7 +210,7 @@ def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> Fle
     replies = iter(pipe.execute(raise_on_error=False))
 
     for family in families:
-        hashes = [_ok(next(replies)) or {} for _ in range(layout.shards)]
+        hashes = [_ok(next(replies)) or {} for _ in range(shards)]
         try:
             if family in HISTOGRAMS:
                 buckets = HISTOGRAMS[family][3]
@@ -196,10 +219,10 @@ def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> Fle
                 snap.counters[family] = schema.merge_counters(hashes)
         except ValueError:
             snap.errors["unparsable"] = snap.errors.get("unparsable", 0) + 1
-    snap.sessions_active = sum(int(_ok(next(replies)) or 0) for _ in range(layout.shards))
-    instance_ids = sorted({i for _ in range(layout.shards) for i in (_ok(next(replies)) or [])})
+    snap.sessions_active = sum(int(_ok(next(replies)) or 0) for _ in range(shards))
+    instance_ids = sorted({i for _ in range(shards) for i in (_ok(next(replies)) or [])})
     lock_candidates: list[tuple[str, str, float]] = []  # (exp key, name, since ms)
-    for exp_key in layout.locks_expiry_keys():
+    for exp_key in take(layout.locks_expiry_keys()):
         snap.locks_held += int(_ok(next(replies)) or 0)
         lock_candidates += [(exp_key, str(n), float(t)) for n, t in _ok(next(replies)) or []]
         snap.tools_in_progress += int(_ok(next(replies)) or 0)
@@ -499,8 +522,10 @@ class Fleet:
         self.sampler = sampler
         self.labels = LabelBudget(options.max_label_values)
 
-    def read(self, client: redis.Redis | RedisCluster) -> FleetSnapshot:
-        return read_fleet(client, self.options)
+    def read(
+        self, client: redis.Redis | RedisCluster, first: list[Any] | None = None
+    ) -> FleetSnapshot:
+        return read_fleet(client, self.options, first)
 
     def start(self) -> None:
         for worker in (self.tracker, self.sampler):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memorywatch import names
-from memorywatch.exporter.exposition import Families
+from memorywatch.exporter.exposition import Families, Labels
 
 
 @dataclass(frozen=True)
@@ -733,7 +733,7 @@ def _add_keyspace(info: Mapping[str, Any], config: Mapping[str, str], out: Famil
         db = f"db{index}"
         stats = info.get(db)
         stats = stats if isinstance(stats, Mapping) else {}
-        labels = {names.LABEL_DB: db}
+        labels = Labels({names.LABEL_DB: db})
         out.gauge(
             names.REDIS_DB_KEYS, "Keys in the database.", _number(stats.get("keys")) or 0.0, labels
         )
@@ -755,7 +755,7 @@ def _add_keyspace(info: Mapping[str, Any], config: Mapping[str, str], out: Famil
 def _add_commandstats(info: Mapping[str, Any], out: Families) -> None:
     for key, stats in info.items():
         if key.startswith("cmdstat_") and isinstance(stats, Mapping):
-            labels = {names.LABEL_CMD: key.removeprefix("cmdstat_")}
+            labels = Labels({names.LABEL_CMD: key.removeprefix("cmdstat_")})
             out.counter(
                 names.REDIS_COMMANDS,
                 "Calls per command.",
