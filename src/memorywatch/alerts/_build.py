@@ -101,6 +101,30 @@ def above_probe(
     )
 
 
+RATIO_STEP = 100
+"""Denominator events per evaluation step in the probes of ratio-of-counters alerts."""
+
+
+def ratio_probe(
+    numerator: str,
+    denominator: str,
+    threshold: Threshold,
+    fire_level: float,
+    labels: Mapping[str, str],
+) -> Probe:
+    """For ``increase(a) / increase(b) > ratio``: both counters rise every step, ``a`` at
+    ``fire_level`` times ``b``; at the threshold ratio itself it must not fire."""
+    fire = round(fire_level * RATIO_STEP)
+    quiet = round(threshold.number() * RATIO_STEP)
+    return Probe(
+        fire={numerator: counter(fire), denominator: counter(RATIO_STEP)},
+        quiet={numerator: counter(quiet), denominator: counter(RATIO_STEP)},
+        labels=labels,
+        value=constant(fire / RATIO_STEP),
+        quiet_value=constant(quiet / RATIO_STEP),
+    )
+
+
 def fire_level(cfg: AlertsConfig, threshold: str, stricter: str | None = None) -> float:
     """A value above ``threshold`` and below its ``stricter`` partner, if any."""
     t = cfg.t(threshold)

@@ -9,6 +9,7 @@ from memorywatch.alerts._build import (
     any_increase_probe,
     fire_level,
     num,
+    ratio_probe,
 )
 from memorywatch.alerts.model import (
     DASHBOARD_LOCKS_TOOLS,
@@ -24,7 +25,6 @@ from memorywatch.alerts.model import (
 from memorywatch.schema import DEFAULT_LOCK_TTL
 
 LOCK = "session"
-PER_STEP = 100
 
 
 def group(cfg: AlertsConfig) -> RuleGroup:
@@ -63,19 +63,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                 f"last 5 minutes (threshold {contention.human_value()}).",
                 value_format="percentage",
                 dashboard=DASHBOARD_LOCKS_TOOLS,
-                probe=Probe(
-                    fire={
-                        contended: counter(round(contention_level * PER_STEP)),
-                        acquired: counter(PER_STEP),
-                    },
-                    quiet={
-                        contended: counter(round(contention.number() * PER_STEP)),
-                        acquired: counter(PER_STEP),
-                    },
-                    labels=lock,
-                    value=constant(round(contention_level * PER_STEP) / PER_STEP),
-                    quiet_value=constant(round(contention.number() * PER_STEP) / PER_STEP),
-                ),
+                probe=ratio_probe(contended, acquired, contention, contention_level, lock),
             ),
             alert(
                 cfg,

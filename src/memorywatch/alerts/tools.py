@@ -10,19 +10,16 @@ from memorywatch.alerts._build import (
     any_increase_probe,
     fire_level,
     num,
+    ratio_probe,
 )
 from memorywatch.alerts.model import (
     DASHBOARD_LOCKS_TOOLS,
     AlertsConfig,
-    Probe,
     RuleGroup,
-    constant,
-    counter,
     series_selector,
 )
 
 TOOL = "send_email"
-PER_STEP = 100
 TTL_CLASSES = ("lock", "tool")
 
 
@@ -66,19 +63,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                 "storm.",
                 value_format="percentage",
                 dashboard=DASHBOARD_LOCKS_TOOLS,
-                probe=Probe(
-                    fire={
-                        suppressed: counter(round(dup_level * PER_STEP)),
-                        executed: counter(PER_STEP),
-                    },
-                    quiet={
-                        suppressed: counter(round(dup.number() * PER_STEP)),
-                        executed: counter(PER_STEP),
-                    },
-                    labels=tool,
-                    value=constant(round(dup_level * PER_STEP) / PER_STEP),
-                    quiet_value=constant(round(dup.number() * PER_STEP) / PER_STEP),
-                ),
+                probe=ratio_probe(suppressed, executed, dup, dup_level, tool),
             ),
             alert(
                 cfg,
