@@ -230,8 +230,29 @@ class ReadyReport:
         return dataclasses.asdict(self)
 
 
-def credentials(username: str | None, password: str | None) -> dict[str, str]:
-    """Pool keyword arguments for credentials given apart from the URL (a password file, the
-    environment): only those given, since a ``None`` would override the URL's own."""
+def pool_options(
+    *,
+    namespace: str,
+    pool_name: str | None,
+    meter: Any,
+    max_connections: int,
+    pool_timeout: float,
+    socket_timeout: float,
+    username: str | None,
+    password: str | None,
+) -> dict[str, Any]:
+    """Keyword arguments of ``from_url`` for the sync and asyncio instrumented pools (each
+    adds its own ``retry``). Credentials given apart from the URL (a password file, the
+    environment) are passed only when given: a ``None`` would override the URL's own."""
+    options: dict[str, Any] = {
+        "pool_name": pool_name or f"memorywatch.{namespace}",
+        "meter": meter,
+        "max_connections": max_connections,
+        "timeout": pool_timeout,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
+        "decode_responses": True,
+    }
     given = {"username": username, "password": password}
-    return {key: value for key, value in given.items() if value is not None}
+    options.update({key: value for key, value in given.items() if value is not None})
+    return options

@@ -206,15 +206,17 @@ class AgentState:
         telemetry = Telemetry(tracer_provider, meter_provider)
         pool = InstrumentedPool.from_url(
             url,
-            pool_name=pool_name or f"memorywatch.{namespace}",
-            meter=telemetry.meter,
-            max_connections=max_connections,
-            timeout=pool_timeout,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
-            **_core.credentials(username, password),
+            **_core.pool_options(
+                namespace=namespace,
+                pool_name=pool_name,
+                meter=telemetry.meter,
+                max_connections=max_connections,
+                pool_timeout=pool_timeout,
+                socket_timeout=socket_timeout,
+                username=username,
+                password=password,
+            ),
         )
         client = redis.Redis(connection_pool=pool)
         try:
