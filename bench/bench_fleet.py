@@ -38,7 +38,7 @@ import redis
 import memorywatch
 from harness import LOOPBACK, ExporterProcess, RedisServer, free_port, stop_pid, wait_until
 from memorywatch import schema
-from memorywatch.exporter.collectors.fleet import add_fleet_families, read_fleet
+from memorywatch.exporter.collectors.fleet import LabelBudget, add_fleet_families, read_fleet
 from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.fleet_options import FleetOptions
 from memorywatch.exporter.scrape import CLIENT_NAME, fetch_snapshot
@@ -717,7 +717,8 @@ def run(args: argparse.Namespace) -> None:
         options = FleetOptions()
         fleet_t = timed(lambda: read_fleet(probe, options), 50)
         snap = read_fleet(probe, options)
-        expo_t = timed(lambda: add_fleet_families(snap, Families(), options), 50)
+        budget = LabelBudget(options.max_label_values)
+        expo_t = timed(lambda: add_fleet_families(snap, Families(), options, budget), 50)
         fields = sum(
             int(probe.hlen(key))
             for family in (*schema.COUNTER_FAMILIES, *schema.HISTOGRAM_FAMILIES)
