@@ -1,4 +1,4 @@
-"""The Redis key layout that agents write and the exporter reads: version 1.
+"""The Redis key layout that agents write and the exporter reads: version 2.
 
 Pure Python on purpose (no redis, no prometheus imports): the agent SDK builds its keys here and
 the exporter imports the same functions to read the fleet counters with HGETALL / ZCOUNT, never
@@ -10,13 +10,16 @@ Redis Cluster. The shard of a key is chosen by the *subject* of the operation:
 
 - history, session index entry, turn histogram: the session id;
 - preferences and user->sessions index: the user id;
-- lock record, fencing counter and lock counters: the lock name;
+- lock record and lock counters: the lock id (``kind:resource``, or the one-argument name);
 - tool record and tool counters: the idempotency key;
 - heartbeat hash and instances index entry: the instance id.
 
 Counters therefore live in one hash per (shard, family); the exporter reads ``shards`` hashes per
 family and sums them with :func:`merge_counters` / :func:`merge_histograms`. Counter fields are
-bounded names (tool names, lock names, miss kinds), never ids of sessions, users or calls.
+bounded at write time: lock kinds and tool names pass through a per-shard registry of at most
+``name_cap`` names inside the scripts, the rest are counted under :data:`OTHER`. Fencing tokens
+come from one counter per shard. So no key of the schema grows with the number of resources,
+idempotency keys or sessions unless it carries a TTL (the bounds: docs/schema.md).
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-SCHEMA_VERSION: Final = 1
-"""Bumped on any incompatible change of the layout below; stored in ``{ns}:schema``."""
+SCHEMA_VERSION: Final = 2
+"""Bumped on any incompatible change of the layout below; stored in ``{ns}:schema``.
+
+Version 2 (memorywatch 0.2): one fencing counter per shard instead of one per lock name, locks
+named by kind and resource, lock kinds and tool names capped at write time."""
 
 DEFAULT_NAMESPACE: Final = "mw"
 DEFAULT_SHARDS: Final = 16
@@ -51,6 +57,11 @@ DEFAULT_LOCK_TTL: Final = 30.0
 DEFAULT_TOOL_RETENTION: Final = 24 * 3600
 DEFAULT_TOOL_DEADLINE: Final = 30.0
 DEFAULT_HEARTBEAT_TTL: Final = 15.0
+PROBE_TTL: Final = 5.0
+DEFAULT_NAME_CAP: Final = 100
+"""Lock kinds and tool names a shard counts by name; later ones are counted as ``other``."""
+OTHER: Final = "other"
+"""The counter field (and label value) of the names beyond the cap."""
 
 # Fields of the ``{ns}:schema`` hash ------------------------------------------------------------
 SCHEMA_FIELD_VERSION: Final = "version"
@@ -69,7 +80,8 @@ TOOL_FIELDS: Final = (
     "fp",  # sha256 fingerprint of the canonical JSON of the arguments
     "owner",  # opaque owner token of the current claim (instance id + nonce)
     "instance",  # instance id of the current / last claim holder
-    "fence",  # fencing token, +1 on every claim of this record
+    "fence",  # fencing token of the current claim, from the shard's fencing counter
+    "label",  # the tool's counter field: its name, or "other" beyond the name cap
     "started_ms",  # server time of the current claim, ms since epoch
     "deadline_ms",  # server time after which an in_progress claim may be reclaimed
     "ended_ms",  # server time of completion
@@ -250,20 +262,30 @@ class Schema:
         """Set of the user's session ids, so ``forget_user`` finds every key of the user."""
         return self._key(user_id, "usess", user_id)
 
-    def lock(self, name: str) -> str:
-        """String ``{fence}|{owner}`` with PX TTL; owner = ``{instance}|{nonce}``."""
-        return self._key(name, "lock", name)
+    def lock(self, lock_id: str) -> str:
+        """String ``{fence}|{owner}`` with PX TTL; owner = ``{instance}|{nonce}``.
 
-    def fence(self, name: str) -> str:
-        """Integer counter (INCR, no TTL): the last fencing token issued for lock ``name``."""
-        return self._key(name, "fence", name)
+        ``lock_id`` is :func:`lock_id` of the kind and resource (or the one-argument name)."""
+        return self._key(lock_id, "lock", lock_id)
+
+    def fence(self, subject: str) -> str:
+        """``{ns}:{N}:fence``: the shard's one integer counter (INCR, no TTL, O(shards) keys).
+
+        Every lock acquisition and tool claim of the shard takes the next value, so tokens
+        rise strictly for every resource, across resources, reclaims and expired records."""
+        return self.prefix(self.shard(subject)) + "fence"
+
+    def names(self, what: str, subject: str) -> str:
+        """``{ns}:{N}:names:{what}`` (``lock`` or ``tool``): the set of at most ``name_cap``
+        names the shard counts by name (no TTL, bounded by the cap)."""
+        return f"{self.prefix(self.shard(subject))}names:{what}"
 
     def tool(self, idempotency_key: str) -> str:
         """Tool record hash (see ``TOOL_FIELDS``), TTL = retention (24 h default)."""
         return self._key(idempotency_key, "tool", idempotency_key)
 
     def locks_expiry(self, name: str) -> str:
-        """Sorted set of the lock's shard: member = lock name, score = expiry (server ms).
+        """Sorted set of the lock's shard: member = :func:`lock_member`, score = expiry (ms).
 
         With ``locks_since`` it lets the exporter count held locks (ZCOUNT) and find the
         oldest without SCAN. Acquire adds, extend moves the expiry, release removes; entries
@@ -272,8 +294,8 @@ class Schema:
         return self.prefix(self.shard(name)) + "locks:exp"
 
     def locks_since(self, name: str) -> str:
-        """Sorted set of the lock's shard: member = lock name, score = start of the current
-        lease (acquisition or last renewal, server ms)."""
+        """Sorted set of the lock's shard: member = :func:`lock_member`, score = start of the
+        current lease (acquisition or last renewal, server ms)."""
         return self.prefix(self.shard(name)) + "locks:since"
 
     def tools_in_progress(self, idempotency_key: str) -> str:
@@ -318,9 +340,35 @@ class Schema:
     def tools_in_progress_keys(self) -> list[str]:
         return [f"{p}tools:inprog" for p in self._prefixes]
 
+    def fence_keys(self) -> list[str]:
+        return [f"{p}fence" for p in self._prefixes]
+
+    def names_keys(self, what: str) -> list[str]:
+        return [f"{p}names:{what}" for p in self._prefixes]
+
     def instances_keys(self) -> list[str]:
         """ZCOUNT each with ``(now_ms - heartbeat_ttl_ms, +inf`` and sum for live instances."""
         return [f"{p}instances" for p in self._prefixes]
+
+
+NAMES_LOCK: Final = "lock"
+NAMES_TOOL: Final = "tool"
+LOCK_MEMBER_SEP: Final = "|"
+
+
+def lock_id(kind: str, resource: str | None) -> str:
+    """The identity of one lock: ``kind:resource``, or the kind alone when there is none."""
+    return kind if resource is None else f"{kind}:{resource}"
+
+
+def lock_member(label: str, ident: str) -> str:
+    """Member of the held-lock indexes: ``{label}|{lock id}``, so a reader gets the lock's
+    counter label without parsing ids (labels never hold ``|``)."""
+    return f"{label}{LOCK_MEMBER_SEP}{ident}"
+
+
+def lock_member_label(member: str) -> str:
+    return member.partition(LOCK_MEMBER_SEP)[0]
 
 
 def _text(value: str | bytes) -> str:

@@ -6,6 +6,8 @@ Depends on redis-py and opentelemetry-api only.
 """
 
 from memorywatch.agent._core import ReadyReport, Settings, ToolContext, ToolOptions
+from memorywatch.agent._health import Heartbeat
+from memorywatch.agent._tools import idempotent_tool
 from memorywatch.agent.errors import (
     AgentStateError,
     DuplicateExecution,
@@ -28,10 +30,8 @@ from memorywatch.agent.errors import (
     ToolInProgress,
 )
 from memorywatch.agent.health import asgi_app, wsgi_app
-from memorywatch.agent.lock import Lease
 from memorywatch.agent.pool import AsyncInstrumentedPool, InstrumentedPool
-from memorywatch.agent.state import AgentState, History, Preferences
-from memorywatch.agent.tools import idempotent_tool
+from memorywatch.agent.state import AgentState, History, Lease, Preferences, Turn
 
 __all__ = [
     "AgentState",
@@ -39,6 +39,7 @@ __all__ = [
     "AsyncInstrumentedPool",
     "DuplicateExecution",
     "FingerprintMismatch",
+    "Heartbeat",
     "History",
     "InstrumentedPool",
     "Lease",
@@ -63,6 +64,7 @@ __all__ = [
     "ToolFailed",
     "ToolInProgress",
     "ToolOptions",
+    "Turn",
     "asgi_app",
     "idempotent_tool",
     "wsgi_app",

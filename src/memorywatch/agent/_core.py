@@ -21,6 +21,7 @@ from typing import Any, Final
 from memorywatch import schema
 from memorywatch.agent.errors import RetryableToolError
 
+PRELUDE: Final = "_prelude"
 SCRIPT_NAMES: Final = (
     "lock_acquire",
     "lock_release",
@@ -36,15 +37,27 @@ SCRIPT_NAMES: Final = (
     "forget_session",
     "heartbeat",
     "ready",
+    "schema_init",
+    "forget_user",
 )
 
 
-def script_text(name: str) -> str:
-    """The Lua source of ``_scripts/{name}.lua`` (package data)."""
+def _source(name: str) -> str:
     return resources.files("memorywatch.agent").joinpath(f"_scripts/{name}.lua").read_text()
 
 
+def script_text(name: str) -> str:
+    """The Lua source of ``_scripts/{name}.lua`` (package data) with the shared helpers of
+    ``_prelude.lua`` placed after its ``#!lua`` line, which must stay first."""
+    shebang, _, body = _source(name).partition("\n")
+    return f"{shebang}\n{_source(PRELUDE)}{body}"
+
+
 SCRIPT_TEXTS: Final = {name: script_text(name) for name in SCRIPT_NAMES}
+SCRIPT_SHAS: Final = {
+    name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+    for name, text in SCRIPT_TEXTS.items()
+}
 
 
 def default_instance_id() -> str:
@@ -80,6 +93,14 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def pairs(reply: Any) -> dict[str, str]:
+    """A hash reply as text: a mapping (redis-py's HGETALL) or a flat list (a script's)."""
+    if isinstance(reply, Mapping):
+        return {text(k): text(v) for k, v in reply.items()}
+    items = [text(x) for x in reply]
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
 def backoff(attempt: int, base: float = 0.002, cap: float = 0.05) -> float:
     """Full-jitter exponential backoff for waiters, so they do not retry in lockstep."""
     return random.uniform(base, min(cap, base * 2**attempt))
@@ -97,6 +118,12 @@ class Settings:
     heartbeat_ttl: float = schema.DEFAULT_HEARTBEAT_TTL
     max_messages: int = 0
     """Older messages are trimmed beyond this many (0 = keep all)."""
+    name_cap: int = schema.DEFAULT_NAME_CAP
+    """Lock kinds and tool names each shard counts by name; beyond, they count as ``other``."""
+
+    def __post_init__(self) -> None:
+        if self.name_cap < 1:
+            raise ValueError(f"name_cap must be at least 1, got {self.name_cap}")
 
 
 # -- messages -------------------------------------------------------------------------------------
@@ -194,10 +221,12 @@ class ClaimReply:
     status: str
     fence: int
     payload: str
+    label: str
+    """The counter field the script used: the tool name, or ``other`` beyond the name cap."""
 
     @classmethod
     def parse(cls, reply: Sequence[Any]) -> ClaimReply:
-        return cls(text(reply[0]), int(reply[1]), text(reply[2]))
+        return cls(text(reply[0]), int(reply[1]), text(reply[2]), text(reply[3]))
 
 
 def error_payload(exc: BaseException) -> str:
@@ -225,6 +254,10 @@ class ReadyReport:
     deadline_s: float
     error: str | None = None
     details: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        """The verdict, so ``if state.ready():`` means what it says."""
+        return self.ready
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,204 +1,170 @@
-"""The asyncio twin of :mod:`memorywatch.agent`: same schema, same scripts, same semantics."""
+"""The asyncio client: the same sans-I/O operations as :mod:`memorywatch.agent.state`, driven
+with ``await`` (redis.asyncio, ``asyncio.sleep``, tasks). Same schema, scripts, errors, spans
+and counters: the logic is not repeated here, only how effects are carried out."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
+import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import redis.asyncio as aredis
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import TracerProvider
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from memorywatch import __version__, schema
-from memorywatch.agent import _core
-from memorywatch.agent import attributes as attr
-from memorywatch.agent.errors import (
-    AgentStateError,
-    LockLost,
-    LockTimeout,
-    StateMiss,
-    ToolInProgress,
-    add_failure_note,
-    redis_errors,
+from memorywatch import schema
+from memorywatch.agent import _core, _health, _locks, _memory, _tools
+from memorywatch.agent._context import Core, ensure_schema, prepared
+from memorywatch.agent._effects import (
+    Call,
+    Command,
+    Deadline,
+    DeadlineExceeded,
+    Join,
+    LoadScript,
+    NewEvent,
+    Op,
+    Pause,
+    Run,
+    Script,
+    Sleep,
+    Spawn,
 )
-from memorywatch.agent.lock import LockKeys, acquire_args, lock_keys
-from memorywatch.agent.pool import AsyncInstrumentedPool
-from memorywatch.agent.state import _check_schema, _report_for, turn_args
+from memorywatch.agent._tools import idempotent_tool
+from memorywatch.agent.pool import AsyncInstrumentedPool, pool_numbers
 from memorywatch.agent.telemetry import Telemetry
-from memorywatch.agent.tools import ToolCall, claim_keys, complete_keys, encode_outcome
 
+T = TypeVar("T")
 R = TypeVar("R")
+AsyncHandlers = dict[type, Callable[[Any], Awaitable[Any]]]
 
-__all__ = ["AgentState", "AsyncLease", "History", "Preferences"]
+__all__ = ["AgentState", "AsyncLease", "History", "Preferences", "Turn", "idempotent_tool"]
 
 
-class History:
-    """Async history of one session (see :class:`memorywatch.agent.History`)."""
+async def _drive(op: Op[T], handlers: AsyncHandlers) -> T:
+    run: Run[T] = Run(op)
+    while not run.done:
+        effect = run.effect
+        try:
+            reply = await handlers[type(effect)](effect)
+        except BaseException as exc:
+            run.throw(exc)
+        else:
+            run.send(reply)
+    result: T = run.value
+    return result
 
-    def __init__(self, state: AgentState, session_id: str, user_id: str | None = None) -> None:
-        if not session_id:
-            raise ValueError("a session id is required")
-        self._state = state
-        self.session_id = session_id
-        self.user_id = user_id
-        self._linked = False
+
+class _Loop:
+    """A spawned background loop: a task whose pauses end early on stop. It is stopped by
+    its event, never cancelled: a cancelled command could leave its connection mid-reply."""
+
+    def __init__(self, loop: Op[None], name: str, handlers: AsyncHandlers) -> None:
+        self._stop = asyncio.Event()
+        own = {**handlers, Pause: self._pause}
+        self._task = asyncio.create_task(_drive(loop, own), name=name)
+
+    async def _pause(self, effect: Pause) -> bool:
+        try:
+            await asyncio.wait_for(self._stop.wait(), effect.seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def join(self) -> None:
+        self._stop.set()
+        if self._task is not asyncio.current_task():
+            await self._task
+
+
+async def _call(effect: Call) -> Any:
+    """The user's function: a coroutine function is awaited, a plain one called."""
+    result = effect.fn(*effect.args, **effect.kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _sleep(effect: Sleep) -> None:
+    await asyncio.sleep(effect.seconds)
+
+
+async def _join(effect: Join) -> None:
+    await effect.handle.join()
+
+
+async def _event(effect: NewEvent) -> asyncio.Event:
+    return asyncio.Event()
+
+
+async def _not_in_a_loop(effect: Pause) -> bool:
+    raise RuntimeError("Pause outside a background loop")
+
+
+class History(_memory.HistoryBase):
+    """The history of one session, on the asyncio client (see the sync ``History``)."""
+
+    _state: AgentState
 
     async def append(self, role: str, text: str, **extra: Any) -> int:
-        st = self._state
-        sch = st.schema
-        msg = _core.encode_message(role, text, time.time(), extra)
-        ttl_ms = _core.ms(st.settings.session_ttl)
-        if self.user_id is not None and not self._linked:
-            await st.link_session(self.user_id, self.session_id)
-            self._linked = True
-        with redis_errors("history.append"):
-            n = await st._run(
-                "history_append",
-                [sch.history(self.session_id), sch.sessions_index(self.session_id)],
-                [self.session_id, ttl_ms, st.settings.max_messages, msg],
-            )
-        return int(n)
+        return await self._state._drive(_memory.extend(self._core, self, [(role, text, extra)]))
+
+    async def extend(self, messages: Iterable[_memory.Message]) -> int:
+        return await self._state._drive(_memory.extend(self._core, self, messages))
 
     async def load(self) -> list[dict[str, Any]]:
         """Messages oldest first; raises :class:`StateMiss` (counted) if the history is lost."""
-        st = self._state
-        sch = st.schema
-        with redis_errors("history.load"):
-            code, raw = await st._run(
-                "history_load",
-                [sch.history(self.session_id), sch.sessions_index(self.session_id)],
-                [self.session_id, _core.ms(st.settings.session_ttl)],
-            )
-        if int(code) < 0:
-            with redis_errors("count.state_miss"):
-                await st.client.hincrby(
-                    sch.stats(schema.STATE_MISSES, self.session_id), schema.MISS_HISTORY, 1
-                )
-            raise StateMiss(
-                schema.MISS_HISTORY,
-                "history.load: the session is in the index but its history is gone "
-                "(evicted or deleted before its TTL)",
-            )
-        return _core.decode_messages(raw)
+        return await self._state._drive(_memory.load(self._core, self))
+
+    async def forget(self) -> int:
+        return await self._state._drive(_memory.forget_history(self._core, self))
 
 
-class Preferences:
-    def __init__(self, state: AgentState, user_id: str) -> None:
-        self._state = state
-        self.user_id = user_id
+class Preferences(_memory.PreferencesBase):
+    _state: AgentState
 
     async def set(self, name: str, value: Any) -> None:
-        st = self._state
-        with redis_errors("preferences.set"):
-            await st._run(
-                "prefs_set",
-                [st.schema.preferences(self.user_id)],
-                [_core.ms(st.settings.preferences_ttl), name, _core.encode_value(value)],
-            )
+        await self._state._drive(_memory.update_preferences(self._core, self, {name: value}))
+
+    async def update(self, values: Mapping[str, Any]) -> None:
+        await self._state._drive(_memory.update_preferences(self._core, self, values))
 
     async def get(self, name: str, default: Any = None) -> Any:
-        with redis_errors("preferences.get"):
-            raw = await self._state.client.hget(self._state.schema.preferences(self.user_id), name)
-        return default if raw is None else _core.decode_value(raw)
+        return await self._state._drive(_memory.get_preference(self._core, self, name, default))
+
+    async def all(self) -> dict[str, Any]:
+        return await self._state._drive(_memory.all_preferences(self._core, self))
+
+    async def delete(self, *names: str) -> int:
+        return await self._state._drive(_memory.delete_preferences(self._core, self, names))
 
 
-class AsyncLease:
+class AsyncLease(_locks.LeaseBase):
     """A held lock (``async with``); see :class:`memorywatch.agent.Lease`."""
 
-    def __init__(
-        self,
-        state: AgentState,
-        name: str,
-        fencing_token: int,
-        owner: str,
-        ttl: float,
-        keys: LockKeys | None = None,
-    ) -> None:
-        self.name = name
-        self.fencing_token = fencing_token
-        self.ttl = ttl
-        self._state = state
-        self._keys = keys or lock_keys(state._lock_keys, state.schema, name)
-        self._value = f"{fencing_token}|{owner}"
-        self._released = False
-        self._renewal: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self.lost = asyncio.Event()
+    event_type = asyncio.Event
+    _state: AgentState
+    __slots__ = ()
 
     async def extend(self, ttl: float | None = None) -> None:
-        with redis_errors("lock.extend"):
-            ok = await self._state._run(
-                "lock_extend",
-                self._keys.extend,
-                [self._value, _core.ms(ttl or self.ttl), self.name],
-            )
-        if not int(ok):
-            self.lost.set()
-            raise LockLost(f"lock {self.name!r} expired or was taken before it was extended")
+        await self._state._drive(_locks.extend(self.core, self, ttl))
 
-    def start_renewal(self, interval: float | None = None) -> None:
-        """Extend every ``ttl / 3`` in a task until release. The task is stopped by an event,
-        never cancelled: a cancelled command could leave its connection mid-reply."""
-        period = interval or self.ttl / 3
-
-        async def renew() -> None:
-            while True:
-                try:
-                    await asyncio.wait_for(self._stop.wait(), period)
-                    return
-                except TimeoutError:
-                    pass
-                try:
-                    await self.extend()
-                except LockLost:
-                    return
-                except AgentStateError:
-                    continue
-
-        if self._renewal is None:
-            self._renewal = asyncio.create_task(renew())
+    async def start_renewal(self, interval: float | None = None) -> None:
+        await self._state._drive(_locks.start_renewal(self.core, self, interval))
 
     async def release(self) -> None:
-        if self._released:
-            return
-        self._released = True
-        self._stop.set()
-        if self._renewal is not None:
-            await self._renewal
-        with redis_errors("lock.release"):
-            ok = await self._state._run(
-                "lock_release", self._keys.release, [self._value, self.name]
-            )
-        if not int(ok):
-            self.lost.set()
-            raise LockLost(
-                f"lock {self.name!r} (fencing token {self.fencing_token}) expired or was taken "
-                "by another holder before release: work done under it may have overlapped"
-            )
+        await self._state._drive(_locks.release(self.core, self))
 
     async def __aenter__(self) -> AsyncLease:
         return self
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc is None:
-            await self.release()
-            return
-        try:
-            await self.release()
-        except Exception as err:  # never replace the exception already in flight
-            add_failure_note(exc, "the lock release failed while this propagated", err)
+        await self._state._drive(_locks.release(self.core, self, exc))
 
 
 class _LockRequest:
@@ -208,7 +174,7 @@ class _LockRequest:
         self._acquire = acquire
         self._lease: AsyncLease | None = None
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, AsyncLease]:
         return self._acquire().__await__()
 
     async def __aenter__(self) -> AsyncLease:
@@ -216,21 +182,30 @@ class _LockRequest:
         return self._lease
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._lease is not None:
-            await self._lease.__aexit__(exc_type, exc, tb)
+            await self._lease.__aexit__(kind, exc, tb)
 
 
-def _is_cluster(client: object) -> bool:
-    return isinstance(client, aredis.RedisCluster)
+class Turn(_health.TurnBase):
+    _state: AgentState
+
+    async def __aenter__(self) -> Turn:
+        self.started = time.monotonic()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._state._drive(_health.end_turn(self, exc))
 
 
 class AgentState:
-    """Asyncio AgentState over ``redis.asyncio.Redis`` (or ``RedisCluster``)."""
+    """Asyncio AgentState over ``redis.asyncio.Redis`` (or ``RedisCluster``).
+
+    Nothing is sent to Redis in the constructor; the first operation writes the schema
+    version, whatever it is, so the exporter sees the fleet from its first write."""
 
     def __init__(
         self,
@@ -245,18 +220,32 @@ class AgentState:
         telemetry: Telemetry | None = None,
     ) -> None:
         self.client = client
-        if shards is None:
-            shards = schema.default_shards(_is_cluster(client))
-        self.schema = schema.Schema(namespace, shards)
-        self.instance_id = instance_id or _core.default_instance_id()
-        self.settings = settings or _core.Settings()
-        self.telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
-        self._scripts = {n: client.register_script(t) for n, t in _core.SCRIPT_TEXTS.items()}
-        self._lock_keys: dict[str, LockKeys] = {}
-        self._schema_checked = False
-        self._ready_flag = True
-        self._heartbeat_task: asyncio.Task[None] | None = None
+        cluster = isinstance(client, aredis.RedisCluster)
+        self._core = Core(
+            schema=schema.Schema(namespace, shards or schema.default_shards(cluster)),
+            instance_id=instance_id or _core.default_instance_id(),
+            settings=settings or _core.Settings(),
+            telemetry=telemetry or Telemetry(tracer_provider, meter_provider),
+            pool_stats=lambda: pool_numbers(client),
+        )
+        self.schema = self._core.schema
+        self.instance_id = self._core.instance_id
+        self.settings = self._core.settings
+        self.telemetry = self._core.telemetry
+        self._side: aredis.Redis | aredis.RedisCluster | None = None
         self._owned_pool: aredis.ConnectionPool | None = None  # built by from_url
+        self._handlers: AsyncHandlers = {
+            Script: self._script,
+            LoadScript: self._load_script,
+            Command: self._command,
+            Sleep: _sleep,
+            Call: _call,
+            Spawn: self._spawn,
+            Join: _join,
+            Deadline: self._deadline,
+            NewEvent: _event,
+            Pause: _not_in_a_loop,
+        }
 
     @classmethod
     def from_url(
@@ -275,6 +264,7 @@ class AgentState:
         password: str | None = None,
         **kwargs: Any,
     ) -> AgentState:
+        """Build a client on an :class:`AsyncInstrumentedPool` (name ``memorywatch.{ns}``)."""
         telemetry = Telemetry(tracer_provider, meter_provider)
         pool = AsyncInstrumentedPool.from_url(
             url,
@@ -297,23 +287,61 @@ class AgentState:
         state._owned_pool = pool
         return state
 
-    async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._scripts[script](keys=keys, args=args)
+    # -- the driver -------------------------------------------------------------------------------
+    async def _drive(self, op: Op[T]) -> T:
+        if not self._core.schema_checked:
+            op = prepared(self._core, op)
+        return await _drive(op, self._handlers)
+
+    async def _script(self, effect: Script) -> Any:
+        client = self._side_client() if effect.side else self.client
+        sha = _core.SCRIPT_SHAS[effect.name]
+        return await client.execute_command(
+            "EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args
+        )
+
+    async def _load_script(self, effect: LoadScript) -> Any:
+        client = self._side_client() if effect.side else self.client
+        return await client.script_load(_core.SCRIPT_TEXTS[effect.name])
+
+    async def _command(self, effect: Command) -> Any:
+        return await self.client.execute_command(*effect.args)
+
+    async def _spawn(self, effect: Spawn) -> _Loop:
+        return _Loop(effect.loop, effect.name, self._handlers)
+
+    async def _deadline(self, effect: Deadline) -> Any:
+        try:
+            return await asyncio.wait_for(_drive(effect.op, self._handlers), effect.seconds)
+        except TimeoutError:
+            raise DeadlineExceeded from None
+
+    def _side_client(self) -> aredis.Redis | aredis.RedisCluster:
+        """One connection beside the pool for the heartbeat (see ``_health.heartbeat``)."""
+        if self._side is None:
+            pool = getattr(self.client, "connection_pool", None)
+            if isinstance(self.client, aredis.Redis) and isinstance(pool, aredis.ConnectionPool):
+                side = aredis.ConnectionPool(
+                    connection_class=pool.connection_class,
+                    max_connections=1,
+                    **pool.connection_kwargs,
+                )
+                self._side = aredis.Redis(connection_pool=side)
+            else:
+                self._side = self.client
+        return self._side
 
     async def ensure_schema(self) -> None:
-        key = self.schema.schema_key()
-        with redis_errors("schema.check"):
-            await self.client.hsetnx(key, schema.SCHEMA_FIELD_VERSION, str(schema.SCHEMA_VERSION))
-            await self.client.hsetnx(key, schema.SCHEMA_FIELD_SHARDS, str(self.schema.shards))
-            stored = await self.client.hgetall(key)
-        _check_schema(stored, self.schema)
-        self._schema_checked = True
+        """Write the schema version if absent; raise :class:`SchemaMismatch` if it differs."""
+        await _drive(ensure_schema(self._core), self._handlers)
 
     async def aclose(self) -> None:
-        """Stop the heartbeat and close the connections the SDK opened (redis-py leaves a pool
-        passed as ``connection_pool=`` open: the one :meth:`from_url` built is ended here; a
-        pool you passed in stays yours)."""
+        """Stop the heartbeat and close the connections the SDK opened (a pool you passed in
+        stays yours; the ones :meth:`from_url` and the heartbeat built are ended here)."""
         await self.stop_heartbeat()
+        if isinstance(self._side, aredis.Redis) and self._side is not self.client:
+            await self._side.aclose()
+            await self._side.connection_pool.disconnect()
         await self.client.aclose()
         if self._owned_pool is not None:
             await self._owned_pool.disconnect()
@@ -332,105 +360,37 @@ class AgentState:
         return Preferences(self, user_id)
 
     async def link_session(self, user_id: str, session_id: str) -> None:
-        with redis_errors("session.link"):
-            await self._run(
-                "session_link",
-                [self.schema.user_sessions(user_id)],
-                [session_id, _core.ms(self.settings.session_ttl)],
-            )
+        await self._drive(_memory.link_session(self._core, user_id, session_id))
 
     async def forget_user(self, user_id: str) -> int:
-        usess = self.schema.user_sessions(user_id)
-        removed = 0
-        with redis_errors("forget_user"):
-            for sid in [_core.text(s) for s in await self.client.smembers(usess)]:
-                removed += int(
-                    await self._run(
-                        "forget_session",
-                        [self.schema.history(sid), self.schema.sessions_index(sid)],
-                        [sid],
-                    )
-                )
-            removed += int(await self.client.delete(self.schema.preferences(user_id)))
-            removed += int(await self.client.delete(usess))
-        return removed
+        return await self._drive(_memory.forget_user(self._core, user_id))
 
-    @contextlib.asynccontextmanager
-    async def turn(self, session_id: str) -> AsyncIterator[None]:
-        started = time.monotonic()
-        try:
-            yield
-        except BaseException as exc:
-            try:
-                await self._record_turn(session_id, time.monotonic() - started)
-            except Exception as err:  # never replace the caller's exception with ours
-                add_failure_note(exc, "the turn could not be recorded", err)
-            raise
-        await self._record_turn(session_id, time.monotonic() - started)
+    def turn(self, session_id: str) -> Turn:
+        """``async with state.turn(session_id):`` one user turn, timed into the histogram."""
+        return Turn(self, session_id)
 
-    async def _record_turn(self, session_id: str, duration: float) -> None:
-        le = schema.bucket_le(duration, schema.TURN_BUCKETS)
-        with redis_errors("turn.record"):
-            await self._run(
-                "turn_end",
-                [
-                    self.schema.sessions_index(session_id),
-                    self.schema.stats(schema.TURN_DURATION, session_id),
-                ],
-                turn_args(session_id, le, duration),
-            )
-
-    # -- locks ------------------------------------------------------------------------------------
+    # -- locks and tools --------------------------------------------------------------------------
     def lock(
-        self, name: str, ttl: float | None = None, wait: float = 10.0, renew: bool = False
+        self,
+        kind: str,
+        resource: str | None = None,
+        *,
+        ttl: float | None = None,
+        wait: float = 10.0,
+        renew: bool = False,
     ) -> _LockRequest:
-        """``async with state.lock(name) as lease:`` (or ``await``); see the sync twin."""
-        return _LockRequest(lambda: self._acquire(name, ttl or self.settings.lock_ttl, wait, renew))
+        """``async with state.lock("charge", "order-42") as lease:`` (or ``await``)."""
 
-    async def _acquire(self, name: str, ttl: float, wait: float, renew: bool) -> AsyncLease:
-        owner = _core.owner_token(self.instance_id)
-        keys = lock_keys(self._lock_keys, self.schema, name)
-        ttl_ms = _core.ms(ttl)
-        started = time.monotonic()
-        deadline = started + max(0.0, wait)
-        attempt = 1
-        span = None
-        try:
-            while True:
-                now = time.monotonic()
-                final = now >= deadline
-                args = acquire_args(name, owner, ttl_ms, attempt == 1, final, now - started)
-                with redis_errors("lock.acquire"):
-                    fence = int(await self._run("lock_acquire", keys.acquire, args))
-                if fence:
-                    if span is not None:
-                        span.set_attribute(attr.LOCK_OUTCOME, "acquired")
-                        span.set_attribute(attr.LOCK_ATTEMPTS, attempt)
-                    lease = AsyncLease(self, name, fence, owner, ttl, keys)
-                    if renew:
-                        lease.start_renewal()
-                    return lease
-                if span is None:
-                    span = self.telemetry.tracer.start_span(
-                        attr.SPAN_LOCK_WAIT,
-                        kind=SpanKind.INTERNAL,
-                        start_time=time.time_ns() - int((time.monotonic() - started) * 1e9),
-                        attributes={attr.LOCK_NAME: name},
-                    )
-                if final:
-                    span.set_attribute(attr.LOCK_OUTCOME, "timeout")
-                    span.set_attribute(attr.LOCK_ATTEMPTS, attempt)
-                    span.set_status(Status(StatusCode.ERROR, "lock wait timed out"))
-                    raise LockTimeout(f"lock {name!r} still held by another owner after {wait}s")
-                await asyncio.sleep(
-                    min(max(0.0, deadline - time.monotonic()), _core.backoff(attempt))
-                )
-                attempt += 1
-        finally:
-            if span is not None:
-                span.end()
+        async def acquire() -> AsyncLease:
+            new_lease = lambda *facts: AsyncLease(self, *facts)  # noqa: E731
+            lease = await self._drive(
+                _locks.acquire(self._core, new_lease, kind, resource, ttl, wait, renew)
+            )
+            assert isinstance(lease, AsyncLease)
+            return lease
 
-    # -- tools ------------------------------------------------------------------------------------
+        return _LockRequest(acquire)
+
     async def run_tool(
         self,
         tool_name: str,
@@ -440,205 +400,37 @@ class AgentState:
         tool_options: _core.ToolOptions | None = None,
         **kwargs: Any,
     ) -> R:
-        """Await ``fn(ctx, *args, **kwargs)`` at most once per idempotency key (the sync
-        twin's semantics, ``renew`` included: a task pushes the deadline while ``fn`` runs)."""
+        """Await ``fn(ctx, *args, **kwargs)`` at most once per idempotency key."""
         options = tool_options or _core.ToolOptions()
-        call = ToolCall(
-            self.schema.namespace,
-            self.settings,
-            self.instance_id,
-            tool_name,
-            idempotency_key,
-            args,
-            kwargs,
-            options,
+        result: R = await self._drive(
+            _tools.run_tool(self._core, tool_name, idempotency_key, fn, args, kwargs, options)
         )
-        sch = self.schema
-        with self.telemetry.tracer.start_as_current_span(
-            f"{attr.SPAN_EXECUTE_TOOL_PREFIX} {tool_name}",
-            kind=SpanKind.INTERNAL,
-            attributes=call.span_attributes(),
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            started = time.monotonic()
-            attempt = 1
-            while True:
-                with redis_errors("run_tool.claim"):
-                    raw = await self._run(
-                        "tool_claim",
-                        claim_keys(sch, idempotency_key),
-                        call.claim_args(attempt == 1),
-                    )
-                reply = _core.ClaimReply.parse(raw)
-                if reply.status in ("claimed", "reclaimed"):
-                    break
-                if reply.status == schema.TOOL_STATE_IN_PROGRESS:
-                    remaining = started + options.wait - time.monotonic()
-                    if remaining <= 0:
-                        span.set_attribute(attr.TOOL_OUTCOME, "in_progress")
-                        raise ToolInProgress(tool_name, int(reply.payload) / 1000)
-                    await asyncio.sleep(min(remaining, _core.backoff(attempt, 0.005, 0.2)))
-                    attempt += 1
-                    continue
-                span.set_attribute(attr.TOOL_OUTCOME, "replayed" if reply.fence else "mismatch")
-                replayed: R = call.replay(reply)
-                return replayed
+        return result
 
-            span.set_attribute(attr.TOOL_OUTCOME, "executed")
-            ctx = _core.ToolContext(
-                tool_name, reply.fence, call.derived, self.instance_id, reply.status == "reclaimed"
-            )
-            result: Any = None
-            error: BaseException | None = None
-            exec_started = time.monotonic()
-            renewal = asyncio.create_task(self._renew_claim(call)) if options.renew else None
-            try:
-                result = await fn(ctx, *args, **kwargs)
-            except Exception as exc:
-                error = exc
-            finally:
-                if renewal is not None:
-                    renewal.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await renewal
-            metric_attrs: dict[str, Any] = {
-                attr.GEN_AI_OPERATION_NAME: attr.GEN_AI_OPERATION_EXECUTE_TOOL,
-                attr.GEN_AI_TOOL_NAME: tool_name,
-            }
-            if error is not None:
-                metric_attrs[attr.ERROR_TYPE] = type(error).__qualname__
-                span.set_status(Status(StatusCode.ERROR, str(error)))
-            self.telemetry.tool_duration.record(time.monotonic() - exec_started, metric_attrs)
-            outcome, payload, raise_after = encode_outcome(call, result, error)
-            with redis_errors("run_tool.complete"):
-                done = await self._run(
-                    "tool_complete",
-                    complete_keys(sch, idempotency_key),
-                    call.complete_args(outcome, payload, reply.fence),
-                )
-            call.check_completion(done, result, error)
-            if raise_after is not None:
-                raise raise_after
-            executed: R = result
-            return executed
-
-    async def _renew_claim(self, call: ToolCall) -> None:
-        """Push the in-progress deadline every deadline/3 until cancelled or the claim is lost."""
-        while True:
-            await asyncio.sleep(call.deadline / 3)
-            try:
-                with redis_errors("run_tool.extend"):
-                    ok = await self._run(
-                        "tool_extend", [self.schema.tool(call.key)], [call.owner, call.deadline_ms]
-                    )
-            except AgentStateError:
-                continue  # a hiccup: try again on the next tick
-            if not int(ok):
-                return  # completion reports the lost claim
+    def idempotent_tool(
+        self,
+        name: str | None = None,
+        *,
+        key: Callable[..., str],
+        options: _core.ToolOptions | None = None,
+    ) -> Any:
+        return _tools.idempotent_tool(self, name, key=key, options=options)
 
     # -- health -----------------------------------------------------------------------------------
-    async def _probe(self) -> None:
-        if not self._schema_checked:
-            await self.ensure_schema()
-        with redis_errors("ready"):
-            await self._run("ready", [self.schema.probe(self.instance_id)], [5000])
-
     async def ready(self, deadline: float = 1.0) -> _core.ReadyReport:
-        started = time.monotonic()
-        try:
-            await asyncio.wait_for(self._probe(), deadline)
-        except TimeoutError:
-            report = _core.ReadyReport(
-                False, False, False, False, None, deadline, f"no answer within {deadline}s"
-            )
-        except AgentStateError as exc:
-            report = _report_for(exc, time.monotonic() - started, deadline)
-        else:
-            latency = time.monotonic() - started
-            report = _core.ReadyReport(True, True, True, False, latency, deadline)
-        self._ready_flag = report.ready
-        return report
+        """See the sync ``ready()``; ``bool(report)`` is the verdict."""
+        return await self._drive(_health.ready(self._core, deadline))
+
+    def pool_stats(self) -> dict[str, int]:
+        return pool_numbers(self.client)
 
     async def heartbeat(self, ready: bool | None = None) -> None:
-        pool = getattr(self.client, "connection_pool", None)
-        stats: Mapping[str, int] = (
-            {
-                "pool_in_use": pool.in_use,
-                "pool_max": int(pool.max_connections),
-                "pool_pending": pool.pending_requests,
-                "pool_timeouts": pool.timeouts,
-            }
-            if isinstance(pool, AsyncInstrumentedPool)
-            else {}
-        )
-        flag = self._ready_flag if ready is None else ready
-        fields: dict[str, Any] = {
-            "ready": int(flag),
-            **stats,
-            "sdk_version": __version__,
-            "schema_version": schema.SCHEMA_VERSION,
-        }
-        pairs = [x for kv in fields.items() for x in kv]
-        with redis_errors("heartbeat"):
-            await self._run(
-                "heartbeat",
-                [
-                    self.schema.heartbeat(self.instance_id),
-                    self.schema.instances_index(self.instance_id),
-                ],
-                [self.instance_id, _core.ms(self.settings.heartbeat_ttl), *pairs],
-            )
+        await self._drive(_health.heartbeat(self._core, ready))
 
-    def start_heartbeat(
+    async def start_heartbeat(
         self, interval: float | None = None, ready_deadline: float = 1.0
-    ) -> asyncio.Task[None]:
-        """Every ``interval`` (default heartbeat TTL / 3) in a background task, like the sync
-        ``HeartbeatThread``: run the readiness probe (bounded by ``ready_deadline`` seconds),
-        then publish the heartbeat with its verdict."""
-        if self._heartbeat_task is None or self._heartbeat_task.done():
-            period = interval or self.settings.heartbeat_ttl / 3
-
-            async def beat() -> None:
-                while True:
-                    with contextlib.suppress(AgentStateError):  # Redis away: the TTL says so
-                        await self.ready(ready_deadline)  # sets the flag; never raises
-                        await self.heartbeat()
-                    await asyncio.sleep(period)
-
-            self._heartbeat_task = asyncio.create_task(beat(), name="memorywatch-heartbeat")
-        return self._heartbeat_task
+    ) -> _health.Heartbeat:
+        return await self._drive(_health.start_heartbeat(self._core, interval, ready_deadline))
 
     async def stop_heartbeat(self) -> None:
-        task, self._heartbeat_task = self._heartbeat_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-def idempotent_tool(
-    state: AgentState,
-    name: str | None = None,
-    *,
-    key: Callable[..., str],
-    options: _core.ToolOptions | None = None,
-) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
-    """The asyncio twin of :func:`memorywatch.agent.idempotent_tool`::
-
-    @idempotent_tool(state, key=lambda order_id: f"ticket:{order_id}")
-    async def create_ticket(ctx: ToolContext, order_id: str) -> dict: ...
-    """
-
-    def decorate(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-        tool = name or fn.__name__
-
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> R:
-            return await state.run_tool(
-                tool, key(*args, **kwargs), fn, *args, tool_options=options, **kwargs
-            )
-
-        return wrapper
-
-    return decorate
+        await _drive(_health.stop_heartbeat(self._core), self._handlers)

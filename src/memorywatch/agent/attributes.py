@@ -43,3 +43,24 @@ TOOL_FENCING_TOKEN: Final = "memorywatch.tool.fencing_token"  # noqa: S105
 SPAN_LOCK_WAIT: Final = "memorywatch.lock.wait"
 SPAN_EXECUTE_TOOL_PREFIX: Final = "execute_tool"
 """Tool span name is ``execute_tool {tool}``."""
+
+# GenAI memory operations (semantic-conventions-genai, development status) ------------------------
+GEN_AI_OPERATION_UPDATE_MEMORY: Final = "update_memory"
+GEN_AI_OPERATION_SEARCH_MEMORY: Final = "search_memory"
+GEN_AI_OPERATION_DELETE_MEMORY: Final = "delete_memory"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_MEMORY_STORE_NAME: Final = "gen_ai.memory.store.name"
+"""``history`` or ``preferences``: which store of the agent state, never a session or user id."""
+GEN_AI_MEMORY_TYPE: Final = "gen_ai.memory.type"
+"""``short_term`` (a session's history) or ``long_term`` (a user's preferences)."""
+GEN_AI_MEMORY_SCOPE: Final = "gen_ai.memory.scope"
+"""``session`` or ``user``. ``gen_ai.memory.namespace`` and ``gen_ai.conversation.id`` would
+hold user and session ids: the SDK never sets them."""
+GEN_AI_MEMORY_UPDATE_STRATEGY: Final = "gen_ai.memory.update.strategy"
+"""``append`` (history) or ``merge`` (preferences)."""
+GEN_AI_MEMORY_SEARCH_RESULT_COUNT: Final = "gen_ai.memory.search.result.count"
+MEMORY_ITEMS: Final = "memorywatch.memory.items"
+"""Messages appended or preferences written by an ``update_memory`` span; keys removed by a
+``delete_memory`` span."""
+STORE_HISTORY: Final = "history"
+STORE_PREFERENCES: Final = "preferences"

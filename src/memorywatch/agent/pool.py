@@ -67,6 +67,26 @@ class _Accounting:
             )
 
 
+def pool_numbers(client: Any) -> dict[str, int]:
+    """In-use, max, pending and timeouts of a client's pool, for the heartbeat (-1: unknown,
+    a pool that is not instrumented)."""
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, _Accounting):
+        return {
+            "pool_in_use": pool.in_use,  # type: ignore[attr-defined]
+            "pool_max": int(pool.max_connections),  # type: ignore[attr-defined]
+            "pool_pending": pool.pending_requests,  # type: ignore[attr-defined]
+            "pool_timeouts": pool.timeouts,
+        }
+    max_conn = getattr(pool, "max_connections", None)
+    return {
+        "pool_in_use": -1,
+        "pool_max": max_conn if isinstance(max_conn, int) else -1,
+        "pool_pending": -1,
+        "pool_timeouts": -1,
+    }
+
+
 class InstrumentedPool(_Accounting, redis.BlockingConnectionPool):
     """A ``BlockingConnectionPool`` that counts exhaustion (see module doc)."""
 

@@ -1,4 +1,9 @@
-"""AgentState: externalized session memory, preferences, locks, idempotent tools, heartbeats."""
+"""AgentState, the sync client: a thin driver over the SDK's sans-I/O operations.
+
+The logic of every method lives once in ``_memory``, ``_locks``, ``_tools`` and ``_health``;
+this module carries out their effects with blocking redis-py calls, ``time.sleep`` and
+daemon threads (see ``_effects``). ``memorywatch.agent.aio`` is the same for asyncio.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from hashlib import sha1
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import Any, TypeVar
 
 import redis
@@ -15,131 +20,152 @@ import redis.cluster
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
-from memorywatch import __version__, schema
-from memorywatch.agent import _core, lock, tools
-from memorywatch.agent.errors import (
-    AgentStateError,
-    SchemaMismatch,
-    StateLoading,
-    StateMiss,
-    StateOutOfMemory,
-    StateReadOnly,
-    StateUnavailable,
-    add_failure_note,
-    redis_errors,
-    translate,
+from memorywatch import schema
+from memorywatch.agent import _core, _health, _locks, _memory, _tools
+from memorywatch.agent._context import Core, ensure_schema, prepared
+from memorywatch.agent._effects import (
+    Call,
+    Command,
+    Deadline,
+    DeadlineExceeded,
+    Join,
+    LoadScript,
+    NewEvent,
+    Op,
+    Pause,
+    Run,
+    Script,
+    Sleep,
+    Spawn,
 )
-from memorywatch.agent.pool import InstrumentedPool
+from memorywatch.agent.errors import StateUnavailable
+from memorywatch.agent.pool import InstrumentedPool, pool_numbers
 from memorywatch.agent.telemetry import Telemetry
 
+T = TypeVar("T")
 R = TypeVar("R")
 AnyRedis = redis.Redis | redis.cluster.RedisCluster
+Handlers = dict[type, Callable[[Any], Any]]
 
 
-def _is_cluster(client: object) -> bool:
-    return isinstance(client, redis.cluster.RedisCluster)
+def _drive(op: Op[T], handlers: Handlers) -> T:
+    run: Run[T] = Run(op)
+    while not run.done:
+        run.answer(handlers[type(run.effect)], run.effect)
+    result: T = run.value
+    return result
 
 
-class History:
+class _Loop:
+    """A spawned background loop: a daemon thread whose pauses end early on stop."""
+
+    def __init__(self, loop: Op[None], name: str, handlers: Handlers) -> None:
+        self._stop = threading.Event()
+        own = {**handlers, Pause: lambda effect: self._stop.wait(effect.seconds)}
+        self._thread = threading.Thread(target=_drive, args=(loop, own), name=name, daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+def _not_in_a_loop(effect: Pause) -> bool:
+    raise RuntimeError("Pause outside a background loop")
+
+
+class History(_memory.HistoryBase):
     """The conversation history of one session (a Redis list of JSON messages)."""
 
-    def __init__(self, state: AgentState, session_id: str, user_id: str | None = None) -> None:
-        if not session_id:
-            raise ValueError("a session id is required")
-        self._state = state
-        self.session_id = session_id
-        self.user_id = user_id
-        self._linked = False
+    _state: AgentState
 
     def append(self, role: str, text: str, **extra: Any) -> int:
         """Append one message; returns the history length. Refreshes the session TTL."""
-        return self.extend([(role, text, extra)])
+        return self._state._drive(_memory.extend(self._core, self, [(role, text, extra)]))
 
-    def extend(self, messages: list[tuple[str, str, Mapping[str, Any]]]) -> int:
-        """Append several ``(role, text, extra)`` messages in one round trip."""
-        st = self._state
-        sch = st.schema
-        now = time.time()
-        encoded = [_core.encode_message(r, t, now, e) for r, t, e in messages]
-        ttl_ms = _core.ms(st.settings.session_ttl)
-        if self.user_id is not None and not self._linked:
-            st.link_session(self.user_id, self.session_id)
-            self._linked = True
-        with redis_errors("history.append"):
-            n = st._run(
-                "history_append",
-                [sch.history(self.session_id), sch.sessions_index(self.session_id)],
-                [self.session_id, ttl_ms, st.settings.max_messages, *encoded],
-            )
-        return int(n)
+    def extend(self, messages: Iterable[_memory.Message]) -> int:
+        """Append ``(role, text)`` or ``(role, text, extra)`` messages in one round trip."""
+        return self._state._drive(_memory.extend(self._core, self, messages))
 
     def load(self) -> list[dict[str, Any]]:
-        """All messages, oldest first. ``[]`` for a new session.
+        """All messages, oldest first; ``[]`` for a new session.
 
         Raises :class:`StateMiss` (counted as ``state_misses{kind="history"}``) when the
-        session index lists the session as active but its history is gone: evicted under
-        memory pressure or deleted. Pretending the session is new would make the agent answer
-        a user with no memory of the conversation.
+        session index lists the session as active but its history is gone: evicted or
+        deleted. Pretending the session is new would make the agent answer with no memory.
         """
-        st = self._state
-        sch = st.schema
-        ttl_ms = _core.ms(st.settings.session_ttl)
-        with redis_errors("history.load"):
-            code, raw = st._run(
-                "history_load",
-                [sch.history(self.session_id), sch.sessions_index(self.session_id)],
-                [self.session_id, ttl_ms],
-            )
-        if int(code) < 0:
-            st._count_miss(schema.MISS_HISTORY, self.session_id)
-            raise StateMiss(
-                schema.MISS_HISTORY,
-                "history.load: the session is in the index but its history is gone "
-                "(evicted or deleted before its TTL)",
-            )
-        return _core.decode_messages(raw)
+        return self._state._drive(_memory.load(self._core, self))
 
-    def forget(self) -> None:
+    def forget(self) -> int:
         """Delete the history and its index entry (a later load() sees a new session)."""
-        self._state._forget_session(self.session_id)
+        return self._state._drive(_memory.forget_history(self._core, self))
 
 
-class Preferences:
+class Preferences(_memory.PreferencesBase):
     """The preferences of one user (a Redis hash of JSON values with a TTL)."""
 
-    def __init__(self, state: AgentState, user_id: str) -> None:
-        if not user_id:
-            raise ValueError("a user id is required")
-        self._state = state
-        self.user_id = user_id
+    _state: AgentState
 
     def set(self, name: str, value: Any) -> None:
-        self.update({name: value})
+        self._state._drive(_memory.update_preferences(self._core, self, {name: value}))
 
     def update(self, values: Mapping[str, Any]) -> None:
-        pairs: list[Any] = []
-        for name, value in values.items():
-            pairs += [name, _core.encode_value(value)]
-        st = self._state
-        with redis_errors("preferences.set"):
-            st._run(
-                "prefs_set",
-                [st.schema.preferences(self.user_id)],
-                [_core.ms(st.settings.preferences_ttl), *pairs],
-            )
+        """Set several preferences in one round trip (and refresh the TTL)."""
+        self._state._drive(_memory.update_preferences(self._core, self, values))
 
     def get(self, name: str, default: Any = None) -> Any:
-        with redis_errors("preferences.get"):
-            raw = self._state.client.hget(self._state.schema.preferences(self.user_id), name)
-        return default if raw is None else _core.decode_value(raw)
+        return self._state._drive(_memory.get_preference(self._core, self, name, default))
 
     def all(self) -> dict[str, Any]:
-        with redis_errors("preferences.all"):
-            raw = self._state.client.hgetall(self._state.schema.preferences(self.user_id))
-        return {_core.text(k): _core.decode_value(v) for k, v in raw.items()}
+        return self._state._drive(_memory.all_preferences(self._core, self))
+
+    def delete(self, *names: str) -> int:
+        """Delete the named preferences, or all of them with no name; returns how many."""
+        return self._state._drive(_memory.delete_preferences(self._core, self, names))
+
+
+class Lease(_locks.LeaseBase):
+    """A held lock: a context manager, or call :meth:`release` yourself."""
+
+    event_type = threading.Event
+    _state: AgentState
+    __slots__ = ()
+
+    def extend(self, ttl: float | None = None) -> None:
+        """Start a new lease now; raises :class:`LockLost` if the lock is no longer ours."""
+        self._state._drive(_locks.extend(self.core, self, ttl))
+
+    def start_renewal(self, interval: float | None = None) -> None:
+        """Extend the lock every ``ttl / 3`` seconds in a daemon thread until release."""
+        self._state._drive(_locks.start_renewal(self.core, self, interval))
+
+    def release(self) -> None:
+        """Release the lock; raises :class:`LockLost` (counted) if it was no longer ours."""
+        self._state._drive(_locks.release(self.core, self))
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._state._drive(_locks.release(self.core, self, exc))
+
+
+class Turn(_health.TurnBase):
+    _state: AgentState
+
+    def __enter__(self) -> Turn:
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._state._drive(_health.end_turn(self, exc))
 
 
 class AgentState:
@@ -164,25 +190,35 @@ class AgentState:
         check_schema: bool = True,
     ) -> None:
         self.client = client
-        if shards is None:
-            shards = schema.default_shards(_is_cluster(client))
-        self.schema = schema.Schema(namespace, shards)
-        self.instance_id = instance_id or _core.default_instance_id()
-        self.settings = settings or _core.Settings()
-        self.telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
-        self._shas = {
-            n: sha1(t.encode(), usedforsecurity=False).hexdigest()
-            for n, t in _core.SCRIPT_TEXTS.items()
-        }
-        self._lock_keys: dict[str, lock.LockKeys] = {}
-        self._schema_checked = False
-        self._ready_flag = True
-        self._heartbeat_thread: HeartbeatThread | None = None
-        self._beat: AnyRedis | None = None
+        cluster = isinstance(client, redis.cluster.RedisCluster)
+        self._core = Core(
+            schema=schema.Schema(namespace, shards or schema.default_shards(cluster)),
+            instance_id=instance_id or _core.default_instance_id(),
+            settings=settings or _core.Settings(),
+            telemetry=telemetry or Telemetry(tracer_provider, meter_provider),
+            pool_stats=lambda: pool_numbers(client),
+        )
+        self.schema = self._core.schema
+        self.instance_id = self._core.instance_id
+        self.settings = self._core.settings
+        self.telemetry = self._core.telemetry
+        self._side: AnyRedis | None = None
         self._owned_pool: redis.ConnectionPool | None = None  # built by from_url: close() ends it
         self._probe_pool = concurrent.futures.ThreadPoolExecutor(2, "mw-ready")
+        self._handlers: Handlers = {
+            Script: self._script,
+            LoadScript: self._load_script,
+            Command: self._command,
+            Sleep: lambda effect: time.sleep(effect.seconds),
+            Call: lambda effect: effect.fn(*effect.args, **effect.kwargs),
+            Spawn: lambda effect: _Loop(effect.loop, effect.name, self._handlers),
+            Join: lambda effect: effect.handle.join(),
+            Deadline: self._deadline,
+            NewEvent: lambda effect: threading.Event(),
+            Pause: _not_in_a_loop,
+        }
         if check_schema:
-            with contextlib.suppress(StateUnavailable):  # Redis down at boot: ready() retries
+            with contextlib.suppress(StateUnavailable):  # Redis down: the first op writes it
                 self.ensure_schema()
 
     @classmethod
@@ -229,46 +265,50 @@ class AgentState:
         state._owned_pool = pool
         return state
 
-    # -- plumbing ---------------------------------------------------------------------------------
-    def _run(
-        self,
-        script: str,
-        keys: list[str],
-        args: list[Any],
-        op: str | None = None,
-        client: AnyRedis | None = None,
-    ) -> Any:
-        """EVALSHA (SCRIPT LOAD once on NOSCRIPT, e.g. after a restart); errors translated.
+    # -- the driver -------------------------------------------------------------------------------
+    def _drive(self, op: Op[T]) -> T:
+        if not self._core.schema_checked:
+            op = prepared(self._core, op)
+        return _drive(op, self._handlers)
 
-        Called directly rather than through redis-py's ``Script`` and a context manager: this
-        is the hot path of every lock and tool transition."""
-        sha = self._shas[script]
-        op = op or script.replace("_", ".", 1)  # history_append -> history.append
-        conn = client if client is not None else self.client
+    def _script(self, effect: Script) -> Any:
+        client = self._side_client() if effect.side else self.client
+        sha = _core.SCRIPT_SHAS[effect.name]
+        return client.execute_command("EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args)  # type: ignore[no-untyped-call]
+
+    def _load_script(self, effect: LoadScript) -> Any:
+        client = self._side_client() if effect.side else self.client
+        return client.script_load(_core.SCRIPT_TEXTS[effect.name])
+
+    def _command(self, effect: Command) -> Any:
+        return self.client.execute_command(*effect.args)  # type: ignore[no-untyped-call]
+
+    def _deadline(self, effect: Deadline) -> Any:
+        future = self._probe_pool.submit(_drive, effect.op, self._handlers)
         try:
-            try:
-                return conn.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-            except NoScriptError:
-                conn.script_load(_core.SCRIPT_TEXTS[script])
-                return conn.execute_command("EVALSHA", sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-        except RedisError as exc:
-            raise translate(exc, op) from exc
-        except RedisClusterException as exc:
-            raise StateUnavailable(f"{op}: Redis Cluster error ({exc})") from exc
+            return future.result(timeout=effect.seconds)
+        except concurrent.futures.TimeoutError:
+            raise DeadlineExceeded from None
 
-    def _count_miss(self, kind: str, subject: str) -> None:
-        with redis_errors("count.state_miss"):
-            self.client.hincrby(self.schema.stats(schema.STATE_MISSES, subject), kind, 1)
+    def _side_client(self) -> AnyRedis:
+        """One connection beside the pool for the heartbeat (see ``_health.heartbeat``)."""
+        if self._side is None:
+            pool = getattr(self.client, "connection_pool", None)
+            if isinstance(self.client, redis.Redis) and isinstance(pool, redis.ConnectionPool):
+                side = redis.ConnectionPool(
+                    connection_class=pool.connection_class,
+                    max_connections=1,
+                    **pool.connection_kwargs,
+                )
+                self._side = redis.Redis(connection_pool=side)
+            else:
+                self._side = self.client
+        return self._side
 
     def ensure_schema(self) -> None:
-        """Write the schema version if absent; raise :class:`SchemaMismatch` if it differs."""
-        key = self.schema.schema_key()
-        with redis_errors("schema.check"):
-            self.client.hsetnx(key, schema.SCHEMA_FIELD_VERSION, str(schema.SCHEMA_VERSION))
-            self.client.hsetnx(key, schema.SCHEMA_FIELD_SHARDS, str(self.schema.shards))
-            stored = self.client.hgetall(key)
-        _check_schema(stored, self.schema)
-        self._schema_checked = True
+        """Write the schema version if absent; raise :class:`SchemaMismatch` if it differs.
+        (Every operation does it before its first command; this does it now.)"""
+        _drive(ensure_schema(self._core), self._handlers)
 
     def close(self) -> None:
         """Stop the heartbeat and close the connections the SDK opened.
@@ -279,9 +319,9 @@ class AgentState:
         """
         self.stop_heartbeat()
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
-        if isinstance(self._beat, redis.Redis) and self._beat is not self.client:
-            self._beat.close()
-            self._beat.connection_pool.disconnect()  # the side pool is always ours
+        if isinstance(self._side, redis.Redis) and self._side is not self.client:
+            self._side.close()
+            self._side.connection_pool.disconnect()
         self.client.close()
         if self._owned_pool is not None:
             self._owned_pool.disconnect()
@@ -302,75 +342,37 @@ class AgentState:
 
     def link_session(self, user_id: str, session_id: str) -> None:
         """Record that ``session_id`` belongs to ``user_id`` (History does it on first append)."""
-        with redis_errors("session.link"):
-            self._run(
-                "session_link",
-                [self.schema.user_sessions(user_id)],
-                [session_id, _core.ms(self.settings.session_ttl)],
-            )
-
-    def _forget_session(self, session_id: str) -> int:
-        with redis_errors("session.forget"):
-            return int(
-                self._run(
-                    "forget_session",
-                    [self.schema.history(session_id), self.schema.sessions_index(session_id)],
-                    [session_id],
-                )
-            )
+        self._drive(_memory.link_session(self._core, user_id, session_id))
 
     def forget_user(self, user_id: str) -> int:
-        """Delete every key of the user: preferences, linked sessions' histories and index
-        entries, and the link set (last, so an interrupted call can simply be repeated).
-        Returns the number of keys and index entries removed."""
-        usess = self.schema.user_sessions(user_id)
-        with redis_errors("forget_user"):
-            sessions = [_core.text(s) for s in self.client.smembers(usess)]
-        removed = sum(self._forget_session(sid) for sid in sessions)
-        with redis_errors("forget_user"):
-            removed += int(self.client.delete(self.schema.preferences(user_id)))
-            removed += int(self.client.delete(usess))
-        return removed
+        """Delete every key of the user; returns the number of keys and entries removed."""
+        return self._drive(_memory.forget_user(self._core, user_id))
 
-    @contextlib.contextmanager
-    def turn(self, session_id: str) -> Iterator[None]:
-        """One user turn; its duration goes into the fleet ``turn_duration_seconds`` histogram
-        (recorded also when the turn raises) and the session's last activity is touched."""
-        started = time.monotonic()
-        try:
-            yield
-        except BaseException as exc:
-            try:
-                self._record_turn(session_id, time.monotonic() - started)
-            except Exception as err:  # never replace the caller's exception with ours
-                add_failure_note(exc, "the turn could not be recorded", err)
-            raise
-        self._record_turn(session_id, time.monotonic() - started)
-
-    def _record_turn(self, session_id: str, duration: float) -> None:
-        le = schema.bucket_le(duration, schema.TURN_BUCKETS)
-        with redis_errors("turn.record"):
-            self._run(
-                "turn_end",
-                [
-                    self.schema.sessions_index(session_id),
-                    self.schema.stats(schema.TURN_DURATION, session_id),
-                ],
-                turn_args(session_id, le, duration),
-                op="turn.record",
-            )
+    def turn(self, session_id: str) -> Turn:
+        """``with state.turn(session_id):`` one user turn, timed into the fleet histogram."""
+        return Turn(self, session_id)
 
     # -- locks and tools --------------------------------------------------------------------------
     def lock(
-        self, name: str, ttl: float | None = None, wait: float = 10.0, renew: bool = False
-    ) -> lock.Lease:
-        """Acquire lock ``name`` now and return its lease (a context manager).
+        self,
+        kind: str,
+        resource: str | None = None,
+        *,
+        ttl: float | None = None,
+        wait: float = 10.0,
+        renew: bool = False,
+    ) -> Lease:
+        """Acquire the lock of ``resource`` of this ``kind`` now; returns its lease.
 
-        ``ttl`` (default 30 s) is never none: a crashed holder frees the lock. ``wait`` bounds
-        the jittered retries (then :class:`LockTimeout`); ``renew`` starts a watchdog that
-        extends the lock every ttl/3 until release.
+        ``state.lock("charge", "order-42")``: the kind is what the fleet counts (the ``lock``
+        label), the resource only names the lock. ``ttl`` (default 30 s) is never none: a
+        crashed holder frees the lock. ``wait`` bounds the jittered retries (then
+        :class:`LockTimeout`); ``renew`` extends the lock every ttl/3 until release.
         """
-        return lock.acquire(self, name, ttl or self.settings.lock_ttl, wait, renew)
+        new_lease = lambda *facts: Lease(self, *facts)  # noqa: E731
+        lease = self._drive(_locks.acquire(self._core, new_lease, kind, resource, ttl, wait, renew))
+        assert isinstance(lease, Lease)
+        return lease
 
     def run_tool(
         self,
@@ -388,8 +390,9 @@ class AgentState:
         a concurrent call raises :class:`ToolInProgress` (or waits ``tool_options.wait``).
         Happy path: two round trips (claim, complete).
         """
-        result: R = tools.run_tool(
-            self, tool_name, idempotency_key, fn, args, kwargs, tool_options or _core.ToolOptions()
+        options = tool_options or _core.ToolOptions()
+        result: R = self._drive(
+            _tools.run_tool(self._core, tool_name, idempotency_key, fn, args, kwargs, options)
         )
         return result
 
@@ -401,161 +404,28 @@ class AgentState:
         options: _core.ToolOptions | None = None,
     ) -> Any:
         """Method form of :func:`memorywatch.agent.idempotent_tool`."""
-        return tools.idempotent_tool(self, name, key=key, options=options)
+        return _tools.idempotent_tool(self, name, key=key, options=options)
 
     # -- health -----------------------------------------------------------------------------------
-    def _probe(self) -> None:
-        if not self._schema_checked:
-            self.ensure_schema()
-        with redis_errors("ready"):
-            self._run("ready", [self.schema.probe(self.instance_id)], [5000])
-
     def ready(self, deadline: float = 1.0) -> _core.ReadyReport:
         """Is Redis reachable, writable (not read-only, not out of memory), not loading, and
-        answering within ``deadline`` seconds? One scripted write proves all of it."""
-        started = time.monotonic()
-        future = self._probe_pool.submit(self._probe)
-        try:
-            future.result(timeout=deadline)
-        except concurrent.futures.TimeoutError:
-            report = _core.ReadyReport(
-                False, False, False, False, None, deadline, f"no answer within {deadline}s"
-            )
-        except AgentStateError as exc:
-            report = _report_for(exc, time.monotonic() - started, deadline)
-        else:
-            latency = time.monotonic() - started
-            ok = latency <= deadline
-            report = _core.ReadyReport(
-                ok, True, True, False, latency, deadline, None if ok else "too slow"
-            )
-        self._ready_flag = report.ready
-        return report
+        answering within ``deadline`` seconds? ``bool(report)`` is the verdict."""
+        return self._drive(_health.ready(self._core, deadline))
 
     def pool_stats(self) -> dict[str, int]:
         """In-use, max, pending and timeouts of the client pool (-1 when unknown)."""
-        pool = getattr(self.client, "connection_pool", None)
-        if isinstance(pool, InstrumentedPool):
-            return {
-                "pool_in_use": pool.in_use,
-                "pool_max": int(pool.max_connections),
-                "pool_pending": pool.pending_requests,
-                "pool_timeouts": pool.timeouts,
-            }
-        max_conn = getattr(pool, "max_connections", None)
-        return {
-            "pool_in_use": -1,
-            "pool_max": int(max_conn) if isinstance(max_conn, int) else -1,
-            "pool_pending": -1,
-            "pool_timeouts": -1,
-        }
+        return pool_numbers(self.client)
 
     def heartbeat(self, ready: bool | None = None) -> None:
         """Publish this instance's hash (ready flag, pool use, versions) with a short TTL."""
-        flag = self._ready_flag if ready is None else ready
-        fields: dict[str, Any] = {
-            "ready": int(flag),
-            **self.pool_stats(),
-            "sdk_version": __version__,
-            "schema_version": schema.SCHEMA_VERSION,
-        }
-        pairs: list[Any] = [x for kv in fields.items() for x in kv]
-        with redis_errors("heartbeat"):
-            self._run(
-                "heartbeat",
-                [
-                    self.schema.heartbeat(self.instance_id),
-                    self.schema.instances_index(self.instance_id),
-                ],
-                [self.instance_id, _core.ms(self.settings.heartbeat_ttl), *pairs],
-                client=self._beat_client(),
-            )
+        self._drive(_health.heartbeat(self._core, ready))
 
-    def _beat_client(self) -> AnyRedis:
-        """One connection beside the pool: the heartbeat that reports an exhausted pool must
-        not wait for that pool (it would time out exactly when it matters)."""
-        if self._beat is None:
-            pool = getattr(self.client, "connection_pool", None)
-            if isinstance(self.client, redis.Redis) and isinstance(pool, redis.ConnectionPool):
-                side = redis.ConnectionPool(
-                    connection_class=pool.connection_class,
-                    max_connections=1,
-                    **pool.connection_kwargs,
-                )
-                self._beat = redis.Redis(connection_pool=side)
-            else:
-                self._beat = self.client
-        return self._beat
-
-    def start_heartbeat(self, interval: float | None = None) -> HeartbeatThread:
-        """Heartbeat every ``interval`` (default heartbeat TTL / 3) in a daemon thread."""
-        if self._heartbeat_thread is None:
-            self._heartbeat_thread = HeartbeatThread(
-                self, interval or self.settings.heartbeat_ttl / 3
-            )
-            self._heartbeat_thread.start()
-        return self._heartbeat_thread
+    def start_heartbeat(
+        self, interval: float | None = None, ready_deadline: float = 1.0
+    ) -> _health.Heartbeat:
+        """``ready()`` then ``heartbeat()`` every ``interval`` (default heartbeat TTL / 3) in
+        a daemon thread; the handle counts ``beats`` and keeps the ``last_error``."""
+        return self._drive(_health.start_heartbeat(self._core, interval, ready_deadline))
 
     def stop_heartbeat(self) -> None:
-        if self._heartbeat_thread is not None:
-            self._heartbeat_thread.stop()
-            self._heartbeat_thread = None
-
-
-class HeartbeatThread(threading.Thread):
-    """Calls ``ready()`` then ``heartbeat()`` periodically; errors are kept in ``last_error``."""
-
-    def __init__(self, state: AgentState, interval: float) -> None:
-        super().__init__(name="mw-heartbeat", daemon=True)
-        self._state = state
-        self._interval = interval
-        self._stop_event = threading.Event()
-        self.last_error: BaseException | None = None
-        self.beats = 0
-
-    def run(self) -> None:
-        while True:
-            try:
-                self._state.ready()
-                self._state.heartbeat()
-                self.beats += 1
-                self.last_error = None
-            except AgentStateError as exc:
-                self.last_error = exc
-            if self._stop_event.wait(self._interval):
-                return
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        if self is not threading.current_thread():
-            self.join()
-
-
-def turn_args(session_id: str, le: str, duration: float) -> list[Any]:
-    """ARGV of ``turn_end.lua`` (shared with the asyncio client)."""
-    return [session_id, schema.counter_field(schema.TURN_HISTOGRAM_NAME, le), f"{duration:.6f}"]
-
-
-def _check_schema(stored: Mapping[Any, Any], sch: schema.Schema) -> None:
-    data = {_core.text(k): _core.text(v) for k, v in stored.items()}
-    version = data.get(schema.SCHEMA_FIELD_VERSION)
-    shards = data.get(schema.SCHEMA_FIELD_SHARDS)
-    if version != str(schema.SCHEMA_VERSION):
-        raise SchemaMismatch(
-            f"{sch.schema_key()} says version {version}, this SDK writes {schema.SCHEMA_VERSION}"
-        )
-    if shards != str(sch.shards):
-        raise SchemaMismatch(
-            f"{sch.schema_key()} says {shards} shards, this client is configured with {sch.shards}"
-        )
-
-
-def _report_for(exc: AgentStateError, latency: float, deadline: float) -> _core.ReadyReport:
-    error = str(exc)
-    if isinstance(exc, StateLoading):
-        return _core.ReadyReport(False, True, False, True, latency, deadline, error)
-    if isinstance(exc, StateUnavailable):
-        return _core.ReadyReport(False, False, False, False, None, deadline, error)
-    if isinstance(exc, StateReadOnly | StateOutOfMemory):
-        return _core.ReadyReport(False, True, False, False, latency, deadline, error)
-    return _core.ReadyReport(False, True, False, False, latency, deadline, error)
+        _drive(_health.stop_heartbeat(self._core), self._handlers)

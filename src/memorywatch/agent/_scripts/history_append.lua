@@ -11,8 +11,7 @@ ARGV[3]  max messages kept (0 = unlimited)
 ARGV[4..] messages (JSON)
 Returns the length of the history.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
 local keep = tonumber(ARGV[3])
 if keep > 0 and n > keep then

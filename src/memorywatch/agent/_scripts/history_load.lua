@@ -12,7 +12,6 @@ local msgs = redis.call('LRANGE', KEYS[1], 0, -1)
 if #msgs > 0 then return {1, msgs} end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not score then return {0, msgs} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 if tonumber(score) <= now - tonumber(ARGV[2]) then return {0, msgs} end
 return {-1, msgs}

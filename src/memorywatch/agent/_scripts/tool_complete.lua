@@ -1,9 +1,9 @@
 #!lua
 --[[ tool_complete: record the outcome of a claim, but only if the caller still owns it.
 KEYS[1]  {ns}:{N}:tool:{idempotency_key}
-KEYS[2]  {ns}:{N}:stats:tool_executions            fields "{tool}|{status}"
-KEYS[3]  {ns}:{N}:stats:tool_duplicate_executions  field = tool
-KEYS[4]  {ns}:{N}:stats:tool_claims_lost           field = tool
+KEYS[2]  {ns}:{N}:stats:tool_executions            fields "{label}|{status}"
+KEYS[3]  {ns}:{N}:stats:tool_duplicate_executions  field = label
+KEYS[4]  {ns}:{N}:stats:tool_claims_lost           field = label
 KEYS[5]  {ns}:{N}:stats:state_misses               field = "tool_record"
 KEYS[6]  {ns}:{N}:tools:inprog                     zset: record key -> claim time (ms)
 ARGV[1]  owner token of the claim
@@ -14,6 +14,7 @@ ARGV[5]  retention, ms
 ARGV[6]  fencing token of the claim
 ARGV[7]  fingerprint of the arguments
 ARGV[8]  instance id
+ARGV[9]  label: the counter field the claim was given (the tool, or "other")
 Returns {status, info}:
   {"ok", ""}                  done; counted in tool_executions "{tool}|completed|failed|retryable"
   {"stolen", other_instance}  another holder reclaimed the record: the record is left alone,
@@ -21,18 +22,17 @@ Returns {status, info}:
   {"missing", ""}             the record is gone (evicted or expired): counted as a lost claim and
                               a state miss; a final outcome is written back so replays still see it
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local rec = redis.call('HMGET', KEYS[1], 'state', 'owner', 'instance')
 local outcome = ARGV[2]
 local status = outcome
 if outcome == 'released' then status = 'retryable' end
 
 if not rec[1] then
-  redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+  redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
   redis.call('HINCRBY', KEYS[5], 'tool_record', 1)
   if outcome ~= 'released' then
-    redis.call('HSET', KEYS[1], 'state', outcome, 'tool', ARGV[4], 'fp', ARGV[7],
+    redis.call('HSET', KEYS[1], 'state', outcome, 'tool', ARGV[4], 'label', ARGV[9], 'fp', ARGV[7],
       'owner', ARGV[1], 'instance', ARGV[8], 'fence', ARGV[6], 'ended_ms', now,
       'result', ARGV[3])
     redis.call('PEXPIRE', KEYS[1], ARGV[5])
@@ -41,8 +41,8 @@ if not rec[1] then
   return {'missing', ''}
 end
 if rec[2] ~= ARGV[1] then
-  redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
-  if outcome ~= 'released' then redis.call('HINCRBY', KEYS[3], ARGV[4], 1) end
+  redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
+  if outcome ~= 'released' then redis.call('HINCRBY', KEYS[3], ARGV[9], 1) end
   return {'stolen', rec[3] or ''}
 end
 if rec[1] ~= 'in_progress' then
@@ -51,5 +51,5 @@ end
 redis.call('HSET', KEYS[1], 'state', outcome, 'ended_ms', now, 'result', ARGV[3])
 redis.call('ZREM', KEYS[6], KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('HINCRBY', KEYS[2], ARGV[4] .. '|' .. status, 1)
+redis.call('HINCRBY', KEYS[2], ARGV[9] .. '|' .. status, 1)
 return {'ok', ''}

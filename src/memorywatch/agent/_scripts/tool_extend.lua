@@ -7,7 +7,6 @@ Returns 1 when extended, 0 when the claim is no longer ours or no longer in prog
 ]]
 local rec = redis.call('HMGET', KEYS[1], 'state', 'owner')
 if rec[1] ~= 'in_progress' or rec[2] ~= ARGV[1] then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HSET', KEYS[1], 'deadline_ms', now + tonumber(ARGV[2]))
 return 1

@@ -7,8 +7,7 @@ ARGV[2]  histogram field "all|{le}"
 ARGV[3]  duration, seconds
 Returns 1.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 redis.call('HINCRBYFLOAT', KEYS[2], 'all|sum', ARGV[3])

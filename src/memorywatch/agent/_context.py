@@ -1,0 +1,118 @@
+"""What every operation of the SDK shares: the layout, the settings, telemetry, and the schema
+check that makes a fleet visible to the exporter from its first write."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from memorywatch import schema
+from memorywatch.agent import _core
+from memorywatch.agent import attributes as attr
+from memorywatch.agent._effects import Op, Script
+from memorywatch.agent.errors import SchemaMismatch
+from memorywatch.agent.telemetry import Telemetry
+
+
+@dataclass
+class Core:
+    """The state of one client that is not a connection: identical for both drivers."""
+
+    schema: schema.Schema
+    instance_id: str
+    settings: _core.Settings
+    telemetry: Telemetry
+    pool_stats: Callable[[], Mapping[str, int]]
+    """The client pool's numbers for the heartbeat (``pool.pool_numbers``)."""
+    schema_checked: bool = False
+    ready_flag: bool = True
+    heartbeat: Any = None
+    """The running heartbeat loop's handle, if any."""
+    shard_keys: dict[tuple[str, int], Any] = field(default_factory=dict)
+    """Keys every lock or tool call of a shard shares, built once per (what, shard)."""
+
+
+def ensure_schema(core: Core) -> Op[None]:
+    """Write ``{ns}:schema`` if absent (one script call), refuse another layout.
+
+    Every operation runs this before its first command until it succeeds once, so the first
+    write of any client, sync or asyncio, makes the fleet visible to the exporter."""
+    stored = yield Script(
+        "schema_init",
+        [core.schema.schema_key()],
+        [schema.SCHEMA_VERSION, core.schema.shards],
+        "schema.check",
+    )
+    check_schema(_core.pairs(stored), core.schema)
+    core.schema_checked = True
+
+
+def check_schema(stored: Mapping[str, str], sch: schema.Schema) -> None:
+    version = stored.get(schema.SCHEMA_FIELD_VERSION)
+    shards = stored.get(schema.SCHEMA_FIELD_SHARDS)
+    if version != str(schema.SCHEMA_VERSION):
+        raise SchemaMismatch(
+            f"{sch.schema_key()} holds schema version {version} data and this SDK writes "
+            f"version {schema.SCHEMA_VERSION}: use a new namespace, or delete the old keys "
+            "first (docs/schema.md, 'From version 1')"
+        )
+    if shards != str(sch.shards):
+        raise SchemaMismatch(
+            f"{sch.schema_key()} says {shards} shards, this client is configured with {sch.shards}"
+        )
+
+
+def prepared(core: Core, op: Op[Any]) -> Op[Any]:
+    """``op`` preceded by the schema check while it has not succeeded yet."""
+    if not core.schema_checked:
+        yield from ensure_schema(core)
+    return (yield from op)
+
+
+def fail_span(span: Span, exc: BaseException) -> None:
+    span.set_attribute(attr.ERROR_TYPE, type(exc).__qualname__)
+    span.set_status(Status(StatusCode.ERROR, str(exc)))
+
+
+@contextmanager
+def client_span(
+    core: Core, name: str, attributes: Mapping[str, Any], current: bool = False
+) -> Iterator[Span]:
+    """A span that records the error type of what escapes it; ``current`` makes it the parent
+    of spans started meanwhile (the user's tool function)."""
+    tracer = core.telemetry.tracer
+    if current:
+        with tracer.start_as_current_span(
+            name,
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except Exception as exc:
+                fail_span(span, exc)
+                raise
+        return
+    span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+    try:
+        yield span
+    except Exception as exc:
+        fail_span(span, exc)
+        raise
+    finally:
+        span.end()
+
+
+def now_ns_minus(started_monotonic: float) -> int:
+    """Wall-clock ns of a moment given by ``time.monotonic()`` (a span started late)."""
+    return time.time_ns() - int((time.monotonic() - started_monotonic) * 1e9)
+
+
+Gen = Generator[Any, Any, Any]
