@@ -1,3 +1,3 @@
 """memorywatch: observability for AI agent fleets that keep their memory in Redis."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -18,3 +18,11 @@ def histograms(
 ) -> dict[str, schema.HistogramData]:
     sch = schema.Schema(namespace)
     return schema.merge_histograms((client.hgetall(k) for k in sch.stats_keys(family)), buckets)
+
+
+def member(name: str, resource: str | None = None) -> str:
+    """The held-lock index member of ``lock(name)`` or ``lock(name, resource)``."""
+    from memorywatch.agent._locks import identity
+
+    kind, lock_id = identity(name, resource)
+    return schema.lock_member(kind, lock_id)

@@ -85,15 +85,16 @@ def test_extend_starts_a_new_lease(server: RedisServer, raw: redis.Redis, namesp
     async def main() -> None:
         state = aio.AgentState.from_url(server.url, namespace=namespace)
         since_key, exp_key = state.schema.locks_since("m"), state.schema.locks_expiry("m")
+        member = schema.lock_member("m", "m")
         async with state.lock("m", ttl=5) as lease:
-            since0 = raw.zscore(since_key, "m")
+            since0 = raw.zscore(since_key, member)
             assert since0 is not None
             await asyncio.sleep(0.25)
             await lease.extend(ttl=2)
-            since1, exp1 = raw.zscore(since_key, "m"), raw.zscore(exp_key, "m")
+            since1, exp1 = raw.zscore(since_key, member), raw.zscore(exp_key, member)
             assert since1 is not None and exp1 is not None
             assert since1 >= since0 + 200 and exp1 - since1 == 2000
-        assert raw.zscore(since_key, "m") is None and raw.zscore(exp_key, "m") is None
+        assert raw.zscore(since_key, member) is None and raw.zscore(exp_key, member) is None
         await state.aclose()
 
     run(main)

@@ -44,7 +44,7 @@ def test_heartbeat_task_and_decorator(
 ) -> None:
     async def main() -> None:
         state = aio.AgentState.from_url(server.url, namespace=namespace, instance_id="hb-1")
-        state.start_heartbeat(interval=0.05)
+        await state.start_heartbeat(interval=0.05)
         key = state.schema.heartbeat("hb-1")
         for _ in range(100):
             if raw.hget(key, "ready") == "1":
@@ -64,7 +64,7 @@ def test_heartbeat_task_and_decorator(
         assert await create_ticket("42") == first  # the replay is answered from the record
         assert calls == ["42"]
         await state.aclose()
-        assert state._heartbeat_task is None
+        assert state._core.heartbeat is None
 
     asyncio.run(main())
 
@@ -98,7 +98,7 @@ def test_heartbeat_task_rechecks_readiness_like_the_sync_thread(
     async def main() -> None:
         state = aio.AgentState.from_url(server.url, namespace=namespace, instance_id="async-1")
         assert state.schema == sch
-        state.start_heartbeat(interval=0.05)
+        await state.start_heartbeat(interval=0.05)
         await until(("0", "0"), "both published not ready")
         raw.hset(sch.schema_key(), schema.SCHEMA_FIELD_VERSION, str(schema.SCHEMA_VERSION))
         await until(("1", "1"), "both published ready again")

@@ -25,17 +25,19 @@ def test_every_operation_on_a_cluster(cluster: list[RedisServer]) -> None:
     client = redis.cluster.RedisCluster(host=LOOPBACK, port=cluster[0].port, decode_responses=True)
     state = AgentState(client, namespace="cl", instance_id="c-1")
     # subjects chosen to land on all three nodes
+    tokens: dict[int, list[int]] = {}  # shard -> fencing tokens issued there, in order
     for i in range(12):
         h = state.history(f"session-{i}", user_id=f"user-{i % 3}")
         h.append("user", f"hello {i}")
         assert h.load()[0]["text"] == f"hello {i}"
         with state.turn(f"session-{i}"):
             pass
-        with state.lock(f"order-{i}", ttl=5, wait=1) as lease:
-            assert lease.fencing_token == 1
+        with state.lock("order", str(i), ttl=5, wait=1) as lease:
+            tokens.setdefault(state.schema.shard(lease.name), []).append(lease.fencing_token)
         assert state.run_tool("t", f"key-{i}", lambda ctx, i=i: i) == i
         assert state.run_tool("t", f"key-{i}", lambda ctx, i=i: -1) == i
         state.preferences(f"user-{i % 3}").set("n", i)
+    assert all(seq == sorted(set(seq)) for seq in tokens.values()), tokens
     nodes_used = {client.keyslot(state.schema.history(f"session-{i}")) for i in range(12)}
     assert len(nodes_used) > 3
     client.delete(state.schema.history("session-3"))
@@ -54,6 +56,8 @@ def test_every_operation_on_a_cluster(cluster: list[RedisServer]) -> None:
     assert read(schema.TOOL_EXECUTIONS) == {"t|completed": 12}
     assert read(schema.TOOL_DUPLICATES_SUPPRESSED) == {"t": 12}
     assert read(schema.LOCKS_LOST) == {"gone": 1}
+    assert read(schema.LOCK_CONTENDED) == {}
+    assert set(waits_by_kind(client)) == {"order", "gone"}
     assert read(schema.STATE_MISSES) == {"history": 1}
     waits = schema.merge_histograms(
         (client.hgetall(k) for k in state.schema.stats_keys(schema.LOCK_WAIT)),
@@ -63,14 +67,22 @@ def test_every_operation_on_a_cluster(cluster: list[RedisServer]) -> None:
     client.close()
 
 
+def waits_by_kind(client: redis.cluster.RedisCluster) -> dict[str, float]:
+    sch = schema.Schema("cl", 16)
+    waits = schema.merge_histograms(
+        (client.hgetall(k) for k in sch.stats_keys(schema.LOCK_WAIT)), schema.LOCK_WAIT_BUCKETS
+    )
+    return {kind: hist.count for kind, hist in waits.items()}
+
+
 async def _async_cluster(port: int) -> None:
     client = redis.asyncio.cluster.RedisCluster(host=LOOPBACK, port=port, decode_responses=True)
     state = aio.AgentState(client, namespace="acl", instance_id="ac-1")
     for i in range(6):
         await state.history(f"s{i}").append("user", "hi")
         assert len(await state.history(f"s{i}").load()) == 1
-        async with state.lock(f"l{i}", ttl=5) as lease:
-            assert lease.fencing_token == 1
+        async with state.lock("l", f"r{i}", ttl=5) as lease:
+            assert lease.fencing_token >= 1 and lease.label == "l"
 
         async def fn(ctx: ToolContext, i: int = i) -> int:
             return i

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import redis
-from agent_helpers import counters, histograms
+from agent_helpers import counters, histograms, member
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from harness import wait_until
@@ -87,8 +87,8 @@ def test_lock_expiry_mid_run_raises_lock_lost_and_counts(
         assert other.fencing_token > lease.fencing_token
     assert counters(raw, namespace, schema.LOCKS_LOST) == {"short": 1}
     # the lost holder's release leaves the index entries alone: they are the new holder's
-    assert raw.zscore(state.schema.locks_expiry("short"), "short") is not None
-    assert raw.zscore(state.schema.locks_since("short"), "short") is not None
+    assert raw.zscore(state.schema.locks_expiry("short"), member("short")) is not None
+    assert raw.zscore(state.schema.locks_since("short"), member("short")) is not None
     other.release()  # the new holder is unaffected
     assert counters(raw, namespace, schema.LOCKS_LOST) == {"short": 1}
 
@@ -100,8 +100,8 @@ def server_ms(raw: redis.Redis) -> int:
 
 def lease_scores(state: AgentState, raw: redis.Redis, name: str) -> tuple[float, float]:
     """(since, exp) of lock ``name`` in the held-lock indexes, server ms."""
-    since = raw.zscore(state.schema.locks_since(name), name)
-    exp = raw.zscore(state.schema.locks_expiry(name), name)
+    since = raw.zscore(state.schema.locks_since(name), member(name))
+    exp = raw.zscore(state.schema.locks_expiry(name), member(name))
     assert since is not None and exp is not None, f"{name} is not in the held-lock indexes"
     return since, exp
 
@@ -142,8 +142,8 @@ def test_release_after_the_lease_expired_clears_the_index_entries(
     with pytest.raises(LockLost):
         lease.release()
     assert counters(raw, namespace, schema.LOCKS_LOST) == {"expired": 1}
-    assert raw.zscore(state.schema.locks_expiry("expired"), "expired") is None
-    assert raw.zscore(state.schema.locks_since("expired"), "expired") is None
+    assert raw.zscore(state.schema.locks_expiry("expired"), member("expired")) is None
+    assert raw.zscore(state.schema.locks_since("expired"), member("expired")) is None
 
 
 def test_dead_holders_of_one_off_lock_names_are_pruned_by_other_acquisitions(
@@ -152,9 +152,9 @@ def test_dead_holders_of_one_off_lock_names_are_pruned_by_other_acquisitions(
     """Per-entity names (order-17) are taken once; their fence never reaches 8. Holders that
     die leave index entries: acquisitions of any other name of the shard must prune them."""
     live = state.lock("live", ttl=30)
-    dead = [f"order-{i}" for i in range(40)]
-    for name in dead:
-        state.lock(name, ttl=0.2)  # the holder "dies": never released, never renewed
+    dead = [member("order", str(i)) for i in range(40)]
+    for i in range(40):
+        state.lock("order", str(i), ttl=0.2)  # the holder "dies": never released or renewed
     exp_key, since_key = state.schema.locks_expiry("x"), state.schema.locks_since("x")
     assert state.schema.shards == 1  # standalone: every name shares these two indexes
     latest = max(
@@ -170,10 +170,11 @@ def test_dead_holders_of_one_off_lock_names_are_pruned_by_other_acquisitions(
     for i in range(400):  # a prune (16 entries) every 8th acquisition on average: ~24 needed
         if stale() == 0:
             break
-        with state.lock(f"ticket-{i}", ttl=5):
+        with state.lock("ticket", str(i), ttl=5):
             pass
     assert stale() == 0, f"{stale()} stale entries left after {i} acquisitions"
-    assert raw.zscore(exp_key, "live") is not None and raw.zscore(since_key, "live") is not None
+    assert raw.zscore(exp_key, member("live")) is not None
+    assert raw.zscore(since_key, member("live")) is not None
     live.release()
 
 
@@ -188,7 +189,67 @@ def test_watchdog_flags_a_stolen_lock_at_once(
     assert counters(raw, namespace, schema.LOCKS_LOST) == {"stolen": 1}
 
 
-def test_fence_counter_has_no_ttl(state: AgentState, raw: redis.Redis) -> None:
-    with state.lock("f"):
+def test_one_fencing_counter_per_shard_rises_across_resources(
+    state: AgentState, raw: redis.Redis
+) -> None:
+    """Version 2: no per-resource fence key. One counter per shard (no TTL, O(shards) keys)
+    issues every token, so tokens rise for every resource and across resources."""
+    tokens = []
+    for i in range(50):
+        with state.lock("charge", f"order-{i}") as lease:
+            tokens.append(lease.fencing_token)
+    with state.lock("charge", "order-0") as lease:
+        tokens.append(lease.fencing_token)
+    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
+    assert raw.pttl(state.schema.fence("anything")) == -1
+    assert raw.keys(f"{state.schema.namespace}:*fence*") == [state.schema.fence("x")]
+
+
+def test_two_argument_form_counts_the_kind_and_keys_the_resource(
+    state: AgentState, raw: redis.Redis, namespace: str
+) -> None:
+    with state.lock("charge", "order-42") as lease:
+        assert raw.exists(state.schema.lock("charge:order-42"))
+        assert (lease.kind, lease.resource, lease.label) == ("charge", "order-42", "charge")
+    with state.lock("order-43"), state.lock("order:7f3a9c01d2"), state.lock("nightly-report"):
         pass
-    assert raw.pttl(state.schema.fence("f")) == -1
+    waits = histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)
+    assert {kind: h.count for kind, h in waits.items()} == {
+        "charge": 1,
+        "order": 2,  # one-argument names are counted without their trailing ids
+        "nightly-report": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    "kind, resource", [("", None), ("charge", ""), ("a|b", "r"), ("k" * 101, "r")]
+)
+def test_bad_lock_names_are_refused_before_any_command(
+    state: AgentState, kind: str, resource: str | None
+) -> None:
+    with pytest.raises(ValueError):
+        state.lock(kind, resource)
+
+
+def test_kinds_beyond_the_cap_are_counted_as_other_inside_the_script(
+    server: object, raw: redis.Redis, namespace: str
+) -> None:
+    from memorywatch.agent import Settings
+
+    capped = AgentState.from_url(
+        server.url,  # type: ignore[attr-defined]
+        namespace=namespace,
+        settings=Settings(name_cap=3),
+    )
+    for i in range(10):
+        with capped.lock(f"kind{chr(97 + i)}", "r"):
+            pass
+    capped.close()
+    waits = histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)
+    assert {kind: h.count for kind, h in waits.items()} == {
+        "kinda": 1,
+        "kindb": 1,
+        "kindc": 1,
+        "other": 7,
+    }
+    assert raw.scard(schema.Schema(namespace, 1).names("lock", "x")) == 3

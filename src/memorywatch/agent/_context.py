@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -17,6 +17,8 @@ from memorywatch.agent import attributes as attr
 from memorywatch.agent._effects import Op, Script
 from memorywatch.agent.errors import SchemaMismatch
 from memorywatch.agent.telemetry import Telemetry
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,16 +39,13 @@ class Core:
     """Keys every lock or tool call of a shard shares, built once per (what, shard)."""
 
 
-def ensure_schema(core: Core) -> Op[None]:
-    """Write ``{ns}:schema`` if absent (one script call), refuse another layout.
-
-    Every operation runs this before its first command until it succeeds once, so the first
-    write of any client, sync or asyncio, makes the fleet visible to the exporter."""
+def ensure_schema(core: Core, op: str = "schema.check") -> Op[None]:
+    """Write ``{ns}:schema`` if absent (one script call), refuse another layout."""
     stored = yield Script(
         "schema_init",
         [core.schema.schema_key()],
         [schema.SCHEMA_VERSION, core.schema.shards],
-        "schema.check",
+        op,
     )
     check_schema(_core.pairs(stored), core.schema)
     core.schema_checked = True
@@ -67,11 +66,36 @@ def check_schema(stored: Mapping[str, str], sch: schema.Schema) -> None:
         )
 
 
-def prepared(core: Core, op: Op[Any]) -> Op[Any]:
-    """``op`` preceded by the schema check while it has not succeeded yet."""
+def prepared(core: Core, op: Op[T]) -> Op[T]:
+    """``op`` with the schema check before its first command while the check has not
+    succeeded yet, so the first write of any client, sync or asyncio, makes the fleet
+    visible to the exporter. A failure of the check is named after ``op``'s own first
+    command (``history.append: Redis unreachable ...``) and raised inside ``op``, so its
+    span records it."""
+    try:
+        effect = next(op)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
     if not core.schema_checked:
-        yield from ensure_schema(core)
-    return (yield from op)
+        name = getattr(effect, "op", None)
+        try:
+            yield from ensure_schema(core, name if isinstance(name, str) else "schema.check")
+        except BaseException as exc:
+            try:
+                effect = op.throw(exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+    while True:
+        try:
+            reply = yield effect
+        except BaseException as exc:
+            thrown: BaseException | None = exc
+        else:
+            thrown = None
+        try:
+            effect = op.send(reply) if thrown is None else op.throw(thrown)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 def fail_span(span: Span, exc: BaseException) -> None:

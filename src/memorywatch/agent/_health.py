@@ -99,7 +99,8 @@ def _beat(core: Core, status: Heartbeat, ready_deadline: float) -> Op[None]:
     while True:
         yield from ready(core, ready_deadline)  # sets the flag the heartbeat publishes
         try:
-            yield from prepared(core, heartbeat(core))
+            yield from heartbeat(core)  # unprepared: a client refused by the schema check
+            # (its ready() just said so) still publishes itself as not ready
         except AgentStateError as exc:
             status.last_error = exc
         else:

@@ -419,7 +419,7 @@ class AgentState:
     # -- health -----------------------------------------------------------------------------------
     async def ready(self, deadline: float = 1.0) -> _core.ReadyReport:
         """See the sync ``ready()``; ``bool(report)`` is the verdict."""
-        return await self._drive(_health.ready(self._core, deadline))
+        return await _drive(_health.ready(self._core, deadline), self._handlers)
 
     def pool_stats(self) -> dict[str, int]:
         return pool_numbers(self.client)
@@ -430,7 +430,9 @@ class AgentState:
     async def start_heartbeat(
         self, interval: float | None = None, ready_deadline: float = 1.0
     ) -> _health.Heartbeat:
-        return await self._drive(_health.start_heartbeat(self._core, interval, ready_deadline))
+        return await _drive(
+            _health.start_heartbeat(self._core, interval, ready_deadline), self._handlers
+        )
 
     async def stop_heartbeat(self) -> None:
         await _drive(_health.stop_heartbeat(self._core), self._handlers)

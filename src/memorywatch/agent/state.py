@@ -410,7 +410,7 @@ class AgentState:
     def ready(self, deadline: float = 1.0) -> _core.ReadyReport:
         """Is Redis reachable, writable (not read-only, not out of memory), not loading, and
         answering within ``deadline`` seconds? ``bool(report)`` is the verdict."""
-        return self._drive(_health.ready(self._core, deadline))
+        return _drive(_health.ready(self._core, deadline), self._handlers)
 
     def pool_stats(self) -> dict[str, int]:
         """In-use, max, pending and timeouts of the client pool (-1 when unknown)."""
@@ -425,7 +425,7 @@ class AgentState:
     ) -> _health.Heartbeat:
         """``ready()`` then ``heartbeat()`` every ``interval`` (default heartbeat TTL / 3) in
         a daemon thread; the handle counts ``beats`` and keeps the ``last_error``."""
-        return self._drive(_health.start_heartbeat(self._core, interval, ready_deadline))
+        return _drive(_health.start_heartbeat(self._core, interval, ready_deadline), self._handlers)
 
     def stop_heartbeat(self) -> None:
         _drive(_health.stop_heartbeat(self._core), self._handlers)

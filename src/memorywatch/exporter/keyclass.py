@@ -18,7 +18,6 @@ KINDS: Final[dict[str, tuple[str, str, bool]]] = {
     "prefs": (PREFERENCES, "hash", True),
     "usess": (PREFERENCES, "set", False),
     "lock": (LOCK, "string", True),
-    "fence": (LOCK, "string", False),
     "tool": (TOOL, "hash", True),
     "inst": (OTHER, "hash", True),
     "probe": (OTHER, "string", True),
@@ -27,12 +26,15 @@ KINDS: Final[dict[str, tuple[str, str, bool]]] = {
 SHARD_KEYS: Final[dict[str, str]] = {
     "sessions": "zset",
     "instances": "zset",
+    "fence": "string",
 }
 # Per-shard indexes named `kind:part`: the held-lock and in-progress indexes.
 SHARD_INDEXES: Final[dict[tuple[str, str], str]] = {
     ("locks", "exp"): "zset",
     ("locks", "since"): "zset",
     ("tools", "inprog"): "zset",
+    ("names", "lock"): "set",
+    ("names", "tool"): "set",
 }
 STATS_TYPE: Final = "hash"
 
@@ -58,9 +60,9 @@ def parse_key(key: str, namespace: str) -> tuple[str, str, str | None] | None:
         key_class, redis_type, _ = KINDS[kind]
         return key_class, kind, redis_type
     if kind in SHARD_KEYS and ident is None:
-        return OTHER, kind, SHARD_KEYS[kind]
+        return (LOCK if kind == "fence" else OTHER), kind, SHARD_KEYS[kind]
     if ident is not None and (kind, ident) in SHARD_INDEXES:
-        key_class = LOCK if kind == "locks" else TOOL
+        key_class = LOCK if kind == "locks" or ident == "lock" else TOOL
         return key_class, kind, SHARD_INDEXES[(kind, ident)]
     if kind == "stats" and ident:
         return OTHER, kind, STATS_TYPE

@@ -8,6 +8,7 @@ or SCAN. Whatever needs the keyspace itself is the background sampler's job (sam
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,8 @@ from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.fleet_options import FleetOptions
 from memorywatch.exporter.sampler import ERROR_KINDS, KeyspaceSampler
 
-OTHER = "other"
+LOG = logging.getLogger("memorywatch.exporter")
+OTHER = schema.OTHER
 OLDEST_LOCKS = 10
 """Live locks read per shard to find the longest-held ones, and how many are published."""
 
@@ -112,11 +114,14 @@ class FleetSnapshot:
     instances: dict[str, Mapping[str, str]] = field(default_factory=dict)
     locks_held: int = 0
     oldest_locks: list[tuple[str, float, float]] = field(default_factory=list)
-    """(lock name, seconds held, lease length in seconds) of the longest-held live locks."""
+    """(lock label, seconds held, lease length in seconds) of the oldest live lease of each
+    lock kind, for the kinds with the oldest leases."""
     tools_in_progress: int = 0
     oldest_tool_claim_ms: int | None = None
     queues: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    foreign_version: str | None = None
+    """The version in ``{ns}:schema`` when it is not the one this exporter reads."""
 
 
 def _ok(reply: Any) -> Any:
@@ -173,8 +178,13 @@ def read_fleet(
         layout = schema.Schema(options.namespace)
     queue_types = {q: str(_ok(t) or "none") for q, t in zip(options.queues, first[2:], strict=True)}
 
-    # No schema hash: no agent ever wrote here, so there is nothing per shard to read.
-    shards = layout.shards if schema_fields else 0
+    # No schema hash: no agent ever wrote here, so there is nothing per shard to read. Another
+    # version's layout is not ours to read: schema_info says which, and one log line why.
+    version = schema_fields.get(schema.SCHEMA_FIELD_VERSION)
+    readable = bool(schema_fields) and version == str(schema.SCHEMA_VERSION)
+    if schema_fields and not readable:
+        snap.foreign_version = str(version)
+    shards = layout.shards if readable else 0
 
     def take(keys: list[str]) -> list[str]:
         return keys[:shards]
@@ -221,7 +231,7 @@ def read_fleet(
             snap.errors["unparsable"] = snap.errors.get("unparsable", 0) + 1
     snap.sessions_active = sum(int(_ok(next(replies)) or 0) for _ in range(shards))
     instance_ids = sorted({i for _ in range(shards) for i in (_ok(next(replies)) or [])})
-    lock_candidates: list[tuple[str, str, float]] = []  # (exp key, name, since ms)
+    lock_candidates: list[tuple[str, str, float]] = []  # (exp key, member, since ms)
     for exp_key in take(layout.locks_expiry_keys()):
         snap.locks_held += int(_ok(next(replies)) or 0)
         lock_candidates += [(exp_key, str(n), float(t)) for n, t in _ok(next(replies)) or []]
@@ -267,13 +277,18 @@ def read_fleet(
             age = max(now_ms - int(str(oldest_id).split("-")[0]), 0) / 1000
             current = snap.queues[queue].get("oldest_pending", 0.0)
             snap.queues[queue]["oldest_pending"] = max(current, age)
-    live = []
+    by_label: dict[str, tuple[float, float]] = {}  # lock label -> (held, lease) of its oldest
     for members in by_shard.values():
         expiries = _ok(next(details)) or [None] * len(members)
-        for (name, since), expiry in zip(members, expiries, strict=True):
-            if expiry is not None and float(expiry) > now_ms:
-                live.append((name, (now_ms - since) / 1000, (float(expiry) - since) / 1000))
-    snap.oldest_locks = sorted(live, key=lambda item: -item[1])[:OLDEST_LOCKS]
+        for (member, since), expiry in zip(members, expiries, strict=True):
+            if expiry is None or float(expiry) <= now_ms:
+                continue
+            label = schema.lock_member_label(member)
+            held, lease = (now_ms - since) / 1000, (float(expiry) - since) / 1000
+            if held > by_label.get(label, (-1.0, 0.0))[0]:
+                by_label[label] = (held, lease)
+    ranked = sorted(by_label.items(), key=lambda item: -item[1][0])[:OLDEST_LOCKS]
+    snap.oldest_locks = [(label, held, lease) for label, (held, lease) in ranked]
     return snap
 
 
@@ -296,7 +311,7 @@ def add_fleet_families(
         snap.sessions_active,
     )
     _add_instances(snap, out)
-    _add_held(snap, out)
+    _add_held(snap, out, universe[names.LABEL_LOCK])
     for queue, stats in sorted(snap.queues.items()):
         labels = {names.LABEL_QUEUE: queue}
         out.gauge(
@@ -427,12 +442,12 @@ def _add_histograms(snap: FleetSnapshot, out: Families, universe: dict[str, list
             )
 
 
-def _add_held(snap: FleetSnapshot, out: Families) -> None:
+def _add_held(snap: FleetSnapshot, out: Families, kept: list[str]) -> None:
     out.gauge(names.LOCKS_HELD, "Locks held right now (not expired).", snap.locks_held)
     out.declare(
         names.LOCK_OLDEST_HELD,
-        f"Age of the current lease (since acquisition or last renewal) of the {OLDEST_LOCKS} "
-        "oldest live leases.",
+        "Age of the oldest live lease (since acquisition or last renewal) of each lock kind, "
+        f"for the {OLDEST_LOCKS} kinds with the oldest leases.",
         "gauge",
     )
     out.declare(
@@ -441,9 +456,14 @@ def _add_held(snap: FleetSnapshot, out: Families) -> None:
         "it means the holder is about to lose the lock mid-tool.",
         "gauge",
     )
+    folded: dict[str, tuple[float, float]] = {}
     for name, held, lease in snap.oldest_locks:
-        out.gauge(names.LOCK_OLDEST_HELD, "", held, {names.LABEL_LOCK: name})
-        out.gauge(names.LOCK_TTL, "", lease, {names.LABEL_LOCK: name})
+        label = _keep(name, kept)
+        if held > folded.get(label, (-1.0, 0.0))[0]:
+            folded[label] = (held, lease)
+    for label, (held, lease) in sorted(folded.items()):
+        out.gauge(names.LOCK_OLDEST_HELD, "", held, {names.LABEL_LOCK: label})
+        out.gauge(names.LOCK_TTL, "", lease, {names.LABEL_LOCK: label})
     out.gauge(
         names.TOOLS_IN_PROGRESS,
         "Tool calls claimed and not completed (including claims whose holder died).",
@@ -521,6 +541,7 @@ class Fleet:
         self.tracker = tracker
         self.sampler = sampler
         self.labels = LabelBudget(options.max_label_values)
+        self._version_said: str | None = None
 
     def read(
         self, client: redis.Redis | RedisCluster, first: list[Any] | None = None
@@ -540,6 +561,16 @@ class Fleet:
     def add(self, snap: FleetSnapshot | None, out: Families) -> None:
         """Families from this scrape's read (None if it failed) and the trackers' results."""
         errors: dict[str, int] = {kind: 0 for kind in ERROR_KINDS}
+        if snap is not None and snap.foreign_version != self._version_said:
+            self._version_said = snap.foreign_version
+            if snap.foreign_version is not None:
+                LOG.warning(
+                    "%s:schema holds schema version %s, this exporter reads version %s: agent "
+                    "fleet metrics are off until the agents run memorywatch >= 0.2",
+                    self.options.namespace,
+                    snap.foreign_version,
+                    schema.SCHEMA_VERSION,
+                )
         if snap is not None:
             add_fleet_families(snap, out, self.options, self.labels)
             for kind, count in snap.errors.items():
