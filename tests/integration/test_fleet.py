@@ -79,7 +79,9 @@ def test_contended_acquisitions_and_timeouts_across_processes(server: RedisServe
     assert outcomes == ["acquired", "timeout", "timeout"]
 
     result = scrape(server)
-    lock = {names.LABEL_LOCK: "order-42"}
+    # the one-argument form of the first README: counted by kind, the order id is no label
+    assert "order-42" not in result.text
+    lock = {names.LABEL_LOCK: "order"}
     assert result.value(names.LOCK_CONTENDED, **lock) == 3
     assert result.value(names.LOCK_TIMEOUTS, **lock) == 2
     assert result.value(names.LOCK_ACQUISITIONS, **lock) == 2
@@ -182,18 +184,23 @@ def test_sessions_turns_misses_and_no_ids_in_labels(server: RedisServer) -> None
     assert metrics.value(names.SESSIONS_ACTIVE) == 5
     assert metrics.value(names.TURN_DURATION + "_count") == 5
     assert metrics.value(names.STATE_MISSES, kind="history") == 1
-    assert metrics.value(names.SCHEMA_INFO, version="1") == 1
+    assert metrics.value(names.SCHEMA_INFO, version="2") == 1
     assert "SECRET" not in metrics.text
 
 
 def test_locks_held_and_the_longest_held(server: RedisServer) -> None:
     state = _state(server.url, "agent-1")
-    leases = [state.lock(f"ticket-{i}", ttl=30) for i in range(3)]
+    leases = [state.lock("ticket", str(i), ttl=30) for i in range(3)]
     time.sleep(0.3)
+    leases.append(state.lock("refund", "order-9", ttl=10))
     metrics = scrape(server)
-    assert metrics.value(names.LOCKS_HELD) == 3
-    assert metrics.value(names.LOCK_OLDEST_HELD, lock="ticket-0") >= 0.3
-    assert 29 < metrics.value(names.LOCK_TTL, lock="ticket-0") <= 30.5
+    assert metrics.value(names.LOCKS_HELD) == 4
+    # one series per kind, the oldest lease of the kind: resources never become labels
+    assert metrics.value(names.LOCK_OLDEST_HELD, lock="ticket") >= 0.3
+    assert 29 < metrics.value(names.LOCK_TTL, lock="ticket") <= 30.5
+    assert metrics.value(names.LOCK_OLDEST_HELD, lock="refund") < 0.3
+    assert 9 < metrics.value(names.LOCK_TTL, lock="refund") <= 10.5
+    assert {s.labels["lock"] for s in metrics.samples(names.LOCK_TTL)} == {"ticket", "refund"}
     for lease in leases:
         lease.release()
     assert scrape(server).value(names.LOCKS_HELD) == 0
@@ -203,11 +210,11 @@ def test_label_values_past_the_limit_fold_into_other(server: RedisServer) -> Non
     state = _state(server.url, "agent-1")
     for i in range(5):
         for _ in range(5 - i):
-            with state.lock(f"lock-{i}", ttl=5):
+            with state.lock(f"lock-{'abcde'[i]}", ttl=5):
                 pass
     metrics = scrape(server, max_label_values=2)
     acquired = {s.labels["lock"]: s.value for s in metrics.samples(names.LOCK_ACQUISITIONS)}
-    assert acquired == {"lock-0": 5, "lock-1": 4, "other": 3 + 2 + 1}
+    assert acquired == {"lock-a": 5, "lock-b": 4, "other": 3 + 2 + 1}
 
 
 def test_folded_counters_never_go_down_when_names_change_rank(server: RedisServer) -> None:

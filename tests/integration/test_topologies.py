@@ -160,7 +160,7 @@ def test_cluster_fleet_metrics_follow_the_schema_across_nodes() -> None:
         for i in range(12):
             state.history(f"session-{i}").append("user", "hello")
         for _ in range(3):
-            with state.lock("order-1", ttl=5):
+            with state.lock("order", "1", ttl=5):
                 pass
         state.heartbeat()
         client.close()
@@ -170,6 +170,6 @@ def test_cluster_fleet_metrics_follow_the_schema_across_nodes() -> None:
         with InProcessExporter(redis_url=url) as exporter:
             scrape = exporter.scrape()
     assert scrape.value(names.SESSIONS_ACTIVE) == 12
-    assert scrape.value(names.LOCK_ACQUISITIONS, lock="order-1") == 3
+    assert scrape.value(names.LOCK_ACQUISITIONS, lock="order") == 3
     assert scrape.value(names.AGENT_INSTANCES, state="ready") == 1
-    assert scrape.value(names.SCHEMA_INFO, version="1") == 1
+    assert scrape.value(names.SCHEMA_INFO, version="2") == 1

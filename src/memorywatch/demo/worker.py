@@ -75,7 +75,7 @@ def normal(state: AgentState, rng: random.Random, deadline: float) -> None:
                     tool, subject = rng.choice(TOOLS), rng.choice(SUBJECTS)
                     recent_calls = [*recent_calls[-20:], (key, tool, subject)]
                 state.run_tool(tool, key, _tool(rng.uniform(0.005, 0.03)), subject)
-                with state.lock(f"order-{rng.randrange(4)}", ttl=30, wait=2):
+                with state.lock("order", str(rng.randrange(4)), ttl=30, wait=2):
                     time.sleep(rng.uniform(0.01, 0.05))
                 history.append("assistant", "Done.")
             if rng.random() < 0.5:
@@ -118,7 +118,7 @@ def slow_tool(state: AgentState, rng: random.Random, deadline: float) -> None:
     racer.start()
     with contextlib.suppress(AgentStateError):
         state.run_tool("charge_card", key, charge, tool_options=ToolOptions(deadline=1.0))
-    with contextlib.suppress(LockLost), state.lock("order-incident", ttl=1.0, wait=1):
+    with contextlib.suppress(LockLost), state.lock("order", "incident", ttl=1.0, wait=1):
         time.sleep(2.0)
     racer.join(10)
     normal(state, rng, deadline)
