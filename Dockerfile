@@ -1,4 +1,4 @@
-# memorywatch exporter image: docker build -t memorywatch:0.1.0 .
+# memorywatch exporter image: docker build -t memorywatch:0.2.0 .
 # Python 3.11 on Debian 12, the versions the test suite runs on. The build stage installs the
 # package (no dev extras) into a venv; the runtime stage gets only that venv, no source tree.
 FROM python:3.11-slim-bookworm AS build
