@@ -1,6 +1,6 @@
 """Benchmark of the agent SDK against its peers, in one run on one private redis-server.
 
-    python bench/bench_agent.py [--cycles 3000] [--rounds 3]
+    python bench/bench_agent.py [--cycles 500] [--rounds 21]
 
 Prints (1) lock acquire+release cycles per second of memorywatch's lock (counters and fencing
 on) next to redis-py ``Lock`` and python-redis-lock, as ratios; (2) round trips per
@@ -55,21 +55,26 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
             time.sleep(0.02)
 
 
-def rate(fn: Callable[[], None], cycles: int) -> float:
-    for _ in range(50):  # warm up: connections made, scripts loaded
+def measure(fn: Callable[[], None], cycles: int) -> tuple[float, float]:
+    """(cycles per second of wall time, client CPU microseconds per cycle)."""
+    for _ in range(20):  # warm: connection made, scripts loaded
         fn()
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(cycles):
         fn()
-    return cycles / (time.perf_counter() - started)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return cycles / wall, cpu / cycles * 1e6
 
 
 def bench_locks(url: str, cycles: int, rounds: int) -> None:
+    """Many short interleaved rounds, in alternating order, and the median of the per-round
+    ratios: on a shared VM the speed drifts by 2x within a minute, which one long run per
+    contender turns into a 2x error in the ratio."""
     state = AgentState.from_url(url, namespace="bench", instance_id="bench")
     client = redis.Redis.from_url(url)
 
     def ours() -> None:
-        with state.lock("bench-ours", ttl=30, wait=1):
+        with state.lock("bench", "ours", ttl=30, wait=1):
             pass
 
     def redis_py() -> None:
@@ -85,17 +90,27 @@ def bench_locks(url: str, cycles: int, rounds: int) -> None:
         "redis-py Lock": redis_py,
         "python-redis-lock": python_redis_lock,
     }
-    results: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):  # interleaved, so drift of the machine hits all alike
-        for name, fn in contenders.items():
-            results[name].append(rate(fn, cycles))
-    medians = {name: statistics.median(v) for name, v in results.items()}
-    print(f"lock acquire+release cycles/s (median of {rounds} x {cycles}, ttl 30 s):")
-    for name, value in medians.items():
-        print(f"  {name:<20} {value:8.0f}/s")
-    ours_rate = medians["memorywatch"]
-    print(f"  ratio vs redis-py Lock:       {ours_rate / medians['redis-py Lock']:.2f}x")
-    print(f"  ratio vs python-redis-lock:   {ours_rate / medians['python-redis-lock']:.2f}x")
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    cpus: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_no in range(rounds):
+        order = list(contenders.items())
+        for name, fn in order if round_no % 2 else reversed(order):
+            per_second, cpu = measure(fn, cycles)
+            rates[name].append(per_second)
+            cpus[name].append(cpu)
+    print(f"lock acquire+release (median of {rounds} interleaved rounds x {cycles}, ttl 30 s):")
+    for name in contenders:
+        print(
+            f"  {name:<20} {statistics.median(rates[name]):8.0f}/s"
+            f"   client CPU {statistics.median(cpus[name]):6.0f} us/cycle"
+        )
+    for peer in ("redis-py Lock", "python-redis-lock"):
+        ratios = sorted(a / b for a, b in zip(rates["memorywatch"], rates[peer], strict=True))
+        quartiles = statistics.quantiles(ratios, n=4)
+        print(
+            f"  ratio vs {peer + ':':<19} {statistics.median(ratios):.2f}x "
+            f"(per-round quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f})"
+        )
     state.close()
     client.close()
 
@@ -157,8 +172,8 @@ def bench_history(url: str, messages: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cycles", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=1000)
     args = parser.parse_args()

@@ -231,11 +231,11 @@ def run_both(
                 sync_state.close()
         else:
 
-            async def main() -> None:
+            async def main(common: dict[str, Any], outcome: Outcome) -> None:
                 async with aio.AgentState.from_url(url, **common) as state:
                     await scenario(state, Steps(outcome, raw))
 
-            asyncio.run(main())
+            asyncio.run(main(common, outcome))
         outcome.spans = span_view(spans, namespace)
         outcome.state = dump(raw, namespace)
         outcome.exporter = exporter_view(url, namespace)
@@ -247,7 +247,7 @@ def _differences(a: Any, b: Any) -> str:
     if isinstance(a, dict) and isinstance(b, dict):
         keys = sorted(set(a) | set(b), key=str)
         return "; ".join(f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in keys if a.get(k) != b.get(k))
-    rows = [f"#{i}: {x!r} != {y!r}" for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    rows = [f"#{i}: {x!r} != {y!r}" for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
     if len(a) != len(b):
         rows.append(f"lengths {len(a)} != {len(b)}")
     return "; ".join(rows)

@@ -63,7 +63,7 @@ def test_lock_parity(server: RedisServer, raw: redis.Redis, namespace: str) -> N
             with pytest.raises(LockTimeout):
                 await state.lock("o", ttl=5, wait=0.1)
         lease2 = await state.lock("o", ttl=5)
-        assert lease2.fencing_token == first + 1
+        assert lease2.fencing_token > first
         await lease2.release()
         with pytest.raises(LockLost):
             async with state.lock("o", ttl=0.1):

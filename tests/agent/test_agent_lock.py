@@ -71,7 +71,7 @@ def test_waiter_gets_lock_after_release_and_wait_is_in_histogram(
     time.sleep(0.3)  # the waiter keeps waiting while the holder works
     holder.release()
     thread.join(10)
-    assert got == [holder.fencing_token + 1]
+    assert len(got) == 1 and got[0] > holder.fencing_token
     hist = histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)["handoff"]
     assert hist.count == 2
     assert dict(hist.buckets)["0.25"] == 1  # the waiter waited > 0.25 s

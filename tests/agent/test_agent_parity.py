@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis
+from parity import Outcome, Steps, compare, run_both
 
 from harness import RedisServer
 from memorywatch import names, schema
@@ -23,9 +24,8 @@ from memorywatch.agent import (
     ToolFailed,
     ToolInProgress,
     ToolOptions,
+    _core,
 )
-from memorywatch.agent import _core
-from parity import Outcome, Steps, compare, run_both
 
 
 def both(server: RedisServer, raw: redis.Redis, scenario: Any, **settings: Any) -> Outcome:

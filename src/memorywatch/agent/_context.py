@@ -35,8 +35,20 @@ class Core:
     ready_flag: bool = True
     heartbeat: Any = None
     """The running heartbeat loop's handle, if any."""
+    labels: dict[tuple[str, int, str], str] = field(default_factory=dict)
+    """(lock or tool, shard, name) -> the label the shard's script gave the name: sent back
+    instead of the cap, so the script skips its registry lookup. At most LABELS_KEPT."""
     shard_keys: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Keys every lock or tool call of a shard shares, built once per (what, shard)."""
+
+
+LABELS_KEPT = 4096
+
+
+def remember_label(core: Core, key: tuple[str, int, str], label: str) -> None:
+    if len(core.labels) >= LABELS_KEPT:
+        core.labels.clear()
+    core.labels[key] = label
 
 
 def ensure_schema(core: Core, op: str = "schema.check") -> Op[None]:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from memorywatch import schema
 from memorywatch.agent import _core
 from memorywatch.agent import attributes as attr
-from memorywatch.agent._context import Core, fail_span, now_ns_minus
+from memorywatch.agent._context import Core, fail_span, now_ns_minus, remember_label
 from memorywatch.agent._effects import Join, Op, Pause, Script, Sleep, Spawn
 from memorywatch.agent.errors import AgentStateError, LockLost, LockTimeout, add_failure_note
 
@@ -63,10 +63,11 @@ def identity(kind: str, resource: str | None) -> tuple[str, str]:
 class ShardKeys:
     """The keys of one shard that every lock of the shard shares (built once per shard)."""
 
-    __slots__ = ("acquire", "extend", "release")
+    __slots__ = ("acquire", "extend", "release", "shard")
 
     def __init__(self, sch: schema.Schema, subject: str) -> None:
-        prefix = sch.prefix(sch.shard(subject))
+        self.shard = sch.shard(subject)
+        prefix = sch.prefix(self.shard)
         exp, since = f"{prefix}locks:exp", f"{prefix}locks:since"
         self.acquire = [
             sch.fence(subject),
@@ -127,18 +128,19 @@ class LeaseBase:
         fencing_token: int,
         owner: str,
         ttl: float,
+        key: str,
+        shard: ShardKeys,
     ) -> None:
-        core: Core = state._core
         self._state = state
-        self.core = core
+        self.core: Core = state._core
         self.kind = kind
         self.resource = resource
         self.name = lock_id
         self.label = label
         self.fencing_token = fencing_token
         self.ttl = ttl
-        self._key = core.schema.lock(lock_id)
-        self._shard = shard_keys(core, lock_id)
+        self._key = key
+        self._shard = shard
         self._value = f"{fencing_token}|{owner}"
         self._member = schema.lock_member(label, lock_id)
         self._released = False
@@ -168,9 +170,11 @@ def acquire(
     counted, lock_id = identity(kind, resource)
     ttl = ttl or core.settings.lock_ttl
     ttl_ms = _core.ms(ttl)
-    keys = [core.schema.lock(lock_id), *shard_keys(core, lock_id).acquire]
+    key = core.schema.lock(lock_id)
+    shard = shard_keys(core, lock_id)
+    keys = [key, *shard.acquire]
     owner = _core.owner_token(core.instance_id)
-    cap = core.settings.name_cap
+    known = ("lock", shard.shard, counted)
     started = time.monotonic()
     deadline = started + max(0.0, wait)
     attempt = 1
@@ -184,15 +188,19 @@ def acquire(
             else:
                 le = schema.bucket_le(now - started, schema.LOCK_WAIT_BUCKETS)
                 waited = f"{now - started:.6f}"
-            args = [owner, ttl_ms, counted, int(attempt == 1), int(final), le, waited, cap, lock_id]
+            label = core.labels.get(known)
+            name, cap = (counted, core.settings.name_cap) if label is None else (label, 0)
+            args = [owner, ttl_ms, name, int(attempt == 1), int(final), le, waited, cap, lock_id]
             fence, label = yield Script("lock_acquire", keys, args, "lock.acquire")
             fence, label = int(fence), _core.text(label)
+            if name != label or cap:
+                remember_label(core, known, label)
             if fence:
                 if span is not None:
                     span.set_attribute(attr.LOCK_OUTCOME, "acquired")
                     span.set_attribute(attr.LOCK_ATTEMPTS, attempt)
                     span.set_attribute(attr.LOCK_FENCING_TOKEN, fence)
-                lease = new_lease(counted, resource, lock_id, label, fence, owner, ttl)
+                lease = new_lease(counted, resource, lock_id, label, fence, owner, ttl, key, shard)
                 if renew:
                     yield from start_renewal(core, lease)
                 return lease

@@ -16,7 +16,7 @@ from typing import Any
 from memorywatch import schema
 from memorywatch.agent import _core
 from memorywatch.agent import attributes as attr
-from memorywatch.agent._context import Core, client_span, fail_span
+from memorywatch.agent._context import Core, client_span, fail_span, remember_label
 from memorywatch.agent._effects import Call, Join, Op, Pause, Script, Sleep, Spawn
 from memorywatch.agent.errors import (
     AgentStateError,
@@ -31,10 +31,11 @@ from memorywatch.agent.errors import (
 class ShardKeys:
     """The keys of one shard that every tool call of the shard shares."""
 
-    __slots__ = ("claim", "complete")
+    __slots__ = ("claim", "complete", "shard")
 
     def __init__(self, sch: schema.Schema, subject: str) -> None:
-        prefix = sch.prefix(sch.shard(subject))
+        self.shard = sch.shard(subject)
+        prefix = sch.prefix(self.shard)
         inprog = f"{prefix}tools:inprog"
         self.claim = [
             f"{prefix}stats:{schema.TOOL_DUPLICATES_SUPPRESSED}",
@@ -92,8 +93,11 @@ class ToolCall:
         self.retention_ms = _core.ms(options.retention or settings.tool_retention)
         self.derived = _core.derived_key(core.schema.namespace, tool, key)
         self.cap = settings.name_cap
+        self.known = ("tool", self.keys.shard, tool)
+        self.core = core
 
     def claim(self, first: bool) -> Script:
+        label = self.core.labels.get(self.known, "")
         args = [
             self.tool,
             self.fp,
@@ -103,6 +107,7 @@ class ToolCall:
             self.retention_ms,
             int(first),
             self.cap,
+            label,
         ]
         return Script("tool_claim", [self.record, *self.keys.claim], args, "run_tool.claim")
 
@@ -210,6 +215,8 @@ def run_tool(
         attempt = 1
         while True:
             reply = _core.ClaimReply.parse((yield call.claim(attempt == 1)))
+            if call.known not in core.labels:
+                remember_label(core, call.known, reply.label)
             if reply.status in ("claimed", "reclaimed"):
                 break
             if reply.status == schema.TOOL_STATE_IN_PROGRESS:

@@ -20,6 +20,8 @@ import redis.cluster
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
+from redis.observability import recorder as observability
 from redis.retry import Retry
 
 from memorywatch import schema
@@ -71,6 +73,18 @@ class _Loop:
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join()
+
+
+def _direct_pool(client: AnyRedis) -> redis.ConnectionPool | None:
+    """The pool scripts may take connections from directly: a plain client's own pool with
+    no retries configured (a retried transition could run twice, see ``from_url``)."""
+    if type(client) is not redis.Redis or client.connection is not None:
+        return None
+    pool = client.connection_pool
+    retry = pool.connection_kwargs.get("retry")
+    if retry is not None and int(getattr(retry, "_retries", 0)):
+        return None
+    return pool
 
 
 def _not_in_a_loop(effect: Pause) -> bool:
@@ -203,6 +217,7 @@ class AgentState:
         self.settings = self._core.settings
         self.telemetry = self._core.telemetry
         self._side: AnyRedis | None = None
+        self._direct = _direct_pool(client)
         self._owned_pool: redis.ConnectionPool | None = None  # built by from_url: close() ends it
         self._probe_pool = concurrent.futures.ThreadPoolExecutor(2, "mw-ready")
         self._handlers: Handlers = {
@@ -272,9 +287,27 @@ class AgentState:
         return _drive(op, self._handlers)
 
     def _script(self, effect: Script) -> Any:
-        client = self._side_client() if effect.side else self.client
         sha = _core.SCRIPT_SHAS[effect.name]
-        return client.execute_command("EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args)  # type: ignore[no-untyped-call]
+        pool = self._direct
+        if effect.side or pool is None or observability.is_enabled():
+            client = self._side_client() if effect.side else self.client
+            return client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args
+            )
+        # The hot path of every lock and tool transition, straight on a pooled connection:
+        # redis-py's execute_command adds retry and observability wrappers (both off here)
+        # that cost about as much Python as the lock itself.
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args)
+            return conn.read_response()
+        except ResponseError:
+            raise  # a whole reply was read: the connection is clean
+        except BaseException:
+            conn.disconnect()  # a reply may be half read: never reuse this connection
+            raise
+        finally:
+            pool.release(conn)
 
     def _load_script(self, effect: LoadScript) -> Any:
         client = self._side_client() if effect.side else self.client

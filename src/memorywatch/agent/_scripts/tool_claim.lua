@@ -16,6 +16,7 @@ ARGV[5]  in-progress deadline, ms from now
 ARGV[6]  retention, ms
 ARGV[7]  "1" on the first attempt of this call (an in-progress answer counts as a conflict)
 ARGV[8]  name cap
+ARGV[9]  the label this shard gave the tool before, or "" (then the registry is asked)
 Returns {status, fence, payload, label} (label: the counter field, the tool or "other"):
   {"claimed", fence, ""}               new claim, or a repeated call by the same owner
   {"reclaimed", fence, old_instance}   the previous claim was past its deadline (counted)
@@ -25,7 +26,8 @@ Returns {status, fence, payload, label} (label: the counter field, the tool or "
   {"mismatch", 0, ""}                  same key, other arguments (counted)
 ]]
 local now = now_ms()
-local label = capped(KEYS[8], ARGV[1], ARGV[8])
+local label = ARGV[9]
+if label == '' then label = capped(KEYS[8], ARGV[1], ARGV[8]) end
 local rec = redis.call('HMGET', KEYS[1], 'state', 'fp', 'owner', 'fence', 'deadline_ms',
   'result', 'instance')
 local state = rec[1]
