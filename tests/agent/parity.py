@@ -104,6 +104,7 @@ class Outcome:
 _MS = re.compile(r"\b1[6-9]\d{11}(\.\d+)?\b")  # server ms since the epoch
 _TS = re.compile(r'"ts\\*":\s*[0-9.]+')
 _SECONDS = re.compile(r"\b\d+\.\d+s\b")
+_TOKEN = re.compile(r"fencing token \d+")  # failed attempts draw tokens: timing-dependent
 _OWNER = re.compile(r"\|[0-9a-f]{12,}\b")
 
 
@@ -112,6 +113,7 @@ def normal(text: str, namespace: str) -> str:
     text = _MS.sub("<ms>", text)
     text = _TS.sub('"ts":<t>', text)
     text = _SECONDS.sub("<seconds>", text)
+    text = _TOKEN.sub("fencing token <n>", text)
     return _OWNER.sub("|<nonce>", text)
 
 
@@ -148,12 +150,12 @@ def dump(raw: redis.Redis, namespace: str) -> dict[str, Any]:
         kind = raw.type(key)
         value: Any
         if kind == "string":
-            value = raw.get(key)
+            value = "<n>" if key.endswith(":fence") else raw.get(key)
         elif kind == "list":
             value = raw.lrange(key, 0, -1)
         elif kind == "hash":
             value = {
-                k: "<v>" if k.endswith(("_ms", "|sum")) or k == "pool_in_use" else v
+                k: "<v>" if k.endswith(("_ms", "|sum")) or k in ("pool_in_use", "fence") else v
                 for k, v in sorted(raw.hgetall(key).items())
             }
         elif kind == "set":

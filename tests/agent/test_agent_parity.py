@@ -61,9 +61,10 @@ async def memory(c: Any, s: Steps) -> None:
 async def locks(c: Any, s: Steps) -> None:
     async with c.lock("charge", "order-42", ttl=5) as lease:
         s.note([lease.kind, lease.resource, lease.label, lease.fencing_token])
+        first = lease.fencing_token
         await s.expect(LockTimeout, c.lock("charge", "order-42", ttl=5, wait=0.05))
     async with c.lock("order-43") as lease:  # the one-argument form, counted as "order"
-        s.note([lease.kind, lease.name, lease.fencing_token])
+        s.note([lease.kind, lease.name, lease.fencing_token > first])
     held = await c.lock("refund", "r-1", ttl=5)
     await held.extend(ttl=2)
     await held.release()
