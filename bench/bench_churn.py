@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from churn import KINDS, TOOLS, bounds, churn, keys_without_ttl  # noqa: E402
 from harness import ExporterProcess, RedisServer  # noqa: E402
-
 from memorywatch import schema  # noqa: E402
 from memorywatch.agent import AgentState  # noqa: E402
 
