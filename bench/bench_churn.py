@@ -28,10 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from churn import KINDS, TOOLS, bounds, churn, keys_without_ttl  # noqa: E402
+from churn import baseline, bounds, churn, keys_without_ttl  # noqa: E402
 from harness import ExporterProcess, RedisServer  # noqa: E402
 from memorywatch import schema  # noqa: E402
-from memorywatch.agent import AgentState  # noqa: E402
 
 V1_COMMIT = "c31e39d"
 """The last commit of memorywatch 0.1 (schema version 1)."""
@@ -63,18 +62,6 @@ def scrape_times(exporter: ExporterProcess, scrapes: int) -> list[float]:
 def exporter_for(url: str, namespace: str, env: dict[str, str] | None = None) -> ExporterProcess:
     args = ["--redis-url", url, "--namespace", namespace, "--sample-interval", "3600"]
     return ExporterProcess(args, env=env or {}).start()
-
-
-def baseline(url: str) -> None:
-    state = AgentState.from_url(url, namespace=NAMESPACE, instance_id="baseline")
-    for kind in KINDS:
-        with state.lock(kind, "baseline"):
-            pass
-    for tool in TOOLS:
-        state.run_tool(tool, f"baseline-{tool}", lambda ctx, n: n, 0)
-    for i in range(1000):
-        state.history(f"baseline-{i}").append("user", "hi")
-    state.close()
 
 
 PEER_CHURN = """
@@ -145,7 +132,7 @@ def main() -> None:
     try:
         url = server.url
         print(f"redis {server.client().info('server')['redis_version']} on {url}")
-        baseline(url)
+        baseline(url, NAMESPACE)
         exporter = exporter_for(url, NAMESPACE)
         try:
             before = scrape_times(exporter, args.scrapes)

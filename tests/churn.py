@@ -109,6 +109,21 @@ def churn(url: str, namespace: str, count: int, progress: Callable[[str], Any] =
     return out
 
 
+def baseline(url: str, namespace: str) -> None:
+    """The fleet before the churn: every kind, form and tool used once, 1,000 sessions."""
+    state = AgentState.from_url(url, namespace=namespace, instance_id="baseline")
+    for kind in KINDS:
+        with state.lock(kind, "baseline"):
+            pass
+    with state.lock("order-0"):
+        pass
+    for tool in TOOLS:
+        state.run_tool(tool, f"baseline-{tool}", _tool, 0)
+    for i in range(1000):
+        state.history(f"baseline-{i}").append("user", "hi")
+    state.close()
+
+
 @dataclass
 class Unbounded:
     """Keys without a TTL, by kind of key, and the size of each."""

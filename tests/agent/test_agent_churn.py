@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from churn import KINDS, TOOLS, bounds, churn, keys_without_ttl
+from churn import KINDS, baseline, bounds, churn, keys_without_ttl
 from harness import RedisServer, redis_server
 from memorywatch import names, schema
 from memorywatch.agent import AgentState
@@ -57,18 +57,7 @@ def _fleet_samples(scrape: Scrape) -> dict[str, set[tuple[tuple[str, str], ...]]
 def test_a_day_of_churn_stays_within_the_documented_bounds(
     server: RedisServer, raw: redis.Redis
 ) -> None:
-    # The fleet before: every kind and tool used once, a thousand sessions.
-    state = AgentState.from_url(server.url, namespace=NAMESPACE, instance_id="baseline")
-    for kind in KINDS:
-        with state.lock(kind, "baseline"):
-            pass
-    with state.lock("order-0"):
-        pass
-    for tool in TOOLS:
-        state.run_tool(tool, f"baseline-{tool}", lambda ctx, n: n, 0)
-    for i in range(1000):
-        state.history(f"baseline-{i}").append("user", "hi")
-    state.close()
+    baseline(server.url, NAMESPACE)
     before, before_times = _scrapes(server.url, 20)
 
     done = churn(server.url, NAMESPACE, COUNT, progress=lambda line: None)

@@ -43,6 +43,16 @@ class Core:
 
 
 LABELS_KEPT = 4096
+K = TypeVar("K")
+
+
+def shard_keys(core: Core, what: str, subject: str, build: Callable[[schema.Schema, str], K]) -> K:
+    """The keys that every ``what`` (lock, tool) of ``subject``'s shard shares, built once."""
+    slot = (what, core.schema.shard(subject))
+    found: K | None = core.shard_keys.get(slot)
+    if found is None:
+        found = core.shard_keys[slot] = build(core.schema, subject)
+    return found
 
 
 def remember_label(core: Core, key: tuple[str, int, str], label: str) -> None:

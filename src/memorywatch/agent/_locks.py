@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from memorywatch import schema
-from memorywatch.agent import _core
+from memorywatch.agent import _context, _core
 from memorywatch.agent import attributes as attr
 from memorywatch.agent._context import Core, fail_span, now_ns_minus, remember_label
 from memorywatch.agent._effects import Join, Op, Pause, Script, Sleep, Spawn
@@ -83,11 +83,7 @@ class ShardKeys:
 
 
 def shard_keys(core: Core, lock_id: str) -> ShardKeys:
-    slot = ("lock", core.schema.shard(lock_id))
-    found: ShardKeys | None = core.shard_keys.get(slot)
-    if found is None:
-        found = core.shard_keys[slot] = ShardKeys(core.schema, lock_id)
-    return found
+    return _context.shard_keys(core, "lock", lock_id, ShardKeys)
 
 
 _ZERO_LE = schema.bucket_le(0.0, schema.LOCK_WAIT_BUCKETS)

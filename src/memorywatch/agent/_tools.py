@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from memorywatch import schema
-from memorywatch.agent import _core
+from memorywatch.agent import _context, _core
 from memorywatch.agent import attributes as attr
 from memorywatch.agent._context import Core, client_span, fail_span, remember_label
 from memorywatch.agent._effects import Call, Join, Op, Pause, Script, Sleep, Spawn
@@ -56,11 +56,7 @@ class ShardKeys:
 
 
 def shard_keys(core: Core, key: str) -> ShardKeys:
-    slot = ("tool", core.schema.shard(key))
-    found: ShardKeys | None = core.shard_keys.get(slot)
-    if found is None:
-        found = core.shard_keys[slot] = ShardKeys(core.schema, key)
-    return found
+    return _context.shard_keys(core, "tool", key, ShardKeys)
 
 
 class ToolCall:

@@ -15,28 +15,14 @@ import redis.asyncio as aredis
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from memorywatch import schema
 from memorywatch.agent import _core, _health, _locks, _memory, _tools
-from memorywatch.agent._context import Core, ensure_schema, prepared
-from memorywatch.agent._effects import (
-    Call,
-    Command,
-    Deadline,
-    DeadlineExceeded,
-    Join,
-    LoadScript,
-    NewEvent,
-    Op,
-    Pause,
-    Run,
-    Script,
-    Sleep,
-    Spawn,
-)
+from memorywatch.agent import _effects as fx
+from memorywatch.agent._client import StateBase
+from memorywatch.agent._context import ensure_schema, prepared
 from memorywatch.agent._tools import idempotent_tool
-from memorywatch.agent.pool import AsyncInstrumentedPool, pool_numbers
+from memorywatch.agent.pool import AsyncInstrumentedPool, side_client
 from memorywatch.agent.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -46,8 +32,8 @@ AsyncHandlers = dict[type, Callable[[Any], Awaitable[Any]]]
 __all__ = ["AgentState", "AsyncLease", "History", "Preferences", "Turn", "idempotent_tool"]
 
 
-async def _drive(op: Op[T], handlers: AsyncHandlers) -> T:
-    run: Run[T] = Run(op)
+async def _drive(op: fx.Op[T], handlers: AsyncHandlers) -> T:
+    run: fx.Run[T] = fx.Run(op)
     while not run.done:
         effect = run.effect
         try:
@@ -64,12 +50,12 @@ class _Loop:
     """A spawned background loop: a task whose pauses end early on stop. It is stopped by
     its event, never cancelled: a cancelled command could leave its connection mid-reply."""
 
-    def __init__(self, loop: Op[None], name: str, handlers: AsyncHandlers) -> None:
+    def __init__(self, loop: fx.Op[None], name: str, handlers: AsyncHandlers) -> None:
         self._stop = asyncio.Event()
-        own = {**handlers, Pause: self._pause}
+        own = {**handlers, fx.Pause: self._pause}
         self._task = asyncio.create_task(_drive(loop, own), name=name)
 
-    async def _pause(self, effect: Pause) -> bool:
+    async def _pause(self, effect: fx.Pause) -> bool:
         try:
             await asyncio.wait_for(self._stop.wait(), effect.seconds)
         except TimeoutError:
@@ -82,25 +68,25 @@ class _Loop:
             await self._task
 
 
-async def _call(effect: Call) -> Any:
+async def _call(effect: fx.Call) -> Any:
     """The user's function: a coroutine function is awaited, a plain one called."""
     result = effect.fn(*effect.args, **effect.kwargs)
     return await result if inspect.isawaitable(result) else result
 
 
-async def _sleep(effect: Sleep) -> None:
+async def _sleep(effect: fx.Sleep) -> None:
     await asyncio.sleep(effect.seconds)
 
 
-async def _join(effect: Join) -> None:
+async def _join(effect: fx.Join) -> None:
     await effect.handle.join()
 
 
-async def _event(effect: NewEvent) -> asyncio.Event:
+async def _event(effect: fx.NewEvent) -> asyncio.Event:
     return asyncio.Event()
 
 
-async def _not_in_a_loop(effect: Pause) -> bool:
+async def _not_in_a_loop(effect: fx.Pause) -> bool:
     raise RuntimeError("Pause outside a background loop")
 
 
@@ -201,11 +187,16 @@ class Turn(_health.TurnBase):
         await self._state._drive(_health.end_turn(self, exc))
 
 
-class AgentState:
+class AgentState(StateBase):
     """Asyncio AgentState over ``redis.asyncio.Redis`` (or ``RedisCluster``).
 
     Nothing is sent to Redis in the constructor; the first operation writes the schema
     version, whatever it is, so the exporter sees the fleet from its first write."""
+
+    client_type = aredis.Redis
+    cluster_type = aredis.RedisCluster
+    pool_type = AsyncInstrumentedPool
+    retry_type = Retry
 
     def __init__(
         self,
@@ -219,116 +210,55 @@ class AgentState:
         meter_provider: MeterProvider | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
-        self.client = client
-        cluster = isinstance(client, aredis.RedisCluster)
-        self._core = Core(
-            schema=schema.Schema(namespace, shards or schema.default_shards(cluster)),
-            instance_id=instance_id or _core.default_instance_id(),
-            settings=settings or _core.Settings(),
-            telemetry=telemetry or Telemetry(tracer_provider, meter_provider),
-            pool_stats=lambda: pool_numbers(client),
-        )
-        self.schema = self._core.schema
-        self.instance_id = self._core.instance_id
-        self.settings = self._core.settings
-        self.telemetry = self._core.telemetry
+        telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
+        self._init_core(client, namespace, instance_id, shards, settings, telemetry)
         self._side: aredis.Redis | aredis.RedisCluster | None = None
-        self._owned_pool: aredis.ConnectionPool | None = None  # built by from_url
         self._handlers: AsyncHandlers = {
-            Script: self._script,
-            LoadScript: self._load_script,
-            Command: self._command,
-            Sleep: _sleep,
-            Call: _call,
-            Spawn: self._spawn,
-            Join: _join,
-            Deadline: self._deadline,
-            NewEvent: _event,
-            Pause: _not_in_a_loop,
+            fx.Script: self._script,
+            fx.LoadScript: self._load_script,
+            fx.Command: self._command,
+            fx.Sleep: _sleep,
+            fx.Call: _call,
+            fx.Spawn: self._spawn,
+            fx.Join: _join,
+            fx.Deadline: self._deadline,
+            fx.NewEvent: _event,
+            fx.Pause: _not_in_a_loop,
         }
 
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str = schema.DEFAULT_NAMESPACE,
-        instance_id: str | None = None,
-        max_connections: int = 50,
-        pool_timeout: float = 1.0,
-        socket_timeout: float = 5.0,
-        pool_name: str | None = None,
-        tracer_provider: TracerProvider | None = None,
-        meter_provider: MeterProvider | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        **kwargs: Any,
-    ) -> AgentState:
-        """Build a client on an :class:`AsyncInstrumentedPool` (name ``memorywatch.{ns}``)."""
-        telemetry = Telemetry(tracer_provider, meter_provider)
-        pool = AsyncInstrumentedPool.from_url(
-            url,
-            retry=Retry(NoBackoff(), 0),
-            **_core.pool_options(
-                namespace=namespace,
-                pool_name=pool_name,
-                meter=telemetry.meter,
-                max_connections=max_connections,
-                pool_timeout=pool_timeout,
-                socket_timeout=socket_timeout,
-                username=username,
-                password=password,
-            ),
-        )
-        client = aredis.Redis(connection_pool=pool)
-        state = cls(
-            client, namespace=namespace, instance_id=instance_id, telemetry=telemetry, **kwargs
-        )
-        state._owned_pool = pool
-        return state
-
     # -- the driver -------------------------------------------------------------------------------
-    async def _drive(self, op: Op[T]) -> T:
+    async def _drive(self, op: fx.Op[T]) -> T:
         if not self._core.schema_checked:
             op = prepared(self._core, op)
         return await _drive(op, self._handlers)
 
-    async def _script(self, effect: Script) -> Any:
+    async def _script(self, effect: fx.Script) -> Any:
         client = self._side_client() if effect.side else self.client
         sha = _core.SCRIPT_SHAS[effect.name]
         return await client.execute_command(
             "EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args
         )
 
-    async def _load_script(self, effect: LoadScript) -> Any:
+    async def _load_script(self, effect: fx.LoadScript) -> Any:
         client = self._side_client() if effect.side else self.client
         return await client.script_load(_core.SCRIPT_TEXTS[effect.name])
 
-    async def _command(self, effect: Command) -> Any:
+    async def _command(self, effect: fx.Command) -> Any:
         return await self.client.execute_command(*effect.args)
 
-    async def _spawn(self, effect: Spawn) -> _Loop:
+    async def _spawn(self, effect: fx.Spawn) -> _Loop:
         return _Loop(effect.loop, effect.name, self._handlers)
 
-    async def _deadline(self, effect: Deadline) -> Any:
+    async def _deadline(self, effect: fx.Deadline) -> Any:
         try:
             return await asyncio.wait_for(_drive(effect.op, self._handlers), effect.seconds)
         except TimeoutError:
-            raise DeadlineExceeded from None
+            raise fx.DeadlineExceeded from None
 
     def _side_client(self) -> aredis.Redis | aredis.RedisCluster:
         """One connection beside the pool for the heartbeat (see ``_health.heartbeat``)."""
         if self._side is None:
-            pool = getattr(self.client, "connection_pool", None)
-            if isinstance(self.client, aredis.Redis) and isinstance(pool, aredis.ConnectionPool):
-                side = aredis.ConnectionPool(
-                    connection_class=pool.connection_class,
-                    max_connections=1,
-                    **pool.connection_kwargs,
-                )
-                self._side = aredis.Redis(connection_pool=side)
-            else:
-                self._side = self.client
+            self._side = side_client(self.client, aredis.Redis, aredis.ConnectionPool)
         return self._side
 
     async def ensure_schema(self) -> None:
@@ -375,8 +305,8 @@ class AgentState:
         kind: str,
         resource: str | None = None,
         *,
-        ttl: float | None = None,
         wait: float = 10.0,
+        ttl: float | None = None,
         renew: bool = False,
     ) -> _LockRequest:
         """``async with state.lock("charge", "order-42") as lease:`` (or ``await``)."""
@@ -407,22 +337,10 @@ class AgentState:
         )
         return result
 
-    def idempotent_tool(
-        self,
-        name: str | None = None,
-        *,
-        key: Callable[..., str],
-        options: _core.ToolOptions | None = None,
-    ) -> Any:
-        return _tools.idempotent_tool(self, name, key=key, options=options)
-
     # -- health -----------------------------------------------------------------------------------
     async def ready(self, deadline: float = 1.0) -> _core.ReadyReport:
         """See the sync ``ready()``; ``bool(report)`` is the verdict."""
         return await _drive(_health.ready(self._core, deadline), self._handlers)
-
-    def pool_stats(self) -> dict[str, int]:
-        return pool_numbers(self.client)
 
     async def heartbeat(self, ready: bool | None = None) -> None:
         await self._drive(_health.heartbeat(self._core, ready))

@@ -87,6 +87,21 @@ def pool_numbers(client: Any) -> dict[str, int]:
     }
 
 
+def side_client(client: Any, client_type: type[Any], pool_type: type[Any]) -> Any:
+    """A client of one connection beside ``client``'s pool, to the same server with the same
+    credentials, for the heartbeat: the report of an exhausted pool must not wait for that
+    pool. A client it cannot copy (Cluster, a single connection) is returned as it is."""
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(client, client_type) and isinstance(pool, pool_type):
+        side = pool_type(
+            connection_class=pool.connection_class,
+            max_connections=1,
+            **pool.connection_kwargs,
+        )
+        return client_type(connection_pool=side)
+    return client
+
+
 class InstrumentedPool(_Accounting, redis.BlockingConnectionPool):
     """A ``BlockingConnectionPool`` that counts exhaustion (see module doc)."""
 

@@ -19,31 +19,17 @@ import redis
 import redis.cluster
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
-from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 from redis.observability import recorder as observability
 from redis.retry import Retry
 
 from memorywatch import schema
 from memorywatch.agent import _core, _health, _locks, _memory, _tools
-from memorywatch.agent._context import Core, ensure_schema, prepared
-from memorywatch.agent._effects import (
-    Call,
-    Command,
-    Deadline,
-    DeadlineExceeded,
-    Join,
-    LoadScript,
-    NewEvent,
-    Op,
-    Pause,
-    Run,
-    Script,
-    Sleep,
-    Spawn,
-)
+from memorywatch.agent import _effects as fx
+from memorywatch.agent._client import StateBase
+from memorywatch.agent._context import ensure_schema, prepared
 from memorywatch.agent.errors import StateUnavailable
-from memorywatch.agent.pool import InstrumentedPool, pool_numbers
+from memorywatch.agent.pool import InstrumentedPool, side_client
 from memorywatch.agent.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -52,8 +38,8 @@ AnyRedis = redis.Redis | redis.cluster.RedisCluster
 Handlers = dict[type, Callable[[Any], Any]]
 
 
-def _drive(op: Op[T], handlers: Handlers) -> T:
-    run: Run[T] = Run(op)
+def _drive(op: fx.Op[T], handlers: Handlers) -> T:
+    run: fx.Run[T] = fx.Run(op)
     while not run.done:
         run.answer(handlers[type(run.effect)], run.effect)
     result: T = run.value
@@ -63,9 +49,9 @@ def _drive(op: Op[T], handlers: Handlers) -> T:
 class _Loop:
     """A spawned background loop: a daemon thread whose pauses end early on stop."""
 
-    def __init__(self, loop: Op[None], name: str, handlers: Handlers) -> None:
+    def __init__(self, loop: fx.Op[None], name: str, handlers: Handlers) -> None:
         self._stop = threading.Event()
-        own = {**handlers, Pause: lambda effect: self._stop.wait(effect.seconds)}
+        own = {**handlers, fx.Pause: lambda effect: self._stop.wait(effect.seconds)}
         self._thread = threading.Thread(target=_drive, args=(loop, own), name=name, daemon=True)
         self._thread.start()
 
@@ -87,7 +73,7 @@ def _direct_pool(client: AnyRedis) -> redis.ConnectionPool | None:
     return pool
 
 
-def _not_in_a_loop(effect: Pause) -> bool:
+def _not_in_a_loop(effect: fx.Pause) -> bool:
     raise RuntimeError("Pause outside a background loop")
 
 
@@ -182,13 +168,18 @@ class Turn(_health.TurnBase):
         self._state._drive(_health.end_turn(self, exc))
 
 
-class AgentState:
+class AgentState(StateBase):
     """The state of one agent instance, kept in Redis under ``namespace``.
 
     Pass any ``redis.Redis`` or ``redis.cluster.RedisCluster``; :meth:`from_url` builds a client
     with an instrumented blocking pool and without automatic command retries (a retried state
     transition could run twice; the SDK reports the failure instead).
     """
+
+    client_type = redis.Redis
+    cluster_type = redis.cluster.RedisCluster
+    pool_type = InstrumentedPool
+    retry_type = Retry
 
     def __init__(
         self,
@@ -203,95 +194,39 @@ class AgentState:
         telemetry: Telemetry | None = None,
         check_schema: bool = True,
     ) -> None:
-        self.client = client
-        cluster = isinstance(client, redis.cluster.RedisCluster)
-        self._core = Core(
-            schema=schema.Schema(namespace, shards or schema.default_shards(cluster)),
-            instance_id=instance_id or _core.default_instance_id(),
-            settings=settings or _core.Settings(),
-            telemetry=telemetry or Telemetry(tracer_provider, meter_provider),
-            pool_stats=lambda: pool_numbers(client),
-        )
-        self.schema = self._core.schema
-        self.instance_id = self._core.instance_id
-        self.settings = self._core.settings
-        self.telemetry = self._core.telemetry
+        telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
+        self._init_core(client, namespace, instance_id, shards, settings, telemetry)
         self._side: AnyRedis | None = None
         self._direct = _direct_pool(client)
-        self._owned_pool: redis.ConnectionPool | None = None  # built by from_url: close() ends it
         self._probe_pool = concurrent.futures.ThreadPoolExecutor(2, "mw-ready")
         self._handlers: Handlers = {
-            Script: self._script,
-            LoadScript: self._load_script,
-            Command: self._command,
-            Sleep: lambda effect: time.sleep(effect.seconds),
-            Call: lambda effect: effect.fn(*effect.args, **effect.kwargs),
-            Spawn: lambda effect: _Loop(effect.loop, effect.name, self._handlers),
-            Join: lambda effect: effect.handle.join(),
-            Deadline: self._deadline,
-            NewEvent: lambda effect: threading.Event(),
-            Pause: _not_in_a_loop,
+            fx.Script: self._script,
+            fx.LoadScript: self._load_script,
+            fx.Command: self._command,
+            fx.Sleep: lambda effect: time.sleep(effect.seconds),
+            fx.Call: lambda effect: effect.fn(*effect.args, **effect.kwargs),
+            fx.Spawn: lambda effect: _Loop(effect.loop, effect.name, self._handlers),
+            fx.Join: lambda effect: effect.handle.join(),
+            fx.Deadline: self._deadline,
+            fx.NewEvent: lambda effect: threading.Event(),
+            fx.Pause: _not_in_a_loop,
         }
         if check_schema:
             with contextlib.suppress(StateUnavailable):  # Redis down: the first op writes it
                 self.ensure_schema()
 
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str = schema.DEFAULT_NAMESPACE,
-        instance_id: str | None = None,
-        max_connections: int = 50,
-        pool_timeout: float = 1.0,
-        socket_timeout: float = 5.0,
-        pool_name: str | None = None,
-        tracer_provider: TracerProvider | None = None,
-        meter_provider: MeterProvider | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        **kwargs: Any,
-    ) -> AgentState:
-        """Build a client on an :class:`InstrumentedPool` (stable name ``memorywatch.{ns}``)."""
-        telemetry = Telemetry(tracer_provider, meter_provider)
-        pool = InstrumentedPool.from_url(
-            url,
-            retry=Retry(NoBackoff(), 0),
-            **_core.pool_options(
-                namespace=namespace,
-                pool_name=pool_name,
-                meter=telemetry.meter,
-                max_connections=max_connections,
-                pool_timeout=pool_timeout,
-                socket_timeout=socket_timeout,
-                username=username,
-                password=password,
-            ),
-        )
-        client = redis.Redis(connection_pool=pool)
-        try:
-            state = cls(
-                client, namespace=namespace, instance_id=instance_id, telemetry=telemetry, **kwargs
-            )
-        except BaseException:
-            pool.disconnect()
-            raise
-        state._owned_pool = pool
-        return state
-
     # -- the driver -------------------------------------------------------------------------------
-    def _drive(self, op: Op[T]) -> T:
+    def _drive(self, op: fx.Op[T]) -> T:
         if not self._core.schema_checked:
             op = prepared(self._core, op)
         return _drive(op, self._handlers)
 
-    def _script(self, effect: Script) -> Any:
+    def _script(self, effect: fx.Script) -> Any:
         sha = _core.SCRIPT_SHAS[effect.name]
         pool = self._direct
         if effect.side or pool is None or observability.is_enabled():
             client = self._side_client() if effect.side else self.client
-            return client.execute_command(  # type: ignore[no-untyped-call]
+            return client.execute_command(
                 "EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args
             )
         # The hot path of every lock and tool transition, straight on a pooled connection:
@@ -309,33 +244,24 @@ class AgentState:
         finally:
             pool.release(conn)
 
-    def _load_script(self, effect: LoadScript) -> Any:
+    def _load_script(self, effect: fx.LoadScript) -> Any:
         client = self._side_client() if effect.side else self.client
         return client.script_load(_core.SCRIPT_TEXTS[effect.name])
 
-    def _command(self, effect: Command) -> Any:
-        return self.client.execute_command(*effect.args)  # type: ignore[no-untyped-call]
+    def _command(self, effect: fx.Command) -> Any:
+        return self.client.execute_command(*effect.args)
 
-    def _deadline(self, effect: Deadline) -> Any:
+    def _deadline(self, effect: fx.Deadline) -> Any:
         future = self._probe_pool.submit(_drive, effect.op, self._handlers)
         try:
             return future.result(timeout=effect.seconds)
         except concurrent.futures.TimeoutError:
-            raise DeadlineExceeded from None
+            raise fx.DeadlineExceeded from None
 
     def _side_client(self) -> AnyRedis:
         """One connection beside the pool for the heartbeat (see ``_health.heartbeat``)."""
         if self._side is None:
-            pool = getattr(self.client, "connection_pool", None)
-            if isinstance(self.client, redis.Redis) and isinstance(pool, redis.ConnectionPool):
-                side = redis.ConnectionPool(
-                    connection_class=pool.connection_class,
-                    max_connections=1,
-                    **pool.connection_kwargs,
-                )
-                self._side = redis.Redis(connection_pool=side)
-            else:
-                self._side = self.client
+            self._side = side_client(self.client, redis.Redis, redis.ConnectionPool)
         return self._side
 
     def ensure_schema(self) -> None:
@@ -429,25 +355,11 @@ class AgentState:
         )
         return result
 
-    def idempotent_tool(
-        self,
-        name: str | None = None,
-        *,
-        key: Callable[..., str],
-        options: _core.ToolOptions | None = None,
-    ) -> Any:
-        """Method form of :func:`memorywatch.agent.idempotent_tool`."""
-        return _tools.idempotent_tool(self, name, key=key, options=options)
-
     # -- health -----------------------------------------------------------------------------------
     def ready(self, deadline: float = 1.0) -> _core.ReadyReport:
         """Is Redis reachable, writable (not read-only, not out of memory), not loading, and
         answering within ``deadline`` seconds? ``bool(report)`` is the verdict."""
         return _drive(_health.ready(self._core, deadline), self._handlers)
-
-    def pool_stats(self) -> dict[str, int]:
-        """In-use, max, pending and timeouts of the client pool (-1 when unknown)."""
-        return pool_numbers(self.client)
 
     def heartbeat(self, ready: bool | None = None) -> None:
         """Publish this instance's hash (ready flag, pool use, versions) with a short TTL."""
