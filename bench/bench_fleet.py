@@ -313,11 +313,12 @@ def fill(port: int, layout: schema.Schema, plan: FillPlan) -> FillResult:
         # locks: "{fence}|{instance}|{nonce}" with PX, fence counter, locks:exp / locks:since
         instances = [f"agent-{k:02d}-{rng.getrandbits(32):08x}" for k in range(INSTANCES)]
         lock_names = [f"{LOCK_KINDS[n % len(LOCK_KINDS)]}:{100000 + n}" for n in range(plan.locks)]
+        fences: dict[str, int] = {}
         for n, name in enumerate(lock_names):
-            fence = 1 + rng.randrange(50)
+            fence = 1 + n
             owner = f"{instances[n % INSTANCES]}|{rng.getrandbits(48):012x}"
             since = now_ms - rng.randrange(60_000)
-            pipe.send(b"SET", layout.fence(name).encode(), b"%d" % fence)
+            fences[layout.fence(name)] = max(fence, fences.get(layout.fence(name), 0))
             pipe.send(
                 b"SET",
                 layout.lock(name).encode(),
@@ -325,10 +326,15 @@ def fill(port: int, layout: schema.Schema, plan: FillPlan) -> FillResult:
                 b"PX",
                 b"%d" % LOCK_PX,
             )
-            zsets.add(layout.locks_expiry(name), now_ms + LOCK_PX, name)
-            zsets.add(layout.locks_since(name), since, name)
+            member = schema.lock_member(LOCK_KINDS[n % len(LOCK_KINDS)], name)
+            zsets.add(layout.locks_expiry(name), now_ms + LOCK_PX, member)
+            zsets.add(layout.locks_since(name), since, member)
             aux_keys.update((layout.locks_expiry(name), layout.locks_since(name)))
-        for name in lock_names[: plan.lock_names]:
+        for key, fence in fences.items():  # schema v2: one fencing counter per shard
+            pipe.send(b"SET", key.encode(), b"%d" % fence)
+        # schema v2 counts lock kinds, at most the name cap of them
+        kinds = [f"kind{n:03d}" for n in range(min(plan.lock_names, schema.DEFAULT_NAME_CAP))]
+        for name in kinds:
             if rng.random() < 0.7:
                 count(schema.LOCK_CONTENDED, name, name, rng.randrange(1, 500))
             if rng.random() < 0.15:
@@ -844,7 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--locks", type=int, default=10_000)
     parser.add_argument("--tools", type=int, default=100_000)
-    parser.add_argument("--lock-names", type=int, default=300, help="lock names with counters")
+    parser.add_argument("--lock-names", type=int, default=100, help="lock kinds with counters")
     parser.add_argument("--tool-names", type=int, default=200, help="distinct tool names")
     parser.add_argument("--no-users", action="store_true", help="skip the user->sessions sets")
     parser.add_argument("--scrapes", type=int, default=200)
