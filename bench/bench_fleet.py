@@ -429,7 +429,8 @@ def fill(port: int, layout: schema.Schema, plan: FillPlan) -> FillResult:
         if errors != 0 or replies != pipe.commands:
             print(f"!!! FILL PROBLEM: errors={errors} replies={replies} sent={pipe.commands}")
             print(output[-2000:])
-        expected = plan.sessions + users + 2 * plan.locks + plan.tools + len(aux_keys)
+        # per lock: its key; per shard: one fencing counter (schema v2)
+        expected = plan.sessions + users + plan.locks + len(fences) + plan.tools + len(aux_keys)
         return FillResult(
             seconds=time.perf_counter() - start,
             commands=pipe.commands,
@@ -782,6 +783,9 @@ def run(args: argparse.Namespace) -> None:
             if time.perf_counter() - peer_start > args.peer_budget:
                 print(f"  (budget of {args.peer_budget:.0f} s spent: stopping)")
                 break
+        if not theirs.latencies:
+            print("  (--peer-scrapes 0: the peer is not scraped)")
+            return
         ppeer50, ppeer99, _ = summary(theirs.latencies)
         results["peer_p50"] = ppeer50
         key_series = sum(1 for ln in theirs.body.splitlines() if ln.startswith("redis_key_size{"))

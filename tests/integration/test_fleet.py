@@ -354,3 +354,21 @@ def test_sampler_budget_bounds_scan_work_on_a_shared_redis(server: RedisServer) 
     scans = client.info("commandstats")["cmdstat_scan"]["calls"] - before
     assert scans <= 2  # 1,000 keys walked at most, in steps of 500
     assert sampler.result() is None  # the pass is not over: the rest waits for later cycles
+
+
+def test_version_1_data_is_said_in_one_log_line_and_not_read(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = server.client()
+    client.hset("mw:schema", mapping={"version": "1", "shards": "1"})
+    client.hset("mw:{0}:stats:lock_contended", "order-42", 3)  # a v1 counter, uncapped name
+    caplog.set_level(logging.WARNING, logger="memorywatch.exporter")
+    with InProcessExporter(redis_url=server.url) as exporter:
+        first, second = exporter.scrape(), exporter.scrape()
+    said = [r.getMessage() for r in caplog.records if "schema version 1" in r.getMessage()]
+    assert len(said) == 1 and "\n" not in said[0]  # once, not once per scrape
+    assert "memorywatch >= 0.2" in said[0]
+    for metrics in (first, second):
+        assert metrics.value(names.SCHEMA_INFO, version="1") == 1
+        assert metrics.samples(names.LOCK_CONTENDED) == []  # v1 data is not read as v2
+        assert "order-42" not in metrics.text
