@@ -20,6 +20,7 @@ from memorywatch.agent import (
     SchemaMismatch,
     Settings,
     StateMiss,
+    StateOutOfMemory,
     ToolContext,
     ToolFailed,
     ToolInProgress,
@@ -277,3 +278,26 @@ def test_counter_hashes_stay_bounded_however_callers_name_things(
     executions = raw.hgetall(layout.stats_keys(schema.TOOL_EXECUTIONS)[0])
     assert len(executions) == 11 and executions["other|completed"] == "20"
     assert raw.scard(layout.names("lock", "x")) == raw.scard(layout.names("tool", "x")) == 10
+
+
+async def out_of_memory(c: Any, s: Steps) -> None:
+    h = c.history("session-1")
+    await h.append("user", "before the limit")
+    config = s.raw.config_get("maxmemory*")
+    s.raw.config_set("maxmemory-policy", "noeviction")
+    s.raw.config_set("maxmemory", 1)
+    try:
+        await s.expect(StateOutOfMemory, h.append("user", "refused"))
+        await s.expect(StateOutOfMemory, c.lock("charge", "order-1"))
+        await s.expect(StateOutOfMemory, c.run_tool("create_ticket", "idem-1", _tool, "o-1"))
+        s.note(len(await h.load()))  # reads still answer: the agent keeps its memory
+        report = await c.ready()
+        s.note([bool(report), report.reachable, report.writable])
+    finally:
+        s.raw.config_set("maxmemory", config["maxmemory"])
+        s.raw.config_set("maxmemory-policy", config["maxmemory-policy"])
+
+
+def test_out_of_memory_parity(server: RedisServer, raw: redis.Redis) -> None:
+    outcome = both(server, raw, out_of_memory)
+    assert outcome.log[-1] == "[false, true, false]"
