@@ -272,6 +272,8 @@ class ExporterProcess:
     args: Sequence[str]
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    command: Sequence[str] = ()
+    """The `memorywatch` to run (default: this interpreter's, `python -m memorywatch`)."""
     proc: subprocess.Popen[str] | None = None
     logfile: Path = field(
         default_factory=lambda: Path(tempfile.mkstemp(prefix="mw-exporter-", suffix=".log")[1])
@@ -288,9 +290,7 @@ class ExporterProcess:
     def start(self) -> ExporterProcess:
         env = {**os.environ, **self.env}
         cmd = [
-            sys.executable,
-            "-m",
-            "memorywatch",
+            *(self.command or (sys.executable, "-m", "memorywatch")),
             "exporter",
             "--listen",
             f"{LOOPBACK}:{self.port}",

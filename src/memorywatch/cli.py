@@ -13,16 +13,17 @@ import click
 
 from memorywatch import __version__
 from memorywatch.exporter import config as exporter_config
+from memorywatch.logfmt import OneLineFormatter
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-        stream=sys.stderr,
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        OneLineFormatter("%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")
     )
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
 
 
 class LazyGroup(click.Group):

@@ -145,17 +145,27 @@ def thresholds_command(thresholds_file: Path | None, profile: str) -> None:
 
 
 @click.command("runbook")
-@click.argument("alert")
+@click.argument("alert", required=False)
+@click.option("--list", "list_all", is_flag=True, help="List the alerts that have a runbook.")
 @click.option(
     "--runbooks-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help=f"Default: ${runbooks.ENV_DIR}, else the checkout's runbooks/.",
+    help=f"Default: ${runbooks.ENV_DIR}, else the installed package's, else the checkout's.",
 )
-def runbook(alert: str, runbooks_dir: Path | None) -> None:
-    """Print the runbook of ALERT."""
+def runbook(alert: str | None, list_all: bool, runbooks_dir: Path | None) -> None:
+    """Print the runbook of ALERT (or --list them)."""
+    directory = runbooks_dir or runbooks.default_dir()
+    if list_all:
+        names = runbooks.list_alerts(directory)
+        if not names:
+            raise click.ClickException(f"no runbooks in {directory}")
+        click.echo("\n".join(names))
+        return
+    if alert is None:
+        raise click.UsageError("name an ALERT, or pass --list")
     try:
-        path = runbooks.find(alert, runbooks_dir or runbooks.default_dir())
+        path = runbooks.find(alert, directory)
     except runbooks.RunbookError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(path.read_text(encoding="utf-8"), nl=False)

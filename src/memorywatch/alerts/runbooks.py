@@ -6,11 +6,13 @@ import difflib
 import os
 import re
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from memorywatch.alerts.model import AlertRule
-from memorywatch.thresholds import Threshold
+if TYPE_CHECKING:  # the exporter serves runbooks without loading the alert generators
+    from memorywatch.alerts.model import AlertRule
+    from memorywatch.thresholds import Threshold
 
 SECTIONS: Final = ("## Meaning", "## Impact", "## Diagnosis", "## Mitigation")
 BEGIN: Final = "<!-- threshold:begin -->"
@@ -22,11 +24,21 @@ class RunbookError(LookupError):
     """No runbook by that name; the message is one line with close matches."""
 
 
+def packaged_dir() -> Path | None:
+    """``memorywatch/runbooks`` inside an installed wheel (setup.py copies them there)."""
+    found = Path(str(resources.files("memorywatch").joinpath("runbooks")))
+    return found if found.is_dir() and any(found.glob("*.md")) else None
+
+
 def default_dir() -> Path:
-    """$MEMORYWATCH_RUNBOOKS_DIR, else the checkout's runbooks/ (editable install), else ./runbooks."""
+    """$MEMORYWATCH_RUNBOOKS_DIR, else the installed package's runbooks (a wheel), else the
+    checkout's runbooks/ (an editable install), else ./runbooks."""
     env = os.environ.get(ENV_DIR)
     if env:
         return Path(env)
+    packaged = packaged_dir()
+    if packaged is not None:
+        return packaged
     checkout = Path(__file__).resolve().parents[3] / "runbooks"
     return checkout if checkout.is_dir() else Path("runbooks")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
@@ -168,6 +169,10 @@ def _looks_like_ip(pattern: str) -> bool:
     return ":" in pattern or all(part == "*" or part.isdigit() for part in pattern.split("."))
 
 
+_HOST = re.compile(r"[A-Za-z0-9._\-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._\-]+)?")
+"""A DNS name, an IPv4 address or an IPv6 address (with a zone): never spaces or controls."""
+
+
 def _parse_hostport(text: str, default_port: int, url: str) -> tuple[str, int]:
     text = text.strip()
     if not text:
@@ -181,6 +186,8 @@ def _parse_hostport(text: str, default_port: int, url: str) -> tuple[str, int]:
         host, port_text = text, ""
     if not host:
         raise ConfigError(f"no host in {url!r}")
+    if not _HOST.fullmatch(host):
+        raise ConfigError(f"host {host!r} in {url!r} is not a host name or an IP address")
     try:
         port = int(port_text) if port_text else default_port
     except ValueError:

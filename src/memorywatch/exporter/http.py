@@ -24,6 +24,7 @@ from prometheus_client import ProcessCollector
 from prometheus_client.registry import Collector
 
 from memorywatch import __version__
+from memorywatch.alerts import runbooks
 from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector
 from memorywatch.exporter.collectors.fleet import Fleet
 from memorywatch.exporter.collectors.target import ScrapeHealth, TargetCollector
@@ -43,7 +44,8 @@ INDEX = """<html><head><title>memorywatch exporter</title></head><body>
 <p>Target: {target}</p>
 <ul><li><a href="/metrics">/metrics</a></li>
 <li>/scrape?target=redis://host:port (allow-listed targets only)</li>
-<li><a href="/healthz">/healthz</a></li></ul></body></html>
+<li><a href="/healthz">/healthz</a></li>
+<li><a href="/runbooks">/runbooks</a>/NAME (one page per alert)</li></ul></body></html>
 """
 
 
@@ -124,6 +126,8 @@ class ExporterApp:
             return self._scrape(query, accept_encoding)
         if path == "/healthz":
             return Response(200, b"ok\n")
+        if path == "/runbooks" or path.startswith("/runbooks/"):
+            return self._runbook(path.removeprefix("/runbooks").strip("/"))
         if path == "/":
             page = INDEX.format(version=__version__, target=self.config.target.display)
             return Response(200, page.encode(), "text/html; charset=utf-8")
@@ -141,6 +145,19 @@ class ExporterApp:
             f"{response.status} {HTTPStatus(response.status).phrase}", response.headers()
         )
         return [response.body]
+
+    def _runbook(self, name: str) -> Response:
+        """``/runbooks/NAME`` (the page, Markdown) and ``/runbooks`` (the list), from the
+        installed package: a default ``runbook_url`` can point at the exporter itself."""
+        directory = runbooks.default_dir()
+        if not name:
+            listing = "".join(f"{n}\n" for n in runbooks.list_alerts(directory))
+            return Response(200, listing.encode()) if listing else Response(404, b"no runbooks\n")
+        try:
+            page = runbooks.find(name.removesuffix(".md"), directory)
+        except runbooks.RunbookError:
+            return Response(404, b"no runbook by that name\n")
+        return Response(200, page.read_bytes(), "text/markdown; charset=utf-8")
 
     def _scrape(self, query: str, accept_encoding: str) -> Response:
         values = parse_qs(query).get("target", [])
