@@ -335,3 +335,27 @@ def exporter(*args: str, env: dict[str, str] | None = None) -> Iterator[Exporter
         yield proc
     finally:
         proc.cleanup()
+
+
+def make_certs(directory: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate it signed
+    (``ca.crt``, ``server.crt``/``server.key``, ``client.crt``/``client.key``), by openssl."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(
+            ["openssl", *args], check=True, capture_output=True, cwd=directory, timeout=60
+        )
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=memorywatch test CA", "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    for name, ext in (
+        ("server", "subjectAltName=IP:127.0.0.1\n"),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+        (directory / f"{name}.ext").write_text(ext)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.crt")  # fmt: skip
+    names = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")
+    return {name: directory / name for name in names}

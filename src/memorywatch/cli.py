@@ -188,6 +188,22 @@ def main() -> None:
     help="Keys the sampler walks per cycle at most (SCAN COUNT steps, matching or not).",
 )
 @click.option(
+    "--web-config-file",
+    envvar="MEMORYWATCH_WEB_CONFIG_FILE",
+    show_envvar=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="exporter-toolkit web configuration: TLS (tls_server_config) and basic auth "
+    "(basic_auth_users, bcrypt) for every endpoint.",
+)
+@click.option(
+    "--max-connections",
+    envvar="MEMORYWATCH_MAX_CONNECTIONS",
+    show_envvar=True,
+    type=int,
+    default=exporter_config.DEFAULT_MAX_CONNECTIONS,
+    help="HTTP connections held at once; past it the longest-idle one is closed.",
+)
+@click.option(
     "--check",
     is_flag=True,
     help="Scrape the target once, print one line and exit 0 if Redis answered, 1 if not.",

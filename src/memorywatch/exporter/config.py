@@ -12,9 +12,13 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from memorywatch.exporter.fleet_options import FleetOptions
+
+if TYPE_CHECKING:
+    from memorywatch.exporter.webconfig import WebConfig
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 DEFAULT_LISTEN = "127.0.0.1:9121"
@@ -90,6 +94,10 @@ class TLSOptions:
     insecure_skip_verify: bool = False
 
 
+DEFAULT_MAX_CONNECTIONS = 1024
+"""Connections the HTTP side holds at once; past it, the longest-idle one makes room."""
+
+
 @dataclass(frozen=True)
 class ExporterConfig:
     target: Target
@@ -104,6 +112,9 @@ class ExporterConfig:
     enable_keyspace_events: bool = False
     sample_interval: float = 30.0
     sample_budget: int = 20_000
+    web: WebConfig | None = None
+    """--web-config-file: TLS and basic auth of the HTTP side."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def target_allowed(self, target: Target) -> bool:
         """Multi-target scrapes go only to the configured hosts and the allow-list."""
@@ -314,8 +325,15 @@ def build_config(
     enable_keyspace_events: bool = False,
     sample_interval: float = 30.0,
     sample_budget: int = 20_000,
+    web_config_file: Path | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> ExporterConfig:
     """Validate every input and return the frozen configuration."""
+    from memorywatch.exporter import webconfig  # imports this module: loaded on use
+
+    web = webconfig.load(web_config_file) if web_config_file is not None else None
+    if max_connections < 16:
+        raise ConfigError(f"--max-connections {max_connections} must be at least 16")
     target, url_creds = parse_target(redis_url)
     sources = [
         name
@@ -383,6 +401,8 @@ def build_config(
         enable_keyspace_events=enable_keyspace_events,
         sample_interval=sample_interval,
         sample_budget=sample_budget,
+        web=web,
+        max_connections=max_connections,
         target=target,
         credentials=credentials,
         tls=TLSOptions(tls_ca_cert, tls_cert, tls_key, tls_insecure_skip_verify),

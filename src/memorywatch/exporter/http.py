@@ -1,16 +1,23 @@
 """The exporter's HTTP surface: /metrics, /scrape?target=, /healthz.
 
 The standard library's threading HTTP server, one thread per connection so a slow target
-cannot hold up the others, speaking HTTP/1.1 keep-alive. The app is also a WSGI callable.
+cannot hold up the others, speaking HTTP/1.1 keep-alive, hardened (see ``_Server``), with
+the exporter-toolkit web configuration (TLS, basic auth). The app is also a WSGI callable.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gzip
 import logging
+import resource
+import selectors
 import signal
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +41,7 @@ from memorywatch.exporter.evictions import EvictionTracker
 from memorywatch.exporter.exposition import CONTENT_TYPE, FamilySource, render
 from memorywatch.exporter.sampler import KeyspaceSampler
 from memorywatch.exporter.scrape import ClientCache
+from memorywatch.exporter.webconfig import BasicAuth
 
 log = logging.getLogger("memorywatch.exporter")
 
@@ -202,6 +210,16 @@ class Response:
         return headers
 
 
+IDLE_TIMEOUT = 65.0
+"""Seconds a connection may wait for its next request: longer than the 60 s scrape interval
+the slowest Prometheus setups use, so keep-alive survives; a half-open connection is closed."""
+HEADER_TIMEOUT = 10.0
+"""Seconds each read may take once a request has started, and the TLS handshake."""
+LISTEN_BACKLOG = 4096
+"""Pending connections the kernel holds (capped by net.core.somaxconn); the stdlib's 5 made a
+burst of a few hundred connections wait 30 s to be accepted."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive, so Prometheus reuses its connection between scrapes."""
 
@@ -211,8 +229,49 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = f"memorywatch/{__version__}"
     app: ExporterApp
+    server: _Server
+
+    def setup(self) -> None:
+        self.raw = self.request
+        self.refused = False
+        tls = self.server.tls
+        if tls is not None:
+            self.request.settimeout(HEADER_TIMEOUT)
+            try:
+                self.request = tls.wrap_socket(self.request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:  # a plain-text client, a bad certificate
+                log.debug("TLS handshake with %s failed: %s", self.client_address[0], exc)
+                self.refused = True
+        super().setup()
+
+    def handle(self) -> None:
+        if not self.refused:
+            super().handle()
+
+    def handle_one_request(self) -> None:
+        self.connection.settimeout(IDLE_TIMEOUT)
+        self.server.waiting(self, True)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.waiting(self, False)
+
+    def parse_request(self) -> bool:
+        self.server.waiting(self, False)  # a request line arrived: no longer idle
+        self.connection.settimeout(HEADER_TIMEOUT)
+        return super().parse_request()
 
     def _serve(self) -> None:
+        if not self.server.auth.allowed(self.headers.get("Authorization")):
+            body = b"unauthorized\n"
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="memorywatch"')
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return
         path, _, query = self.path.partition("?")
         response = self.app.respond(
             self.command, path, query, self.headers.get("Accept-Encoding", "")
@@ -230,21 +289,203 @@ class _Handler(BaseHTTPRequestHandler):
         """Access logs are left to the proxy in front, if any."""
 
 
-class _ThreadingServer(ThreadingHTTPServer):
+class _WaitingRoom:
+    """New connections wait here, without a thread, until their first bytes arrive.
+
+    One thread and one selector hold every connection that has not sent anything yet: a
+    flood of silent (half-open) connections costs a file each, not a thread each, and the
+    accept loop only registers a socket. A connection that speaks within HEADER_TIMEOUT gets
+    its handler thread; one that stays silent is closed, and past ``capacity`` the oldest
+    waiting ones are closed first."""
+
+    def __init__(self, dispatch: Callable[[Any, Any], None], capacity: int) -> None:
+        self._dispatch = dispatch
+        self._capacity = capacity
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._incoming: collections.deque[tuple[Any, Any]] = collections.deque()
+        self._order: collections.deque[tuple[float, Any]] = collections.deque()
+        self._addresses: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="mw-http-waiting", daemon=True)
+        self._thread.start()
+
+    def add(self, sock: Any, address: Any) -> None:
+        with self._lock:
+            self._incoming.append((sock, address))
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"\0")
+
+    def _admit(self, now: float) -> None:
+        with self._lock:
+            arrived, self._incoming = list(self._incoming), collections.deque()
+        for sock, address in arrived:
+            try:
+                self._selector.register(sock, selectors.EVENT_READ)
+            except (ValueError, OSError):
+                _close(sock)
+                continue
+            self._addresses[sock] = address
+            self._order.append((now + HEADER_TIMEOUT, sock))
+
+    def _expire(self, now: float) -> None:
+        while self._order and (self._order[0][0] <= now or len(self._addresses) > self._capacity):
+            _, sock = self._order.popleft()
+            if sock in self._addresses:  # still silent
+                del self._addresses[sock]
+                self._selector.unregister(sock)
+                _close(sock)
+
+    def _run(self) -> None:
+        while not self._closed:
+            deadline = self._order[0][0] if self._order else None
+            timeout = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            for key, _events in self._selector.select(min(timeout, 1.0)):
+                if key.fileobj is self._wake_r:
+                    with contextlib.suppress(BlockingIOError, OSError):
+                        self._wake_r.recv(65536)
+                    continue
+                sock = key.fileobj
+                self._selector.unregister(sock)
+                address = self._addresses.pop(sock, None)
+                self._dispatch(sock, address)
+            now = time.monotonic()
+            self._admit(now)
+            self._expire(now)
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+        self._thread.join(5)
+        for sock in list(self._addresses):
+            _close(sock)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _close(sock: Any) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class _Server(ThreadingHTTPServer):
+    """The stdlib's threading server, made to hold up: a deep listen backlog; new
+    connections wait for their first bytes in a thread-less waiting room (``_WaitingRoom``);
+    header and idle timeouts; TLS handshakes in the connection's own thread, never in the
+    accept loop; at most ``max_connections`` handler threads. Past the bound, the connection
+    that has waited longest for its next request (an idle keep-alive) is closed to make room,
+    so no flood of connections keeps Prometheus's scrape out."""
+
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        max_connections: int,
+        tls: ssl.SSLContext | None,
+        auth: BasicAuth,
+    ) -> None:
+        self.tls = tls
+        self.auth = auth
+        self.max_connections = max_connections
+        self._active = 0
+        self._idle: dict[_Handler, float] = {}
+        self._guard = threading.Lock()
+        self._room = _WaitingRoom(self._dispatch, capacity=8 * max_connections)
+        super().__init__(address, handler)  # closes the room itself if the bind fails
+
+    def waiting(self, handler: _Handler, idle: bool) -> None:
+        with self._guard:
+            if idle:
+                self._idle[handler] = time.monotonic()
+            else:
+                self._idle.pop(handler, None)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._room.add(request, client_address)
+
+    def _dispatch(self, request: Any, client_address: Any) -> None:
+        with self._guard:
+            victim = None
+            if self._active >= self.max_connections and self._idle:
+                victim = min(self._idle, key=self._idle.__getitem__)
+                del self._idle[victim]
+            full = self._active >= self.max_connections and victim is None
+            if not full:
+                self._active += 1
+        if victim is not None:
+            with contextlib.suppress(OSError):
+                victim.raw.shutdown(socket.SHUT_RDWR)
+        if full:  # every handler is mid-request: say so without a thread
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY if self.tls is None else b"")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._guard:
+            self._active -= 1
+
+    def server_close(self) -> None:
+        self._room.close()
+        super().server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished mid-request is not a traceback on stderr."""
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
 
-class _ThreadingServer6(_ThreadingServer):
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class _Server6(_Server):
     address_family = socket.AF_INET6
+
+
+def _raise_open_files_limit() -> None:
+    """Every connection is a file: lift the soft limit to the hard one (as Go's runtime does),
+    so the connection bound, not a default of 1024 files, decides."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def serve(config: ExporterConfig) -> None:
     """Serve until SIGTERM or SIGINT."""
     app = ExporterApp(config)
-    server_class = _ThreadingServer6 if ":" in config.listen_host else _ThreadingServer
+    server_class = _Server6 if ":" in config.listen_host else _Server
     handler = type("Handler", (_Handler,), {"app": app})
+    web = config.web
+    _raise_open_files_limit()
     try:
-        server = server_class((config.listen_host, config.listen_port), handler)
+        server = server_class(
+            (config.listen_host, config.listen_port),
+            handler,
+            max_connections=config.max_connections,
+            tls=web.tls if web is not None else None,
+            auth=BasicAuth(web.users if web is not None else {}),
+        )
     except OSError as exc:
         app.close()
         raise ConfigError(
@@ -259,12 +500,15 @@ def serve(config: ExporterConfig) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
+    scheme = "https" if web is not None and web.tls is not None else "http"
     log.info(
-        "memorywatch exporter %s serving http://%s:%d/metrics for %s",
+        "memorywatch exporter %s serving %s://%s:%d/metrics for %s%s",
         __version__,
+        scheme,
         host,
         server.server_port,
         config.target.display,
+        " (basic auth)" if server.auth.enabled else "",
     )
     # One scrape now, so an unreachable Redis or a wrong password shows in the log at start.
     threading.Thread(target=app.main_target.families, daemon=True).start()

@@ -1,0 +1,306 @@
+"""The HTTP side as an attacker and as Prometheus meet it: exporter-toolkit web config (TLS,
+client certificates, basic auth on every endpoint), and a server that holds up under a burst
+of silent connections. Real exporter processes, real sockets, real TLS."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from harness import LOOPBACK, ExporterProcess, RedisServer, make_certs, redis_server
+from memorywatch.exporter.http import HEADER_TIMEOUT
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    with redis_server() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def _hash() -> str:
+    return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+def _web_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    return path
+
+
+def _auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def _get(
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, bytes, dict[str, str]]:
+    conn: http.client.HTTPConnection
+    if context is None:
+        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+    else:
+        conn = http.client.HTTPSConnection(LOOPBACK, port, timeout=10, context=context)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read(), dict(response.getheaders())
+    finally:
+        conn.close()
+
+
+def _start(server: RedisServer, web: Path, *extra: str) -> ExporterProcess:
+    exporter = ExporterProcess(["--redis-url", server.url, "--web-config-file", str(web), *extra])
+    _start_unchecked(exporter)
+    return exporter
+
+
+def test_basic_auth_guards_every_endpoint(server: RedisServer, tmp_path: Path) -> None:
+    hashed = _hash()
+    web = _web_config(tmp_path, f"basic_auth_users:\n  prometheus: {hashed}\n")
+    exporter = _start(server, web)
+    assert exporter.proc is not None
+    proc = exporter.proc
+    try:
+        for path in ("/metrics", "/healthz", "/", "/runbooks/AgentLockLost", "/scrape?target=x"):
+            status, _, headers = _get(exporter.port, path)
+            assert status == 401, path
+            assert headers["WWW-Authenticate"] == 'Basic realm="memorywatch"'
+            assert _get(exporter.port, path, _auth("prometheus", "wrong"))[0] == 401
+            assert _get(exporter.port, path, _auth("nobody", PASSWORD))[0] == 401
+        status, body, _ = _get(exporter.port, "/metrics", _auth("prometheus", PASSWORD))
+        assert status == 200 and b"redis_up 1" in body
+        for _ in range(20):  # Prometheus sends the same credentials every scrape: cached
+            assert _get(exporter.port, "/healthz", _auth("prometheus", PASSWORD))[0] == 200
+    finally:
+        exporter.stop()
+        proc.wait(10)
+    log = exporter.log
+    assert hashed not in log and PASSWORD not in log
+    assert "(basic auth)" in log
+
+
+def _start_unchecked(exporter: ExporterProcess) -> subprocess.Popen[str]:
+    """Start without the harness's /healthz probe (it would get a 401); wait for the port."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "memorywatch",
+        "exporter",
+        "--listen",
+        f"{LOOPBACK}:{exporter.port}",
+        *exporter.args,
+    ]
+    log = exporter.logfile.open("w")
+    exporter.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if exporter.proc.poll() is not None:
+            raise RuntimeError(f"exporter exited:\n{exporter.log}")
+        try:
+            socket.create_connection((LOOPBACK, exporter.port), timeout=1).close()
+            return exporter.proc
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"exporter never listened:\n{exporter.log}")
+
+
+def _client_context(certs: dict[str, Path], with_cert: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(certs["ca.crt"]))
+    if with_cert:
+        context.load_cert_chain(certs["client.crt"], certs["client.key"])
+    return context
+
+
+def test_tls_with_client_certificates_and_basic_auth(
+    server: RedisServer, certs: dict[str, Path], tmp_path: Path
+) -> None:
+    web = _web_config(
+        tmp_path,
+        "tls_server_config:\n"
+        f"  cert_file: {certs['server.crt']}\n"
+        f"  key_file: {certs['server.key']}\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        f"  client_ca_file: {certs['ca.crt']}\n"
+        "  min_version: TLS12\n"
+        f"basic_auth_users:\n  prometheus: {_hash()}\n",
+    )
+    exporter = _start(server, web)
+    try:
+        good = _client_context(certs, with_cert=True)
+        status, body, _ = _get(exporter.port, "/metrics", _auth("prometheus", PASSWORD), good)
+        assert status == 200 and b"redis_up 1" in body
+        assert _get(exporter.port, "/metrics", None, good)[0] == 401  # TLS is not a password
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            _get(
+                exporter.port,
+                "/metrics",
+                _auth("prometheus", PASSWORD),
+                _client_context(certs, False),
+            )
+        with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+            _get(exporter.port, "/metrics")  # plain HTTP to the TLS port
+        # and the server is still there for the right client
+        assert _get(exporter.port, "/healthz", _auth("prometheus", PASSWORD), good)[0] == 200
+    finally:
+        exporter.stop()
+    assert "serving https://" in exporter.log
+
+
+def test_tls_minimum_version_is_enforced(
+    server: RedisServer, certs: dict[str, Path], tmp_path: Path
+) -> None:
+    web = _web_config(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {certs['server.crt']}\n  key_file: {certs['server.key']}\n"
+        "  min_version: TLS13\n",
+    )
+    exporter = _start(server, web)
+    try:
+        modern = _client_context(certs, with_cert=False)
+        assert _get(exporter.port, "/metrics", None, modern)[0] == 200
+        old = _client_context(certs, with_cert=False)
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            _get(exporter.port, "/metrics", None, old)
+    finally:
+        exporter.stop()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("basic_auth_users: [a, b]\n", "basic_auth_users must map"),
+        ("basic_auth_users:\n  alice: plaintext-password\n", "not a bcrypt hash"),
+        ("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n", "no file"),
+        ("tls_server: {}\n", "unknown key 'tls_server'"),
+        (
+            "tls_server_config: {cert_file: a, key_file: b, client_auth_type: RequireAnyClientCert}\n",
+            "",
+        ),
+        ("http_server_config:\n  http2: true\n", "http2 is not supported"),
+        ("basic_auth_users: {alice: [\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_web_config_is_one_line_at_start_up(tmp_path: Path, text: str, expected: str) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).write_text("x")
+    web = _web_config(tmp_path, text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "memorywatch", "exporter", "--web-config-file", str(web), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: --web-config-file"), proc.stderr
+    assert expected in lines[0]
+    assert "plaintext-password" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _status(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field}")
+
+
+def _rss_mb(pid: int) -> float:
+    return _status(pid, "VmRSS") / 1024
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    sock.settimeout(0.01)
+    try:
+        return sock.recv(1) == b""
+    except (TimeoutError, BlockingIOError):
+        return False
+    except OSError:
+        return True
+
+
+@pytest.mark.slow
+def test_a_burst_of_silent_connections_cannot_keep_a_scrape_out(server: RedisServer) -> None:
+    exporter = ExporterProcess(["--redis-url", server.url]).start()
+    sockets: list[socket.socket] = []
+    try:
+        started = time.monotonic()
+        for _ in range(2500):  # half-open: connected, never a byte sent
+            sockets.append(socket.create_connection((LOOPBACK, exporter.port), timeout=5))
+        opened = time.monotonic() - started
+        assert opened < 10, f"2,500 connections took {opened:.1f} s to be accepted"
+        scrape_started = time.monotonic()
+        status, body, _ = _get(exporter.port, "/metrics")
+        scrape = time.monotonic() - scrape_started
+        assert status == 200 and b"redis_up 1" in body
+        assert scrape < 1.0, f"a scrape took {scrape:.2f} s beside 2,500 silent connections"
+        assert exporter.proc is not None
+        rss = _rss_mb(exporter.proc.pid)
+        assert rss < 150, f"RSS {rss:.0f} MB"
+        threads = _status(exporter.proc.pid, "Threads")
+        assert threads < 100, f"{threads} threads: silent connections must not hold one each"
+        # half-open connections are closed once the header timeout passes
+        time.sleep(HEADER_TIMEOUT + 1.5)
+        closed = sum(_closed_by_peer(sock) for sock in sockets)
+        assert closed == len(sockets), f"{len(sockets) - closed} silent connections still open"
+        assert _get(exporter.port, "/metrics")[0] == 200
+        print(
+            f"\n2,500 connections opened in {opened:.2f} s; scrape {scrape * 1000:.0f} ms "
+            f"beside them; RSS {rss:.0f} MB, {threads} threads; all closed after "
+            f"{HEADER_TIMEOUT:.0f} s of silence"
+        )
+    finally:
+        for sock in sockets:
+            sock.close()
+        exporter.stop()
+
+
+def test_past_the_bound_the_longest_idle_keep_alive_makes_room(server: RedisServer) -> None:
+    exporter = ExporterProcess(["--redis-url", server.url, "--max-connections", "16"]).start()
+    try:
+        idle = []
+        for _ in range(16):  # 16 keep-alive connections, each idle after one request
+            conn = http.client.HTTPConnection(LOOPBACK, exporter.port, timeout=10)
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read() == b"ok\n"
+            idle.append(conn)
+        status, body, _ = _get(exporter.port, "/metrics")  # the 17th: served, not refused
+        assert status == 200 and b"redis_up 1" in body
+        oldest = idle[0].sock
+        assert oldest is not None
+        assert _closed_by_peer(oldest) or _closed_later(oldest)
+        newest = idle[-1]
+        newest.request("GET", "/healthz")  # the most recent idle one was kept
+        assert newest.getresponse().read() == b"ok\n"
+    finally:
+        exporter.stop()
+
+
+def _closed_later(sock: socket.socket, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _closed_by_peer(sock):
+            return True
+        time.sleep(0.02)
+    return False
