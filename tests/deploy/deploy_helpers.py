@@ -113,6 +113,9 @@ def kustomize_references(path: Path) -> Iterator[tuple[str, Path]]:
     for field in ("resources", "components"):
         for entry in doc.get(field) or []:
             yield field, (path.parent / entry).resolve()
+    for patch in doc.get("patches") or []:
+        if isinstance(patch, dict) and "path" in patch:
+            yield "patches", (path.parent / patch["path"]).resolve()
     for generator in doc.get("configMapGenerator") or []:
         for entry in generator.get("files") or []:
             yield "configMapGenerator", (path.parent / entry.rpartition("=")[2]).resolve()

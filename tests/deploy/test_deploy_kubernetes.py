@@ -43,6 +43,10 @@ EXPECTED_KINDS: dict[str, list[tuple[str, str]]] = {
     "kubernetes/agent-example/base/deployment.yaml": [("apps/v1", "Deployment")],
     "kubernetes/agent-example/keda/scaledobject.yaml": [("keda.sh/v1alpha1", "ScaledObject")],
     "kubernetes/agent-example/hpa/hpa.yaml": [("autoscaling/v2", "HorizontalPodAutoscaler")],
+    "kubernetes/web-config/deployment-web.yaml": [("apps/v1", "Deployment")],
+    "kubernetes/web-config/servicemonitor-web.yaml": [
+        ("monitoring.coreos.com/v1", "ServiceMonitor")
+    ],
 }
 HELM_VALUES = {"kubernetes/agent-example/hpa/prometheus-adapter-values.yaml"}
 KUSTOMIZE_API = ("kustomize.config.k8s.io/v1beta1", "Kustomization")
@@ -317,3 +321,20 @@ def test_dashboard_configmap_names_are_valid_and_distinct() -> None:
 def test_sync_script_finds_nothing_stale() -> None:
     sync = sync_module()
     assert sync.stale(sync.expected()) == [], f"run `{SYNC_COMMAND}`"
+
+
+def test_web_config_overlay_points_the_exporter_at_the_mounted_file() -> None:
+    patch = load_one(K8S / "web-config" / "deployment-web.yaml")
+    [exporter] = patch["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in exporter["env"]}
+    web_file = Path(env["MEMORYWATCH_WEB_CONFIG_FILE"])
+    [mount] = exporter["volumeMounts"]
+    assert web_file.parent == Path(mount["mountPath"])
+    assert "MEMORYWATCH_WEB_CONFIG_FILE" in cli_envvars()
+    # a kubelet has no client certificate nor password: the probes are TCP checks
+    assert (
+        exporter["readinessProbe"]["httpGet"] is None and "tcpSocket" in exporter["livenessProbe"]
+    )
+    monitor = load_one(K8S / "web-config" / "servicemonitor-web.yaml")
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https" and "basicAuth" in endpoint
