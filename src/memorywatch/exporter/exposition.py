@@ -103,17 +103,20 @@ class Families:
         family = self._families.get(name)
         if family is None:
             family = self._families[name] = _Family(help_text, kind)
-        if isinstance(labels, Labels):
+        if labels is None:
+            label_text = ""
+        elif type(labels) is Labels:
             label_text = labels.text
         else:
-            label_text = _label_text(labels) if labels else ""
-        if self._extra:
-            label_text = f"{label_text},{self._extra}" if label_text else self._extra
-        sample = sample_name or name
-        text = format_value(value)
-        family.lines.append(
-            f"{sample}{{{label_text}}} {text}" if label_text else f"{sample} {text}"
-        )
+            label_text = _label_text(labels) if labels else ""  # type: ignore[arg-type]
+        extra = self._extra
+        if extra:
+            label_text = f"{label_text},{extra}" if label_text else extra
+        text = str(value) if type(value) is int else format_value(value)
+        if label_text:
+            family.lines.append(f"{sample_name or name}{{{label_text}}} {text}")
+        else:
+            family.lines.append(f"{sample_name or name} {text}")
 
     def gauge(
         self,
