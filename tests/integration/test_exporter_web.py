@@ -304,3 +304,24 @@ def _closed_later(sock: socket.socket, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def test_the_readme_web_config_loads(certs: dict[str, Path], tmp_path: Path) -> None:
+    import re
+    import shutil
+
+    from memorywatch.exporter.webconfig import BasicAuth, load
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [block] = re.findall(r"```yaml\n(# /etc/memorywatch/web/web.yml.*?)```", readme, re.DOTALL)
+    for source, target in (
+        ("server.crt", "tls.crt"),
+        ("server.key", "tls.key"),
+        ("ca.crt", "ca.crt"),
+    ):
+        shutil.copy(certs[source], tmp_path / target)
+    web = load(_web_config(tmp_path, block))
+    assert web.tls is not None and web.tls.verify_mode == ssl.CERT_REQUIRED
+    auth = BasicAuth(web.users)
+    assert auth.allowed("Basic " + base64.b64encode(b"prometheus:change-me").decode())
+    assert not auth.allowed("Basic " + base64.b64encode(b"prometheus:" + b"x" * 100).decode())

@@ -175,6 +175,12 @@ def _users(section: Any, where: str) -> dict[str, bytes]:
             raise ConfigError(
                 f"{where}: basic_auth_users.{user}: not a bcrypt hash ($2a$/$2b$/$2y$)"
             )
+        try:
+            bcrypt.checkpw(b"", hashed.encode())  # a malformed hash fails here, not per request
+        except ValueError:
+            raise ConfigError(
+                f"{where}: basic_auth_users.{user}: a malformed bcrypt hash"
+            ) from None
         users[user] = hashed.encode()
     return users
 
@@ -214,7 +220,10 @@ class BasicAuth:
         with self._lock:
             if self._ok.get((user, digest)):
                 return True
-        if not bcrypt.checkpw(password.encode(), hashed):
+        try:
+            if not bcrypt.checkpw(password.encode(), hashed):
+                return False
+        except ValueError:  # a password bcrypt refuses (over 72 bytes in bcrypt >= 5)
             return False
         with self._lock:
             if len(self._ok) >= AUTH_CACHE_SIZE:
