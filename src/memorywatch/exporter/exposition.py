@@ -86,6 +86,19 @@ class Families:
         view._extra = f"{self._extra},{extra}" if self._extra else extra
         return view
 
+    def series(self, name: str, help_text: str, kind: str) -> list[str]:
+        """The sample lines of a family, for a caller that formats many samples of it (a
+        Redis with 200 commands has 800 command samples): append ``labelled(...)`` lines."""
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = _Family(help_text, kind)
+        return family.lines
+
+    def label_text(self, labels: Mapping[str, str]) -> str:
+        """The rendered label set, with this view's extra labels."""
+        text = _label_text(labels)
+        return f"{text},{self._extra}" if self._extra else text
+
     def declare(self, name: str, help_text: str, kind: str) -> None:
         """Create a family ahead of its samples, so it keeps its place and help text."""
         if name not in self._families:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memorywatch import names
-from memorywatch.exporter.exposition import Families, Labels
+from memorywatch.exporter.exposition import Families, Labels, format_value
 
 
 @dataclass(frozen=True)
@@ -752,34 +752,36 @@ def _add_keyspace(info: Mapping[str, Any], config: Mapping[str, str], out: Famil
             )
 
 
+_COMMAND_FAMILIES = (
+    (names.REDIS_COMMANDS, "Calls per command.", "calls", 1.0),
+    (names.REDIS_COMMANDS_DURATION, "Seconds spent per command.", "usec", 1e6),
+    (
+        names.REDIS_COMMANDS_REJECTED,
+        "Calls rejected before they ran (wrong arity, OOM, ...).",
+        "rejected_calls",
+        1.0,
+    ),
+    (names.REDIS_COMMANDS_FAILED, "Calls that ran and failed.", "failed_calls", 1.0),
+)
+
+
 def _add_commandstats(info: Mapping[str, Any], out: Families) -> None:
+    # The largest part of a scrape (four samples per command Redis has seen): lines are
+    # formatted here with the command's label text built once.
+    series: list[list[str]] | None = None
     for key, stats in info.items():
         if key.startswith("cmdstat_") and isinstance(stats, Mapping):
-            labels = Labels({names.LABEL_CMD: key.removeprefix("cmdstat_")})
-            out.counter(
-                names.REDIS_COMMANDS,
-                "Calls per command.",
-                _number(stats.get("calls")) or 0.0,
-                labels,
-            )
-            out.counter(
-                names.REDIS_COMMANDS_DURATION,
-                "Seconds spent per command.",
-                (_number(stats.get("usec")) or 0.0) / 1e6,
-                labels,
-            )
-            out.counter(
-                names.REDIS_COMMANDS_REJECTED,
-                "Calls rejected before they ran (wrong arity, OOM, ...).",
-                _number(stats.get("rejected_calls")) or 0.0,
-                labels,
-            )
-            out.counter(
-                names.REDIS_COMMANDS_FAILED,
-                "Calls that ran and failed.",
-                _number(stats.get("failed_calls")) or 0.0,
-                labels,
-            )
+            if series is None:
+                series = [
+                    out.series(name, help_text, "counter")
+                    for name, help_text, _, _ in _COMMAND_FAMILIES
+                ]
+            labels = out.label_text({names.LABEL_CMD: key.removeprefix("cmdstat_")})
+            for lines, (name, _help, field_name, scale) in zip(
+                series, _COMMAND_FAMILIES, strict=True
+            ):
+                number = (_number(stats.get(field_name)) or 0.0) / scale
+                lines.append(f"{name}{{{labels}}} {format_value(number)}")
         elif key.startswith("errorstat_") and isinstance(stats, Mapping):
             out.counter(
                 names.REDIS_ERRORS,
