@@ -80,8 +80,8 @@ async def locks(c: Any, s: Steps) -> None:
             raise KeyError("the body's own error")
 
     await s.expect(KeyError, body_fails())  # the lost release is a note on it, not a LockLost
-    async with c.lock("charge", "order-46", ttl=0.6, renew=True) as renewed:
-        await asyncio.sleep(0.8)
+    async with c.lock("charge", "order-46", ttl=1.5, renew=True) as renewed:
+        await asyncio.sleep(2.0)  # past the TTL: only renewal keeps it
         s.note(renewed.lost.is_set())
     for kind in ("k1", "k2", "k3", "k4"):  # the cap of this scenario is 4 (charge, order...)
         async with c.lock(kind, "x"):
