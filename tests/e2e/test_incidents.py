@@ -137,11 +137,45 @@ def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: 
     assert (Path(__file__).parents[2] / "runbooks" / f"{incident.alert}.md").is_file()
 
 
+def _rules(demo: Demo) -> list[dict[str, Any]]:
+    url = f"http://{LOOPBACK}:{demo.prometheus_port}/api/v1/rules?type=alert"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        body = json.loads(resp.read())
+    return [rule for group in body["data"]["groups"] for rule in group["rules"]]
+
+
+def _send_test_alert(demo: Demo, alertname: str) -> None:
+    """An alert posted straight to Alertmanager: proves the route to the receiver works."""
+    alert = [{"labels": {"alertname": alertname, "severity": "info"}, "annotations": {}}]
+    request = urllib.request.Request(
+        f"http://{LOOPBACK}:{demo.alertmanager_port}/api/v2/alerts",
+        data=json.dumps(alert).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 -- loopback
+        assert resp.status == 200
+
+
 @pytest.mark.slow
 def test_healthy_fleet_pages_nobody(receiver: Receiver, tmp_path: Path) -> None:
+    """Silence proves something only if the alerts could have arrived: first the rules are
+    loaded and healthy in Prometheus and a test alert travels Alertmanager -> receiver."""
     demo = _demo(receiver, tmp_path)
     try:
         _wait_fleet_scraped(demo)
+        committed = (Path(__file__).parents[2] / "alerts" / "memorywatch.rules.yaml").read_text()
+        deadline = time.monotonic() + 20
+        rules = _rules(demo)
+        while time.monotonic() < deadline and not all(r["health"] == "ok" for r in rules):
+            time.sleep(0.5)  # a rule is "unknown" until its first evaluation
+            rules = _rules(demo)
+        assert len(rules) == committed.count("- alert: ") > 0, "the generated rules did not load"
+        assert all(rule["health"] == "ok" for rule in rules), [
+            (r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"
+        ]
+        _send_test_alert(demo, "MemorywatchPipelineCheck")
+        receiver.wait_for("MemorywatchPipelineCheck", 30)
         time.sleep(25)  # the rules evaluate the healthy fleet (test profile: `for` in seconds)
         firing = receiver.firing()
     finally:
