@@ -725,7 +725,7 @@ def run(args: argparse.Namespace) -> None:
         fleet_t = timed(lambda: read_fleet(probe, options), 50)
         snap = read_fleet(probe, options)
         budget = LabelBudget(options.max_label_values)
-        expo_t = timed(lambda: add_fleet_families(snap, Families(), options, budget), 50)
+        expo_t = timed(lambda: add_fleet_families(snap, Families(), budget), 50)
         fields = sum(
             int(probe.hlen(key))
             for family in (*schema.COUNTER_FAMILIES, *schema.HISTOGRAM_FAMILIES)

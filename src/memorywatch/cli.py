@@ -117,7 +117,8 @@ def main() -> None:
     envvar="MEMORYWATCH_ALLOW_TARGETS",
     show_envvar=True,
     multiple=True,
-    help="host:port pattern (shell wildcards) that /scrape?target= may reach; repeatable.",
+    help="host:port that /scrape?target= may reach: a name (cache-*.internal), an IP with * "
+    "per octet or a CIDR block; port a number or *. Repeatable.",
 )
 @click.option(
     "--log-level",

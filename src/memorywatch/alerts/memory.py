@@ -26,7 +26,7 @@ from memorywatch.alerts.model import (
 )
 
 LABEL_MAXMEMORY_POLICY = names.LABEL_MAXMEMORY_POLICY
-"""A label of redis_instance_info (redis_exporter); not yet a constant in names.py."""
+"""A label of redis_instance_info (redis_exporter)."""
 SAFE_POLICY = "noeviction"
 MAX_BYTES = 1_000_000_000
 

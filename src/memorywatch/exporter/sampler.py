@@ -33,7 +33,6 @@ TOOL_STATES = {
 @dataclass(frozen=True)
 class SampleResult:
     finished_at: float
-    keys_seen: int
     without_ttl: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -57,7 +56,7 @@ class KeyspaceSampler(BackgroundWorker):
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._cursor = 0
-        self._partial: tuple[Counter[str], Counter[str], int] = (Counter(), Counter(), 0)
+        self._partial: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
 
     def result(self) -> SampleResult | None:
         with self._lock:
@@ -79,7 +78,7 @@ class KeyspaceSampler(BackgroundWorker):
 
     def cycle(self, client: redis.Redis) -> None:
         """Walk up to `budget` keys from where the last cycle stopped."""
-        without_ttl, errors, seen = self._partial
+        without_ttl, errors = self._partial
         scanned = 0
         while scanned < self._budget:
             cursor, keys = client.scan(
@@ -91,20 +90,18 @@ class KeyspaceSampler(BackgroundWorker):
             scanned += self._batch
             if keys:
                 self._inspect(client, [str(k) for k in keys], without_ttl, errors)
-                seen += len(keys)
             if self._cursor == 0:
                 result = SampleResult(
                     finished_at=time.monotonic(),
-                    keys_seen=seen,
                     without_ttl={c: without_ttl[c] for c in KEY_CLASSES},
                     errors={k: errors[k] for k in ERROR_KINDS},
                 )
                 with self._done:
                     self._result = result
                     self._done.notify_all()
-                self._partial = (Counter(), Counter(), 0)
+                self._partial = (Counter(), Counter())
                 return
-        self._partial = (without_ttl, errors, seen)
+        self._partial = (without_ttl, errors)
 
     def _inspect(
         self, client: redis.Redis, keys: list[str], without_ttl: Counter[str], errors: Counter[str]

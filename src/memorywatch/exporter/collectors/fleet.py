@@ -292,9 +292,7 @@ def read_fleet(
     return snap
 
 
-def add_fleet_families(
-    snap: FleetSnapshot, out: Families, options: FleetOptions, budget: LabelBudget
-) -> None:
+def add_fleet_families(snap: FleetSnapshot, out: Families, budget: LabelBudget) -> None:
     version = snap.schema_fields.get(schema.SCHEMA_FIELD_VERSION)
     out.gauge(
         names.SCHEMA_INFO,
@@ -572,7 +570,7 @@ class Fleet:
                     schema.SCHEMA_VERSION,
                 )
         if snap is not None:
-            add_fleet_families(snap, out, self.options, self.labels)
+            add_fleet_families(snap, out, self.labels)
             for kind, count in snap.errors.items():
                 errors[kind] = errors.get(kind, 0) + count
         out.gauge(
