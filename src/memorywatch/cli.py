@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 
 import click
 
-from memorywatch import __version__
+from memorywatch import __version__, schema
 from memorywatch.exporter import config as exporter_config
+from memorywatch.exporter import fleet_options
 from memorywatch.logfmt import OneLineFormatter
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -131,7 +132,7 @@ def main() -> None:
     "--namespace",
     envvar="MEMORYWATCH_NAMESPACE",
     show_envvar=True,
-    default="mw",
+    default=schema.DEFAULT_NAMESPACE,
     help="Key namespace of the agents' state schema.",
 )
 @click.option(
@@ -154,7 +155,7 @@ def main() -> None:
     envvar="MEMORYWATCH_MAX_LABEL_VALUES",
     show_envvar=True,
     type=int,
-    default=100,
+    default=fleet_options.DEFAULT_MAX_LABEL_VALUES,
     help="Distinct tool/lock label values per family; the rest are summed into 'other'.",
 )
 @click.option(
@@ -162,7 +163,7 @@ def main() -> None:
     envvar="MEMORYWATCH_SESSION_WINDOW",
     show_envvar=True,
     type=float,
-    default=1800.0,
+    default=fleet_options.DEFAULT_SESSION_WINDOW,
     help="Seconds of inactivity after which a session no longer counts as active.",
 )
 @click.option(
@@ -177,7 +178,7 @@ def main() -> None:
     envvar="MEMORYWATCH_SAMPLE_INTERVAL",
     show_envvar=True,
     type=float,
-    default=30.0,
+    default=fleet_options.DEFAULT_SAMPLE_INTERVAL,
     help="Seconds between keyspace sampler cycles (keys without TTL, schema errors).",
 )
 @click.option(
@@ -185,7 +186,7 @@ def main() -> None:
     envvar="MEMORYWATCH_SAMPLE_BUDGET",
     show_envvar=True,
     type=int,
-    default=20_000,
+    default=fleet_options.DEFAULT_SAMPLE_BUDGET,
     help="Keys the sampler walks per cycle at most (SCAN COUNT steps, matching or not).",
 )
 @click.option(

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
+from memorywatch import schema
+from memorywatch.exporter import fleet_options
 from memorywatch.exporter.fleet_options import FleetOptions
 
 if TYPE_CHECKING:
@@ -110,8 +112,8 @@ class ExporterConfig:
     log_level: str = "info"
     fleet: FleetOptions | None = field(default_factory=FleetOptions)
     enable_keyspace_events: bool = False
-    sample_interval: float = 30.0
-    sample_budget: int = 20_000
+    sample_interval: float = fleet_options.DEFAULT_SAMPLE_INTERVAL
+    sample_budget: int = fleet_options.DEFAULT_SAMPLE_BUDGET
     web: WebConfig | None = None
     """--web-config-file: TLS and basic auth of the HTTP side."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
@@ -318,13 +320,13 @@ def build_config(
     allow_targets: tuple[str, ...] = (),
     log_level: str = "info",
     fleet: bool = True,
-    namespace: str = "mw",
+    namespace: str = schema.DEFAULT_NAMESPACE,
     queues: tuple[str, ...] = (),
-    max_label_values: int = 100,
-    session_window: float = 1800.0,
+    max_label_values: int = fleet_options.DEFAULT_MAX_LABEL_VALUES,
+    session_window: float = fleet_options.DEFAULT_SESSION_WINDOW,
     enable_keyspace_events: bool = False,
-    sample_interval: float = 30.0,
-    sample_budget: int = 20_000,
+    sample_interval: float = fleet_options.DEFAULT_SAMPLE_INTERVAL,
+    sample_budget: int = fleet_options.DEFAULT_SAMPLE_BUDGET,
     web_config_file: Path | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> ExporterConfig:

@@ -6,13 +6,19 @@ from dataclasses import dataclass
 
 from memorywatch import schema
 
+DEFAULT_MAX_LABEL_VALUES = 100
+DEFAULT_SESSION_WINDOW = 1800.0
+DEFAULT_SAMPLE_INTERVAL = 30.0
+DEFAULT_SAMPLE_BUDGET = 20_000
+"""The exporter's fleet defaults, once: the CLI, the config and the workers read them here."""
+
 
 @dataclass(frozen=True)
 class FleetOptions:
     namespace: str = schema.DEFAULT_NAMESPACE
     queues: tuple[str, ...] = ()
-    max_label_values: int = 100
-    session_window: float = 1800.0
+    max_label_values: int = DEFAULT_MAX_LABEL_VALUES
+    session_window: float = DEFAULT_SESSION_WINDOW
     """A session counts as active if it saw activity within this many seconds."""
     instance_window: float = 60.0
     """An instance is counted if it sent a heartbeat within this many seconds."""

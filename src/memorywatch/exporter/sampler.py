@@ -19,6 +19,7 @@ import redis
 
 from memorywatch import schema
 from memorywatch.exporter.background import BackgroundWorker
+from memorywatch.exporter.fleet_options import DEFAULT_SAMPLE_BUDGET, DEFAULT_SAMPLE_INTERVAL
 from memorywatch.exporter.keyclass import KEY_CLASSES, needs_ttl, parse_key
 
 ERROR_KINDS = ("foreign", "wrong_type", "missing_ttl", "unparsable")
@@ -44,8 +45,8 @@ class KeyspaceSampler(BackgroundWorker):
         self,
         client_factory: Callable[[], redis.Redis],
         namespace: str,
-        interval: float = 30.0,
-        budget: int = 20_000,
+        interval: float = DEFAULT_SAMPLE_INTERVAL,
+        budget: int = DEFAULT_SAMPLE_BUDGET,
         batch: int = 500,
     ) -> None:
         super().__init__(client_factory, interval)
