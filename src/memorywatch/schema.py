@@ -187,6 +187,69 @@ TURN_BUCKETS: Final[tuple[float, ...]] = (
 )
 
 
+# Key kinds: every key of the layout, once. The SDK builds keys from these names; the
+# exporter's key classifier and sampler read the same table (exporter/keyclass.py).
+KEY_CLASS_HISTORY: Final = "history"
+KEY_CLASS_PREFERENCES: Final = "preferences"
+KEY_CLASS_LOCK: Final = "lock"
+KEY_CLASS_TOOL: Final = "tool"
+KEY_CLASS_OTHER: Final = "other"
+KEY_CLASSES: Final = (
+    KEY_CLASS_HISTORY,
+    KEY_CLASS_PREFERENCES,
+    KEY_CLASS_LOCK,
+    KEY_CLASS_TOOL,
+    KEY_CLASS_OTHER,
+)
+
+KIND_HISTORY: Final = "hist"
+KIND_PREFERENCES: Final = "prefs"
+KIND_USER_SESSIONS: Final = "usess"
+KIND_LOCK: Final = "lock"
+KIND_TOOL: Final = "tool"
+KIND_HEARTBEAT: Final = "inst"
+KIND_PROBE: Final = "probe"
+KIND_STATS: Final = "stats"
+
+
+@dataclass(frozen=True)
+class KeyKind:
+    """What a kind of key holds: its class of agent state, its Redis type, its TTL rule."""
+
+    key_class: str
+    redis_type: str
+    needs_ttl: bool
+
+
+ID_KINDS: Final[dict[str, KeyKind]] = {
+    KIND_HISTORY: KeyKind(KEY_CLASS_HISTORY, "list", True),
+    KIND_PREFERENCES: KeyKind(KEY_CLASS_PREFERENCES, "hash", True),
+    KIND_USER_SESSIONS: KeyKind(KEY_CLASS_PREFERENCES, "set", False),  # expires with sessions
+    KIND_LOCK: KeyKind(KEY_CLASS_LOCK, "string", True),
+    KIND_TOOL: KeyKind(KEY_CLASS_TOOL, "hash", True),
+    KIND_HEARTBEAT: KeyKind(KEY_CLASS_OTHER, "hash", True),
+    KIND_PROBE: KeyKind(KEY_CLASS_OTHER, "string", True),
+}
+"""``{ns}:{N}:<kind>:<id>`` keys."""
+SHARD_KEYS: Final[dict[str, KeyKind]] = {
+    "sessions": KeyKind(KEY_CLASS_OTHER, "zset", False),
+    "instances": KeyKind(KEY_CLASS_OTHER, "zset", False),
+    "fence": KeyKind(KEY_CLASS_LOCK, "string", False),
+}
+"""``{ns}:{N}:<kind>``: one per shard."""
+SHARD_INDEXES: Final[dict[tuple[str, str], KeyKind]] = {
+    ("locks", "exp"): KeyKind(KEY_CLASS_LOCK, "zset", False),
+    ("locks", "since"): KeyKind(KEY_CLASS_LOCK, "zset", False),
+    ("tools", "inprog"): KeyKind(KEY_CLASS_TOOL, "zset", False),
+    ("names", "lock"): KeyKind(KEY_CLASS_LOCK, "set", False),
+    ("names", "tool"): KeyKind(KEY_CLASS_TOOL, "set", False),
+}
+"""``{ns}:{N}:<kind>:<part>``: one per shard."""
+STATS_KIND: Final = KeyKind(KEY_CLASS_OTHER, "hash", False)
+"""``{ns}:{N}:stats:<family>``."""
+SCHEMA_KIND: Final = KeyKind(KEY_CLASS_OTHER, "hash", False)
+
+
 def shard_of(subject: str, shards: int) -> int:
     """The shard of a subject: CRC-32 (IEEE, as zlib) of its UTF-8 bytes modulo ``shards``."""
     return zlib.crc32(subject.encode()) % shards
@@ -244,7 +307,7 @@ class Schema:
 
     def history(self, session_id: str) -> str:
         """List of JSON messages ``{"role","text","ts"}``, TTL = session TTL, refreshed on append."""
-        return self._key(session_id, "hist", session_id)
+        return self._key(session_id, KIND_HISTORY, session_id)
 
     def sessions_index(self, session_id: str) -> str:
         """Sorted set of the session's shard: member = session id, score = last activity (ms).
@@ -256,17 +319,17 @@ class Schema:
 
     def preferences(self, user_id: str) -> str:
         """Hash of JSON values per preference name, TTL = preferences TTL."""
-        return self._key(user_id, "prefs", user_id)
+        return self._key(user_id, KIND_PREFERENCES, user_id)
 
     def user_sessions(self, user_id: str) -> str:
         """Set of the user's session ids, so ``forget_user`` finds every key of the user."""
-        return self._key(user_id, "usess", user_id)
+        return self._key(user_id, KIND_USER_SESSIONS, user_id)
 
     def lock(self, lock_id: str) -> str:
         """String ``{fence}|{owner}`` with PX TTL; owner = ``{instance}|{nonce}``.
 
         ``lock_id`` is :func:`lock_id` of the kind and resource (or the one-argument name)."""
-        return self._key(lock_id, "lock", lock_id)
+        return self._key(lock_id, KIND_LOCK, lock_id)
 
     def fence(self, subject: str) -> str:
         """``{ns}:{N}:fence``: the shard's one integer counter (INCR, no TTL, O(shards) keys).
@@ -282,7 +345,7 @@ class Schema:
 
     def tool(self, idempotency_key: str) -> str:
         """Tool record hash (see ``TOOL_FIELDS``), TTL = retention (24 h default)."""
-        return self._key(idempotency_key, "tool", idempotency_key)
+        return self._key(idempotency_key, KIND_TOOL, idempotency_key)
 
     def locks_expiry(self, name: str) -> str:
         """Sorted set of the lock's shard: member = :func:`lock_member`, score = expiry (ms).
@@ -308,7 +371,7 @@ class Schema:
 
     def heartbeat(self, instance_id: str) -> str:
         """Instance hash (see ``HEARTBEAT_FIELDS``) with a short TTL."""
-        return self._key(instance_id, "inst", instance_id)
+        return self._key(instance_id, KIND_HEARTBEAT, instance_id)
 
     def instances_index(self, instance_id: str) -> str:
         """Sorted set of the instance's shard: member = instance id, score = last heartbeat ms."""
@@ -316,7 +379,7 @@ class Schema:
 
     def probe(self, instance_id: str) -> str:
         """Short-lived string written by the readiness probe (proves Redis accepts writes)."""
-        return self._key(instance_id, "probe", instance_id)
+        return self._key(instance_id, KIND_PROBE, instance_id)
 
     def stats(self, family: str, subject: str) -> str:
         """The counter hash of ``family`` in the shard of ``subject``."""

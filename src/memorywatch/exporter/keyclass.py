@@ -1,42 +1,22 @@
-"""Which part of the agent state a Redis key holds, from its name alone (docs/schema.md)."""
+"""Which part of the agent state a Redis key holds, from its name alone.
+
+The table of key kinds is the schema's (``schema.ID_KINDS``, ``SHARD_KEYS``,
+``SHARD_INDEXES``): the SDK builds its keys from it, this module only parses names back.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Final
 
-HISTORY: Final = "history"
-PREFERENCES: Final = "preferences"
-LOCK: Final = "lock"
-TOOL: Final = "tool"
-OTHER: Final = "other"
-KEY_CLASSES: Final = (HISTORY, PREFERENCES, LOCK, TOOL, OTHER)
+from memorywatch import schema
 
-# kind in the key -> (key class, Redis type the SDK writes, whether it must carry a TTL)
-KINDS: Final[dict[str, tuple[str, str, bool]]] = {
-    "hist": (HISTORY, "list", True),
-    "prefs": (PREFERENCES, "hash", True),
-    "usess": (PREFERENCES, "set", False),
-    "lock": (LOCK, "string", True),
-    "tool": (TOOL, "hash", True),
-    "inst": (OTHER, "hash", True),
-    "probe": (OTHER, "string", True),
-}
-# Per-shard keys without an id: indexes and counters.
-SHARD_KEYS: Final[dict[str, str]] = {
-    "sessions": "zset",
-    "instances": "zset",
-    "fence": "string",
-}
-# Per-shard indexes named `kind:part`: the held-lock and in-progress indexes.
-SHARD_INDEXES: Final[dict[tuple[str, str], str]] = {
-    ("locks", "exp"): "zset",
-    ("locks", "since"): "zset",
-    ("tools", "inprog"): "zset",
-    ("names", "lock"): "set",
-    ("names", "tool"): "set",
-}
-STATS_TYPE: Final = "hash"
+HISTORY: Final = schema.KEY_CLASS_HISTORY
+PREFERENCES: Final = schema.KEY_CLASS_PREFERENCES
+LOCK: Final = schema.KEY_CLASS_LOCK
+TOOL: Final = schema.KEY_CLASS_TOOL
+OTHER: Final = schema.KEY_CLASS_OTHER
+KEY_CLASSES: Final = schema.KEY_CLASSES
 
 _PATTERN = re.compile(r"^\{(\d+)\}:([a-z]+)(?::(.*))?$", re.DOTALL)
 
@@ -51,22 +31,21 @@ def parse_key(key: str, namespace: str) -> tuple[str, str, str | None] | None:
         return None
     rest = key[len(prefix) :]
     if rest == "schema":
-        return OTHER, "schema", "hash"
+        return schema.SCHEMA_KIND.key_class, "schema", schema.SCHEMA_KIND.redis_type
     match = _PATTERN.match(rest)
     if match is None:
         return None
     kind, ident = match.group(2), match.group(3)
-    if kind in KINDS and ident:
-        key_class, redis_type, _ = KINDS[kind]
-        return key_class, kind, redis_type
-    if kind in SHARD_KEYS and ident is None:
-        return (LOCK if kind == "fence" else OTHER), kind, SHARD_KEYS[kind]
-    if ident is not None and (kind, ident) in SHARD_INDEXES:
-        key_class = LOCK if kind == "locks" or ident == "lock" else TOOL
-        return key_class, kind, SHARD_INDEXES[(kind, ident)]
-    if kind == "stats" and ident:
-        return OTHER, kind, STATS_TYPE
-    return None
+    found: schema.KeyKind | None = None
+    if ident:
+        found = schema.ID_KINDS.get(kind) or schema.SHARD_INDEXES.get((kind, ident))
+        if found is None and kind == schema.KIND_STATS:
+            found = schema.STATS_KIND
+    elif ident is None:
+        found = schema.SHARD_KEYS.get(kind)
+    if found is None:
+        return None
+    return found.key_class, kind, found.redis_type
 
 
 def key_class(key: str, namespace: str) -> str:
@@ -75,4 +54,6 @@ def key_class(key: str, namespace: str) -> str:
 
 
 def needs_ttl(kind: str) -> bool:
-    return KINDS.get(kind, ("", "", False))[2]
+    """Whether a key of this id-kind must carry a TTL (a missing one is a schema error)."""
+    found = schema.ID_KINDS.get(kind)
+    return found is not None and found.needs_ttl
