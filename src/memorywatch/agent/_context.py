@@ -4,7 +4,7 @@ check that makes a fleet visible to the exporter from its first write."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -159,6 +159,3 @@ def client_span(
 def now_ns_minus(started_monotonic: float) -> int:
     """Wall-clock ns of a moment given by ``time.monotonic()`` (a span started late)."""
     return time.time_ns() - int((time.monotonic() - started_monotonic) * 1e9)
-
-
-Gen = Generator[Any, Any, Any]

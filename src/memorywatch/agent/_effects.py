@@ -92,10 +92,6 @@ class Deadline(NamedTuple):
     seconds: float
 
 
-class NewEvent(NamedTuple):
-    """A flag the caller may wait on: ``threading.Event`` or ``asyncio.Event``."""
-
-
 class DeadlineExceeded(Exception):
     """A :class:`Deadline` passed before its operation answered."""
 

@@ -82,10 +82,6 @@ async def _join(effect: fx.Join) -> None:
     await effect.handle.join()
 
 
-async def _event(effect: fx.NewEvent) -> asyncio.Event:
-    return asyncio.Event()
-
-
 async def _not_in_a_loop(effect: fx.Pause) -> bool:
     raise RuntimeError("Pause outside a background loop")
 
@@ -222,7 +218,6 @@ class AgentState(StateBase):
             fx.Spawn: self._spawn,
             fx.Join: _join,
             fx.Deadline: self._deadline,
-            fx.NewEvent: _event,
             fx.Pause: _not_in_a_loop,
         }
 

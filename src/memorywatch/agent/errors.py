@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from redis import exceptions as rex
 
 
@@ -133,14 +130,3 @@ def translate(exc: rex.RedisError, operation: str) -> AgentStateError:
     if isinstance(exc, rex.ClusterDownError | rex.TryAgainError | rex.MasterDownError):
         return StateUnavailable(f"{operation}: Redis Cluster unavailable ({detail})")
     return StateCommandError(f"{operation}: Redis error ({detail})")
-
-
-@contextlib.contextmanager
-def redis_errors(operation: str) -> Iterator[None]:
-    """Re-raise redis-py errors as :class:`AgentStateError`, chained to the original."""
-    try:
-        yield
-    except rex.RedisError as exc:
-        raise translate(exc, operation) from exc
-    except rex.RedisClusterException as exc:
-        raise StateUnavailable(f"{operation}: Redis Cluster error ({exc})") from exc

@@ -208,7 +208,6 @@ class AgentState(StateBase):
             fx.Spawn: lambda effect: _Loop(effect.loop, effect.name, self._handlers),
             fx.Join: lambda effect: effect.handle.join(),
             fx.Deadline: self._deadline,
-            fx.NewEvent: lambda effect: threading.Event(),
             fx.Pause: _not_in_a_loop,
         }
         if check_schema:

@@ -11,11 +11,6 @@ from typing import Final
 
 from memorywatch import schema
 
-HISTORY: Final = schema.KEY_CLASS_HISTORY
-PREFERENCES: Final = schema.KEY_CLASS_PREFERENCES
-LOCK: Final = schema.KEY_CLASS_LOCK
-TOOL: Final = schema.KEY_CLASS_TOOL
-OTHER: Final = schema.KEY_CLASS_OTHER
 KEY_CLASSES: Final = schema.KEY_CLASSES
 
 _PATTERN = re.compile(r"^\{(\d+)\}:([a-z]+)(?::(.*))?$", re.DOTALL)
@@ -50,7 +45,7 @@ def parse_key(key: str, namespace: str) -> tuple[str, str, str | None] | None:
 
 def key_class(key: str, namespace: str) -> str:
     parsed = parse_key(key, namespace)
-    return parsed[0] if parsed else OTHER
+    return parsed[0] if parsed else schema.KEY_CLASS_OTHER
 
 
 def needs_ttl(kind: str) -> bool:

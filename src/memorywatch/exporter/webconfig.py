@@ -56,10 +56,9 @@ TLS_KEYS: Final = {
     "min_version",
     "max_version",
 }
-NOT_SUPPORTED: Final = {
-    "tls_server_config": {"cipher_suites", "curve_preferences", "prefer_server_cipher_suites"},
-    "http_server_config": {"http2", "headers"},
-}
+TLS_NOT_SUPPORTED: Final = {"cipher_suites", "curve_preferences", "prefer_server_cipher_suites"}
+"""exporter-toolkit keys this server cannot honour: refused at start-up, never ignored (every
+``http_server_config`` key is refused the same way)."""
 AUTH_CACHE_SIZE: Final = 1024
 
 
@@ -118,7 +117,7 @@ def _tls(section: Any, base: Path, where: str) -> ssl.SSLContext | None:
     if not isinstance(section, dict):
         raise ConfigError(f"{where}: tls_server_config must be a mapping")
     for key in sorted(section):
-        if key in NOT_SUPPORTED["tls_server_config"]:
+        if key in TLS_NOT_SUPPORTED:
             raise ConfigError(f"{where}: tls_server_config.{key} is not supported by memorywatch")
         if key not in TLS_KEYS:
             raise ConfigError(f"{where}: unknown key tls_server_config.{key}")
