@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.fleet_options import FleetOptions
 from memorywatch.exporter.sampler import ERROR_KINDS, KeyspaceSampler
 
-LOG = logging.getLogger("memorywatch.exporter")
+log = logging.getLogger("memorywatch.exporter")
 OTHER = schema.OTHER
 OLDEST_LOCKS = 10
 """Live locks read per shard to find the longest-held ones, and how many are published."""
@@ -277,19 +277,26 @@ def read_fleet(
             age = max(now_ms - int(str(oldest_id).split("-")[0]), 0) / 1000
             current = snap.queues[queue].get("oldest_pending", 0.0)
             snap.queues[queue]["oldest_pending"] = max(current, age)
-    by_label: dict[str, tuple[float, float]] = {}  # lock label -> (held, lease) of its oldest
+    live: list[tuple[str, float, float]] = []
     for members in by_shard.values():
         expiries = _ok(next(details)) or [None] * len(members)
         for (member, since), expiry in zip(members, expiries, strict=True):
-            if expiry is None or float(expiry) <= now_ms:
-                continue
-            label = schema.lock_member_label(member)
-            held, lease = (now_ms - since) / 1000, (float(expiry) - since) / 1000
-            if held > by_label.get(label, (-1.0, 0.0))[0]:
-                by_label[label] = (held, lease)
-    ranked = sorted(by_label.items(), key=lambda item: -item[1][0])[:OLDEST_LOCKS]
-    snap.oldest_locks = [(label, held, lease) for label, (held, lease) in ranked]
+            if expiry is not None and float(expiry) > now_ms:
+                held, lease = (now_ms - since) / 1000, (float(expiry) - since) / 1000
+                live.append((schema.lock_member_label(member), held, lease))
+    ranked = sorted(oldest_by_label(live).items(), key=lambda item: -item[1][0])
+    snap.oldest_locks = [(label, held, lease) for label, (held, lease) in ranked[:OLDEST_LOCKS]]
     return snap
+
+
+def oldest_by_label(leases: Iterable[tuple[str, float, float]]) -> dict[str, tuple[float, float]]:
+    """label -> (seconds held, lease length) of the longest-held of the ``(label, held,
+    lease)`` leases given, one entry per label."""
+    oldest: dict[str, tuple[float, float]] = {}
+    for label, held, lease in leases:
+        if label not in oldest or held > oldest[label][0]:
+            oldest[label] = (held, lease)
+    return oldest
 
 
 def add_fleet_families(snap: FleetSnapshot, out: Families, budget: LabelBudget) -> None:
@@ -454,11 +461,9 @@ def _add_held(snap: FleetSnapshot, out: Families, kept: list[str]) -> None:
         "it means the holder is about to lose the lock mid-tool.",
         "gauge",
     )
-    folded: dict[str, tuple[float, float]] = {}
-    for name, held, lease in snap.oldest_locks:
-        label = _keep(name, kept)
-        if held > folded.get(label, (-1.0, 0.0))[0]:
-            folded[label] = (held, lease)
+    folded = oldest_by_label(
+        (_keep(name, kept), held, lease) for name, held, lease in snap.oldest_locks
+    )
     for label, (held, lease) in sorted(folded.items()):
         out.gauge(names.LOCK_OLDEST_HELD, "", held, {names.LABEL_LOCK: label})
         out.gauge(names.LOCK_TTL, "", lease, {names.LABEL_LOCK: label})
@@ -562,7 +567,7 @@ class Fleet:
         if snap is not None and snap.foreign_version != self._version_said:
             self._version_said = snap.foreign_version
             if snap.foreign_version is not None:
-                LOG.warning(
+                log.warning(
                     "%s:schema holds schema version %s, this exporter reads version %s: agent "
                     "fleet metrics are off until the agents run memorywatch >= 0.2",
                     self.options.namespace,
