@@ -13,11 +13,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
 
-from harness import LOOPBACK, ExporterProcess, RedisServer, make_certs, redis_server
+from harness import LOOPBACK, ExporterProcess, RedisServer, make_certs, redis_server, wait_until
 from memorywatch.exporter.http import HEADER_TIMEOUT
 
 PASSWORD = "correct horse battery staple"
@@ -325,3 +326,43 @@ def test_the_readme_web_config_loads(certs: dict[str, Path], tmp_path: Path) -> 
     auth = BasicAuth(web.users)
     assert auth.allowed("Basic " + base64.b64encode(b"prometheus:change-me").decode())
     assert not auth.allowed("Basic " + base64.b64encode(b"prometheus:" + b"x" * 100).decode())
+
+
+def test_a_connection_without_a_thread_is_dropped_and_the_next_is_served(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tasks limit (systemd TasksMax) can refuse a thread: that connection is closed, the
+    waiting room keeps serving the ones after it."""
+    import socketserver
+    import threading
+
+    from memorywatch.exporter.config import build_config
+    from memorywatch.exporter.http import ExporterApp, _Handler, _Server
+    from memorywatch.exporter.webconfig import BasicAuth
+
+    real = socketserver.ThreadingMixIn.process_request
+    refusals = iter([True])
+
+    def once_refused(self: Any, request: Any, address: Any) -> None:
+        if next(refusals, False):
+            raise RuntimeError("can't start new thread")
+        real(self, request, address)
+
+    monkeypatch.setattr(socketserver.ThreadingMixIn, "process_request", once_refused)
+    app = ExporterApp(build_config(redis_url=server.url))
+    handler = type("Handler", (_Handler,), {"app": app})
+    httpd = _Server((LOOPBACK, 0), handler, max_connections=16, tls=None, auth=BasicAuth({}))
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    port = httpd.server_address[1]
+    try:
+        with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+            _get(port, "/healthz")
+        assert _get(port, "/healthz")[0] == 200
+        wait_until(lambda: httpd._active == 0, 5, what="both connections released")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        app.close()

@@ -426,15 +426,19 @@ class _Server(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 victim.raw.shutdown(socket.SHUT_RDWR)
         if full:  # every handler is mid-request: say so without a thread
-            with contextlib.suppress(OSError):
-                request.sendall(BUSY if self.tls is None else b"")
+            if self.tls is None:
+                with contextlib.suppress(OSError):
+                    request.sendall(BUSY)
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
-        except BaseException:
+        except Exception as exc:  # no thread to be had (a tasks limit): this one connection
+            # is dropped; raising would end the waiting room's thread and with it every
+            # connection still to come
             self._release()
-            raise
+            log.warning("dropped a connection: cannot start its handler thread: %s", exc)
+            self.shutdown_request(request)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
