@@ -68,7 +68,7 @@ def _direct_pool(client: AnyRedis) -> redis.ConnectionPool | None:
         return None
     pool = client.connection_pool
     retry = pool.connection_kwargs.get("retry")
-    if retry is not None and int(getattr(retry, "_retries", 0)):
+    if retry is not None and retry.get_retries():
         return None
     return pool
 
