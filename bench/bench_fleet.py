@@ -292,7 +292,7 @@ def fill(port: int, layout: schema.Schema, plan: FillPlan) -> FillResult:
             aux_keys.add(index)
             if n_msgs >= 2:  # a user turn answered: one turn-duration observation
                 seconds = rng.lognormvariate(0.8, 0.9)
-                stats_key = layout.stats(schema.TURN_DURATION, sid)
+                stats_key = layout.stats(schema.FAMILY_TURN_DURATION, sid)
                 le = schema.bucket_le(seconds, schema.TURN_BUCKETS)
                 stats[stats_key][f"{schema.TURN_HISTOGRAM_NAME}|{le}"] += 1
                 sum_fields[stats_key] += seconds
@@ -308,7 +308,9 @@ def fill(port: int, layout: schema.Schema, plan: FillPlan) -> FillResult:
             stats[key][f"{schema.TURN_HISTOGRAM_NAME}|{schema.SUM_SUFFIX}"] = round(total, 3)
         sum_fields.clear()
         for n in range(16):
-            count(schema.STATE_MISSES, f"miss-{n}", schema.MISS_HISTORY, rng.randrange(1, 40))
+            count(
+                schema.FAMILY_STATE_MISSES, f"miss-{n}", schema.MISS_HISTORY, rng.randrange(1, 40)
+            )
 
         # locks: "{fence}|{instance}|{nonce}" with PX, fence counter, locks:exp / locks:since
         instances = [f"agent-{k:02d}-{rng.getrandbits(32):08x}" for k in range(INSTANCES)]
@@ -336,18 +338,18 @@ def fill(port: int, layout: schema.Schema, plan: FillPlan) -> FillResult:
         kinds = [f"kind{n:03d}" for n in range(min(plan.lock_names, schema.DEFAULT_NAME_CAP))]
         for name in kinds:
             if rng.random() < 0.7:
-                count(schema.LOCK_CONTENDED, name, name, rng.randrange(1, 500))
+                count(schema.FAMILY_LOCK_CONTENDED, name, name, rng.randrange(1, 500))
             if rng.random() < 0.15:
-                count(schema.LOCK_TIMEOUTS, name, name, rng.randrange(1, 20))
+                count(schema.FAMILY_LOCK_TIMEOUTS, name, name, rng.randrange(1, 20))
             if rng.random() < 0.03:
-                count(schema.LOCKS_LOST, name, name, rng.randrange(1, 3))
+                count(schema.FAMILY_LOCKS_LOST, name, name, rng.randrange(1, 3))
             total = 0.0
             for bound in rng.sample(schema.LOCK_WAIT_BUCKETS[:8], 4):
                 observed = rng.randrange(1, 2000)
-                count(schema.LOCK_WAIT, name, f"{name}|{schema.format_le(bound)}", observed)
+                count(schema.FAMILY_LOCK_WAIT, name, f"{name}|{schema.format_le(bound)}", observed)
                 total += observed * bound / 2
-            stats[layout.stats(schema.LOCK_WAIT, name)][f"{name}|{schema.SUM_SUFFIX}"] = round(
-                total, 3
+            stats[layout.stats(schema.FAMILY_LOCK_WAIT, name)][f"{name}|{schema.SUM_SUFFIX}"] = (
+                round(total, 3)
             )
 
         # tool records: mostly completed, some failed, ~2% in progress (indexed)
@@ -392,24 +394,28 @@ def fill(port: int, layout: schema.Schema, plan: FillPlan) -> FillResult:
                 fields += (b"deadline_ms", b"%d" % (started + deadline_ms))
                 fields += (b"ended_ms", b"%d" % (started + rng.randrange(50, 8000)))
                 fields += (b"result", result)
-                count(schema.TOOL_EXECUTIONS, idem, f"{tool}|{status}")
+                count(schema.FAMILY_TOOL_EXECUTIONS, idem, f"{tool}|{status}")
                 extra = rng.random()
                 if extra < 0.05:
-                    count(schema.TOOL_DUPLICATES_SUPPRESSED, idem, tool)
+                    count(schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED, idem, tool)
                 elif extra < 0.06:
-                    count(schema.TOOL_EXECUTIONS, idem, f"{tool}|{schema.TOOL_STATUS_RETRYABLE}")
+                    count(
+                        schema.FAMILY_TOOL_EXECUTIONS,
+                        idem,
+                        f"{tool}|{schema.TOOL_STATUS_RETRYABLE}",
+                    )
                 elif extra < 0.062:
-                    count(schema.TOOL_RECLAIMS, idem, tool)
+                    count(schema.FAMILY_TOOL_RECLAIMS, idem, tool)
                 elif extra < 0.063:
-                    count(schema.TOOL_FINGERPRINT_MISMATCHES, idem, tool)
+                    count(schema.FAMILY_TOOL_FINGERPRINT_MISMATCHES, idem, tool)
                 elif extra < 0.068:
-                    count(schema.TOOL_IN_PROGRESS_CONFLICTS, idem, tool)
+                    count(schema.FAMILY_TOOL_IN_PROGRESS_CONFLICTS, idem, tool)
                 elif extra < 0.0685:
-                    count(schema.TOOL_DUPLICATE_EXECUTIONS, idem, tool)
-                    count(schema.TOOL_CLAIMS_LOST, idem, tool)
+                    count(schema.FAMILY_TOOL_DUPLICATE_EXECUTIONS, idem, tool)
+                    count(schema.FAMILY_TOOL_CLAIMS_LOST, idem, tool)
             pipe.send(b"HSET", rec.encode(), *fields)
             pipe.send(b"PEXPIRE", rec.encode(), retention_px)
-        count(schema.STATE_MISSES, "miss-tool", schema.MISS_TOOL_RECORD, 3)
+        count(schema.FAMILY_STATE_MISSES, "miss-tool", schema.MISS_TOOL_RECORD, 3)
 
         zsets.flush()
         for key, counters in stats.items():

@@ -168,6 +168,6 @@ def bounds(layout: schema.Schema, cap: int, sessions: int) -> dict[str, int]:
         out[f"{prefix}tools:inprog"] = 0  # every call completed
         for family in schema.COUNTER_FAMILIES:
             out[f"{prefix}stats:{family}"] = tool_fields if family.startswith("tool") else cap + 1
-        out[f"{prefix}stats:{schema.LOCK_WAIT}"] = hist_fields
-        out[f"{prefix}stats:{schema.TURN_DURATION}"] = len(schema.TURN_BUCKETS) + 2
+        out[f"{prefix}stats:{schema.FAMILY_LOCK_WAIT}"] = hist_fields
+        out[f"{prefix}stats:{schema.FAMILY_TURN_DURATION}"] = len(schema.TURN_BUCKETS) + 2
     return out

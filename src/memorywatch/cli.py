@@ -11,12 +11,10 @@ from typing import Any, ClassVar
 
 import click
 
-from memorywatch import __version__, schema
+from memorywatch import __version__, names, schema
 from memorywatch.exporter import config as exporter_config
 from memorywatch.exporter import fleet_options
 from memorywatch.logfmt import OneLineFormatter
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def setup_logging(level: str) -> None:
@@ -110,7 +108,7 @@ def main() -> None:
     show_envvar=True,
     type=float,
     default=exporter_config.DEFAULT_SCRAPE_TIMEOUT,
-    help="Seconds a scrape may wait for Redis before it reports redis_up 0.",
+    help=f"Seconds a scrape may wait for Redis before it reports {names.REDIS_UP} 0.",
 )
 @click.option(
     "--allow-target",
@@ -125,8 +123,8 @@ def main() -> None:
     "--log-level",
     envvar="MEMORYWATCH_LOG_LEVEL",
     show_envvar=True,
-    type=click.Choice(LOG_LEVELS),
-    default="info",
+    type=click.Choice(exporter_config.LOG_LEVELS),
+    default=exporter_config.DEFAULT_LOG_LEVEL,
 )
 @click.option(
     "--namespace",

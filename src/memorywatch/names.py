@@ -1,4 +1,4 @@
-"""Every metric and label name memorywatch publishes or queries, once.
+"""Every metric name, label name and label value memorywatch publishes or queries, once.
 
 The `redis_*` names are those of oliver006/redis_exporter 1.45 (Debian's
 `prometheus-redis-exporter`), so dashboards and rules written for it keep working. Alerts,
@@ -7,6 +7,8 @@ blank panel.
 """
 
 from typing import Final
+
+from memorywatch import schema
 
 # Health
 REDIS_UP: Final = "redis_up"
@@ -79,6 +81,106 @@ REDIS_CLUSTER_STATE: Final = "redis_cluster_state"
 REDIS_CLUSTER_SLOTS_OK: Final = "redis_cluster_slots_ok"
 REDIS_CLUSTER_KNOWN_NODES: Final = "redis_cluster_known_nodes"
 
+# The rest of INFO under redis_exporter's names; published for its dashboards, no alert or
+# panel of ours reads them.
+# Server, the rest
+REDIS_PROCESS_ID: Final = "redis_process_id"
+REDIS_IO_THREADS_ACTIVE: Final = "redis_io_threads_active"
+
+# Clients, the rest
+REDIS_CLUSTER_CONNECTIONS: Final = "redis_cluster_connections"
+REDIS_CLIENT_RECENT_MAX_INPUT_BUFFER_BYTES: Final = "redis_client_recent_max_input_buffer_bytes"
+REDIS_CLIENT_RECENT_MAX_OUTPUT_BUFFER_BYTES: Final = "redis_client_recent_max_output_buffer_bytes"
+REDIS_TRACKING_CLIENTS: Final = "redis_tracking_clients"
+REDIS_CLIENTS_IN_TIMEOUT_TABLE: Final = "redis_clients_in_timeout_table"
+
+# Memory, the rest
+REDIS_MEMORY_USED_OVERHEAD_BYTES: Final = "redis_memory_used_overhead_bytes"
+REDIS_MEMORY_USED_STARTUP_BYTES: Final = "redis_memory_used_startup_bytes"
+REDIS_MEMORY_USED_DATASET_BYTES: Final = "redis_memory_used_dataset_bytes"
+REDIS_MEMORY_USED_LUA_BYTES: Final = "redis_memory_used_lua_bytes"
+REDIS_MEMORY_USED_SCRIPTS_BYTES: Final = "redis_memory_used_scripts_bytes"
+REDIS_NUMBER_OF_CACHED_SCRIPTS: Final = "redis_number_of_cached_scripts"
+REDIS_ALLOCATOR_ALLOCATED_BYTES: Final = "redis_allocator_allocated_bytes"
+REDIS_ALLOCATOR_ACTIVE_BYTES: Final = "redis_allocator_active_bytes"
+REDIS_ALLOCATOR_RESIDENT_BYTES: Final = "redis_allocator_resident_bytes"
+REDIS_ALLOCATOR_FRAG_BYTES: Final = "redis_allocator_frag_bytes"
+REDIS_ALLOCATOR_RSS_RATIO: Final = "redis_allocator_rss_ratio"
+REDIS_ALLOCATOR_RSS_BYTES: Final = "redis_allocator_rss_bytes"
+REDIS_MEM_FRAGMENTATION_BYTES: Final = "redis_mem_fragmentation_bytes"
+REDIS_MEM_NOT_COUNTED_FOR_EVICTION_BYTES: Final = "redis_mem_not_counted_for_eviction_bytes"
+REDIS_MEM_CLIENTS_SLAVES: Final = "redis_mem_clients_slaves"
+REDIS_MEM_CLIENTS_NORMAL: Final = "redis_mem_clients_normal"
+REDIS_ACTIVE_DEFRAG_RUNNING: Final = "redis_active_defrag_running"
+REDIS_LAZYFREE_PENDING_OBJECTS: Final = "redis_lazyfree_pending_objects"
+
+# Persistence, the rest
+REDIS_RDB_BGSAVE_IN_PROGRESS: Final = "redis_rdb_bgsave_in_progress"
+REDIS_RDB_LAST_BGSAVE_DURATION_SEC: Final = "redis_rdb_last_bgsave_duration_sec"
+REDIS_RDB_CURRENT_BGSAVE_DURATION_SEC: Final = "redis_rdb_current_bgsave_duration_sec"
+REDIS_RDB_LAST_COW_SIZE_BYTES: Final = "redis_rdb_last_cow_size_bytes"
+REDIS_AOF_REWRITE_IN_PROGRESS: Final = "redis_aof_rewrite_in_progress"
+REDIS_AOF_REWRITE_SCHEDULED: Final = "redis_aof_rewrite_scheduled"
+REDIS_AOF_LAST_REWRITE_DURATION_SEC: Final = "redis_aof_last_rewrite_duration_sec"
+REDIS_AOF_CURRENT_REWRITE_DURATION_SEC: Final = "redis_aof_current_rewrite_duration_sec"
+REDIS_AOF_LAST_BGREWRITE_STATUS: Final = "redis_aof_last_bgrewrite_status"
+REDIS_AOF_LAST_COW_SIZE_BYTES: Final = "redis_aof_last_cow_size_bytes"
+REDIS_MODULE_FORK_IN_PROGRESS: Final = "redis_module_fork_in_progress"
+REDIS_MODULE_FORK_LAST_COW_SIZE: Final = "redis_module_fork_last_cow_size"
+
+# Stats, the rest
+REDIS_COMMANDS_PROCESSED_TOTAL: Final = "redis_commands_processed_total"
+REDIS_NET_INPUT_BYTES_TOTAL: Final = "redis_net_input_bytes_total"
+REDIS_NET_OUTPUT_BYTES_TOTAL: Final = "redis_net_output_bytes_total"
+REDIS_REPLICA_RESYNCS_FULL: Final = "redis_replica_resyncs_full"
+REDIS_REPLICA_PARTIAL_RESYNC_ACCEPTED: Final = "redis_replica_partial_resync_accepted"
+REDIS_REPLICA_PARTIAL_RESYNC_DENIED: Final = "redis_replica_partial_resync_denied"
+REDIS_EXPIRED_STALE_PERCENTAGE: Final = "redis_expired_stale_percentage"
+REDIS_EXPIRED_TIME_CAP_REACHED_TOTAL: Final = "redis_expired_time_cap_reached_total"
+REDIS_PUBSUB_CHANNELS: Final = "redis_pubsub_channels"
+REDIS_PUBSUB_PATTERNS: Final = "redis_pubsub_patterns"
+REDIS_LATEST_FORK_SECONDS: Final = "redis_latest_fork_seconds"
+REDIS_MIGRATE_CACHED_SOCKETS_TOTAL: Final = "redis_migrate_cached_sockets_total"
+REDIS_SLAVE_EXPIRES_TRACKED_KEYS: Final = "redis_slave_expires_tracked_keys"
+REDIS_DEFRAG_HITS: Final = "redis_defrag_hits"
+REDIS_DEFRAG_MISSES: Final = "redis_defrag_misses"
+REDIS_DEFRAG_KEY_HITS: Final = "redis_defrag_key_hits"
+REDIS_DEFRAG_KEY_MISSES: Final = "redis_defrag_key_misses"
+REDIS_TRACKING_TOTAL_KEYS: Final = "redis_tracking_total_keys"
+REDIS_TRACKING_TOTAL_ITEMS: Final = "redis_tracking_total_items"
+REDIS_TRACKING_TOTAL_PREFIXES: Final = "redis_tracking_total_prefixes"
+REDIS_UNEXPECTED_ERROR_REPLIES: Final = "redis_unexpected_error_replies"
+REDIS_TOTAL_ERROR_REPLIES: Final = "redis_total_error_replies"
+REDIS_DUMP_PAYLOAD_SANITIZATIONS: Final = "redis_dump_payload_sanitizations"
+REDIS_TOTAL_READS_PROCESSED: Final = "redis_total_reads_processed"
+REDIS_TOTAL_WRITES_PROCESSED: Final = "redis_total_writes_processed"
+REDIS_IO_THREADED_READS_PROCESSED: Final = "redis_io_threaded_reads_processed"
+REDIS_IO_THREADED_WRITES_PROCESSED: Final = "redis_io_threaded_writes_processed"
+
+# Replication, the rest
+REDIS_SECOND_REPL_OFFSET: Final = "redis_second_repl_offset"
+REDIS_REPL_BACKLOG_IS_ACTIVE: Final = "redis_repl_backlog_is_active"
+REDIS_REPLICATION_BACKLOG_BYTES: Final = "redis_replication_backlog_bytes"
+REDIS_REPL_BACKLOG_FIRST_BYTE_OFFSET: Final = "redis_repl_backlog_first_byte_offset"
+REDIS_REPL_BACKLOG_HISTORY_BYTES: Final = "redis_repl_backlog_history_bytes"
+REDIS_SLAVE_PRIORITY: Final = "redis_slave_priority"
+
+# CPU, the rest
+REDIS_CPU_SYS_SECONDS_TOTAL: Final = "redis_cpu_sys_seconds_total"
+REDIS_CPU_USER_SECONDS_TOTAL: Final = "redis_cpu_user_seconds_total"
+REDIS_CPU_SYS_CHILDREN_SECONDS_TOTAL: Final = "redis_cpu_sys_children_seconds_total"
+REDIS_CPU_USER_CHILDREN_SECONDS_TOTAL: Final = "redis_cpu_user_children_seconds_total"
+REDIS_CPU_SYS_MAIN_THREAD_SECONDS_TOTAL: Final = "redis_cpu_sys_main_thread_seconds_total"
+REDIS_CPU_USER_MAIN_THREAD_SECONDS_TOTAL: Final = "redis_cpu_user_main_thread_seconds_total"
+
+# Cluster, the rest
+REDIS_CLUSTER_SLOTS_ASSIGNED: Final = "redis_cluster_slots_assigned"
+REDIS_CLUSTER_SLOTS_PFAIL: Final = "redis_cluster_slots_pfail"
+REDIS_CLUSTER_SLOTS_FAIL: Final = "redis_cluster_slots_fail"
+REDIS_CLUSTER_SIZE: Final = "redis_cluster_size"
+REDIS_CLUSTER_CURRENT_EPOCH: Final = "redis_cluster_current_epoch"
+REDIS_CLUSTER_MY_EPOCH: Final = "redis_cluster_my_epoch"
+
 # Beyond redis_exporter
 REPLICA_LAG_BYTES: Final = "memorywatch_replica_lag_bytes"
 EXPORTER_BUILD_INFO: Final = "memorywatch_exporter_build_info"
@@ -149,3 +251,66 @@ LABEL_STATE: Final = "state"
 LABEL_INSTANCE_ID: Final = "instance_id"
 LABEL_QUEUE: Final = "queue"
 LABEL_VERSION: Final = "version"
+LABEL_PYTHON_VERSION: Final = "python_version"
+LABEL_REDIS_PY_VERSION: Final = "redis_py_version"
+LABEL_READ_ONLY: Final = "read_only"
+INSTANCE_INFO_LABELS: Final = (
+    "maxmemory_policy",
+    "os",
+    "process_id",
+    "redis_build_id",
+    "redis_mode",
+    "redis_version",
+    "role",
+    "run_id",
+    "tcp_port",
+)
+"""Labels of redis_instance_info: INFO fields of the same name, as redis_exporter publishes."""
+
+# Label values. Producers write them and alerts and dashboards select them from here, so a
+# renamed value breaks the alert tests instead of silently matching nothing.
+OTHER: Final = schema.OTHER
+"""lock / tool value of every name beyond the bound (the schema's name cap or the exporter's
+--max-label-values)."""
+STATE_READY: Final = "ready"
+STATE_NOT_READY: Final = "not_ready"
+"""memorywatch_agent_instances{state}: the instance's last readiness verdict."""
+POOL_USED: Final = "used"
+POOL_MAX: Final = "max"
+POOL_IDLE: Final = "idle"
+"""memorywatch_agent_pool_connections{state}; idle is max - used (connections the pool may
+still open or hand out)."""
+VERSION_ABSENT: Final = "absent"
+"""memorywatch_schema_info{version} while no agent has written the schema hash."""
+ERROR_FOREIGN: Final = "foreign"
+ERROR_WRONG_TYPE: Final = "wrong_type"
+ERROR_MISSING_TTL: Final = "missing_ttl"
+ERROR_UNPARSABLE: Final = "unparsable"
+ERROR_KINDS: Final = (ERROR_FOREIGN, ERROR_WRONG_TYPE, ERROR_MISSING_TTL, ERROR_UNPARSABLE)
+"""memorywatch_schema_errors{kind}: keys or records in the namespace that break the schema."""
+KEY_CLASSES: Final = schema.KEY_CLASSES
+KEY_CLASS_HISTORY: Final = schema.KEY_CLASS_HISTORY
+KEY_CLASS_PREFERENCES: Final = schema.KEY_CLASS_PREFERENCES
+KEY_CLASS_LOCK: Final = schema.KEY_CLASS_LOCK
+KEY_CLASS_TOOL: Final = schema.KEY_CLASS_TOOL
+KEY_CLASS_OTHER: Final = schema.KEY_CLASS_OTHER
+"""key_class values, from the schema's key kinds (what the classifier can answer)."""
+TOOL_STATUSES: Final = (
+    schema.TOOL_STATUS_COMPLETED,
+    schema.TOOL_STATUS_FAILED,
+    schema.TOOL_STATUS_RETRYABLE,
+)
+"""memorywatch_tool_executions_total{status}."""
+MISS_KINDS: Final = (schema.MISS_HISTORY, schema.MISS_TOOL_RECORD)
+"""memorywatch_state_misses_total{kind}."""
+
+METRICS: Final = frozenset(
+    value
+    for key, value in dict(globals()).items()
+    if key.isupper()
+    and not key.startswith("LABEL_")
+    and isinstance(value, str)
+    and value.startswith(("redis_", "memorywatch_", "db_client_", "gen_ai_"))
+)
+"""Every metric name above: what the exporter, the SDK's OpenTelemetry metrics and the
+recording rules' inputs may be called."""

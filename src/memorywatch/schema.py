@@ -74,76 +74,106 @@ TOOL_STATE_FAILED: Final = "failed"
 TOOL_STATE_RELEASED: Final = "released"
 """A retryable error freed the key: the next claim starts afresh (fencing token keeps rising)."""
 
+TOOL_FIELD_STATE: Final = "state"
+"""in_progress | completed | failed | released"""
+TOOL_FIELD_TOOL: Final = "tool"
+TOOL_FIELD_FINGERPRINT: Final = "fp"
+"""sha256 of the canonical JSON of the arguments"""
+TOOL_FIELD_OWNER: Final = "owner"
+"""opaque token of the current claim (instance id + nonce)"""
+TOOL_FIELD_INSTANCE: Final = "instance"
+"""instance id of the current or last claim holder"""
+TOOL_FIELD_FENCE: Final = "fence"
+"""fencing token of the current claim, from the shard's fencing counter"""
+TOOL_FIELD_LABEL: Final = "label"
+"""the tool's counter field: its name, or ``other`` beyond the name cap"""
+TOOL_FIELD_STARTED_MS: Final = "started_ms"
+TOOL_FIELD_DEADLINE_MS: Final = "deadline_ms"
+"""server time after which an in_progress claim may be reclaimed"""
+TOOL_FIELD_ENDED_MS: Final = "ended_ms"
+TOOL_FIELD_RESULT: Final = "result"
+"""JSON of the result (completed) or ``{"type", "message"}`` (failed)"""
 TOOL_FIELDS: Final = (
-    "state",  # in_progress | completed | failed | released
-    "tool",  # tool name
-    "fp",  # sha256 fingerprint of the canonical JSON of the arguments
-    "owner",  # opaque owner token of the current claim (instance id + nonce)
-    "instance",  # instance id of the current / last claim holder
-    "fence",  # fencing token of the current claim, from the shard's fencing counter
-    "label",  # the tool's counter field: its name, or "other" beyond the name cap
-    "started_ms",  # server time of the current claim, ms since epoch
-    "deadline_ms",  # server time after which an in_progress claim may be reclaimed
-    "ended_ms",  # server time of completion
-    "result",  # JSON of the result (completed) or {"type", "message"} (failed)
+    TOOL_FIELD_STATE,
+    TOOL_FIELD_TOOL,
+    TOOL_FIELD_FINGERPRINT,
+    TOOL_FIELD_OWNER,
+    TOOL_FIELD_INSTANCE,
+    TOOL_FIELD_FENCE,
+    TOOL_FIELD_LABEL,
+    TOOL_FIELD_STARTED_MS,
+    TOOL_FIELD_DEADLINE_MS,
+    TOOL_FIELD_ENDED_MS,
+    TOOL_FIELD_RESULT,
 )
+"""Written by tool_claim.lua and tool_complete.lua (times are server ms since the epoch)."""
 
 # Instance heartbeat (hash) fields --------------------------------------------------------------
+HEARTBEAT_READY: Final = "ready"
+"""``1`` or ``0``: the instance's last readiness verdict"""
+HEARTBEAT_POOL_IN_USE: Final = "pool_in_use"
+HEARTBEAT_POOL_MAX: Final = "pool_max"
+HEARTBEAT_POOL_PENDING: Final = "pool_pending"
+HEARTBEAT_POOL_TIMEOUTS: Final = "pool_timeouts"
+HEARTBEAT_SDK_VERSION: Final = "sdk_version"
+HEARTBEAT_SCHEMA_VERSION: Final = "schema_version"
+HEARTBEAT_TS_MS: Final = "ts_ms"
 HEARTBEAT_FIELDS: Final = (
-    "ready",  # "1" or "0"
-    "pool_in_use",
-    "pool_max",
-    "pool_pending",
-    "pool_timeouts",
-    "sdk_version",
-    "schema_version",
-    "ts_ms",
+    HEARTBEAT_READY,
+    HEARTBEAT_POOL_IN_USE,
+    HEARTBEAT_POOL_MAX,
+    HEARTBEAT_POOL_PENDING,
+    HEARTBEAT_POOL_TIMEOUTS,
+    HEARTBEAT_SDK_VERSION,
+    HEARTBEAT_SCHEMA_VERSION,
+    HEARTBEAT_TS_MS,
 )
+"""The pool fields are -1 when the client's pool cannot tell."""
 
 # Counter families: one hash per (shard, family) ------------------------------------------------
-LOCK_CONTENDED: Final = "lock_contended"
+FAMILY_LOCK_CONTENDED: Final = "lock_contended"
 """field = lock name; acquisitions whose first attempt found the lock held."""
-LOCK_TIMEOUTS: Final = "lock_timeouts"
+FAMILY_LOCK_TIMEOUTS: Final = "lock_timeouts"
 """field = lock name; acquisitions that gave up after their wait."""
-LOCKS_LOST: Final = "locks_lost"
+FAMILY_LOCKS_LOST: Final = "locks_lost"
 """field = lock name; a release (or renewal) found the lock no longer ours."""
-LOCK_WAIT: Final = "lock_wait_seconds"
+FAMILY_LOCK_WAIT: Final = "lock_wait_seconds"
 """histogram, fields ``{lock}|{le}`` (non-cumulative bucket counts) and ``{lock}|sum``. One
 observation per successful acquisition, so its count is ``lock_acquisitions_total`` (no
 separate counter: one write less in the hot path)."""
-TOOL_EXECUTIONS: Final = "tool_executions"
+FAMILY_TOOL_EXECUTIONS: Final = "tool_executions"
 """fields ``{tool}|{status}``; status is completed, failed or retryable."""
-TOOL_DUPLICATES_SUPPRESSED: Final = "tool_duplicates_suppressed"
+FAMILY_TOOL_DUPLICATES_SUPPRESSED: Final = "tool_duplicates_suppressed"
 """field = tool; a replay answered from the stored record, the side effect not repeated."""
-TOOL_DUPLICATE_EXECUTIONS: Final = "tool_duplicate_executions"
+FAMILY_TOOL_DUPLICATE_EXECUTIONS: Final = "tool_duplicate_executions"
 """field = tool; a holder finished after its claim was reclaimed: the side effect ran twice."""
-TOOL_RECLAIMS: Final = "tool_reclaims"
+FAMILY_TOOL_RECLAIMS: Final = "tool_reclaims"
 """field = tool; an in_progress claim past its deadline was taken over."""
-TOOL_FINGERPRINT_MISMATCHES: Final = "tool_fingerprint_mismatches"
+FAMILY_TOOL_FINGERPRINT_MISMATCHES: Final = "tool_fingerprint_mismatches"
 """field = tool; a replay with the same key and other arguments (an error to the caller)."""
-TOOL_IN_PROGRESS_CONFLICTS: Final = "tool_in_progress_conflicts"
+FAMILY_TOOL_IN_PROGRESS_CONFLICTS: Final = "tool_in_progress_conflicts"
 """field = tool; a caller found the same key in progress under a live claim."""
-TOOL_CLAIMS_LOST: Final = "tool_claims_lost"
+FAMILY_TOOL_CLAIMS_LOST: Final = "tool_claims_lost"
 """field = tool; completion found the claim owned by someone else or gone."""
-STATE_MISSES: Final = "state_misses"
+FAMILY_STATE_MISSES: Final = "state_misses"
 """field = kind (see ``MISS_*``); state that should exist was gone (evicted or deleted)."""
-TURN_DURATION: Final = "turn_duration_seconds"
+FAMILY_TURN_DURATION: Final = "turn_duration_seconds"
 """histogram, fields ``all|{le}`` and ``all|sum`` (name fixed: turns carry no label)."""
 
 COUNTER_FAMILIES: Final = (
-    LOCK_CONTENDED,
-    LOCK_TIMEOUTS,
-    LOCKS_LOST,
-    TOOL_EXECUTIONS,
-    TOOL_DUPLICATES_SUPPRESSED,
-    TOOL_DUPLICATE_EXECUTIONS,
-    TOOL_RECLAIMS,
-    TOOL_FINGERPRINT_MISMATCHES,
-    TOOL_IN_PROGRESS_CONFLICTS,
-    TOOL_CLAIMS_LOST,
-    STATE_MISSES,
+    FAMILY_LOCK_CONTENDED,
+    FAMILY_LOCK_TIMEOUTS,
+    FAMILY_LOCKS_LOST,
+    FAMILY_TOOL_EXECUTIONS,
+    FAMILY_TOOL_DUPLICATES_SUPPRESSED,
+    FAMILY_TOOL_DUPLICATE_EXECUTIONS,
+    FAMILY_TOOL_RECLAIMS,
+    FAMILY_TOOL_FINGERPRINT_MISMATCHES,
+    FAMILY_TOOL_IN_PROGRESS_CONFLICTS,
+    FAMILY_TOOL_CLAIMS_LOST,
+    FAMILY_STATE_MISSES,
 )
-HISTOGRAM_FAMILIES: Final = (LOCK_WAIT, TURN_DURATION)
+HISTOGRAM_FAMILIES: Final = (FAMILY_LOCK_WAIT, FAMILY_TURN_DURATION)
 
 MISS_HISTORY: Final = "history"
 MISS_TOOL_RECORD: Final = "tool_record"
@@ -185,6 +215,12 @@ TURN_BUCKETS: Final[tuple[float, ...]] = (
     60.0,
     120.0,
 )
+
+HISTOGRAM_BUCKETS: Final[dict[str, tuple[float, ...]]] = {
+    FAMILY_LOCK_WAIT: LOCK_WAIT_BUCKETS,
+    FAMILY_TURN_DURATION: TURN_BUCKETS,
+}
+"""The upper bounds each histogram family counts into (its ``le`` fields)."""
 
 
 # Key kinds: every key of the layout, once. The SDK builds keys from these names; the

@@ -23,6 +23,8 @@ from typing import Any, Final, Literal
 
 import yaml
 
+from memorywatch import names
+
 Severity = Literal["critical", "warning", "info"]
 Unit = Literal["ratio", "factor", "seconds", "bytes", "count", "condition"]
 """``ratio`` is a share of a whole (0..1); ``factor`` is any non-negative multiplier;
@@ -120,7 +122,7 @@ def format_duration(seconds: int) -> str:
 DEFAULTS: Final[tuple[Threshold, ...]] = (
     # Redis availability and the exporter
     _t("redis_down", None, "condition", "1m", "critical", "RedisDown",
-       "Every agent turn reads and writes Redis: a minute of redis_up 0 is an outage, not a blip."),
+       f"Every agent turn reads and writes Redis: a minute of {names.REDIS_UP} 0 is an outage, not a blip."),
     _t("exporter_down", None, "condition", "5m", "warning", "RedisExporterDown",
        "Not a user symptom, but every other alert here is silent while the exporter is down."),
     _t("exporter_scrape_errors", 0, "count", "10m", "warning", "RedisExporterScrapeErrors",

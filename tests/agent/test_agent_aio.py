@@ -51,7 +51,7 @@ def test_history_and_miss_parity(server: RedisServer, raw: redis.Redis, namespac
         await state.aclose()
 
     run(main)
-    assert counters(raw, namespace, schema.STATE_MISSES) == {"history": 1}
+    assert counters(raw, namespace, schema.FAMILY_STATE_MISSES) == {"history": 1}
     assert not raw.exists(schema.Schema(namespace).preferences("u1"))
 
 
@@ -76,9 +76,9 @@ def test_lock_parity(server: RedisServer, raw: redis.Redis, namespace: str) -> N
         await state.aclose()
 
     run(main)
-    assert counters(raw, namespace, schema.LOCK_CONTENDED) == {"o": 1}
-    assert counters(raw, namespace, schema.LOCK_TIMEOUTS) == {"o": 1}
-    assert counters(raw, namespace, schema.LOCKS_LOST) == {"o": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCK_CONTENDED) == {"o": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCK_TIMEOUTS) == {"o": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCKS_LOST) == {"o": 1}
 
 
 def test_extend_starts_a_new_lease(server: RedisServer, raw: redis.Redis, namespace: str) -> None:
@@ -130,8 +130,8 @@ def test_run_tool_parity(server: RedisServer, raw: redis.Redis, namespace: str) 
 
     run(main)
     assert calls == [1]
-    assert counters(raw, namespace, schema.TOOL_DUPLICATES_SUPPRESSED) == {"t": 5}
-    assert counters(raw, namespace, schema.TOOL_EXECUTIONS) == {"t|completed": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {"t": 5}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {"t|completed": 1}
 
 
 def test_unreachable_redis_is_named() -> None:

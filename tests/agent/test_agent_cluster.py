@@ -53,14 +53,14 @@ def test_every_operation_on_a_cluster(cluster: list[RedisServer]) -> None:
     def read(family: str) -> dict[str, float]:
         return counters(client, "cl", family)  # type: ignore[arg-type]
 
-    assert read(schema.TOOL_EXECUTIONS) == {"t|completed": 12}
-    assert read(schema.TOOL_DUPLICATES_SUPPRESSED) == {"t": 12}
-    assert read(schema.LOCKS_LOST) == {"gone": 1}
-    assert read(schema.LOCK_CONTENDED) == {}
+    assert read(schema.FAMILY_TOOL_EXECUTIONS) == {"t|completed": 12}
+    assert read(schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {"t": 12}
+    assert read(schema.FAMILY_LOCKS_LOST) == {"gone": 1}
+    assert read(schema.FAMILY_LOCK_CONTENDED) == {}
     assert set(waits_by_kind(client)) == {"order", "gone"}
-    assert read(schema.STATE_MISSES) == {"history": 1}
+    assert read(schema.FAMILY_STATE_MISSES) == {"history": 1}
     waits = schema.merge_histograms(
-        (client.hgetall(k) for k in state.schema.stats_keys(schema.LOCK_WAIT)),
+        (client.hgetall(k) for k in state.schema.stats_keys(schema.FAMILY_LOCK_WAIT)),
         schema.LOCK_WAIT_BUCKETS,
     )
     assert sum(h.count for h in waits.values()) == 13  # one observation per acquisition
@@ -70,7 +70,8 @@ def test_every_operation_on_a_cluster(cluster: list[RedisServer]) -> None:
 def waits_by_kind(client: redis.cluster.RedisCluster) -> dict[str, float]:
     sch = schema.Schema("cl", 16)
     waits = schema.merge_histograms(
-        (client.hgetall(k) for k in sch.stats_keys(schema.LOCK_WAIT)), schema.LOCK_WAIT_BUCKETS
+        (client.hgetall(k) for k in sch.stats_keys(schema.FAMILY_LOCK_WAIT)),
+        schema.LOCK_WAIT_BUCKETS,
     )
     return {kind: hist.count for kind, hist in waits.items()}
 

@@ -43,7 +43,7 @@ def test_deleted_history_is_a_counted_miss_not_a_new_session(
     assert info.value.kind == schema.MISS_HISTORY
     with pytest.raises(StateMiss):
         h.load()
-    assert counters(raw, namespace, schema.STATE_MISSES) == {"history": 2}
+    assert counters(raw, namespace, schema.FAMILY_STATE_MISSES) == {"history": 2}
     h.forget()  # acknowledging the loss makes it a new session
     assert h.load() == []
 
@@ -109,7 +109,7 @@ def test_turn_records_fleet_histogram(state: AgentState, raw: redis.Redis, names
         pass
     with pytest.raises(RuntimeError), state.turn("s"):
         raise RuntimeError("turn failed")
-    hist = histograms(raw, namespace, schema.TURN_DURATION, schema.TURN_BUCKETS)
+    hist = histograms(raw, namespace, schema.FAMILY_TURN_DURATION, schema.TURN_BUCKETS)
     assert hist["all"].count == 2
     assert dict(hist["all"].buckets)["0.1"] == 2
     after = raw.zscore(state.schema.sessions_index("s"), "s")
@@ -136,6 +136,6 @@ def test_eviction_under_volatile_lru_is_reported_and_counted() -> None:
         wait_until(evicted, timeout=30, interval=0, what="s0's history evicted")
         with pytest.raises(StateMiss):
             sessions[0].load()
-        assert counters(raw, "ev", schema.STATE_MISSES)["history"] >= 1
+        assert counters(raw, "ev", schema.FAMILY_STATE_MISSES)["history"] >= 1
         st.close()
         raw.close()

@@ -109,10 +109,10 @@ def test_lost_lease_does_not_replace_the_exception_in_flight(
         wait_until(lambda: not raw.exists(state.schema.lock("job")), what="lock expired")
         raise Boom("the work failed")
     assert "LockLost" in notes(info.value)
-    assert counters(raw, namespace, schema.LOCKS_LOST) == {"job": 1}  # still counted
+    assert counters(raw, namespace, schema.FAMILY_LOCKS_LOST) == {"job": 1}  # still counted
     with pytest.raises(LockLost), state.lock("job", ttl=0.2):  # nothing in flight: LockLost
         wait_until(lambda: not raw.exists(state.schema.lock("job")), what="lock expired")
-    assert counters(raw, namespace, schema.LOCKS_LOST) == {"job": 2}
+    assert counters(raw, namespace, schema.FAMILY_LOCKS_LOST) == {"job": 2}
 
 
 def test_async_lost_lease_does_not_replace_the_exception_in_flight(
@@ -141,4 +141,4 @@ def test_async_lost_lease_does_not_replace_the_exception_in_flight(
         await state.aclose()
 
     asyncio.run(main())
-    assert counters(raw, namespace, schema.LOCKS_LOST) == {"job": 3}
+    assert counters(raw, namespace, schema.FAMILY_LOCKS_LOST) == {"job": 3}

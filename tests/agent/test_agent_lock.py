@@ -41,10 +41,13 @@ def test_contention_and_timeout_are_counted(
         state.lock("busy", ttl=10, wait=0.2)
     assert time.monotonic() - started >= 0.2
     holder.release()
-    assert counters(raw, namespace, schema.LOCK_CONTENDED) == {"busy": 1}
-    assert counters(raw, namespace, schema.LOCK_TIMEOUTS) == {"busy": 1}
-    assert counters(raw, namespace, schema.LOCK_CONTENDED) == {"busy": 1}
-    assert histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)["busy"].count == 1
+    assert counters(raw, namespace, schema.FAMILY_LOCK_CONTENDED) == {"busy": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCK_TIMEOUTS) == {"busy": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCK_CONTENDED) == {"busy": 1}
+    assert (
+        histograms(raw, namespace, schema.FAMILY_LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)["busy"].count
+        == 1
+    )
     waits = [s for s in spans.get_finished_spans() if s.name == attr.SPAN_LOCK_WAIT]
     assert len(waits) == 1
     assert waits[0].attributes is not None
@@ -65,14 +68,14 @@ def test_waiter_gets_lock_after_release_and_wait_is_in_histogram(
     thread = threading.Thread(target=waiter)
     thread.start()
     wait_until(
-        lambda: counters(raw, namespace, schema.LOCK_CONTENDED).get("handoff") == 1,
+        lambda: counters(raw, namespace, schema.FAMILY_LOCK_CONTENDED).get("handoff") == 1,
         what="waiter contended",
     )
     time.sleep(0.3)  # the waiter keeps waiting while the holder works
     holder.release()
     thread.join(10)
     assert len(got) == 1 and got[0] > holder.fencing_token
-    hist = histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)["handoff"]
+    hist = histograms(raw, namespace, schema.FAMILY_LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)["handoff"]
     assert hist.count == 2
     assert dict(hist.buckets)["0.25"] == 1  # the waiter waited > 0.25 s
     assert hist.sum >= 0.3
@@ -85,12 +88,12 @@ def test_lock_expiry_mid_run_raises_lock_lost_and_counts(
         wait_until(lambda: not raw.exists(state.schema.lock("short")), what="lock expired")
         other = state.lock("short", ttl=5, wait=0)  # someone else takes it
         assert other.fencing_token > lease.fencing_token
-    assert counters(raw, namespace, schema.LOCKS_LOST) == {"short": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCKS_LOST) == {"short": 1}
     # the lost holder's release leaves the index entries alone: they are the new holder's
     assert raw.zscore(state.schema.locks_expiry("short"), member("short")) is not None
     assert raw.zscore(state.schema.locks_since("short"), member("short")) is not None
     other.release()  # the new holder is unaffected
-    assert counters(raw, namespace, schema.LOCKS_LOST) == {"short": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCKS_LOST) == {"short": 1}
 
 
 def server_ms(raw: redis.Redis) -> int:
@@ -99,9 +102,12 @@ def server_ms(raw: redis.Redis) -> int:
 
 
 def lease_scores(state: AgentState, raw: redis.Redis, name: str) -> tuple[float, float]:
-    """(since, exp) of lock ``name`` in the held-lock indexes, server ms."""
-    since = raw.zscore(state.schema.locks_since(name), member(name))
-    exp = raw.zscore(state.schema.locks_expiry(name), member(name))
+    """(since, exp) of lock ``name`` in the held-lock indexes, server ms, read in one
+    transaction (a renewal between two reads would pair an old since with a new exp)."""
+    pipe = raw.pipeline(transaction=True)
+    pipe.zscore(state.schema.locks_since(name), member(name))
+    pipe.zscore(state.schema.locks_expiry(name), member(name))
+    since, exp = pipe.execute()
     assert since is not None and exp is not None, f"{name} is not in the held-lock indexes"
     return since, exp
 
@@ -141,7 +147,7 @@ def test_release_after_the_lease_expired_clears_the_index_entries(
     wait_until(lambda: not raw.exists(state.schema.lock("expired")), what="lock expired")
     with pytest.raises(LockLost):
         lease.release()
-    assert counters(raw, namespace, schema.LOCKS_LOST) == {"expired": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCKS_LOST) == {"expired": 1}
     assert raw.zscore(state.schema.locks_expiry("expired"), member("expired")) is None
     assert raw.zscore(state.schema.locks_since("expired"), member("expired")) is None
 
@@ -186,7 +192,7 @@ def test_watchdog_flags_a_stolen_lock_at_once(
     assert lease.lost.wait(2), "the watchdog did not notice"
     with pytest.raises(LockLost):
         lease.release()
-    assert counters(raw, namespace, schema.LOCKS_LOST) == {"stolen": 1}
+    assert counters(raw, namespace, schema.FAMILY_LOCKS_LOST) == {"stolen": 1}
 
 
 def test_one_fencing_counter_per_shard_rises_across_resources(
@@ -213,7 +219,7 @@ def test_two_argument_form_counts_the_kind_and_keys_the_resource(
         assert (lease.kind, lease.resource, lease.label) == ("charge", "order-42", "charge")
     with state.lock("order-43"), state.lock("order:7f3a9c01d2"), state.lock("nightly-report"):
         pass
-    waits = histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)
+    waits = histograms(raw, namespace, schema.FAMILY_LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)
     assert {kind: h.count for kind, h in waits.items()} == {
         "charge": 1,
         "order": 2,  # one-argument names are counted without their trailing ids
@@ -245,7 +251,7 @@ def test_kinds_beyond_the_cap_are_counted_as_other_inside_the_script(
         with capped.lock(f"kind{chr(97 + i)}", "r"):
             pass
     capped.close()
-    waits = histograms(raw, namespace, schema.LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)
+    waits = histograms(raw, namespace, schema.FAMILY_LOCK_WAIT, schema.LOCK_WAIT_BUCKETS)
     assert {kind: h.count for kind, h in waits.items()} == {
         "kinda": 1,
         "kindb": 1,

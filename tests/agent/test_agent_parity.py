@@ -270,12 +270,12 @@ def test_counter_hashes_stay_bounded_however_callers_name_things(
 
     outcome = both(server, raw, many_names, name_cap=10)
     layout = schema.Schema(outcome.namespace, 1)
-    waits = raw.hgetall(layout.stats_keys(schema.LOCK_WAIT)[0])
+    waits = raw.hgetall(layout.stats_keys(schema.FAMILY_LOCK_WAIT)[0])
     assert {field.split("|")[0] for field in waits} == {
         *(f"job{chr(97 + i)}{i}" for i in range(10)),
         "other",
     }
-    executions = raw.hgetall(layout.stats_keys(schema.TOOL_EXECUTIONS)[0])
+    executions = raw.hgetall(layout.stats_keys(schema.FAMILY_TOOL_EXECUTIONS)[0])
     assert len(executions) == 11 and executions["other|completed"] == "20"
     assert raw.scard(layout.names("lock", "x")) == raw.scard(layout.names("tool", "x")) == 10
 

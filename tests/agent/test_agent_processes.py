@@ -72,8 +72,8 @@ def test_two_processes_race_for_1000_calls_one_side_effect_each(
     # both callers of every key got the winner's recorded result
     for i in range(TRIALS):
         assert results["p0"][i] == results["p1"][i] == by_key[str(i)][0]
-    assert counters(raw, namespace, schema.TOOL_EXECUTIONS) == {"pay|completed": TRIALS}
-    suppressed = counters(raw, namespace, schema.TOOL_DUPLICATES_SUPPRESSED)
+    assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {"pay|completed": TRIALS}
+    suppressed = counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED)
     assert suppressed == {"pay": TRIALS}  # every loser was answered from the record
 
 
@@ -123,6 +123,6 @@ def test_sigkill_mid_tool_then_takeover_with_higher_fencing_tokens(
         "ship", "ship-9", finish, tool_options=ToolOptions(wait=5, deadline=5)
     )
     assert new_tool > old_tool
-    assert counters(raw, namespace, schema.TOOL_RECLAIMS) == {"ship": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_RECLAIMS) == {"ship": 1}
     assert raw.hget(sch.tool("ship-9"), "state") == "completed"
     state.close()

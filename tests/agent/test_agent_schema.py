@@ -24,7 +24,7 @@ def test_keys_of_one_operation_share_a_slot(subject: str) -> None:
     groups = [
         [sch.lock(subject), sch.fence(subject)]
         + [sch.stats(f, subject) for f in schema.COUNTER_FAMILIES + schema.HISTOGRAM_FAMILIES],
-        [sch.tool(subject), sch.stats(schema.TOOL_EXECUTIONS, subject)],
+        [sch.tool(subject), sch.stats(schema.FAMILY_TOOL_EXECUTIONS, subject)],
         [sch.history(subject), sch.sessions_index(subject)],
         [sch.preferences(subject), sch.user_sessions(subject)],
         [sch.heartbeat(subject), sch.instances_index(subject)],
@@ -37,7 +37,7 @@ def test_all_keys_under_namespace() -> None:
     sch = schema.Schema("acme", 4)
     keys = [sch.schema_key(), sch.history("s"), sch.lock("l"), *sch.stats_keys("x")]
     assert all(k.startswith("acme:") for k in keys)
-    assert len(sch.stats_keys(schema.LOCK_CONTENDED)) == 4
+    assert len(sch.stats_keys(schema.FAMILY_LOCK_CONTENDED)) == 4
     with pytest.raises(ValueError):
         schema.Schema("bad{ns}")
     with pytest.raises(ValueError):

@@ -57,8 +57,10 @@ def test_happy_path_then_replay_is_suppressed(
     assert record["instance"] == "agent-1"
     assert int(record["ended_ms"]) >= int(record["started_ms"])
     assert 0 < raw.pttl(state.schema.tool(KEY)) <= schema.DEFAULT_TOOL_RETENTION * 1000
-    assert counters(raw, namespace, schema.TOOL_EXECUTIONS) == {"create_ticket|completed": 1}
-    assert counters(raw, namespace, schema.TOOL_DUPLICATES_SUPPRESSED) == {"create_ticket": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {"create_ticket|completed": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {
+        "create_ticket": 1
+    }
 
 
 def test_replay_with_other_arguments_is_an_error(
@@ -69,7 +71,9 @@ def test_replay_with_other_arguments_is_an_error(
     with pytest.raises(FingerprintMismatch):
         state.run_tool("create_ticket", KEY, fn, "order-43")
     assert len(fn.calls) == 1
-    assert counters(raw, namespace, schema.TOOL_FINGERPRINT_MISMATCHES) == {"create_ticket": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_FINGERPRINT_MISMATCHES) == {
+        "create_ticket": 1
+    }
 
 
 def test_final_error_is_stored_and_replayed(
@@ -88,7 +92,7 @@ def test_final_error_is_stored_and_replayed(
     assert info.value.error_type == "ValueError"
     assert "card declined" in info.value.error_message
     assert len(calls) == 1
-    assert counters(raw, namespace, schema.TOOL_EXECUTIONS) == {"charge|failed": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {"charge|failed": 1}
 
 
 def test_retryable_error_frees_the_key(state: AgentState, raw: redis.Redis, namespace: str) -> None:
@@ -104,7 +108,7 @@ def test_retryable_error_frees_the_key(state: AgentState, raw: redis.Redis, name
         state.run_tool("charge", KEY, flaky)
     assert state.run_tool("charge", KEY, flaky) == "ok"
     assert calls == [1, 2]  # the fencing token keeps rising across the freed key
-    assert counters(raw, namespace, schema.TOOL_EXECUTIONS) == {
+    assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {
         "charge|retryable": 1,
         "charge|completed": 1,
     }
@@ -136,14 +140,14 @@ def test_concurrent_caller_gets_in_progress_or_waits_for_the_result(
     )
     second.start()
     wait_until(
-        lambda: counters(raw, namespace, schema.TOOL_IN_PROGRESS_CONFLICTS).get("book") == 2,
+        lambda: counters(raw, namespace, schema.FAMILY_TOOL_IN_PROGRESS_CONFLICTS).get("book") == 2,
         what="second conflict",
     )
     release.set()
     runner.join(10)
     second.join(10)
     assert results == ["done"] and waiter == ["done"]
-    assert counters(raw, namespace, schema.TOOL_DUPLICATES_SUPPRESSED) == {"book": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {"book": 1}
 
 
 def test_reclaim_after_deadline_and_duplicate_execution_is_raised(
@@ -191,9 +195,9 @@ def test_reclaim_after_deadline_and_duplicate_execution_is_raised(
     assert len(errors) == 1 and isinstance(errors[0], DuplicateExecution)
     assert errors[0].result == "first"
     assert raw.hget(record_key, "result") == '"second"'  # the other holder's outcome is kept
-    assert counters(raw, namespace, schema.TOOL_RECLAIMS) == {"ship": 1}
-    assert counters(raw, namespace, schema.TOOL_DUPLICATE_EXECUTIONS) == {"ship": 1}
-    assert counters(raw, namespace, schema.TOOL_CLAIMS_LOST) == {"ship": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_RECLAIMS) == {"ship": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATE_EXECUTIONS) == {"ship": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_CLAIMS_LOST) == {"ship": 1}
 
 
 def test_renewal_keeps_a_long_tool_from_being_reclaimed(state: AgentState) -> None:
@@ -219,8 +223,8 @@ def test_record_lost_mid_run_is_reported_and_written_back(
     with pytest.raises(ToolClaimLost) as info:
         state.run_tool("notify", KEY, evicts)
     assert info.value.result == "made it"
-    assert counters(raw, namespace, schema.TOOL_CLAIMS_LOST) == {"notify": 1}
-    assert counters(raw, namespace, schema.STATE_MISSES) == {"tool_record": 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_CLAIMS_LOST) == {"notify": 1}
+    assert counters(raw, namespace, schema.FAMILY_STATE_MISSES) == {"tool_record": 1}
     assert state.run_tool("notify", KEY, evicts) == "made it"  # replays see the outcome
 
 

@@ -88,7 +88,7 @@ def test_every_threshold_drives_an_alert_and_every_alert_reads_the_table() -> No
 
 
 def test_expressions_use_only_known_metric_names() -> None:
-    known = {v for k, v in vars(names).items() if k.isupper() and isinstance(v, str)}
+    known = names.METRICS
     groups = yaml.safe_load(RULES_FILE.read_text())["groups"]
     records = {r["record"] for g in groups for r in g["rules"] if "record" in r}
     for group in groups:
@@ -121,3 +121,24 @@ def test_annotations_follow_the_conventions() -> None:
             assert "{{" not in notes["summary"] and notes["summary"].endswith(".")
             assert "{{ $labels." in notes["description"] or "{{ $value" in notes["description"]
             assert set(rule["labels"]) == {"severity"}
+
+
+def test_probe_rules_are_the_shipped_rules_but_for_the_description() -> None:
+    """The generated promtool tests run against alerts/tests/rules/probe.rules.yaml, which
+    must be the shipped rules with only the description swapped for the raw value: the
+    same expressions, for, labels, runbook and dashboard links."""
+    shipped = yaml.safe_load(RULES_FILE.read_text())
+    probe = yaml.safe_load((ALERTS_DIR / "tests" / "rules" / "probe.rules.yaml").read_text())
+    alerts = 0
+    for ours, theirs in zip(shipped["groups"], probe["groups"], strict=True):
+        assert ours["name"] == theirs["name"]
+        for rule, probed in zip(ours["rules"], theirs["rules"], strict=True):
+            if "alert" in rule:
+                alerts += 1
+                notes = dict(rule.pop("annotations"))
+                probed_notes = dict(probed.pop("annotations"))
+                assert notes.pop("description")
+                assert probed_notes.pop("value") == '{{ $value | printf "%.6f" }}'
+                assert probed_notes == notes
+            assert probed == rule
+    assert alerts >= 30

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,7 @@ PANEL_IDS = [f"{uid}#{panel['id']}:{panel['title']}" for uid, panel in PANELS]
 TARGETS = targets(DASHBOARDS)
 TARGET_IDS = [f"{t.uid}#{t.panel_id}{t.ref_id}" for t in TARGETS]
 DATASOURCE_UID = "${datasource}"
-METRICS = {
-    value
-    for key, value in vars(names).items()
-    if key.isupper() and not key.startswith("LABEL_") and isinstance(value, str)
-} | {UP}
+METRICS = names.METRICS | {UP}
 
 
 def test_committed_json_equals_the_generator_output() -> None:
@@ -238,6 +235,26 @@ def test_every_alert_is_linked_from_the_dashboard_its_rule_points_to() -> None:
         }
     )
     assert not missing, f"alerts whose dashboard_url dashboard has no panel for them: {missing}"
+
+
+def test_every_alert_opens_the_panel_that_links_its_runbook() -> None:
+    """dashboard_url ends in ?viewPanel=N: panel N of that dashboard exists and links the
+    alert's runbook (it draws the number the alert watches)."""
+    rules = yaml.safe_load((ROOT / "alerts" / "memorywatch.rules.yaml").read_text())
+    panels = {(uid, panel["id"]): panel for uid, panel in PANELS}
+    checked = 0
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            url = urllib.parse.urlsplit(rule["annotations"]["dashboard_url"])
+            uid = url.path.rstrip("/").rpartition("/")[2]
+            (panel_id,) = urllib.parse.parse_qs(url.query)["viewPanel"]
+            panel = panels[(uid, int(panel_id))]
+            runbook = rule["annotations"]["runbook_url"]
+            assert runbook in _runbook_links(panel), (rule["alert"], panel["title"])
+            checked += 1
+    assert checked >= 30
 
 
 def test_panel_thresholds_are_the_alert_thresholds() -> None:

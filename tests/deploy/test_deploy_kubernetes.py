@@ -299,7 +299,7 @@ def test_dashboard_configmaps_hold_every_dashboard_the_alerts_link_to() -> None:
         uids.add(json.loads(path.read_text())["uid"])
     rules = load_one(K8S / "prometheusrule.yaml")
     linked = {
-        rule["annotations"]["dashboard_url"].rstrip("/").rpartition("/")[2]
+        rule["annotations"]["dashboard_url"].partition("?")[0].rstrip("/").rpartition("/")[2]
         for group in rules["spec"]["groups"]
         for rule in group["rules"]
         if "dashboard_url" in rule.get("annotations", {})

@@ -124,9 +124,9 @@ def test_page_refresh_replays_are_suppressed_duplicates() -> None:
                 replies = (cast("dict[str, str]", client.hgetall(k)) for k in keys)
                 return math.fsum(schema.merge_counters(replies).values())
 
-            executions = total(schema.TOOL_EXECUTIONS)
-            suppressed = total(schema.TOOL_DUPLICATES_SUPPRESSED)
-            mismatches = total(schema.TOOL_FINGERPRINT_MISMATCHES)
+            executions = total(schema.FAMILY_TOOL_EXECUTIONS)
+            suppressed = total(schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED)
+            mismatches = total(schema.FAMILY_TOOL_FINGERPRINT_MISMATCHES)
         finally:
             state.close()
     assert executions > 0

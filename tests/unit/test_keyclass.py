@@ -29,7 +29,7 @@ SCH = schema.Schema("mw", 16)
         (SCH.heartbeat("agent-1"), ("other", "inst", "hash")),
         (SCH.instances_index("agent-1"), ("other", "instances", "zset")),
         (SCH.probe("agent-1"), ("other", "probe", "string")),
-        (SCH.stats(schema.LOCK_WAIT, "x"), ("other", "stats", "hash")),
+        (SCH.stats(schema.FAMILY_LOCK_WAIT, "x"), ("other", "stats", "hash")),
         (SCH.schema_key(), ("other", "schema", "hash")),
     ],
 )

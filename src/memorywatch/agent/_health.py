@@ -66,10 +66,10 @@ def heartbeat(core: Core, ready_flag: bool | None = None) -> Op[None]:
     that pool."""
     flag = core.ready_flag if ready_flag is None else ready_flag
     fields: dict[str, Any] = {
-        "ready": int(flag),
+        schema.HEARTBEAT_READY: int(flag),
         **core.pool_stats(),
-        "sdk_version": __version__,
-        "schema_version": schema.SCHEMA_VERSION,
+        schema.HEARTBEAT_SDK_VERSION: __version__,
+        schema.HEARTBEAT_SCHEMA_VERSION: schema.SCHEMA_VERSION,
     }
     sch = core.schema
     yield Script(
@@ -151,7 +151,7 @@ def end_turn(turn: TurnBase, in_flight: BaseException | None) -> Op[None]:
             "turn_end",
             [
                 core.schema.sessions_index(turn.session_id),
-                core.schema.stats(schema.TURN_DURATION, turn.session_id),
+                core.schema.stats(schema.FAMILY_TURN_DURATION, turn.session_id),
             ],
             [
                 turn.session_id,

@@ -71,19 +71,19 @@ class ShardKeys:
         exp, since = f"{prefix}locks:exp", f"{prefix}locks:since"
         self.acquire = [
             sch.fence(subject),
-            f"{prefix}stats:{schema.LOCK_WAIT}",
-            f"{prefix}stats:{schema.LOCK_CONTENDED}",
-            f"{prefix}stats:{schema.LOCK_TIMEOUTS}",
+            f"{prefix}stats:{schema.FAMILY_LOCK_WAIT}",
+            f"{prefix}stats:{schema.FAMILY_LOCK_CONTENDED}",
+            f"{prefix}stats:{schema.FAMILY_LOCK_TIMEOUTS}",
             exp,
             since,
             sch.names(schema.NAMES_LOCK, subject),
         ]
-        self.release = [f"{prefix}stats:{schema.LOCKS_LOST}", exp, since]
+        self.release = [f"{prefix}stats:{schema.FAMILY_LOCKS_LOST}", exp, since]
         self.extend = [exp, since]
 
 
 def shard_keys(core: Core, lock_id: str) -> ShardKeys:
-    return _context.shard_keys(core, "lock", lock_id, ShardKeys)
+    return _context.shard_keys(core, schema.NAMES_LOCK, lock_id, ShardKeys)
 
 
 _ZERO_LE = schema.bucket_le(0.0, schema.LOCK_WAIT_BUCKETS)
@@ -170,7 +170,7 @@ def acquire(
     shard = shard_keys(core, lock_id)
     keys = [key, *shard.acquire]
     owner = _core.owner_token(core.instance_id)
-    known = ("lock", shard.shard, counted)
+    known = (schema.NAMES_LOCK, shard.shard, counted)
     started = time.monotonic()
     deadline = started + max(0.0, wait)
     attempt = 1

@@ -135,7 +135,7 @@ def load(core: Core, history: HistoryBase) -> Op[list[dict[str, Any]]]:
             yield Command(
                 (
                     "HINCRBY",
-                    sch.stats(schema.STATE_MISSES, history.session_id),
+                    sch.stats(schema.FAMILY_STATE_MISSES, history.session_id),
                     schema.MISS_HISTORY,
                     1,
                 ),

@@ -38,25 +38,25 @@ class ShardKeys:
         prefix = sch.prefix(self.shard)
         inprog = f"{prefix}tools:inprog"
         self.claim = [
-            f"{prefix}stats:{schema.TOOL_DUPLICATES_SUPPRESSED}",
-            f"{prefix}stats:{schema.TOOL_RECLAIMS}",
-            f"{prefix}stats:{schema.TOOL_FINGERPRINT_MISMATCHES}",
-            f"{prefix}stats:{schema.TOOL_IN_PROGRESS_CONFLICTS}",
+            f"{prefix}stats:{schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED}",
+            f"{prefix}stats:{schema.FAMILY_TOOL_RECLAIMS}",
+            f"{prefix}stats:{schema.FAMILY_TOOL_FINGERPRINT_MISMATCHES}",
+            f"{prefix}stats:{schema.FAMILY_TOOL_IN_PROGRESS_CONFLICTS}",
             inprog,
             sch.fence(subject),
             sch.names(schema.NAMES_TOOL, subject),
         ]
         self.complete = [
-            f"{prefix}stats:{schema.TOOL_EXECUTIONS}",
-            f"{prefix}stats:{schema.TOOL_DUPLICATE_EXECUTIONS}",
-            f"{prefix}stats:{schema.TOOL_CLAIMS_LOST}",
-            f"{prefix}stats:{schema.STATE_MISSES}",
+            f"{prefix}stats:{schema.FAMILY_TOOL_EXECUTIONS}",
+            f"{prefix}stats:{schema.FAMILY_TOOL_DUPLICATE_EXECUTIONS}",
+            f"{prefix}stats:{schema.FAMILY_TOOL_CLAIMS_LOST}",
+            f"{prefix}stats:{schema.FAMILY_STATE_MISSES}",
             inprog,
         ]
 
 
 def shard_keys(core: Core, key: str) -> ShardKeys:
-    return _context.shard_keys(core, "tool", key, ShardKeys)
+    return _context.shard_keys(core, schema.NAMES_TOOL, key, ShardKeys)
 
 
 class ToolCall:
@@ -89,7 +89,7 @@ class ToolCall:
         self.retention_ms = _core.ms(options.retention or settings.tool_retention)
         self.derived = _core.derived_key(core.schema.namespace, tool, key)
         self.cap = settings.name_cap
-        self.known = ("tool", self.keys.shard, tool)
+        self.known = (schema.NAMES_TOOL, self.keys.shard, tool)
         self.core = core
 
     def claim(self, first: bool) -> Script:

@@ -18,6 +18,7 @@ import redis
 import redis.asyncio
 from opentelemetry.metrics import Meter
 
+from memorywatch import schema
 from memorywatch.agent import attributes as attr
 from memorywatch.agent.telemetry import PoolInstruments, pool_instruments
 
@@ -73,17 +74,17 @@ def pool_numbers(client: Any) -> dict[str, int]:
     pool = getattr(client, "connection_pool", None)
     if isinstance(pool, _Accounting):
         return {
-            "pool_in_use": pool.in_use,  # type: ignore[attr-defined]
-            "pool_max": int(pool.max_connections),  # type: ignore[attr-defined]
-            "pool_pending": pool.pending_requests,  # type: ignore[attr-defined]
-            "pool_timeouts": pool.timeouts,
+            schema.HEARTBEAT_POOL_IN_USE: pool.in_use,  # type: ignore[attr-defined]
+            schema.HEARTBEAT_POOL_MAX: int(pool.max_connections),  # type: ignore[attr-defined]
+            schema.HEARTBEAT_POOL_PENDING: pool.pending_requests,  # type: ignore[attr-defined]
+            schema.HEARTBEAT_POOL_TIMEOUTS: pool.timeouts,
         }
     max_conn = getattr(pool, "max_connections", None)
     return {
-        "pool_in_use": -1,
-        "pool_max": max_conn if isinstance(max_conn, int) else -1,
-        "pool_pending": -1,
-        "pool_timeouts": -1,
+        schema.HEARTBEAT_POOL_IN_USE: -1,
+        schema.HEARTBEAT_POOL_MAX: max_conn if isinstance(max_conn, int) else -1,
+        schema.HEARTBEAT_POOL_PENDING: -1,
+        schema.HEARTBEAT_POOL_TIMEOUTS: -1,
     }
 
 

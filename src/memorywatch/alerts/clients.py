@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, queries
 from memorywatch.alerts._build import WINDOW, alert, any_increase_probe, fire_level, num
 from memorywatch.alerts.model import (
     DASHBOARD_OVERVIEW,
@@ -27,7 +27,7 @@ def _clients(cfg: AlertsConfig, threshold: str, stricter: str | None) -> AlertRu
     return alert(
         cfg,
         threshold,
-        expr=f"{clients} / {maxclients} > {num(t.number())}",
+        expr=f"{queries.clients_ratio()} > {num(t.number())}",
         summary="Redis is running out of client connections.",
         description=f"Redis $labels.instance has $value of maxclients in use (threshold "
         f"{t.human_value()}); new agent instances will be refused.",
@@ -49,8 +49,8 @@ def group(cfg: AlertsConfig) -> RuleGroup:
     state, iid = names.LABEL_STATE, names.LABEL_INSTANCE_ID
     pool_t = cfg.t("client_pool_used")
     pool_level = round(fire_level(cfg, "client_pool_used") * POOL_MAX)
-    used = series_selector(pool, **{iid: INSTANCE_ID, state: "used"})
-    pool_max = series_selector(pool, **{iid: INSTANCE_ID, state: "max"})
+    used = series_selector(pool, **{iid: INSTANCE_ID, state: names.POOL_USED})
+    pool_max = series_selector(pool, **{iid: INSTANCE_ID, state: names.POOL_MAX})
     timeouts = any_increase_probe(
         cfg, "client_pool_timeouts", names.AGENT_POOL_TIMEOUTS, {iid: INSTANCE_ID}
     )
@@ -76,8 +76,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
             alert(
                 cfg,
                 "client_pool_used",
-                expr=f'{pool}{{{state}="used"}} / ignoring({state}) {pool}{{{state}="max"}}'
-                f" > {num(pool_t.number())}",
+                expr=f"{queries.pool_ratio()} > {num(pool_t.number())}",
                 summary="An agent instance's Redis connection pool is nearly exhausted.",
                 description="Agent instance $labels.instance_id uses $value of its Redis "
                 f"connection pool (threshold {pool_t.human_value()}).",

@@ -5,7 +5,7 @@ count, turn latency p95)."""
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, queries
 from memorywatch.alerts._build import WINDOW, above_probe, alert, condition_probe, num
 from memorywatch.alerts.model import (
     DASHBOARD_OVERVIEW,
@@ -22,18 +22,13 @@ QUEUE = "turns"
 READY = 4
 
 RECORD_QUEUE_PER_READY: str = "memorywatch:queue_length:per_ready_instance"
-RECORD_REDIS_CLIENTS: str = "memorywatch:redis_connected_clients:sum"
+RECORD_REDIS_CLIENTS: str = f"memorywatch:{names.REDIS_CONNECTED_CLIENTS}:sum"
 RECORD_TURN_P95: str = "memorywatch:turn_duration_seconds:p95"
-
-
-def queue_per_ready_expr() -> str:
-    ready = f'{names.AGENT_INSTANCES}{{{names.LABEL_STATE}="ready"}}'
-    return f"{names.QUEUE_LENGTH} / on(instance, job) group_left() {ready}"
 
 
 def recording_rules() -> tuple[RecordingRule, ...]:
     return (
-        RecordingRule(RECORD_QUEUE_PER_READY, queue_per_ready_expr()),
+        RecordingRule(RECORD_QUEUE_PER_READY, queries.queue_per_ready()),
         RecordingRule(
             RECORD_REDIS_CLIENTS,
             f"sum without ({names.LABEL_NODE}) ({names.REDIS_CONNECTED_CLIENTS})",
@@ -50,7 +45,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
     not_ready = cfg.t("instances_not_ready")
     backlog = cfg.t("queue_per_ready_instance")
     queue = series_selector(names.QUEUE_LENGTH, **{names.LABEL_QUEUE: QUEUE})
-    ready = series_selector(names.AGENT_INSTANCES, **{state: "ready"})
+    ready = series_selector(names.AGENT_INSTANCES, **{state: names.STATE_READY})
     fire_depth = (backlog.number() * 2 if backlog.number() else 1) * READY
     return RuleGroup(
         "memorywatch-fleet",
@@ -59,34 +54,34 @@ def group(cfg: AlertsConfig) -> RuleGroup:
             alert(
                 cfg,
                 "instances_not_ready",
-                expr=f'{names.AGENT_INSTANCES}{{{state}="not_ready"}} > {num(not_ready.number())}',
+                expr=f'{names.AGENT_INSTANCES}{{{state}="{names.STATE_NOT_READY}"}} > {num(not_ready.number())}',
                 summary="Agent instances are not ready.",
                 description="$value agent instances have been not ready (or have stopped "
                 "heartbeating) for a while.",
                 value_format="count",
                 dashboard=DASHBOARD_OVERVIEW,
                 probe=above_probe(
-                    series_selector(names.AGENT_INSTANCES, **{state: "not_ready"}),
+                    series_selector(names.AGENT_INSTANCES, **{state: names.STATE_NOT_READY}),
                     not_ready,
                     not_ready.number() + 1,
-                    {state: "not_ready"},
+                    {state: names.STATE_NOT_READY},
                 ),
             ),
             alert(
                 cfg,
                 "no_ready_instances",
-                expr=f'{names.AGENT_INSTANCES}{{{state}="ready"}} == 0',
+                expr=f'{names.AGENT_INSTANCES}{{{state}="{names.STATE_READY}"}} == 0',
                 summary="No agent instance is ready.",
                 description="No agent instance reported by $labels.instance is ready: every "
                 "request behind the load balancer fails.",
                 value_format="count",
                 dashboard=DASHBOARD_OVERVIEW,
-                probe=condition_probe(ready, 3, 0, {state: "ready"}),
+                probe=condition_probe(ready, 3, 0, {state: names.STATE_READY}),
             ),
             alert(
                 cfg,
                 "queue_per_ready_instance",
-                expr=f"{queue_per_ready_expr()} > {num(backlog.number())}",
+                expr=f"{queries.queue_per_ready()} > {num(backlog.number())}",
                 summary="Agent work is queueing up faster than instances take it.",
                 description="Queue $labels.queue holds $value entries per ready agent instance "
                 f"(threshold {backlog.human_value()}).",

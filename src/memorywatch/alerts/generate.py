@@ -66,6 +66,9 @@ def render_all(config: GenerateConfig) -> tuple[dict[Path, str], list[str]]:
     files = {
         out / r.RULES_FILE: r.dump(r.rules_document(groups, cfg)),
         out / r.CRD_FILE: r.dump(r.prometheusrule_document(groups, cfg)),
+        out / r.TESTS_DIR / r.PROBE_RULES_FILE: r.dump(
+            r.rules_document(groups, cfg, probe=True), r.PROBE_NOTE
+        ),
     }
     for group in groups:
         if group.alerts:

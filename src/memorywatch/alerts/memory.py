@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, queries
 from memorywatch.alerts._build import (
     WINDOW,
     above_probe,
@@ -38,7 +38,7 @@ def _memory_high(cfg: AlertsConfig, threshold: str, stricter: str | None) -> Ale
     return alert(
         cfg,
         threshold,
-        expr=f"{used} / ({names.REDIS_MEMORY_MAX} > 0) > {num(t.number())}",
+        expr=f"{queries.memory_ratio()} > {num(t.number())}",
         summary="Redis memory is close to maxmemory.",
         description=f"Redis $labels.instance uses $value of maxmemory (threshold "
         f"{t.human_value()}); at 100 % writes fail or agent state is evicted.",
@@ -81,8 +81,8 @@ def group(cfg: AlertsConfig) -> RuleGroup:
             alert(
                 cfg,
                 "agent_state_evicted",
-                expr=f'increase({names.EVICTED_KEYS}{{{names.LABEL_KEY_CLASS}!="other"}}'
-                f"[{WINDOW}]) > {num(cfg.t('agent_state_evicted').number())}",
+                expr=f"increase({queries.agent_state_evictions()}[{WINDOW}])"
+                f" > {num(cfg.t('agent_state_evicted').number())}",
                 summary="Redis evicted agent state.",
                 description="Redis $labels.instance evicted $value $labels.key_class keys in the "
                 "last 5 minutes: agents will forget sessions or redo tools.",
@@ -92,7 +92,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     cfg,
                     "agent_state_evicted",
                     names.EVICTED_KEYS,
-                    {names.LABEL_KEY_CLASS: "history"},
+                    {names.LABEL_KEY_CLASS: names.KEY_CLASS_HISTORY},
                 ),
             ),
             alert(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, schema
 from memorywatch.alerts._build import WINDOW, alert, any_increase_probe, num
 from memorywatch.alerts.model import DASHBOARD_OVERVIEW, AlertsConfig, RuleGroup
 
@@ -22,7 +22,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                 value_format="count",
                 dashboard=DASHBOARD_OVERVIEW,
                 probe=any_increase_probe(
-                    cfg, "state_misses", names.STATE_MISSES, {names.LABEL_KIND: "history"}
+                    cfg, "state_misses", names.STATE_MISSES, {names.LABEL_KIND: schema.MISS_HISTORY}
                 ),
             ),
         ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, queries, schema
 from memorywatch.alerts._build import (
     WINDOW,
     above_probe,
@@ -20,7 +20,6 @@ from memorywatch.alerts.model import (
 )
 
 TOOL = "send_email"
-TTL_CLASSES = ("lock", "tool")
 
 
 def group(cfg: AlertsConfig) -> RuleGroup:
@@ -29,10 +28,12 @@ def group(cfg: AlertsConfig) -> RuleGroup:
     dup = cfg.t("tool_duplicate_calls")
     dup_level = dup.number() * 2 if dup.number() else 1
     suppressed = series_selector(names.TOOL_DUPLICATES_SUPPRESSED, **tool)
-    executed = series_selector(names.TOOL_EXECUTIONS, **tool, **{status: "completed"})
+    executed = series_selector(
+        names.TOOL_EXECUTIONS, **tool, **{status: schema.TOOL_STATUS_COMPLETED}
+    )
     stuck = cfg.t("tool_stuck_in_progress")
     no_ttl = cfg.t("records_without_ttl")
-    key_class = {names.LABEL_KEY_CLASS: "lock"}
+    key_class = {names.LABEL_KEY_CLASS: names.KEY_CLASS_LOCK}
     return RuleGroup(
         "memorywatch-tools",
         alerts=(
@@ -84,8 +85,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
             alert(
                 cfg,
                 "records_without_ttl",
-                expr=f'{names.KEYS_WITHOUT_TTL}{{{names.LABEL_KEY_CLASS}=~"'
-                f'{"|".join(TTL_CLASSES)}"}} > {num(no_ttl.number())}',
+                expr=f"{queries.records_without_ttl()} > {num(no_ttl.number())}",
                 summary="Lock or tool records exist without a TTL.",
                 description="The keyspace sample found $value $labels.key_class keys without a "
                 "TTL: they never expire and volatile-* eviction never frees them.",

@@ -43,31 +43,18 @@ COUNT_EPSILON: Final = 0.001
 """Grafana colours a step from its value up (>=); count alerts fire above theirs (> 0), and
 ``increase()`` extrapolates to fractions, so a count step starts just above the value."""
 
-PanelKind = Literal["timeseries", "stat", "gauge", "bargauge", "table", "text"]
+PanelKind = Literal["timeseries", "stat", "gauge", "bargauge", "table"]
 PANEL_KINDS: Final[tuple[PanelKind, ...]] = (
     "timeseries",
     "stat",
     "gauge",
     "bargauge",
     "table",
-    "text",
 )
 """The panel types current Grafana renders natively (no Angular Graph or SingleStat)."""
 
 
 # Selectors -------------------------------------------------------------------------------------
-
-
-def eq(label: str, value: str) -> str:
-    return f'{label}="{value}"'
-
-
-def ne(label: str, value: str) -> str:
-    return f'{label}!="{value}"'
-
-
-def re_match(label: str, values: Sequence[str]) -> str:
-    return f'{label}=~"{"|".join(values)}"'
 
 
 def sel(metric: str, *matchers: str) -> str:
@@ -331,8 +318,6 @@ def _modernize(panel: Panel, data: dict[str, Any]) -> dict[str, Any]:
         data["fieldConfig"]["defaults"]["min"] = panel.minimum
     if panel.kind in ("stat", "timeseries", "table") and panel.maximum is not None:
         data["fieldConfig"]["defaults"]["max"] = panel.maximum
-    if panel.kind == "text":
-        data["fieldConfig"]["defaults"]["unit"] = panel.unit
     return data
 
 

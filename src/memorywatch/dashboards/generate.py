@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -11,7 +12,7 @@ from typing import Any, Final
 from memorywatch import names
 from memorywatch.alerts.model import DEFAULT_RUNBOOK_BASE_URL
 from memorywatch.dashboards import locks_tools, overview, redis_memory
-from memorywatch.dashboards._style import Context, DashboardSpec, build_dashboard
+from memorywatch.dashboards._style import Context, DashboardSpec, build_dashboard, placed_panels
 from memorywatch.thresholds import Thresholds
 
 GENERATE_COMMAND: Final = "memorywatch dashboards generate"
@@ -39,6 +40,18 @@ class DashboardsConfig:
 
 def specs(config: DashboardsConfig) -> tuple[DashboardSpec, ...]:
     return tuple(build(config.context) for build in SPECS)
+
+
+@functools.lru_cache(maxsize=4)
+def alert_panels(thresholds: Thresholds) -> Mapping[tuple[str, str], int]:
+    """(dashboard uid, threshold name) -> id of the first panel, in reading order, that
+    watches that threshold: where an alert's dashboard_url opens (``?viewPanel=``)."""
+    found: dict[tuple[str, str], int] = {}
+    for spec in specs(DashboardsConfig(thresholds=thresholds)):
+        for placed in placed_panels(spec):
+            for name in placed.panel.watch:
+                found.setdefault((spec.uid, name), placed.id)
+    return found
 
 
 def file_name(spec: DashboardSpec) -> str:

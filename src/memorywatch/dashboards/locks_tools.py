@@ -8,7 +8,7 @@ keyspace sampler age that say whether the schema figures are current.
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, queries
 from memorywatch.alerts.model import DASHBOARD_LOCKS_TOOLS
 from memorywatch.dashboards._style import (
     OK_COLOR,
@@ -19,12 +19,10 @@ from memorywatch.dashboards._style import (
     Step,
     increase_in_range,
     rate,
-    re_match,
     sel,
 )
 
 ONLY_WHILE_HELD = "the oldest-held series exist only while some lock is held."
-TTL_CLASSES = ("lock", "tool")
 
 
 def _by(label: str, expr: str) -> str:
@@ -40,12 +38,12 @@ def spec(ctx: Context) -> DashboardSpec:
     lock, tool, status = names.LABEL_LOCK, names.LABEL_TOOL, names.LABEL_STATUS
     version = names.LABEL_VERSION
     lock_legend, tool_legend = "{{" + lock + "}}", "{{" + tool + "}}"
-    no_ttl = sel(names.KEYS_WITHOUT_TTL, re_match(names.LABEL_KEY_CLASS, TTL_CLASSES))
+    no_ttl = queries.records_without_ttl(sel)
     stats = (
         Panel(
             "stat",
             "Locks held",
-            "Locks held right now across the fleet (memorywatch_locks_held).",
+            f"Locks held right now across the fleet ({names.LOCKS_HELD}).",
             "short",
             (Query(f"sum({sel(names.LOCKS_HELD)})"),),
             width=4,
@@ -178,7 +176,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "timeseries",
             "Turn latency",
             "95th and 50th percentile duration of a user turn across the fleet "
-            "(memorywatch_turn_duration_seconds), lock waits included.",
+            f"({names.TURN_DURATION}), lock waits included.",
             "s",
             (
                 Query(_quantile(0.95, names.TURN_DURATION, None), "p95"),
@@ -277,7 +275,7 @@ def spec(ctx: Context) -> DashboardSpec:
         Panel(
             "table",
             "Schema version",
-            "The state schema version the agents wrote into each Redis (memorywatch_schema_info, "
+            f"The state schema version the agents wrote into each Redis ({names.SCHEMA_INFO}, "
             "docs/schema.md). absent: no agent has written to this Redis and namespace yet, so "
             "every fleet figure here is empty or zero, not healthy.",
             "none",

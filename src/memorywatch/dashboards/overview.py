@@ -8,7 +8,7 @@ links to the runbook of the alert that watches the same number with the same thr
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, queries
 from memorywatch.alerts.exporter_self import UP
 from memorywatch.alerts.model import DASHBOARD_OVERVIEW
 from memorywatch.alerts.redis_health import WRITE_ERRORS
@@ -19,14 +19,12 @@ from memorywatch.dashboards._style import (
     Panel,
     Query,
     Step,
-    eq,
     increase_in_range,
-    ne,
     rate,
-    re_match,
     sel,
     steps_from,
 )
+from memorywatch.queries import eq, re_match
 
 UP_MAPPINGS = {"0": ("down", "red"), "1": ("up", "green")}
 NO_REPLICA = (
@@ -34,27 +32,8 @@ NO_REPLICA = (
 )
 
 
-def memory_ratio() -> str:
-    return f"{sel(names.REDIS_MEMORY_USED)} / ({sel(names.REDIS_MEMORY_MAX)} > 0)"
-
-
-def clients_ratio() -> str:
-    return f"{sel(names.REDIS_CONNECTED_CLIENTS)} / {sel(names.REDIS_CONFIG_MAXCLIENTS)}"
-
-
-def pool_ratio() -> str:
-    pool, state = names.AGENT_POOL_CONNECTIONS, names.LABEL_STATE
-    return f"{sel(pool, eq(state, 'used'))} / ignoring({state}) {sel(pool, eq(state, 'max'))}"
-
-
-def queue_per_ready() -> str:
-    ready = sel(names.AGENT_INSTANCES, eq(names.LABEL_STATE, "ready"))
-    return f"{sel(names.QUEUE_LENGTH)} / on(instance, job) group_left() {ready}"
-
-
 def spec(ctx: Context) -> DashboardSpec:
     key_class, state, tool = names.LABEL_KEY_CLASS, names.LABEL_STATE, names.LABEL_TOOL
-    agent_state = ne(key_class, "other")
 
     def count_stat(
         title: str, description: str, expr: str, watch: str, empty: str | None = None
@@ -74,7 +53,7 @@ def spec(ctx: Context) -> DashboardSpec:
         Panel(
             "stat",
             "Redis up",
-            "Whether the exporter reached its Redis on the last scrape (redis_up). Every agent "
+            f"Whether the exporter reached its Redis on the last scrape ({names.REDIS_UP}). Every agent "
             "turn reads and writes Redis: down is an outage.",
             "none",
             (Query(sel(names.REDIS_UP), "{{instance}}"),),
@@ -111,7 +90,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "RedisMemoryHigh warning and critical thresholds. Empty when maxmemory is not set "
             "(see the Redis dashboard).",
             "percentunit",
-            (Query(memory_ratio(), "{{instance}}"),),
+            (Query(queries.memory_ratio(sel), "{{instance}}"),),
             width=4,
             height=4,
             watch=("memory_used_warning", "memory_used_critical"),
@@ -129,8 +108,8 @@ def spec(ctx: Context) -> DashboardSpec:
         count_stat(
             "Agent state evicted",
             "History, preference, lock and tool keys Redis evicted in the time range, from "
-            "keyspace eviction events (memorywatch_evicted_keys_total without class other).",
-            sel(names.EVICTED_KEYS, agent_state),
+            f"keyspace eviction events ({names.EVICTED_KEYS} without class other).",
+            queries.agent_state_evictions(sel),
             "agent_state_evicted",
         ),
     )
@@ -191,7 +170,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "Redis used memory as a share of maxmemory over time; the lines are the "
             "RedisMemoryHigh warning and critical thresholds.",
             "percentunit",
-            (Query(memory_ratio(), "{{instance}}"),),
+            (Query(queries.memory_ratio(sel), "{{instance}}"),),
             width=12,
             watch=("memory_used_warning", "memory_used_critical"),
             minimum=0,
@@ -199,8 +178,8 @@ def spec(ctx: Context) -> DashboardSpec:
         Panel(
             "timeseries",
             "Evictions",
-            "Keys Redis evicts per second: all keys (redis_evicted_keys_total) and agent state "
-            "by key class (memorywatch_evicted_keys_total). Evicted history is a forgotten "
+            f"Keys Redis evicts per second: all keys ({names.REDIS_EVICTED_KEYS}) and agent state "
+            f"by key class ({names.EVICTED_KEYS}). Evicted history is a forgotten "
             "session; an evicted lock or tool record lets a tool run twice.",
             "cps",
             (
@@ -224,7 +203,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "Connected clients as a share of maxclients, per instance. Every agent instance "
             "holds a pool of connections: scaling out moves this line.",
             "percentunit",
-            (Query(clients_ratio(), "{{instance}}"),),
+            (Query(queries.clients_ratio(sel), "{{instance}}"),),
             width=12,
             watch=("clients_warning", "clients_critical"),
             minimum=0,
@@ -233,9 +212,9 @@ def spec(ctx: Context) -> DashboardSpec:
             "bargauge",
             "Agent connection pools in use",
             "Share of each agent instance's Redis connection pool in use at its last heartbeat "
-            "(memorywatch_agent_pool_connections used / max).",
+            f"({names.AGENT_POOL_CONNECTIONS} used / max).",
             "percentunit",
-            (Query(pool_ratio(), "{{" + names.LABEL_INSTANCE_ID + "}}"),),
+            (Query(queries.pool_ratio(sel), "{{" + names.LABEL_INSTANCE_ID + "}}"),),
             width=12,
             watch=("client_pool_used",),
             minimum=0,
@@ -336,7 +315,10 @@ def spec(ctx: Context) -> DashboardSpec:
                     f"sum by ({state}) ({sel(names.AGENT_INSTANCES)})",
                     "instances {{" + state + "}}",
                 ),
-                Query(queue_per_ready(), "queue {{" + names.LABEL_QUEUE + "}} per ready instance"),
+                Query(
+                    queries.queue_per_ready(sel),
+                    "queue {{" + names.LABEL_QUEUE + "}} per ready instance",
+                ),
             ),
             width=8,
             watch=("queue_per_ready_instance", "instances_not_ready"),
@@ -349,7 +331,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "timeseries",
             "Active sessions",
             "Sessions with activity within the exporter's --session-window, per Redis (from "
-            "the session index, memorywatch_sessions_active): the conversations whose memory "
+            f"the session index, {names.SESSIONS_ACTIVE}): the conversations whose memory "
             "the fleet holds right now.",
             "short",
             (Query(sel(names.SESSIONS_ACTIVE), "{{instance}}"),),
@@ -360,7 +342,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "timeseries",
             "Unacknowledged queue entries",
             "Per work queue: stream entries delivered to a worker and not yet acknowledged "
-            "(memorywatch_queue_pending), the work in flight. Rising while the queue per ready "
+            f"({names.QUEUE_PENDING}), the work in flight. Rising while the queue per ready "
             "instance is flat means workers take entries and do not finish them. Stream queues "
             "only: a list queue has no pending entries.",
             "short",
@@ -377,7 +359,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "timeseries",
             "Oldest unacknowledged queue entry",
             "Per work queue: age of the oldest stream entry delivered and not acknowledged "
-            "(memorywatch_queue_oldest_pending_seconds). A line that only climbs is an entry "
+            f"({names.QUEUE_OLDEST_PENDING}). A line that only climbs is an entry "
             "whose worker died holding it and that nobody reclaims (XAUTOCLAIM). Stream queues "
             "only.",
             "s",

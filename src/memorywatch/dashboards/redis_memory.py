@@ -7,7 +7,7 @@ scrapes.
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, queries
 from memorywatch.alerts.exporter_self import UP
 from memorywatch.alerts.model import DASHBOARD_REDIS
 from memorywatch.alerts.redis_health import WRITE_ERRORS
@@ -19,10 +19,10 @@ from memorywatch.dashboards._style import (
     Query,
     Step,
     rate,
-    re_match,
     sel,
 )
-from memorywatch.dashboards.overview import NO_REPLICA, memory_ratio
+from memorywatch.dashboards.overview import NO_REPLICA
+from memorywatch.queries import re_match
 
 ONLY_AFTER_FAULT = "Redis reports an error kind from its first occurrence on."
 ONLY_ON_REPLICAS = "only replicas report their link to the master; a master has no such series."
@@ -52,7 +52,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "Used memory as a share of maxmemory, per instance, against the RedisMemoryHigh "
             "thresholds.",
             "percentunit",
-            (Query(memory_ratio(), inst),),
+            (Query(queries.memory_ratio(sel), inst),),
             width=4,
             height=4,
             watch=("memory_used_warning", "memory_used_critical"),
@@ -151,7 +151,7 @@ def spec(ctx: Context) -> DashboardSpec:
             "Used memory as a share of maxmemory; the lines are the RedisMemoryHigh warning "
             "and critical thresholds.",
             "percentunit",
-            (Query(memory_ratio(), inst),),
+            (Query(queries.memory_ratio(sel), inst),),
             width=12,
             watch=("memory_used_warning", "memory_used_critical"),
             minimum=0,

@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     from memorywatch.exporter.webconfig import WebConfig
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
-DEFAULT_LISTEN = "127.0.0.1:9121"
+DEFAULT_LISTEN_HOST = "127.0.0.1"
+DEFAULT_LISTEN_PORT = 9121
+DEFAULT_LISTEN = f"{DEFAULT_LISTEN_HOST}:{DEFAULT_LISTEN_PORT}"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_LOG_LEVEL = "info"
 DEFAULT_SCRAPE_TIMEOUT = 5.0
 
 
@@ -105,11 +109,11 @@ class ExporterConfig:
     target: Target
     credentials: Credentials = Credentials()
     tls: TLSOptions = TLSOptions()
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 9121
+    listen_host: str = DEFAULT_LISTEN_HOST
+    listen_port: int = DEFAULT_LISTEN_PORT
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT
     allow_targets: tuple[AllowPattern, ...] = ()
-    log_level: str = "info"
+    log_level: str = DEFAULT_LOG_LEVEL
     fleet: FleetOptions | None = field(default_factory=FleetOptions)
     enable_keyspace_events: bool = False
     sample_interval: float = fleet_options.DEFAULT_SAMPLE_INTERVAL
@@ -318,7 +322,7 @@ def build_config(
     tls_insecure_skip_verify: bool = False,
     scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT,
     allow_targets: tuple[str, ...] = (),
-    log_level: str = "info",
+    log_level: str = DEFAULT_LOG_LEVEL,
     fleet: bool = True,
     namespace: str = schema.DEFAULT_NAMESPACE,
     queues: tuple[str, ...] = (),

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 import redis
 
-from memorywatch import schema
+from memorywatch import names, schema
 from memorywatch.exporter.background import BackgroundWorker
 from memorywatch.exporter.fleet_options import DEFAULT_SAMPLE_BUDGET, DEFAULT_SAMPLE_INTERVAL
 from memorywatch.exporter.keyclass import KEY_CLASSES, needs_ttl, parse_key
 
-ERROR_KINDS = ("foreign", "wrong_type", "missing_ttl", "unparsable")
 TOOL_STATES = {
     schema.TOOL_STATE_IN_PROGRESS,
     schema.TOOL_STATE_COMPLETED,
@@ -95,7 +94,7 @@ class KeyspaceSampler(BackgroundWorker):
                 result = SampleResult(
                     finished_at=time.monotonic(),
                     without_ttl={c: without_ttl[c] for c in KEY_CLASSES},
-                    errors={k: errors[k] for k in ERROR_KINDS},
+                    errors={k: errors[k] for k in names.ERROR_KINDS},
                 )
                 with self._done:
                     self._result = result
@@ -119,35 +118,35 @@ class KeyspaceSampler(BackgroundWorker):
                 continue  # expired or deleted between SCAN and TYPE
             parsed = parse_key(key, self._namespace)
             if parsed is None:
-                errors["foreign"] += 1
+                errors[names.ERROR_FOREIGN] += 1
                 continue
             key_class, kind, expected = parsed
             if redis_type != expected:
-                errors["wrong_type"] += 1
+                errors[names.ERROR_WRONG_TYPE] += 1
                 continue
             if pttl == -1 and needs_ttl(kind):
                 without_ttl[key_class] += 1
-                errors["missing_ttl"] += 1
-            if kind in ("lock", "tool"):
+                errors[names.ERROR_MISSING_TTL] += 1
+            if kind in (schema.KIND_LOCK, schema.KIND_TOOL):
                 records.append((key, kind))
         if not records:
             return
         pipe = client.pipeline(transaction=False)
         for key, kind in records:
-            if kind == "lock":
+            if kind == schema.KIND_LOCK:
                 pipe.get(key)
             else:
-                pipe.hmget(key, "state", "fence")
+                pipe.hmget(key, schema.TOOL_FIELD_STATE, schema.TOOL_FIELD_FENCE)
         for (_key, kind), value in zip(records, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(value, Exception) or value is None:
                 continue
             if not _record_ok(kind, value):
-                errors["unparsable"] += 1
+                errors[names.ERROR_UNPARSABLE] += 1
 
 
 def _record_ok(kind: str, value: object) -> bool:
     """A lock is `{fence}|{owner}`; a tool record has a known state and a numeric fence."""
-    if kind == "lock":
+    if kind == schema.KIND_LOCK:
         token, sep, owner = str(value).partition("|")
         return bool(sep and owner) and token.isdigit()
     state, fence = value if isinstance(value, list) else [None, None]

@@ -18,9 +18,9 @@ class BuildInfoCollector:
             "memorywatch exporter build information.",
             1,
             {
-                "version": __version__,
-                "python_version": platform.python_version(),
-                "redis_py_version": redis.__version__,
+                names.LABEL_VERSION: __version__,
+                names.LABEL_PYTHON_VERSION: platform.python_version(),
+                names.LABEL_REDIS_PY_VERSION: redis.__version__,
             },
         )
         return families

@@ -19,7 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import redis
 
 from memorywatch import names
-from memorywatch.exporter.collectors.fleet import Fleet, FleetSnapshot, queue_first
+from memorywatch.exporter.collectors.fleet import Fleet, FleetSnapshot
 from memorywatch.exporter.collectors.redis_info import Snapshot, add_node_families
 from memorywatch.exporter.config import Target, Topology, format_addr
 from memorywatch.exporter.discovery import DiscoveryError, discover
@@ -87,15 +87,18 @@ class TargetCollector:
     def _fetch(self, host: str, port: int, primary: bool) -> tuple[Snapshot, FleetResult]:
         client = self._clients.get(host, port, tls=self._target.tls, db=self._target.db)
         cluster = self._target.topology is Topology.CLUSTER
-        reader = self._fleet if primary and not cluster else None
-        extra = (lambda pipe: queue_first(pipe, reader.options)) if reader is not None else None
+        reading = (
+            self._fleet.begin() if self._fleet is not None and primary and not cluster else None
+        )
+        extra = reading.first.queue if reading is not None else None
         snapshot, first = fetch_snapshot(client, cluster=cluster, extra=extra)
         fleet: FleetResult = None
-        if reader is not None and first is None:
+        if reading is not None and first is None:
             fleet = redis.BusyLoadingError("Redis is loading its dataset")
-        elif reader is not None:
+        elif reading is not None and first is not None:
             try:
-                fleet = reader.read(client, first)
+                reading.first.decode(first)
+                fleet = reading.finish(client, first_done=True)
             except Exception as exc:  # the node answered; only its fleet view failed
                 fleet = exc
         return snapshot, fleet

@@ -1,0 +1,67 @@
+"""PromQL that an alert and a dashboard panel both evaluate, written once.
+
+Each builder takes how to write a selector: alerts use `selector` (bare: a rule evaluates
+over every target), dashboards pass theirs, which scopes it by the $job and $instance
+variables. So a panel draws exactly the number its alert compares with the threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from memorywatch import names
+
+
+class Select(Protocol):
+    def __call__(self, metric: str, *matchers: str) -> str: ...
+
+
+def eq(label: str, value: str) -> str:
+    return f'{label}="{value}"'
+
+
+def ne(label: str, value: str) -> str:
+    return f'{label}!="{value}"'
+
+
+def re_match(label: str, values: Sequence[str]) -> str:
+    return f'{label}=~"{"|".join(values)}"'
+
+
+def selector(metric: str, *matchers: str) -> str:
+    """``metric{matcher,...}``, or the bare name without matchers."""
+    return f"{metric}{{{','.join(matchers)}}}" if matchers else metric
+
+
+def memory_ratio(sel: Select = selector) -> str:
+    """used_memory / maxmemory, only where maxmemory is set (0 = unlimited has no ratio)."""
+    return f"{sel(names.REDIS_MEMORY_USED)} / ({sel(names.REDIS_MEMORY_MAX)} > 0)"
+
+
+def clients_ratio(sel: Select = selector) -> str:
+    return f"{sel(names.REDIS_CONNECTED_CLIENTS)} / {sel(names.REDIS_CONFIG_MAXCLIENTS)}"
+
+
+def pool_ratio(sel: Select = selector) -> str:
+    """Each agent instance's pool: connections in use over its maximum."""
+    pool, state = names.AGENT_POOL_CONNECTIONS, names.LABEL_STATE
+    used, most = sel(pool, eq(state, names.POOL_USED)), sel(pool, eq(state, names.POOL_MAX))
+    return f"{used} / ignoring({state}) {most}"
+
+
+def queue_per_ready(sel: Select = selector) -> str:
+    """Entries of each work queue per ready agent instance behind the same exporter."""
+    ready = sel(names.AGENT_INSTANCES, eq(names.LABEL_STATE, names.STATE_READY))
+    return f"{sel(names.QUEUE_LENGTH)} / on(instance, job) group_left() {ready}"
+
+
+def agent_state_evictions(sel: Select = selector) -> str:
+    """Evicted keys that held agent state (every key class but ``other``)."""
+    return sel(names.EVICTED_KEYS, ne(names.LABEL_KEY_CLASS, names.KEY_CLASS_OTHER))
+
+
+def records_without_ttl(sel: Select = selector) -> str:
+    """Lock and tool keys the sampler found without a TTL (they must carry one)."""
+    classes = (names.KEY_CLASS_LOCK, names.KEY_CLASS_TOOL)
+    return sel(names.KEYS_WITHOUT_TTL, re_match(names.LABEL_KEY_CLASS, classes))
