@@ -14,6 +14,7 @@ import click
 from memorywatch import __version__, names, schema
 from memorywatch.exporter import config as exporter_config
 from memorywatch.exporter import fleet_options
+from memorywatch.exporter.profiles import BUILTIN
 from memorywatch.logfmt import OneLineFormatter
 
 
@@ -147,6 +148,25 @@ def main() -> None:
     show_envvar=True,
     multiple=True,
     help="Stream or list key to report as a work queue (autoscaling signal); repeatable.",
+)
+@click.option(
+    "--key-profile",
+    "key_profiles",
+    envvar="MEMORYWATCH_KEY_PROFILES",
+    show_envvar=True,
+    multiple=True,
+    help="Publish this key profile from the start (built-in: "
+    + ", ".join(BUILTIN)
+    + "; others from --key-profile-file). Any profile is published once its keys are seen.",
+)
+@click.option(
+    "--key-profile-file",
+    "key_profile_files",
+    envvar="MEMORYWATCH_KEY_PROFILE_FILES",
+    show_envvar=True,
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML file of your own key profiles (docs/profiles.md); repeatable.",
 )
 @click.option(
     "--max-label-values",

@@ -234,6 +234,9 @@ QUEUE_OLDEST_PENDING: Final = "memorywatch_queue_oldest_pending_seconds"
 SCHEMA_INFO: Final = "memorywatch_schema_info"
 SCHEMA_ERRORS: Final = "memorywatch_schema_errors"
 SAMPLER_AGE: Final = "memorywatch_keyspace_sample_age_seconds"
+KEYSPACE_KEYS: Final = "memorywatch_keyspace_keys"
+KEYSPACE_BYTES: Final = "memorywatch_keyspace_bytes"
+KEYSPACE_SAMPLE_KEYS: Final = "memorywatch_keyspace_sample_keys"
 
 # OpenTelemetry metrics exported by agents, as Prometheus names them
 OTEL_POOL_CONNECTIONS: Final = "db_client_connection_count"
@@ -247,6 +250,7 @@ LABEL_TOOL: Final = "tool"
 LABEL_STATUS: Final = "status"
 LABEL_KIND: Final = "kind"
 LABEL_KEY_CLASS: Final = "key_class"
+LABEL_PROFILE: Final = "profile"
 LABEL_STATE: Final = "state"
 LABEL_INSTANCE_ID: Final = "instance_id"
 LABEL_QUEUE: Final = "queue"
@@ -288,13 +292,37 @@ ERROR_MISSING_TTL: Final = "missing_ttl"
 ERROR_UNPARSABLE: Final = "unparsable"
 ERROR_KINDS: Final = (ERROR_FOREIGN, ERROR_WRONG_TYPE, ERROR_MISSING_TTL, ERROR_UNPARSABLE)
 """memorywatch_schema_errors{kind}: keys or records in the namespace that break the schema."""
-KEY_CLASSES: Final = schema.KEY_CLASSES
 KEY_CLASS_HISTORY: Final = schema.KEY_CLASS_HISTORY
 KEY_CLASS_PREFERENCES: Final = schema.KEY_CLASS_PREFERENCES
-KEY_CLASS_LOCK: Final = schema.KEY_CLASS_LOCK
 KEY_CLASS_TOOL: Final = schema.KEY_CLASS_TOOL
+KEY_CLASS_LOCK: Final = schema.KEY_CLASS_LOCK
+KEY_CLASS_CHECKPOINT: Final = "checkpoint"
+KEY_CLASS_LONG_TERM_MEMORY: Final = "long_term_memory"
+KEY_CLASS_CACHE: Final = "cache"
+KEY_CLASS_INDEX: Final = "index"
 KEY_CLASS_OTHER: Final = schema.KEY_CLASS_OTHER
-"""key_class values, from the schema's key kinds (what the classifier can answer)."""
+KEY_CLASSES: Final = (
+    KEY_CLASS_HISTORY,
+    KEY_CLASS_PREFERENCES,
+    KEY_CLASS_TOOL,
+    KEY_CLASS_LOCK,
+    KEY_CLASS_CHECKPOINT,
+    KEY_CLASS_LONG_TERM_MEMORY,
+    KEY_CLASS_CACHE,
+    KEY_CLASS_INDEX,
+    KEY_CLASS_OTHER,
+)
+"""key_class values: one vocabulary for every key profile (our schema uses the first four
+and other). history: conversation messages; preferences: what is known of a user; tool:
+tool-execution records; lock; checkpoint: agent graph state; long_term_memory: extracted
+memories and their vectors; cache: answers that can be recomputed; index: what points at
+other keys (sorted-set indexes, counters, registries); other: the rest."""
+AGENT_STATE_CLASSES: Final = tuple(
+    c for c in KEY_CLASSES if c not in (KEY_CLASS_CACHE, KEY_CLASS_OTHER)
+)
+"""The classes whose eviction loses something an agent cannot recompute."""
+PROFILE_NONE: Final = "none"
+"""memorywatch_keyspace_*{profile}: keys no key profile claims."""
 TOOL_STATUSES: Final = (
     schema.TOOL_STATUS_COMPLETED,
     schema.TOOL_STATUS_FAILED,

@@ -57,11 +57,17 @@ def queue_per_ready(sel: Select = selector) -> str:
 
 
 def agent_state_evictions(sel: Select = selector) -> str:
-    """Evicted keys that held agent state (every key class but ``other``)."""
-    return sel(names.EVICTED_KEYS, ne(names.LABEL_KEY_CLASS, names.KEY_CLASS_OTHER))
+    """Evicted keys that held agent state, of any key profile: every class but cache and
+    other (`names.AGENT_STATE_CLASSES`)."""
+    return sel(names.EVICTED_KEYS, re_match(names.LABEL_KEY_CLASS, names.AGENT_STATE_CLASSES))
 
 
 def records_without_ttl(sel: Select = selector) -> str:
-    """Lock and tool keys the sampler found without a TTL (they must carry one)."""
-    classes = (names.KEY_CLASS_LOCK, names.KEY_CLASS_TOOL)
-    return sel(names.KEYS_WITHOUT_TTL, re_match(names.LABEL_KEY_CLASS, classes))
+    """Keys whose profile expects a TTL and that have none (the sampler counts only those)."""
+    return sel(names.KEYS_WITHOUT_TTL)
+
+
+def memory_by_class(sel: Select = selector) -> str:
+    """Bytes each key profile and class holds (the sampler's last full pass)."""
+    by = f"{names.LABEL_PROFILE}, {names.LABEL_KEY_CLASS}"
+    return f"sum by (instance, job, {by}) ({sel(names.KEYSPACE_BYTES)})"

@@ -132,6 +132,9 @@ DEFAULTS: Final[tuple[Threshold, ...]] = (
        "20 % headroom absorbs a burst of long conversations before writes fail or keys are evicted."),
     _t("memory_used_critical", 0.9, "ratio", "5m", "critical", "RedisMemoryHigh",
        "At 90 % one busy hour reaches maxmemory: noeviction rejects writes, other policies drop state."),
+    _t("memory_full_forecast", 14400, "seconds", "30m", "warning", "RedisMemoryFullSoon",
+       "Half an hour of growth that reaches maxmemory within 4 h leaves a shift to add memory or "
+       "find the leak (keys without TTL) before writes fail or state is evicted."),
     _t("maxmemory_not_set", None, "condition", "10m", "warning", "RedisMaxmemoryNotSet",
        "Without maxmemory Redis grows until the kernel OOM-kills it and every session is lost at once."),
     _t("write_errors", 0, "count", "0s", "critical", "RedisWriteErrors",

@@ -15,6 +15,7 @@ from memorywatch.alerts._build import (
 from memorywatch.alerts.model import (
     DASHBOARD_OVERVIEW,
     DASHBOARD_REDIS,
+    ONSET,
     AlertRule,
     AlertsConfig,
     Probe,
@@ -28,6 +29,8 @@ from memorywatch.alerts.model import (
 LABEL_MAXMEMORY_POLICY = names.LABEL_MAXMEMORY_POLICY
 """A label of redis_instance_info (redis_exporter)."""
 SAFE_POLICY = "noeviction"
+PROBE_PROFILE = "openai_agents"
+"""Any key profile: the alerts select by class, never by profile."""
 MAX_BYTES = 1_000_000_000
 
 
@@ -56,6 +59,41 @@ def _memory_high(cfg: AlertsConfig, threshold: str, stricter: str | None) -> Ale
     )  # fmt: skip
 
 
+FORECAST_WINDOW = "6h"
+GROWTH_PER_STEP = 1_000_000
+
+
+def _forecast(cfg: AlertsConfig) -> AlertRule:
+    """predict_linear over 6 h crossing maxmemory within the horizon. The value is today's
+    used/max ratio (exact from the samples), not the extrapolated bytes."""
+    t = cfg.t("memory_full_forecast")
+    horizon = int(t.number())
+    used, most = names.REDIS_MEMORY_USED, names.REDIS_MEMORY_MAX
+    ahead = horizon // cfg.test_interval
+    # A ramp from step 0 whose forecast first passes maxmemory at ONSET (by half a step).
+    start = MAX_BYTES - GROWTH_PER_STEP * (ONSET + ahead) + GROWTH_PER_STEP // 2
+    flat_high = round(MAX_BYTES * 0.95)
+    return alert(
+        cfg,
+        "memory_full_forecast",
+        expr=f"{queries.memory_ratio()} and "
+        f"predict_linear({used}[{FORECAST_WINDOW}], {horizon}) > {most} > 0",
+        summary="Redis memory will reach maxmemory within hours.",
+        description=f"At its growth over the last {FORECAST_WINDOW}, Redis $labels.instance "
+        f"(now at $value of maxmemory) reaches maxmemory within {t.human_value()}.",
+        value_format="percentage",
+        dashboard=DASHBOARD_REDIS,
+        probe=Probe(
+            fire={used: Series(start, 0, GROWTH_PER_STEP, ramp=True),
+                  most: gauge(MAX_BYTES, MAX_BYTES)},
+            quiet={used: gauge(flat_high, flat_high), most: gauge(MAX_BYTES, MAX_BYTES)},
+            labels={},
+            value=lambda steps, _i: (start + GROWTH_PER_STEP * (ONSET + steps)) / MAX_BYTES,
+            quiet_value=constant(flat_high / MAX_BYTES),
+        ),
+    )  # fmt: skip
+
+
 def group(cfg: AlertsConfig) -> RuleGroup:
     frag = cfg.t("fragmentation_ratio")
     floor = cfg.t("fragmentation_min_memory").number()
@@ -67,6 +105,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
         alerts=(
             _memory_high(cfg, "memory_used_warning", "memory_used_critical"),
             _memory_high(cfg, "memory_used_critical", None),
+            _forecast(cfg),
             alert(
                 cfg,
                 "maxmemory_not_set",
@@ -84,15 +123,19 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                 expr=f"increase({queries.agent_state_evictions()}[{WINDOW}])"
                 f" > {num(cfg.t('agent_state_evicted').number())}",
                 summary="Redis evicted agent state.",
-                description="Redis $labels.instance evicted $value $labels.key_class keys in the "
-                "last 5 minutes: agents will forget sessions or redo tools.",
+                description="Redis $labels.instance evicted $value $labels.key_class keys of "
+                "profile $labels.profile in the last 5 minutes: agents will forget sessions, "
+                "lose graph state or redo tools.",
                 value_format="count",
                 dashboard=DASHBOARD_OVERVIEW,
                 probe=any_increase_probe(
                     cfg,
                     "agent_state_evicted",
                     names.EVICTED_KEYS,
-                    {names.LABEL_KEY_CLASS: names.KEY_CLASS_HISTORY},
+                    {
+                        names.LABEL_PROFILE: PROBE_PROFILE,
+                        names.LABEL_KEY_CLASS: names.KEY_CLASS_HISTORY,
+                    },
                 ),
             ),
             alert(

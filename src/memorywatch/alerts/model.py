@@ -56,9 +56,14 @@ class Series:
     """None: the series does not exist before ONSET."""
     after: float
     step: float = 0.0
+    ramp: bool = False
+    """Grows by ``step`` from step 0 (from ``before``), not only from ONSET."""
 
     def values(self, steps_after_onset: int) -> str:
         # promtool: "axN" is N+1 samples, "_xN" is N blanks.
+        if self.ramp:
+            total = ONSET + max(steps_after_onset, 1)
+            return f"{_num(self.before or 0)}+{_num(self.step)}x{total}"
         head = f"_x{ONSET}" if self.before is None else f"{_num(self.before)}x{ONSET - 1}"
         return f"{head} {_num(self.after)}+{_num(self.step)}x{max(steps_after_onset, 1)}"
 

@@ -33,7 +33,10 @@ def group(cfg: AlertsConfig) -> RuleGroup:
     )
     stuck = cfg.t("tool_stuck_in_progress")
     no_ttl = cfg.t("records_without_ttl")
-    key_class = {names.LABEL_KEY_CLASS: names.KEY_CLASS_LOCK}
+    key_class = {
+        names.LABEL_PROFILE: "langgraph",
+        names.LABEL_KEY_CLASS: names.KEY_CLASS_CHECKPOINT,
+    }
     return RuleGroup(
         "memorywatch-tools",
         alerts=(
@@ -86,9 +89,10 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                 cfg,
                 "records_without_ttl",
                 expr=f"{queries.records_without_ttl()} > {num(no_ttl.number())}",
-                summary="Lock or tool records exist without a TTL.",
-                description="The keyspace sample found $value $labels.key_class keys without a "
-                "TTL: they never expire and volatile-* eviction never frees them.",
+                summary="Agent state that must expire is written without a TTL.",
+                description="The keyspace sample found $value $labels.key_class keys of profile "
+                "$labels.profile without a TTL: they never expire, volatile-* eviction never "
+                "frees them, and Redis grows until maxmemory.",
                 value_format="count",
                 dashboard=DASHBOARD_LOCKS_TOOLS,
                 probe=above_probe(

@@ -171,8 +171,25 @@ def spec(ctx: Context) -> DashboardSpec:
             "RedisMemoryHigh warning and critical thresholds.",
             "percentunit",
             (Query(queries.memory_ratio(sel), "{{instance}}"),),
-            width=12,
+            width=8,
             watch=("memory_used_warning", "memory_used_critical"),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Memory by key class",
+            "Bytes each key profile and class holds across the fleet's Redis (the keyspace "
+            "sampler's last full pass; profile none: keys no profile claims): which kind of "
+            "agent memory fills maxmemory.",
+            "bytes",
+            (
+                Query(
+                    f"sum by ({names.LABEL_PROFILE}, {key_class}) ({sel(names.KEYSPACE_BYTES)})",
+                    "{{" + names.LABEL_PROFILE + "}} {{" + key_class + "}}",
+                ),
+            ),
+            width=8,
+            watch=("memory_full_forecast",),
             minimum=0,
         ),
         Panel(
@@ -188,11 +205,12 @@ def spec(ctx: Context) -> DashboardSpec:
                     "{{instance}} all keys",
                 ),
                 Query(
-                    f"sum by ({key_class}) ({rate(sel(names.EVICTED_KEYS))})",
-                    "{{" + key_class + "}}",
+                    f"sum by ({names.LABEL_PROFILE}, {key_class}) "
+                    f"({rate(sel(names.EVICTED_KEYS))})",
+                    "{{" + names.LABEL_PROFILE + "}} {{" + key_class + "}}",
                 ),
             ),
-            width=12,
+            width=8,
             watch=("agent_state_evicted",),
         ),
     )

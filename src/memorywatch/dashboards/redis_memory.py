@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from memorywatch import names, queries
 from memorywatch.alerts.exporter_self import UP
+from memorywatch.alerts.memory import FORECAST_WINDOW
 from memorywatch.alerts.model import DASHBOARD_REDIS
 from memorywatch.alerts.redis_health import WRITE_ERRORS
 from memorywatch.dashboards._style import (
@@ -157,6 +158,41 @@ def spec(ctx: Context) -> DashboardSpec:
             minimum=0,
         ),
     )
+    by_class = "{{" + names.LABEL_PROFILE + "}} {{" + names.LABEL_KEY_CLASS + "}}"
+    horizon = int(ctx.t("memory_full_forecast").number())
+    used = sel(names.REDIS_MEMORY_USED)
+    growth = (
+        Panel(
+            "timeseries",
+            "Memory forecast",
+            f"Used memory, its linear forecast {ctx.t('memory_full_forecast').human_value()} "
+            "ahead from the last 6 h (predict_linear) and maxmemory. RedisMemoryFullSoon fires "
+            "when the forecast stays above maxmemory for its for duration.",
+            "bytes",
+            (
+                Query(used, inst + " used"),
+                Query(f"predict_linear({used}[{FORECAST_WINDOW}], {horizon})", inst + " forecast"),
+                Query(sel(names.REDIS_MEMORY_MAX), inst + " maxmemory"),
+            ),
+            width=12,
+            watch=("memory_full_forecast",),
+            steps=(Step(OK_COLOR, None),),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Memory by key class",
+            "Bytes each key profile and class holds (MEMORY USAGE over the keyspace sampler's "
+            "last full pass; profile none: keys no profile claims). Which memory fills "
+            "maxmemory, and whether it is the kind that should expire.",
+            "bytes",
+            (Query(queries.memory_by_class(sel), by_class),),
+            width=12,
+            watch=("memory_full_forecast", "records_without_ttl"),
+            steps=(Step(OK_COLOR, None),),
+            minimum=0,
+        ),
+    )
     keys = (
         Panel(
             "timeseries",
@@ -293,5 +329,5 @@ def spec(ctx: Context) -> DashboardSpec:
         title="memorywatch / Redis memory and replication",
         description="Memory, eviction, persistence and replication of the Redis that holds "
         "the agent fleet's memory.",
-        rows=(stats, info, memory, keys, replication, operations),
+        rows=(stats, info, memory, growth, keys, replication, operations),
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from memorywatch import schema
-from memorywatch.exporter import fleet_options
+from memorywatch.exporter import fleet_options, profiles
 from memorywatch.exporter.fleet_options import FleetOptions
 
 if TYPE_CHECKING:
@@ -326,6 +326,8 @@ def build_config(
     fleet: bool = True,
     namespace: str = schema.DEFAULT_NAMESPACE,
     queues: tuple[str, ...] = (),
+    key_profiles: tuple[str, ...] = (),
+    key_profile_files: tuple[Path, ...] = (),
     max_label_values: int = fleet_options.DEFAULT_MAX_LABEL_VALUES,
     session_window: float = fleet_options.DEFAULT_SESSION_WINDOW,
     enable_keyspace_events: bool = False,
@@ -391,6 +393,10 @@ def build_config(
         )
     if max_label_values < 1:
         raise ConfigError("--max-label-values must be at least 1")
+    try:
+        known_profiles, chosen = profiles.resolve(key_profiles, key_profile_files)
+    except profiles.ProfileError as exc:
+        raise ConfigError(str(exc)) from None
     if session_window <= 0 or sample_interval <= 0 or sample_budget < 1:
         raise ConfigError(
             "--session-window, --sample-interval and --sample-budget must be positive"
@@ -401,6 +407,8 @@ def build_config(
             queues=queues,
             max_label_values=max_label_values,
             session_window=session_window,
+            profiles=known_profiles,
+            chosen_profiles=chosen,
         )
         if fleet
         else None,

@@ -10,6 +10,7 @@ import redis
 from memorywatch.exporter.config import Target, Topology
 
 ClientFor = Callable[[str, int, bool], redis.Redis]
+Node = tuple[str, int]
 
 
 class DiscoveryError(Exception):
@@ -56,14 +57,16 @@ def _pairs(reply: Any) -> dict[str, str]:
     return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
 
 
-def _cluster_nodes(seed: redis.Redis, seed_addr: tuple[str, int]) -> list[tuple[str, int]]:
+def _cluster_roles(seed: redis.Redis, seed_addr: tuple[str, int]) -> tuple[list[Node], list[Node]]:
+    """(primaries, replicas) from CLUSTER NODES, each sorted; a primary flagged failing is
+    not a primary any more (its replica is about to take over)."""
     text = seed.execute_command("CLUSTER", "NODES")
     if isinstance(text, dict):  # a redis-py callback parsed it already
         lines = [f"{v.get('node_id', '')} {addr} {v.get('flags', '')}" for addr, v in text.items()]
     else:
         lines = str(text).splitlines()
-    masters: list[tuple[str, int]] = []
-    replicas: list[tuple[str, int]] = []
+    masters: list[Node] = []
+    replicas: list[Node] = []
     for line in lines:
         parts = line.split()
         if len(parts) < 3:
@@ -73,7 +76,26 @@ def _cluster_nodes(seed: redis.Redis, seed_addr: tuple[str, int]) -> list[tuple[
             continue
         host, _, port = addr.rpartition(":")
         node = (host or seed_addr[0], int(port))
-        (masters if "master" in flags else replicas).append(node)
+        if "master" in flags and "fail" not in flags:
+            masters.append(node)
+        else:
+            replicas.append(node)
     if not masters and not replicas:
         raise ValueError("CLUSTER NODES listed no node")
-    return sorted(masters) + sorted(replicas)
+    return sorted(masters), sorted(replicas)
+
+
+def _cluster_nodes(seed: redis.Redis, seed_addr: tuple[str, int]) -> list[Node]:
+    masters, replicas = _cluster_roles(seed, seed_addr)
+    return masters + replicas
+
+
+def cluster_primaries(target: Target, client_for: ClientFor) -> list[Node]:
+    """The primaries of a Cluster target, asked of the first seed that answers."""
+    errors: list[str] = []
+    for host, port in target.hosts:
+        try:
+            return _cluster_roles(client_for(host, port, True), (host, port))[0]
+        except (redis.RedisError, OSError, ValueError) as exc:
+            errors.append(f"{host}:{port}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+    raise DiscoveryError("; ".join(errors))

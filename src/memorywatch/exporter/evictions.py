@@ -3,7 +3,8 @@
 INFO only counts evictions; it cannot say whether Redis dropped a lock, a tool record or a
 customer's conversation. Redis publishes the name of every evicted key on
 `__keyevent@<db>__:evicted` when `notify-keyspace-events` holds `E` and `e` (or `A`).
-The tracker subscribes on its own connection and counts keys by class. Notifications are
+The tracker subscribes on its own connection and counts keys by profile and class
+(exporter/profiles.py). Notifications are
 fire-and-forget: evictions while the exporter is disconnected are not seen, and the
 `memorywatch_eviction_tracking_enabled` gauge says whether the subscription is live.
 """
@@ -13,12 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 
 from memorywatch.exporter.background import BackgroundWorker
-from memorywatch.exporter.keyclass import KEY_CLASSES, key_class
+from memorywatch.exporter.profiles import BUILTIN, UNCLAIMED, Classifier, Profile, Slot
 
 log = logging.getLogger("memorywatch.exporter")
 
@@ -28,7 +29,7 @@ def _has_evicted_events(flags: str) -> bool:
 
 
 class EvictionTracker(BackgroundWorker):
-    """A daemon thread that counts evicted keys per key class."""
+    """A daemon thread that counts evicted keys per profile and key class."""
 
     name = "memorywatch-evictions"
 
@@ -39,12 +40,13 @@ class EvictionTracker(BackgroundWorker):
         db: int = 0,
         enable_events: bool = False,
         retry_interval: float = 10.0,
+        profiles: Sequence[Profile] = tuple(BUILTIN.values()),
     ) -> None:
         super().__init__(client_factory, retry_interval)
-        self._namespace = namespace
+        self._classifier = Classifier(namespace, profiles)
         self._channel = f"__keyevent@{db}__:evicted"
         self._enable = enable_events
-        self._counts: Counter[str] = Counter({c: 0 for c in KEY_CLASSES})
+        self._counts: Counter[Slot] = Counter()
         self._lock = threading.Lock()
         self._live = threading.Event()
         self._warned = ""
@@ -56,7 +58,9 @@ class EvictionTracker(BackgroundWorker):
     def wait_live(self, timeout: float) -> bool:
         return self._live.wait(timeout)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[Slot, int]:
+        """(profile, key class) -> keys evicted since the tracker started (by name: an evicted
+        key's type is gone with it)."""
         with self._lock:
             return dict(self._counts)
 
@@ -108,8 +112,10 @@ class EvictionTracker(BackgroundWorker):
                 if message is not None and message.get("type") == "message":
                     data = message["data"]
                     key = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                    match = self._classifier.classify(key)
+                    slot = (match.profile, match.key_class) if match is not None else UNCLAIMED
                     with self._lock:
-                        self._counts[key_class(key, self._namespace)] += 1
+                        self._counts[slot] += 1
                     continue
                 checks += 1
                 if checks % 30 == 0 and not self._events_enabled(client):

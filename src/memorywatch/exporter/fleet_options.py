@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from memorywatch import schema
+from memorywatch.exporter.profiles import BUILTIN, Profile
 
 DEFAULT_MAX_LABEL_VALUES = 100
 DEFAULT_SESSION_WINDOW = 1800.0
@@ -22,3 +23,7 @@ class FleetOptions:
     """A session counts as active if it saw activity within this many seconds."""
     instance_window: float = 60.0
     """An instance is counted if it sent a heartbeat within this many seconds."""
+    profiles: tuple[Profile, ...] = field(default_factory=lambda: tuple(BUILTIN.values()))
+    """Every key profile the classifier knows (--key-profile-file ones first)."""
+    chosen_profiles: tuple[str, ...] = ()
+    """--key-profile: published from the start, before the sampler finds their keys."""

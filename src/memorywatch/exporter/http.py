@@ -36,9 +36,10 @@ from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector
 from memorywatch.exporter.collectors.fleet import Fleet
 from memorywatch.exporter.collectors.target import ScrapeHealth, TargetCollector
 from memorywatch.exporter.config import ConfigError, ExporterConfig, Target, Topology, parse_target
-from memorywatch.exporter.discovery import discover
+from memorywatch.exporter.discovery import cluster_primaries, discover
 from memorywatch.exporter.evictions import EvictionTracker
 from memorywatch.exporter.exposition import CONTENT_TYPE, FamilySource, render
+from memorywatch.exporter.primaries import PrimaryWorkers
 from memorywatch.exporter.sampler import KeyspaceSampler
 from memorywatch.exporter.scrape import ClientCache
 from memorywatch.exporter.webconfig import BasicAuth
@@ -81,25 +82,43 @@ class ExporterApp:
         ]
 
     def _fleet(self, config: ExporterConfig) -> Fleet | None:
-        """Fleet metrics for the configured target, with their background workers."""
+        """Fleet metrics for the configured target, with their background workers: on the
+        primary, or on every primary of a Cluster."""
         if config.fleet is None:
             return None
         target = config.target
+        namespace, profiles = config.fleet.namespace, config.fleet.profiles
+
+        def client_for(host: str, port: int, auth: bool) -> redis.Redis:
+            return self.clients.get(host, port, tls=target.tls, authenticate=auth)
+
+        def tracker(factory: Callable[[], redis.Redis]) -> EvictionTracker:
+            return EvictionTracker(
+                factory, namespace, target.db, config.enable_keyspace_events, profiles=profiles
+            )
+
+        def sampler(factory: Callable[[], redis.Redis]) -> KeyspaceSampler:
+            return KeyspaceSampler(
+                factory, namespace, config.sample_interval, config.sample_budget, profiles=profiles
+            )
+
+        def node(host: str, port: int) -> Callable[[], redis.Redis]:
+            return lambda: self.clients.uncached(host, port, tls=target.tls, db=target.db)
+
         if target.topology is Topology.CLUSTER:
-            # Scrape-time reads only: evictions and the keyspace sampler would need one
-            # worker per node.
-            return Fleet(config.fleet)
+            workers = PrimaryWorkers(
+                node(*target.hosts[0]),
+                lambda: cluster_primaries(target, client_for),
+                lambda n: tracker(node(*n)),
+                lambda n: sampler(node(*n)),
+            )
+            return Fleet(config.fleet, workers, workers)
 
         def primary() -> redis.Redis:
-            host, port = discover(
-                target, lambda h, p, auth: self.clients.get(h, p, tls=target.tls, authenticate=auth)
-            )[0]
+            host, port = discover(target, client_for)[0]
             return self.clients.uncached(host, port, tls=target.tls, db=target.db)
 
-        namespace = config.fleet.namespace
-        tracker = EvictionTracker(primary, namespace, target.db, config.enable_keyspace_events)
-        sampler = KeyspaceSampler(primary, namespace, config.sample_interval, config.sample_budget)
-        return Fleet(config.fleet, tracker, sampler)
+        return Fleet(config.fleet, tracker(primary), sampler(primary))
 
     def target_collector(self, target: Target) -> TargetCollector:
         """A /scrape target: no fleet metrics, and every node it leads to is allow-listed."""

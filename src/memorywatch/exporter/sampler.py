@@ -1,10 +1,15 @@
-"""A budgeted background pass over the namespace: keys without a TTL and schema errors.
+"""A budgeted background pass over the keyspace: what each kind of agent memory holds.
 
-A scrape never runs SCAN. This thread walks the namespace with `SCAN MATCH ns:* COUNT n`, at
-most `budget` keys walked per cycle (SCAN steps, matching or not), with one pipelined TYPE +
-PTTL per batch of matches; when a full pass ends, its totals replace the served ones. Scrapes
-read the last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a stale
-result is visible as stale.
+A scrape never runs SCAN. This thread walks the whole keyspace with `SCAN COUNT n`, at most
+`budget` keys walked per cycle, classifies each key by name (our schema under its namespace,
+then the key profiles: exporter/profiles.py), and asks TYPE, PTTL and MEMORY USAGE of each
+batch in one pipelined round trip. When a full pass ends its totals replace the served ones:
+keys, bytes and keys without a required TTL per (profile, key class), and schema errors.
+Scrapes read the last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a
+stale result is visible as stale.
+
+MEMORY USAGE counts every element (SAMPLES 0) except for index keys, which may hold millions
+of members and are estimated from 64: the slowest command stays in the microseconds.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -20,7 +25,15 @@ import redis
 from memorywatch import names, schema
 from memorywatch.exporter.background import BackgroundWorker
 from memorywatch.exporter.fleet_options import DEFAULT_SAMPLE_BUDGET, DEFAULT_SAMPLE_INTERVAL
-from memorywatch.exporter.keyclass import KEY_CLASSES, needs_ttl, parse_key
+from memorywatch.exporter.profiles import (
+    BUILTIN,
+    MEMORYWATCH,
+    UNCLAIMED,
+    Classifier,
+    Match,
+    Profile,
+    Slot,
+)
 
 TOOL_STATES = {
     schema.TOOL_STATE_IN_PROGRESS,
@@ -28,13 +41,41 @@ TOOL_STATES = {
     schema.TOOL_STATE_FAILED,
     schema.TOOL_STATE_RELEASED,
 }
+INDEX_SAMPLES = 64
 
 
 @dataclass(frozen=True)
 class SampleResult:
     finished_at: float
-    without_ttl: dict[str, int] = field(default_factory=dict)
+    keys: dict[Slot, int] = field(default_factory=dict)
+    bytes: dict[Slot, int] = field(default_factory=dict)
+    without_ttl: dict[Slot, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    seen: frozenset[str] = frozenset()
+    """Profiles that own at least one key of the pass (of the type their library writes)."""
+
+    @property
+    def sampled(self) -> int:
+        return sum(self.keys.values())
+
+
+@dataclass
+class _Tally:
+    keys: Counter[Slot] = field(default_factory=Counter)
+    bytes: Counter[Slot] = field(default_factory=Counter)
+    without_ttl: Counter[Slot] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    seen: set[str] = field(default_factory=set)
+
+    def result(self) -> SampleResult:
+        return SampleResult(
+            finished_at=time.monotonic(),
+            keys=dict(self.keys),
+            bytes=dict(self.bytes),
+            without_ttl=dict(self.without_ttl),
+            errors={k: self.errors[k] for k in names.ERROR_KINDS},
+            seen=frozenset(self.seen),
+        )
 
 
 class KeyspaceSampler(BackgroundWorker):
@@ -47,16 +88,17 @@ class KeyspaceSampler(BackgroundWorker):
         interval: float = DEFAULT_SAMPLE_INTERVAL,
         budget: int = DEFAULT_SAMPLE_BUDGET,
         batch: int = 500,
+        profiles: Sequence[Profile] = tuple(BUILTIN.values()),
     ) -> None:
         super().__init__(client_factory, interval)
-        self._namespace = namespace
+        self._classifier = Classifier(namespace, profiles)
         self._budget = budget
         self._batch = batch
         self._result: SampleResult | None = None
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._cursor = 0
-        self._partial: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+        self._partial = _Tally()
 
     def result(self) -> SampleResult | None:
         with self._lock:
@@ -78,59 +120,72 @@ class KeyspaceSampler(BackgroundWorker):
 
     def cycle(self, client: redis.Redis) -> None:
         """Walk up to `budget` keys from where the last cycle stopped."""
-        without_ttl, errors = self._partial
         scanned = 0
         while scanned < self._budget:
-            cursor, keys = client.scan(
-                self._cursor, match=f"{self._namespace}:*", count=self._batch
-            )
+            cursor, keys = client.scan(self._cursor, count=self._batch)
             self._cursor = int(cursor)
-            # The budget counts SCAN work, not matches: on a Redis shared with other data,
-            # few keys match the namespace and a count of matches would walk it all at once.
+            # The budget counts SCAN work (keys walked), whatever the batch returned.
             scanned += self._batch
             if keys:
-                self._inspect(client, [str(k) for k in keys], without_ttl, errors)
+                self._inspect(client, [str(k) for k in keys], self._partial)
             if self._cursor == 0:
-                result = SampleResult(
-                    finished_at=time.monotonic(),
-                    without_ttl={c: without_ttl[c] for c in KEY_CLASSES},
-                    errors={k: errors[k] for k in names.ERROR_KINDS},
-                )
+                result = self._partial.result()
                 with self._done:
                     self._result = result
                     self._done.notify_all()
-                self._partial = (Counter(), Counter())
+                self._partial = _Tally()
                 return
-        self._partial = (without_ttl, errors)
 
-    def _inspect(
-        self, client: redis.Redis, keys: list[str], without_ttl: Counter[str], errors: Counter[str]
-    ) -> None:
+    def _inspect(self, client: redis.Redis, keys: list[str], tally: _Tally) -> None:
+        matches = [self._classifier.classify(key) for key in keys]
         pipe = client.pipeline(transaction=False)
-        for key in keys:
+        for key, match in zip(keys, matches, strict=True):
             pipe.type(key)
             pipe.pttl(key)
+            index = match is not None and match.key_class == names.KEY_CLASS_INDEX
+            pipe.memory_usage(key, samples=INDEX_SAMPLES if index else 0)
         replies = pipe.execute(raise_on_error=False)
         records: list[tuple[str, str]] = []
-        for index, key in enumerate(keys):
-            redis_type, pttl = replies[2 * index], replies[2 * index + 1]
+        for position, (key, match) in enumerate(zip(keys, matches, strict=True)):
+            redis_type, pttl, usage = replies[3 * position : 3 * position + 3]
             if isinstance(redis_type, Exception) or redis_type == "none":
                 continue  # expired or deleted between SCAN and TYPE
-            parsed = parse_key(key, self._namespace)
-            if parsed is None:
-                errors[names.ERROR_FOREIGN] += 1
-                continue
-            key_class, kind, expected = parsed
-            if redis_type != expected:
-                errors[names.ERROR_WRONG_TYPE] += 1
-                continue
-            if pttl == -1 and needs_ttl(kind):
-                without_ttl[key_class] += 1
-                errors[names.ERROR_MISSING_TTL] += 1
-            if kind in (schema.KIND_LOCK, schema.KIND_TOOL):
-                records.append((key, kind))
-        if not records:
-            return
+            slot = self._slot(match, str(redis_type), tally)
+            tally.keys[slot] += 1
+            if isinstance(usage, int):
+                tally.bytes[slot] += usage
+            if match is None or slot != (match.profile, match.key_class):
+                continue  # unclaimed, or our key with a wrong type (an error already)
+            if pttl == -1 and match.ttl_required and not match.foreign:
+                tally.without_ttl[slot] += 1
+                if match.profile == MEMORYWATCH:
+                    tally.errors[names.ERROR_MISSING_TTL] += 1
+            if match.kind in (schema.KIND_LOCK, schema.KIND_TOOL):
+                records.append((key, match.kind))
+        if records:
+            self._check_records(client, records, tally)
+
+    @staticmethod
+    def _slot(match: Match | None, redis_type: str, tally: _Tally) -> Slot:
+        """Where a key counts: its profile and class, or unclaimed when its type is not the
+        one the profile's library writes (another application's key of a similar name)."""
+        if match is None:
+            return UNCLAIMED
+        if match.profile == MEMORYWATCH:
+            if match.foreign:
+                tally.errors[names.ERROR_FOREIGN] += 1
+            elif redis_type != match.redis_type:
+                tally.errors[names.ERROR_WRONG_TYPE] += 1
+                return (MEMORYWATCH, names.KEY_CLASS_OTHER)
+            tally.seen.add(MEMORYWATCH)
+            return (MEMORYWATCH, match.key_class)
+        if match.redis_type is not None and redis_type != match.redis_type:
+            return UNCLAIMED
+        tally.seen.add(match.profile)
+        return (match.profile, match.key_class)
+
+    @staticmethod
+    def _check_records(client: redis.Redis, records: list[tuple[str, str]], tally: _Tally) -> None:
         pipe = client.pipeline(transaction=False)
         for key, kind in records:
             if kind == schema.KIND_LOCK:
@@ -141,7 +196,7 @@ class KeyspaceSampler(BackgroundWorker):
             if isinstance(value, Exception) or value is None:
                 continue
             if not _record_ok(kind, value):
-                errors[names.ERROR_UNPARSABLE] += 1
+                tally.errors[names.ERROR_UNPARSABLE] += 1
 
 
 def _record_ok(kind: str, value: object) -> bool:

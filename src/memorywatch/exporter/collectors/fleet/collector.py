@@ -6,34 +6,59 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from typing import Protocol
 
 import redis
 from redis.cluster import RedisCluster
 
 from memorywatch import names, schema
+from memorywatch.exporter.collectors.fleet.keyspace import KeyspaceView, add_keyspace_families
 from memorywatch.exporter.collectors.fleet.labels import LabelBudget
 from memorywatch.exporter.collectors.fleet.read import FleetRead, FleetSnapshot, read_fleet
 from memorywatch.exporter.collectors.fleet.render import add_fleet_families
-from memorywatch.exporter.evictions import EvictionTracker
 from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.fleet_options import FleetOptions
-from memorywatch.exporter.sampler import KeyspaceSampler
+from memorywatch.exporter.profiles import MEMORYWATCH, Slot
+from memorywatch.exporter.sampler import SampleResult
 
 log = logging.getLogger("memorywatch.exporter")
+
+
+class Evictions(Protocol):
+    """An EvictionTracker, or the sum of one per Cluster primary (exporter/primaries.py)."""
+
+    @property
+    def live(self) -> bool: ...
+
+    def counts(self) -> dict[Slot, int]: ...
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+class Sampling(Protocol):
+    def result(self) -> SampleResult | None: ...
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
 
 
 class Fleet:
     def __init__(
         self,
         options: FleetOptions,
-        tracker: EvictionTracker | None = None,
-        sampler: KeyspaceSampler | None = None,
+        tracker: Evictions | None = None,
+        sampler: Sampling | None = None,
     ) -> None:
         self.options = options
         self.tracker = tracker
         self.sampler = sampler
         self.labels = LabelBudget(options.max_label_values)
         self._version_said: str | None = None
+        self._active: set[str] = {MEMORYWATCH, *options.chosen_profiles}
+        """Profiles published: ours, the chosen ones, and every one whose keys were met."""
 
     def begin(self) -> FleetRead:
         """A read whose first step the caller queues on its own pipeline (`FleetRead.first`)."""
@@ -42,15 +67,21 @@ class Fleet:
     def read(self, client: redis.Redis | RedisCluster) -> FleetSnapshot:
         return read_fleet(client, self.options)
 
-    def start(self) -> None:
+    def _workers(self) -> list[Evictions | Sampling]:
+        """The workers, once each (on a Cluster one object is both)."""
+        found: list[Evictions | Sampling] = []
         for worker in (self.tracker, self.sampler):
-            if worker is not None:
-                worker.start()
+            if worker is not None and all(worker is not w for w in found):
+                found.append(worker)
+        return found
+
+    def start(self) -> None:
+        for worker in self._workers():
+            worker.start()
 
     def stop(self) -> None:
-        for worker in (self.tracker, self.sampler):
-            if worker is not None:
-                worker.stop()
+        for worker in self._workers():
+            worker.stop()
 
     def _say_version(self, snap: FleetSnapshot) -> None:
         """One log line when the schema version turns foreign, not one per scrape."""
@@ -73,35 +104,22 @@ class Fleet:
             self._say_version(snap)
             add_fleet_families(snap, out, self.labels)
             errors.update(snap.errors)
-        out.gauge(
-            names.EVICTION_TRACKING,
-            "1 while evicted keys are classified from keyspace notifications.",
-            1 if self.tracker is not None and self.tracker.live else 0,
-        )
-        if self.tracker is not None:
-            for key_class, count in sorted(self.tracker.counts().items()):
-                out.counter(
-                    names.EVICTED_KEYS,
-                    "Keys Redis evicted, by the class of agent state they held "
-                    "(counted since the exporter started).",
-                    count,
-                    {names.LABEL_KEY_CLASS: key_class},
-                )
+        counts = self.tracker.counts() if self.tracker is not None else None
         result = self.sampler.result() if self.sampler is not None else None
         if result is not None:
-            for key_class, count in sorted(result.without_ttl.items()):
-                out.gauge(
-                    names.KEYS_WITHOUT_TTL,
-                    "Keys that must expire but have no TTL, by class (last full sampler pass).",
-                    count,
-                    {names.LABEL_KEY_CLASS: key_class},
-                )
             errors.update(result.errors)
-            out.gauge(
-                names.SAMPLER_AGE,
-                "Seconds since the keyspace sampler finished the pass these figures come from.",
-                time.monotonic() - result.finished_at,
-            )
+            self._active.update(result.seen)
+        if counts:
+            self._active.update(profile for (profile, _), n in counts.items() if n)
+        view = KeyspaceView(
+            evictions=counts,
+            evictions_live=self.tracker is not None and self.tracker.live,
+            sample=result,
+            sample_age=time.monotonic() - result.finished_at if result is not None else None,
+        )
+        known = {p.name for p in self.options.profiles}
+        active = {name for name in self._active if name in known}
+        add_keyspace_families(view, active, self.options.profiles, out)
         for kind, count in sorted(errors.items()):
             out.gauge(
                 names.SCHEMA_ERRORS,

@@ -1,0 +1,107 @@
+"""The keyspace families: what each key profile and class holds, loses and leaks.
+
+From the background workers (the eviction tracker and the keyspace sampler), per
+(profile, key class). A profile is published once chosen (--key-profile) or once the sampler
+or the tracker met one of its keys, and stays for the exporter's life, zero-filled over its
+classes, so `increase()` sees a first eviction as a step from 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from memorywatch import names
+from memorywatch.exporter.exposition import Families
+from memorywatch.exporter.profiles import (
+    MEMORYWATCH,
+    TTL_REQUIRED,
+    UNCLAIMED,
+    Profile,
+    Slot,
+    profile_classes,
+)
+from memorywatch.exporter.sampler import SampleResult
+
+
+@dataclass(frozen=True)
+class KeyspaceView:
+    """What the workers hold at one scrape (None: that worker does not run)."""
+
+    evictions: Mapping[Slot, int] | None
+    evictions_live: bool
+    sample: SampleResult | None
+    sample_age: float | None
+
+
+def ttl_classes(profile: str, profiles: Iterable[Profile]) -> tuple[str, ...]:
+    """The classes of a profile whose keys must carry a TTL."""
+    if profile == MEMORYWATCH:
+        return profile_classes(MEMORYWATCH, ())
+    for candidate in profiles:
+        if candidate.name == profile:
+            return tuple(
+                dict.fromkeys(p.key_class for p in candidate.patterns if p.ttl == TTL_REQUIRED)
+            )
+    return ()
+
+
+def _labels(slot: Slot) -> dict[str, str]:
+    return {names.LABEL_PROFILE: slot[0], names.LABEL_KEY_CLASS: slot[1]}
+
+
+def add_keyspace_families(
+    view: KeyspaceView, active: Iterable[str], profiles: tuple[Profile, ...], out: Families
+) -> None:
+    active = sorted(set(active))
+    every = {(p, c) for p in active for c in profile_classes(p, profiles)} | {UNCLAIMED}
+    out.gauge(
+        names.EVICTION_TRACKING,
+        "1 while evicted keys are classified from keyspace notifications.",
+        1 if view.evictions_live else 0,
+    )
+    if view.evictions is not None:
+        out.declare(
+            names.EVICTED_KEYS,
+            "Keys Redis evicted, by key profile and class of the memory they held "
+            "(counted since the exporter started).",
+            "counter",
+        )
+        for slot in sorted(every | set(view.evictions)):
+            out.counter(names.EVICTED_KEYS, "", view.evictions.get(slot, 0), _labels(slot))
+    sample = view.sample
+    if sample is None or view.sample_age is None:
+        return
+    out.declare(
+        names.KEYS_WITHOUT_TTL,
+        "Keys whose profile expects a TTL and that have none, by profile and class (last full "
+        "sampler pass).",
+        "gauge",
+    )
+    leaky = {(p, c) for p in active for c in ttl_classes(p, profiles)}
+    for slot in sorted(leaky | set(sample.without_ttl)):
+        out.gauge(names.KEYS_WITHOUT_TTL, "", sample.without_ttl.get(slot, 0), _labels(slot))
+    out.declare(
+        names.KEYSPACE_KEYS,
+        "Keys by profile and class in the last full sampler pass (profile none: no profile "
+        "claims them).",
+        "gauge",
+    )
+    out.declare(
+        names.KEYSPACE_BYTES,
+        "Bytes those keys take (MEMORY USAGE, summed over the last full sampler pass).",
+        "gauge",
+    )
+    for slot in sorted(every | set(sample.keys)):
+        out.gauge(names.KEYSPACE_KEYS, "", sample.keys.get(slot, 0), _labels(slot))
+        out.gauge(names.KEYSPACE_BYTES, "", sample.bytes.get(slot, 0), _labels(slot))
+    out.gauge(
+        names.KEYSPACE_SAMPLE_KEYS,
+        "Keys the last full sampler pass inspected (every key of the keyspace, once).",
+        sample.sampled,
+    )
+    out.gauge(
+        names.SAMPLER_AGE,
+        "Seconds since the keyspace sampler finished the pass these figures come from.",
+        view.sample_age,
+    )
