@@ -49,7 +49,9 @@ class KeyPattern:
     key_class: str
     ttl: str = TTL_OPTIONAL
     redis_type: str | None = None
-    """The type the library writes; another type under the pattern is not its key."""
+    """The type the library writes; another type under the pattern is not its key. None for
+    the JSON documents of the libraries that need RedisJSON: their names are specific enough,
+    and a Redis without the module cannot hold their type at all."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,6 @@ def _p(glob: str, key_class: str, redis_type: str | None) -> KeyPattern:
 HIST, PREFS, LOCK = names.KEY_CLASS_HISTORY, names.KEY_CLASS_PREFERENCES, names.KEY_CLASS_LOCK
 CKPT, LTM = names.KEY_CLASS_CHECKPOINT, names.KEY_CLASS_LONG_TERM_MEMORY
 CACHE, INDEX, OTHER = names.KEY_CLASS_CACHE, names.KEY_CLASS_INDEX, names.KEY_CLASS_OTHER
-JSON: Final = "ReJSON-RL"
 BUILTIN: Final[dict[str, Profile]] = {
     p.name: p
     for p in (
@@ -126,23 +127,23 @@ BUILTIN: Final[dict[str, Profile]] = {
         Profile(
             "langchain_redis",
             (
-                _p("chat:*:*", HIST, JSON),
+                _p("chat:*:*", HIST, None),
                 _p("llmcache:*", CACHE, "hash"),
-                _p("redis:*:*", CACHE, JSON),
+                _p("redis:*:*", CACHE, None),
             ),
             "langchain-redis 0.2.6 chat_message_history.py, cache.py (redisvl 0.26 caches)",
         ),
         Profile(
             "langgraph",
             (
-                _p("checkpoint_write:*", CKPT, JSON),
+                _p("checkpoint_write:*", CKPT, None),
                 _p("checkpoint_latest:*", INDEX, "string"),
-                _p("checkpoint_blob:*", CKPT, JSON),
-                _p("checkpoint:*", CKPT, JSON),
+                _p("checkpoint_blob:*", CKPT, None),
+                _p("checkpoint:*", CKPT, None),
                 _p("write_keys_zset:*", INDEX, "zset"),
                 _p("write_registry:*", INDEX, "zset"),
                 _p("store_vectors:*", LTM, None),
-                _p("store:*", LTM, JSON),
+                _p("store:*", LTM, None),
                 _p("toolcache:*", CACHE, "hash"),
                 _p("conversation_memory:*", HIST, "hash"),
             ),
@@ -152,7 +153,7 @@ BUILTIN: Final[dict[str, Profile]] = {
             "agent_memory_server",
             (
                 _p("working_memory:migration:*", OTHER, "string"),
-                _p("working_memory:*", HIST, JSON),
+                _p("working_memory:*", HIST, None),
                 _p("memory_idx:*", LTM, "hash"),
                 _p("extraction_debounce:*", LOCK, "string"),
                 _p("extraction_pending:*", LOCK, "string"),
