@@ -37,7 +37,15 @@ def _scrapes(url: str, count: int) -> tuple[Scrape, list[float]]:
     return last, sorted(times)
 
 
-SAMPLER = (names.KEYS_WITHOUT_TTL, names.SAMPLER_AGE)  # by the background pass: its timing
+SAMPLER = (
+    names.KEYS_WITHOUT_TTL,
+    names.SAMPLER_AGE,
+    names.KEYSPACE_KEYS,
+    names.KEYSPACE_BYTES,
+    names.KEYSPACE_SAMPLE_KEYS,
+)
+"""By the background pass, present once it finished one: a matter of timing (their label sets
+are profiles x classes, bounded by construction)."""
 
 
 def _fleet_samples(scrape: Scrape) -> dict[str, set[tuple[tuple[str, str], ...]]]:

@@ -324,3 +324,69 @@ def test_profile_files_and_names_are_checked_in_one_line(tmp_path: Any) -> None:
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     result = CliRunner().invoke(main, ["exporter", "--check", "--key-profile", "nope"])
     assert result.exit_code != 0 and "not a profile" in result.output
+
+
+def test_the_documented_profile_files_load() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from memorywatch.exporter.profiles import parse_profiles
+
+    root = Path(__file__).resolve().parents[2]
+    for doc in ("README.md", "docs/profiles.md"):
+        blocks = re.findall(r"```yaml\n(profiles:.*?)```", (root / doc).read_text(), re.S)
+        assert blocks, doc
+        for block in blocks:
+            assert parse_profiles(yaml.safe_load(block), doc)
+
+
+def test_primary_workers_follow_a_changed_set_of_primaries_and_keep_counts() -> None:
+    """What a failover looks like to the per-primary workers: the node set changes; the old
+    node's eviction counts stay in the sum (counters never go down), the new one is tracked."""
+    from memorywatch.exporter.evictions import EvictionTracker
+    from memorywatch.exporter.primaries import PrimaryWorkers
+    from memorywatch.exporter.sampler import KeyspaceSampler
+
+    args = ("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
+    with redis_server(*args) as first, redis_server(*args) as second:
+        servers = {(LOOPBACK, s.port): s for s in (first, second)}
+        current = [(LOOPBACK, first.port)]
+        workers = PrimaryWorkers(
+            first.client,
+            lambda: list(current),
+            lambda n: EvictionTracker(servers[n].client, "mw", enable_events=True),
+            lambda n: KeyspaceSampler(servers[n].client, "mw", interval=0.1),
+            refresh=0.1,
+        )
+        workers.start()
+        try:
+            wait_until(lambda: workers.live, 10, what="first node tracked")
+
+            def evict(server: RedisServer) -> int:
+                client = server.client()
+                for batch in range(200):
+                    pipe = client.pipeline(transaction=False)
+                    for i in range(200):
+                        pipe.lpush(f"message_store:n{batch}-{i}", "m" * 200)
+                    pipe.execute()
+                    if int(client.info("stats")["evicted_keys"]) >= 500:
+                        break
+                return int(client.info("stats")["evicted_keys"])
+
+            on_first = evict(first)
+            wait_until(lambda: sum(workers.counts().values()) >= on_first, 10, what="counted")
+            before = workers.counts()[("langchain", "history")]
+            current[:] = [(LOOPBACK, second.port)]
+            wait_until(lambda: workers.nodes == current and workers.live, 10, what="moved")
+            assert workers.counts()[("langchain", "history")] == before  # kept, not reset
+            on_second = evict(second)
+            wait_until(
+                lambda: workers.counts()[("langchain", "history")] >= before + on_second * 0.9,
+                10,
+                what="the new primary's evictions counted",
+            )
+            wait_until(lambda: workers.result() is not None, 10, what="a pass of the new node")
+        finally:
+            workers.stop()
