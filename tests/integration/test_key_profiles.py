@@ -269,6 +269,9 @@ def test_a_cluster_is_sampled_and_tracked_on_every_primary() -> None:
                 for slot in {s for _, _, s in drive}:
                     assert keys[slot] == sum(1 for _, _, s in drive if s == slot), slot
                 assert by_slot(scrape, names.KEYS_WITHOUT_TTL)["langgraph/checkpoint"] == 60
+                exact = sum(_memory_usage_of_all(n.client()) for n in nodes)
+                estimated = sum(by_slot(scrape, names.KEYSPACE_BYTES).values())
+                assert abs(estimated - exact) <= 0.2 * exact, (estimated, exact)
                 # past maxmemory on every primary: evictions from all of them, attributed
                 for node in nodes:
                     used = int(node.client().info("memory")["used_memory"])
