@@ -21,9 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import yaml
-
 from memorywatch import names
+from memorywatch.yamlfile import load_yaml
 
 Severity = Literal["critical", "warning", "info"]
 Unit = Literal["ratio", "factor", "seconds", "bytes", "count", "condition"]
@@ -335,17 +334,7 @@ def load(path: Path | str | None = None, profile: str = "default") -> Thresholds
     thresholds = Thresholds()
     if path is not None:
         source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ThresholdsError(f"{source}: cannot read: {exc.strerror or exc}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise ThresholdsError(f"{source}: invalid YAML{where}: {problem}") from None
+        data = load_yaml(path, source, ThresholdsError)
         if data is None:
             data = {}
         if not isinstance(data, dict):

@@ -317,7 +317,7 @@ def test_profile_files_and_names_are_checked_in_one_line(tmp_path: Any) -> None:
         "profiles:\n- {name: shop, patterns: [{match: 'c:*', class: memories}]}\n": "class 'memories'",
         "profiles:\n- {name: langchain, patterns: [{match: 'c:*', class: history}]}\n": "is taken",
         "profiles:\n- {name: shop, patterns: [{match: '*', class: history}]}\n": "every key",
-        "profiles: [\n": "not valid YAML",
+        "profiles: [\n": "invalid YAML",
     }
     for text, message in cases.items():
         bad = tmp_path / "bad.yaml"

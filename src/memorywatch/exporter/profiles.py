@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from memorywatch import names
 from memorywatch.exporter.keyclass import needs_ttl, parse_key
+from memorywatch.yamlfile import load_yaml
 
 MEMORYWATCH: Final = "memorywatch"
 TTL_REQUIRED: Final = "required"
@@ -291,17 +290,8 @@ def parse_profiles(document: Any, where: str) -> tuple[Profile, ...]:
 
 
 def load_file(path: Path) -> tuple[Profile, ...]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"--key-profile-file {path}: {exc.__class__.__name__}: {exc}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ProfileError(f"--key-profile-file {path}:{line} not valid YAML") from None
-    return parse_profiles(document, f"--key-profile-file {path}")
+    source = f"--key-profile-file {path}"
+    return parse_profiles(load_yaml(path, source, ProfileError), source)
 
 
 def resolve(
