@@ -8,8 +8,9 @@ keys, bytes and keys without a required TTL per (profile, key class), and schema
 Scrapes read the last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a
 stale result is visible as stale.
 
-MEMORY USAGE counts every element (SAMPLES 0) except for index keys, which may hold millions
-of members and are estimated from 64: the slowest command stays in the microseconds.
+MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
+profile claims may hold millions of members and are estimated from 64, so the slowest command
+stays far below a millisecond.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ TOOL_STATES = {
     schema.TOOL_STATE_FAILED,
     schema.TOOL_STATE_RELEASED,
 }
-INDEX_SAMPLES = 64
+ESTIMATE_SAMPLES = 64
+ESTIMATED = frozenset({names.KEY_CLASS_INDEX, names.KEY_CLASS_OTHER})
+"""Classes whose keys may hold millions of members (indexes, registries, anything unclaimed):
+their MEMORY USAGE extrapolates from 64 members instead of walking them all."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,8 @@ class KeyspaceSampler(BackgroundWorker):
         for key, match in zip(keys, matches, strict=True):
             pipe.type(key)
             pipe.pttl(key)
-            index = match is not None and match.key_class == names.KEY_CLASS_INDEX
-            pipe.memory_usage(key, samples=INDEX_SAMPLES if index else 0)
+            exact = match is not None and match.key_class not in ESTIMATED
+            pipe.memory_usage(key, samples=0 if exact else ESTIMATE_SAMPLES)
         replies = pipe.execute(raise_on_error=False)
         records: list[tuple[str, str]] = []
         for position, (key, match) in enumerate(zip(keys, matches, strict=True)):
