@@ -18,6 +18,7 @@ from prometheus_client import ProcessCollector
 from harness import master_with_replica, wait_until
 from memorywatch import names
 from memorywatch.agent import AgentState, LockTimeout, Settings, ToolFailed
+from memorywatch.exporter.profiles import BUILTIN
 from metrics import InProcessExporter, Scrape
 
 VALUES = {k: v for k, v in vars(names).items() if k.isupper()}
@@ -40,6 +41,9 @@ CLOSED = {
     (names.SCHEMA_ERRORS, names.LABEL_KIND): set(names.ERROR_KINDS),
     (names.KEYS_WITHOUT_TTL, names.LABEL_KEY_CLASS): set(names.KEY_CLASSES),
     (names.EVICTED_KEYS, names.LABEL_KEY_CLASS): set(names.KEY_CLASSES),
+    (names.KEYSPACE_KEYS, names.LABEL_KEY_CLASS): set(names.KEY_CLASSES),
+    (names.KEYSPACE_KEYS, names.LABEL_PROFILE): {*BUILTIN, names.PROFILE_NONE},
+    (names.KEYSPACE_BYTES, names.LABEL_PROFILE): {*BUILTIN, names.PROFILE_NONE},
 }
 
 
