@@ -197,7 +197,8 @@ def main() -> None:
     show_envvar=True,
     type=float,
     default=fleet_options.DEFAULT_SAMPLE_INTERVAL,
-    help="Seconds between keyspace sampler cycles (keys without TTL, schema errors).",
+    help="Seconds between keyspace sampler cycles (keys and bytes by key profile and class, "
+    "keys without TTL, schema errors).",
 )
 @click.option(
     "--sample-budget",

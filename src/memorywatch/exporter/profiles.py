@@ -15,12 +15,12 @@ most `MAX_FILE_PROFILES`) and classes of the fixed vocabulary.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from memorywatch import names
+from memorywatch import names, schema
 from memorywatch.exporter.keyclass import needs_ttl, parse_key
 from memorywatch.yamlfile import load_yaml
 
@@ -62,7 +62,18 @@ class Profile:
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """The classes its series are zero-filled with (ours: the schema's)."""
+        if self.name == MEMORYWATCH:
+            return schema.KEY_CLASSES
         return tuple(dict.fromkeys(p.key_class for p in self.patterns))
+
+    @property
+    def ttl_classes(self) -> tuple[str, ...]:
+        """The classes whose keys must carry a TTL (ours: published for every schema class,
+        the SDK's own keys being checked kind by kind)."""
+        if self.name == MEMORYWATCH:
+            return schema.KEY_CLASSES
+        return tuple(dict.fromkeys(p.key_class for p in self.patterns if p.ttl == TTL_REQUIRED))
 
 
 @dataclass(frozen=True)
@@ -222,16 +233,6 @@ class Classifier:
             return None
         profile, pattern = self._patterns[int(found.lastgroup[1:])]
         return Match(profile, pattern.key_class, pattern.ttl == TTL_REQUIRED, pattern.redis_type)
-
-
-def profile_classes(profile: str, profiles: Iterable[Profile]) -> tuple[str, ...]:
-    """The classes a profile's series are zero-filled with (ours: the schema's five)."""
-    if profile == MEMORYWATCH:
-        return (HIST, PREFS, names.KEY_CLASS_TOOL, LOCK, OTHER)
-    for candidate in profiles:
-        if candidate.name == profile:
-            return candidate.classes
-    return (names.KEY_CLASS_OTHER,)
 
 
 def _fail(where: str, message: str) -> ProfileError:

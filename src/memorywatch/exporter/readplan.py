@@ -37,9 +37,6 @@ class ReadPlan:
         parser as they do from its command methods (e.g. ``withscores=True`` for ZRANGE)."""
         self.entries.append(_Entry(args, options, decode, required))
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
     def queue(self, pipe: Any) -> int:
         """Queue every entry on `pipe`; returns how many replies they add."""
         for entry in self.entries:

@@ -117,9 +117,8 @@ class Fleet:
             sample=result,
             sample_age=time.monotonic() - result.finished_at if result is not None else None,
         )
-        known = {p.name for p in self.options.profiles}
-        active = {name for name in self._active if name in known}
-        add_keyspace_families(view, active, self.options.profiles, out)
+        active = [p for p in self.options.profiles if p.name in self._active]
+        add_keyspace_families(view, active, out)
         for kind, count in sorted(errors.items()):
             out.gauge(
                 names.SCHEMA_ERRORS,

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from memorywatch import names
 from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.profiles import (
-    MEMORYWATCH,
-    TTL_REQUIRED,
     UNCLAIMED,
     Profile,
     Slot,
-    profile_classes,
 )
 from memorywatch.exporter.sampler import SampleResult
 
@@ -34,27 +31,14 @@ class KeyspaceView:
     sample_age: float | None
 
 
-def ttl_classes(profile: str, profiles: Iterable[Profile]) -> tuple[str, ...]:
-    """The classes of a profile whose keys must carry a TTL."""
-    if profile == MEMORYWATCH:
-        return profile_classes(MEMORYWATCH, ())
-    for candidate in profiles:
-        if candidate.name == profile:
-            return tuple(
-                dict.fromkeys(p.key_class for p in candidate.patterns if p.ttl == TTL_REQUIRED)
-            )
-    return ()
-
-
 def _labels(slot: Slot) -> dict[str, str]:
     return {names.LABEL_PROFILE: slot[0], names.LABEL_KEY_CLASS: slot[1]}
 
 
-def add_keyspace_families(
-    view: KeyspaceView, active: Iterable[str], profiles: tuple[Profile, ...], out: Families
-) -> None:
-    active = sorted(set(active))
-    every = {(p, c) for p in active for c in profile_classes(p, profiles)} | {UNCLAIMED}
+def add_keyspace_families(view: KeyspaceView, active: Iterable[Profile], out: Families) -> None:
+    """`active`: the profiles published, zero-filled over their classes."""
+    active = list(active)
+    every = {(p.name, c) for p in active for c in p.classes} | {UNCLAIMED}
     out.gauge(
         names.EVICTION_TRACKING,
         "1 while evicted keys are classified from keyspace notifications.",
@@ -78,7 +62,7 @@ def add_keyspace_families(
         "sampler pass).",
         "gauge",
     )
-    leaky = {(p, c) for p in active for c in ttl_classes(p, profiles)}
+    leaky = {(p.name, c) for p in active for c in p.ttl_classes}
     for slot in sorted(leaky | set(sample.without_ttl)):
         out.gauge(names.KEYS_WITHOUT_TTL, "", sample.without_ttl.get(slot, 0), _labels(slot))
     out.declare(

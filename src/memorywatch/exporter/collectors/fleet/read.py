@@ -105,7 +105,7 @@ class _Reading:
         self.errors: Counter[str] = Counter()
         self.first = ReadPlan()
         if with_clock:
-            self.first.add(self._clock, "TIME", required=True)
+            self.first.add(self.clock, "TIME", required=True)
         self.first.add(self._schema, "HGETALL", schema.Schema(options.namespace).schema_key())
         for queue in options.queues:
             self.first.add(partial(self._queue_type, queue), "TYPE", queue)
@@ -124,12 +124,10 @@ class _Reading:
         self.pending_groups: dict[str, list[str]] = {}
 
     # step 1 ------------------------------------------------------------------------------
-    def _clock(self, reply: Any) -> None:
+    def clock(self, reply: Any) -> None:
+        """TIME's reply: the server clock every age and window of the read is taken from."""
         seconds, micros = reply
         self.now_ms = int(seconds) * 1000 + int(micros) // 1000
-
-    def set_clock(self, reply: Any) -> None:
-        self._clock(reply)
 
     def _schema(self, reply: Any) -> None:
         self.schema_fields = dict(reply or {})
@@ -323,7 +321,7 @@ class FleetRead:
         reading = self._reading
         if not first_done:
             if self._cluster:
-                reading.set_clock(client.time())
+                reading.clock(client.time())
             self.first.run(client)
         fields = reading.schema_fields
         try:
