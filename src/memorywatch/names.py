@@ -221,6 +221,7 @@ TOOL_IN_PROGRESS_CONFLICTS: Final = "memorywatch_tool_in_progress_conflicts_tota
 TOOL_CLAIMS_LOST: Final = "memorywatch_tool_claims_lost_total"
 SESSIONS_ACTIVE: Final = "memorywatch_sessions_active"
 STATE_MISSES: Final = "memorywatch_state_misses_total"
+STATE_NOT_DURABLE: Final = "memorywatch_state_not_durable_total"
 EVICTED_KEYS: Final = "memorywatch_evicted_keys_total"
 EVICTION_TRACKING: Final = "memorywatch_eviction_tracking_enabled"
 KEYS_WITHOUT_TTL: Final = "memorywatch_keys_without_ttl"
@@ -249,6 +250,7 @@ LABEL_LOCK: Final = "lock"
 LABEL_TOOL: Final = "tool"
 LABEL_STATUS: Final = "status"
 LABEL_KIND: Final = "kind"
+LABEL_OP: Final = "op"
 LABEL_KEY_CLASS: Final = "key_class"
 LABEL_PROFILE: Final = "profile"
 LABEL_STATE: Final = "state"
@@ -331,6 +333,8 @@ TOOL_STATUSES: Final = (
 """memorywatch_tool_executions_total{status}."""
 MISS_KINDS: Final = (schema.MISS_HISTORY, schema.MISS_TOOL_RECORD)
 """memorywatch_state_misses_total{kind}."""
+DURABLE_OPS: Final = schema.DURABLE_OPS
+"""memorywatch_state_not_durable_total{op}: a closed set."""
 
 METRICS: Final = frozenset(
     value

@@ -157,6 +157,9 @@ FAMILY_TOOL_CLAIMS_LOST: Final = "tool_claims_lost"
 """field = tool; completion found the claim owned by someone else or gone."""
 FAMILY_STATE_MISSES: Final = "state_misses"
 """field = kind (see ``MISS_*``); state that should exist was gone (evicted or deleted)."""
+FAMILY_STATE_NOT_DURABLE: Final = "state_not_durable"
+"""field = op (see ``DURABLE_OPS``); a durable-mode write that fewer replicas than asked for
+acknowledged within the replica timeout: refused to the caller (``StateNotDurable``)."""
 FAMILY_TURN_DURATION: Final = "turn_duration_seconds"
 """histogram, fields ``all|{le}`` and ``all|sum`` (name fixed: turns carry no label)."""
 
@@ -172,11 +175,24 @@ COUNTER_FAMILIES: Final = (
     FAMILY_TOOL_IN_PROGRESS_CONFLICTS,
     FAMILY_TOOL_CLAIMS_LOST,
     FAMILY_STATE_MISSES,
+    FAMILY_STATE_NOT_DURABLE,
 )
 HISTOGRAM_FAMILIES: Final = (FAMILY_LOCK_WAIT, FAMILY_TURN_DURATION)
 
 MISS_HISTORY: Final = "history"
 MISS_TOOL_RECORD: Final = "tool_record"
+
+DURABLE_TOOL_CLAIM: Final = "tool_claim"
+DURABLE_TOOL_COMPLETE: Final = "tool_complete"
+DURABLE_HISTORY_APPEND: Final = "history_append"
+DURABLE_LOCK_ACQUIRE: Final = "lock_acquire"
+DURABLE_OPS: Final = (
+    DURABLE_TOOL_CLAIM,
+    DURABLE_TOOL_COMPLETE,
+    DURABLE_HISTORY_APPEND,
+    DURABLE_LOCK_ACQUIRE,
+)
+"""The writes durable mode waits for replicas on: what the user or the outside world relies on."""
 
 TOOL_STATUS_COMPLETED: Final = "completed"
 TOOL_STATUS_FAILED: Final = "failed"

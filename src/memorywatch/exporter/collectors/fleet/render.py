@@ -82,6 +82,11 @@ COUNTERS: Mapping[str, Published] = {
         "State an agent expected and did not find (evicted or expired while still indexed).",
         (names.LABEL_KIND,),
     ),
+    schema.FAMILY_STATE_NOT_DURABLE: Published(
+        names.STATE_NOT_DURABLE,
+        "Durable-mode writes refused: fewer replicas than required acknowledged them in time.",
+        (names.LABEL_OP,),
+    ),
 }
 HISTOGRAMS: Mapping[str, Published] = {
     schema.FAMILY_LOCK_WAIT: Published(
@@ -102,6 +107,7 @@ def _activity(snap: FleetSnapshot) -> dict[str, dict[str, float]]:
         names.LABEL_LOCK: {},
         names.LABEL_TOOL: {},
         names.LABEL_KIND: dict.fromkeys(names.MISS_KINDS, 0.0),
+        names.LABEL_OP: dict.fromkeys(names.DURABLE_OPS, 0.0),
     }
     for family, published in COUNTERS.items():
         seen = activity[published.labels[0]]
