@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from memorywatch.exporter.config import (
-    ConfigError,
-    Secret,
-    Topology,
-    build_config,
-    parse_listen,
-    parse_target,
-)
+from memorywatch.exporter.config import ConfigError, build_config, parse_listen, parse_target
+from memorywatch.redisurl import Secret, Topology
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,8 @@ from memorywatch.demo.processes import (
     http_ok,
     wait_for,
 )
-from memorywatch.exporter.config import ConfigError, Credentials, parse_target
+from memorywatch.exporter.config import ConfigError, parse_target
+from memorywatch.redisurl import Credentials
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from memorywatch.exporter.config import Target, Topology
+from memorywatch.redisurl import Target, Topology
 
 ClientFor = Callable[[str, int, bool], redis.Redis]
 Node = tuple[str, int]

@@ -35,7 +35,7 @@ from memorywatch.alerts import runbooks
 from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector
 from memorywatch.exporter.collectors.fleet import Fleet
 from memorywatch.exporter.collectors.target import ScrapeHealth, TargetCollector
-from memorywatch.exporter.config import ConfigError, ExporterConfig, Target, Topology, parse_target
+from memorywatch.exporter.config import ConfigError, ExporterConfig, parse_target
 from memorywatch.exporter.discovery import cluster_primaries, discover
 from memorywatch.exporter.evictions import EvictionTracker
 from memorywatch.exporter.exposition import CONTENT_TYPE, FamilySource, render
@@ -43,6 +43,7 @@ from memorywatch.exporter.primaries import PrimaryWorkers
 from memorywatch.exporter.sampler import KeyspaceSampler
 from memorywatch.exporter.scrape import ClientCache
 from memorywatch.exporter.webconfig import BasicAuth
+from memorywatch.redisurl import Target, Topology
 
 log = logging.getLogger("memorywatch.exporter")
 

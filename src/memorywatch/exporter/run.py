@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from memorywatch.exporter.config import ExporterConfig, Topology, format_addr
+from memorywatch.exporter.config import ExporterConfig
 from memorywatch.exporter.discovery import DiscoveryError, discover
 from memorywatch.exporter.http import serve
 from memorywatch.exporter.scrape import ClientCache, classify, describe, fetch_snapshot
+from memorywatch.redisurl import Topology, format_addr
 
 __all__ = ["check", "serve"]
 

@@ -19,7 +19,8 @@ from redis.exceptions import AuthorizationError, NoPermissionError
 from redis.retry import Retry
 
 from memorywatch.exporter.collectors.redis_info import Snapshot
-from memorywatch.exporter.config import Credentials, TLSOptions
+from memorywatch.exporter.config import TLSOptions
+from memorywatch.redisurl import Credentials
 
 CLIENT_NAME = "memorywatch-exporter"
 

@@ -21,10 +21,10 @@ import redis
 from memorywatch import names
 from memorywatch.exporter.collectors.fleet import Fleet, FleetSnapshot
 from memorywatch.exporter.collectors.redis_info import Snapshot, add_node_families
-from memorywatch.exporter.config import Target, Topology, format_addr
 from memorywatch.exporter.discovery import DiscoveryError, discover
 from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.scrape import REASONS, ClientCache, classify, describe, fetch_snapshot
+from memorywatch.redisurl import Target, Topology, format_addr
 
 log = logging.getLogger("memorywatch.exporter")
 
