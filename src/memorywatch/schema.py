@@ -72,6 +72,8 @@ TOOL_STATE_IN_PROGRESS: Final = "in_progress"
 TOOL_STATE_COMPLETED: Final = "completed"
 TOOL_STATE_FAILED: Final = "failed"
 TOOL_STATE_RELEASED: Final = "released"
+TOOL_OUTCOME_ABANDONED: Final = "abandoned"
+"""tool_complete's outcome for a claim durable mode refused: never a stored state."""
 """A retryable error freed the key: the next claim starts afresh (fencing token keeps rising)."""
 
 TOOL_FIELD_STATE: Final = "state"

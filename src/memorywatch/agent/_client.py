@@ -9,10 +9,9 @@ from typing import Any, ClassVar, Self
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
-from redis.backoff import NoBackoff
 
-from memorywatch import schema
-from memorywatch.agent import _core, _tools
+from memorywatch import redisurl, schema
+from memorywatch.agent import _connect, _core, _tools
 from memorywatch.agent._context import Core
 from memorywatch.agent.pool import pool_numbers
 from memorywatch.agent.telemetry import Telemetry
@@ -23,8 +22,7 @@ class StateBase:
 
     client_type: ClassVar[type[Any]]
     cluster_type: ClassVar[type[Any]]
-    pool_type: ClassVar[type[Any]]
-    retry_type: ClassVar[type[Any]]
+    flavor: ClassVar[_connect.Flavor]
 
     def _init_core(
         self,
@@ -34,13 +32,15 @@ class StateBase:
         shards: int | None,
         settings: _core.Settings | None,
         telemetry: Telemetry,
+        min_replicas: int | None = None,
+        replica_timeout: float | None = None,
     ) -> None:
         self.client = client
         cluster = isinstance(client, self.cluster_type)
         self._core = Core(
             schema=schema.Schema(namespace, shards or schema.default_shards(cluster)),
             instance_id=instance_id or _core.default_instance_id(),
-            settings=settings or _core.Settings(),
+            settings=(settings or _core.Settings()).durable(min_replicas, replica_timeout),
             telemetry=telemetry,
             pool_stats=lambda: pool_numbers(client),
         )
@@ -48,7 +48,8 @@ class StateBase:
         self.instance_id = self._core.instance_id
         self.settings = self._core.settings
         self.telemetry = self._core.telemetry
-        self._owned_pool: Any = None  # built by from_url: closing the state ends it
+        self._closers: list[Callable[[], Any]] = []
+        """What from_url built beside the client (pools, Sentinel's clients): close ends it."""
 
     @classmethod
     def from_url(
@@ -65,38 +66,70 @@ class StateBase:
         meter_provider: MeterProvider | None = None,
         username: str | None = None,
         password: str | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
+        min_replicas: int | None = None,
+        replica_timeout: float | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
         **kwargs: Any,
     ) -> Self:
         """A client on an instrumented blocking pool (stable name ``memorywatch.{ns}``) and
         without automatic command retries: a retried state transition could run twice, the
-        SDK reports the failure instead. ``username`` / ``password`` given apart from the URL
-        (a password file, the environment) win over the URL's."""
+        SDK reports the failure instead.
+
+        ``url``: ``redis://`` / ``rediss://`` (one node), ``redis+sentinel://h1:26379,h2/name``
+        (the master Sentinel names now, followed across failovers; ``sentinel_username`` /
+        ``sentinel_password`` authenticate to the sentinels, the URL's to the data nodes)
+        or ``redis+cluster://seed:7000``; ``rediss+...`` for TLS (``ssl_*`` files apply to
+        every node and sentinel). ``username`` / ``password`` given apart from the URL (a
+        password file, the environment) win over the URL's. ``min_replicas`` and
+        ``replica_timeout`` switch on durable mode (see :class:`Settings`)."""
         schema.Schema(namespace, 1)  # a bad namespace fails before any connection is made
+        durable = _core.Settings().durable(min_replicas, replica_timeout)  # validated here
+        if durable.min_replicas and durable.replica_timeout >= socket_timeout:
+            raise ValueError(
+                f"replica_timeout ({durable.replica_timeout:g}s) must be shorter than "
+                f"socket_timeout ({socket_timeout:g}s): WAIT would look like a dead socket"
+            )
         telemetry = Telemetry(tracer_provider, meter_provider)
-        pool = cls.pool_type.from_url(
-            url,
-            retry=cls.retry_type(NoBackoff(), 0),
-            **_core.pool_options(
-                namespace=namespace,
-                pool_name=pool_name,
-                meter=telemetry.meter,
-                max_connections=max_connections,
-                pool_timeout=pool_timeout,
-                socket_timeout=socket_timeout,
-                username=username,
-                password=password,
-            ),
+        options = _core.pool_options(
+            namespace=namespace,
+            pool_name=pool_name,
+            meter=telemetry.meter,
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
+            socket_timeout=socket_timeout,
+            username=username,
+            password=password,
         )
-        client = cls.client_type(connection_pool=pool)
+        tls = {
+            "ssl_ca_certs": ssl_ca_certs,
+            "ssl_certfile": ssl_certfile,
+            "ssl_keyfile": ssl_keyfile,
+        }
+        sentinel_auth = {"username": sentinel_username, "password": sentinel_password}
+        try:
+            connected = _connect.connect(cls.flavor, url, options, tls, sentinel_auth)
+        except redisurl.BadRedisURL as exc:
+            raise ValueError(str(exc)) from None
         try:
             state = cls(  # type: ignore[call-arg]
-                client, namespace=namespace, instance_id=instance_id, telemetry=telemetry, **kwargs
+                connected.client,
+                namespace=namespace,
+                instance_id=instance_id,
+                telemetry=telemetry,
+                min_replicas=min_replicas,
+                replica_timeout=replica_timeout,
+                **kwargs,
             )
         except BaseException:
-            if not inspect.iscoroutinefunction(pool.disconnect):
-                pool.disconnect()
+            for close in connected.closers:
+                if not inspect.iscoroutinefunction(close):
+                    close()
             raise
-        state._owned_pool = pool
+        state._closers = connected.closers
         return state
 
     def pool_stats(self) -> dict[str, int]:

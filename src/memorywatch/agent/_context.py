@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -14,8 +14,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from memorywatch import schema
 from memorywatch.agent import _core
 from memorywatch.agent import attributes as attr
-from memorywatch.agent._effects import Op, Script
-from memorywatch.agent.errors import SchemaMismatch
+from memorywatch.agent._effects import Command, Op, Replicated, Script
+from memorywatch.agent.errors import AgentStateError, SchemaMismatch, StateNotDurable
 from memorywatch.agent.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -118,6 +118,57 @@ def prepared(core: Core, op: Op[T]) -> Op[T]:
             effect = op.send(reply) if thrown is None else op.throw(thrown)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+
+def durable(
+    core: Core,
+    script: Script,
+    what: str,
+    subject: str,
+    matters: Callable[[Any], bool] | None = None,
+) -> Op[Any]:
+    """``script``'s reply; in durable mode (``min_replicas`` > 0) only once that many
+    replicas have its write. ``WAIT`` rides behind the script on its connection, so the
+    cost is the replicas' acknowledgement, not another round trip. Too few in time: the
+    refusal is counted (fleet counter ``state_not_durable``, field ``what``; the OTel
+    counter; a span) and :class:`StateNotDurable` raised, carrying the script's value in
+    ``result`` so the caller can give back what it took. ``matters(value)`` False lets a
+    reply through whatever the replicas did (a lock attempt that took nothing)."""
+    wanted = core.settings.min_replicas
+    if wanted <= 0:
+        return (yield script)
+    timeout = core.settings.replica_timeout
+    reply = yield script._replace(replicas=wanted, replica_timeout_ms=_core.ms(timeout))
+    assert isinstance(reply, Replicated)
+    if reply.acked >= wanted or (matters is not None and not matters(reply.value)):
+        return reply.value
+    attributes = {attr.DURABLE_OP: what}
+    core.telemetry.not_durable.add(1, attributes)
+    error = StateNotDurable(
+        what,
+        reply.acked,
+        wanted,
+        f"{script.op}: {reply.acked} of {wanted} replicas acknowledged the write within "
+        f"{timeout:g}s; it may not survive a failover, so it is refused",
+        reply.value,
+    )
+    span = core.telemetry.tracer.start_span(
+        attr.STATE_NOT_DURABLE,
+        kind=SpanKind.CLIENT,
+        attributes={
+            **attributes,
+            attr.REPLICAS_ACKED: reply.acked,
+            attr.REPLICAS_WANTED: wanted,
+            attr.REPLICA_TIMEOUT: timeout,
+        },
+    )
+    fail_span(span, error)
+    span.end()
+    stats = f"{core.schema.prefix(core.schema.shard(subject))}stats:"
+    # If the master is going away the count is lost with it: the caller must see the refusal.
+    with suppress(AgentStateError):
+        yield Command(("HINCRBY", f"{stats}{schema.FAMILY_STATE_NOT_DURABLE}", what, 1), script.op)
+    raise error
 
 
 def fail_span(span: Span, exc: BaseException) -> None:

@@ -106,6 +106,10 @@ def backoff(attempt: int, base: float = 0.002, cap: float = 0.05) -> float:
     return random.uniform(base, min(cap, base * 2**attempt))
 
 
+DEFAULT_REPLICA_TIMEOUT: Final = 0.5
+MAX_REPLICA_TIMEOUT: Final = 60.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """TTLs and limits of one AgentState (seconds)."""
@@ -120,10 +124,33 @@ class Settings:
     """Older messages are trimmed beyond this many (0 = keep all)."""
     name_cap: int = schema.DEFAULT_NAME_CAP
     """Lock kinds and tool names each shard counts by name; beyond, they count as ``other``."""
+    min_replicas: int = 0
+    """Durable mode when > 0: tool claims and completions, history appends and lock
+    acquisitions return only once this many replicas have them (``WAIT``), else raise
+    :class:`StateNotDurable`."""
+    replica_timeout: float = DEFAULT_REPLICA_TIMEOUT
+    """Seconds a durable write waits for its replicas."""
 
     def __post_init__(self) -> None:
         if self.name_cap < 1:
             raise ValueError(f"name_cap must be at least 1, got {self.name_cap}")
+        if not isinstance(self.min_replicas, int) or self.min_replicas < 0:
+            raise ValueError(f"min_replicas must be an int >= 0, got {self.min_replicas!r}")
+        if not 0 < self.replica_timeout <= MAX_REPLICA_TIMEOUT:
+            raise ValueError(
+                f"replica_timeout must be in (0, {MAX_REPLICA_TIMEOUT:g}] seconds, "
+                f"got {self.replica_timeout!r}"
+            )
+
+    def durable(self, min_replicas: int | None, replica_timeout: float | None) -> Settings:
+        """These settings with durable mode set by the constructor's keywords (None: keep)."""
+        if min_replicas is None and replica_timeout is None:
+            return self
+        return dataclasses.replace(
+            self,
+            min_replicas=self.min_replicas if min_replicas is None else min_replicas,
+            replica_timeout=self.replica_timeout if replica_timeout is None else replica_timeout,
+        )
 
 
 # -- messages -------------------------------------------------------------------------------------

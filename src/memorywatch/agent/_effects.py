@@ -28,13 +28,27 @@ T = TypeVar("T")
 
 class Script(NamedTuple):
     """``EVALSHA`` of the SDK script ``name``; ``side`` runs it on the heartbeat's own
-    connection, outside the pool (an exhausted pool must not silence its own report)."""
+    connection, outside the pool (an exhausted pool must not silence its own report).
+
+    With ``replicas`` > 0 the driver sends ``WAIT replicas replica_timeout_ms`` right behind
+    it on the same connection (one round trip: WAIT counts the replicas that have that
+    connection's writes) and answers :class:`Replicated`."""
 
     name: str
     keys: list[str]
     args: list[Any]
     op: str
     side: bool = False
+    replicas: int = 0
+    replica_timeout_ms: int = 0
+
+
+class Replicated(NamedTuple):
+    """The reply of a :class:`Script` sent with ``replicas``: its value, and how many replicas
+    acknowledged the write within the timeout."""
+
+    value: Any
+    acked: int
 
 
 class LoadScript(NamedTuple):

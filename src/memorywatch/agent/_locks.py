@@ -18,9 +18,15 @@ from typing import Any, ClassVar
 from memorywatch import schema
 from memorywatch.agent import _context, _core
 from memorywatch.agent import attributes as attr
-from memorywatch.agent._context import Core, fail_span, now_ns_minus, remember_label
+from memorywatch.agent._context import Core, durable, fail_span, now_ns_minus, remember_label
 from memorywatch.agent._effects import Join, Op, Pause, Script, Sleep, Spawn
-from memorywatch.agent.errors import AgentStateError, LockLost, LockTimeout, add_failure_note
+from memorywatch.agent.errors import (
+    AgentStateError,
+    LockLost,
+    LockTimeout,
+    StateNotDurable,
+    add_failure_note,
+)
 
 MAX_KIND_LENGTH = 100
 _ID_SEGMENT = re.compile(
@@ -153,6 +159,10 @@ class LeaseBase:
         return f"<{type(self).__name__} {self.kind!r} fencing_token={self.fencing_token}>"
 
 
+def _took_lock(reply: Any) -> bool:
+    return bool(int(reply[0]))
+
+
 def acquire(
     core: Core,
     new_lease: Callable[..., LeaseBase],
@@ -187,7 +197,30 @@ def acquire(
             label = core.labels.get(known)
             name, cap = (counted, core.settings.name_cap) if label is None else (label, 0)
             args = [owner, ttl_ms, name, int(attempt == 1), int(final), le, waited, cap, lock_id]
-            fence, label = yield Script("lock_acquire", keys, args, "lock.acquire")
+            script = Script("lock_acquire", keys, args, "lock.acquire")
+            try:
+                fence, label = yield from durable(
+                    core, script, schema.DURABLE_LOCK_ACQUIRE, lock_id, _took_lock
+                )
+            except StateNotDurable as refused:
+                fence, label = refused.result  # type: ignore[misc]
+                refused.result = None
+                lease = new_lease(
+                    counted,
+                    resource,
+                    lock_id,
+                    _core.text(label),
+                    int(fence),
+                    owner,
+                    ttl,
+                    key,
+                    shard,
+                )
+                try:
+                    yield from release(core, lease)  # give it back: nobody holds it now
+                except AgentStateError as err:
+                    refused.add_note(f"memorywatch: giving the lock back failed: {err!r}")
+                raise
             fence, label = int(fence), _core.text(label)
             if name != label or cap:
                 remember_label(core, known, label)

@@ -14,7 +14,7 @@ from typing import Any
 from memorywatch import schema
 from memorywatch.agent import _core
 from memorywatch.agent import attributes as attr
-from memorywatch.agent._context import Core, client_span
+from memorywatch.agent._context import Core, client_span, durable
 from memorywatch.agent._effects import Command, Op, Script
 from memorywatch.agent.errors import StateMiss
 
@@ -106,7 +106,7 @@ def extend(core: Core, history: HistoryBase, messages: Iterable[Message]) -> Op[
             yield from link_session(core, history.user_id, history.session_id)
             history._linked = True
         sch = core.schema
-        length = yield Script(
+        append = Script(
             "history_append",
             [sch.history(history.session_id), sch.sessions_index(history.session_id)],
             [
@@ -117,6 +117,7 @@ def extend(core: Core, history: HistoryBase, messages: Iterable[Message]) -> Op[
             ],
             "history.append",
         )
+        length = yield from durable(core, append, schema.DURABLE_HISTORY_APPEND, history.session_id)
     return int(length)
 
 

@@ -16,12 +16,13 @@ from typing import Any
 from memorywatch import schema
 from memorywatch.agent import _context, _core
 from memorywatch.agent import attributes as attr
-from memorywatch.agent._context import Core, client_span, fail_span, remember_label
+from memorywatch.agent._context import Core, client_span, durable, fail_span, remember_label
 from memorywatch.agent._effects import Call, Join, Op, Pause, Script, Sleep, Spawn
 from memorywatch.agent.errors import (
     AgentStateError,
     DuplicateExecution,
     FingerprintMismatch,
+    StateNotDurable,
     ToolClaimLost,
     ToolFailed,
     ToolInProgress,
@@ -193,6 +194,38 @@ def _renewal(call: ToolCall) -> Op[None]:
             return  # completion reports the lost claim
 
 
+_TAKES_EFFECT = frozenset(
+    ("claimed", "reclaimed", schema.TOOL_STATE_COMPLETED, schema.TOOL_STATE_FAILED)
+)
+"""Claim replies durable mode must see replicated: a claim the function runs under, or an
+outcome handed back as if it had run. (A conflict or a mismatch hands back nothing.)"""
+
+
+def _claim(call: ToolCall, first: bool) -> Op[Any]:
+    """The claim script, durable in durable mode: a claim no replica has is given back
+    (deleted if still ours) before :class:`StateNotDurable` is raised, so the function never
+    runs on it and a retry after the failover can claim again."""
+    try:
+        return (
+            yield from durable(
+                call.core,
+                call.claim(first),
+                schema.DURABLE_TOOL_CLAIM,
+                call.key,
+                lambda value: _core.text(value[0]) in _TAKES_EFFECT,
+            )
+        )
+    except StateNotDurable as refused:
+        reply = _core.ClaimReply.parse(refused.result)  # type: ignore[arg-type]
+        refused.result = None
+        if reply.status in ("claimed", "reclaimed"):
+            try:
+                yield call.complete(schema.TOOL_OUTCOME_ABANDONED, "", reply)
+            except AgentStateError as err:
+                refused.add_note(f"memorywatch: giving the claim back failed: {err!r}")
+        raise
+
+
 def run_tool(
     core: Core,
     tool: str,
@@ -210,7 +243,7 @@ def run_tool(
         started = time.monotonic()
         attempt = 1
         while True:
-            reply = _core.ClaimReply.parse((yield call.claim(attempt == 1)))
+            reply = _core.ClaimReply.parse((yield from _claim(call, attempt == 1)))
             if call.known not in core.labels:
                 remember_label(core, call.known, reply.label)
             if reply.status in ("claimed", "reclaimed"):
@@ -260,7 +293,13 @@ def run_tool(
         core.telemetry.tool_duration.record(duration, metric_attrs)
 
         outcome, payload, raise_after = call.encode_outcome(result, error)
-        done = yield call.complete(outcome, payload, reply)
+        try:
+            done = yield from durable(
+                core, call.complete(outcome, payload, reply), schema.DURABLE_TOOL_COMPLETE, key
+            )
+        except StateNotDurable as refused:
+            refused.result = result
+            raise refused from error
         call.check_completion(done, result, error)
         if raise_after is not None:
             raise raise_after

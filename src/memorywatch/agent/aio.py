@@ -5,6 +5,7 @@ and counters: the logic is not repeated here, only how effects are carried out."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
@@ -12,17 +13,23 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import redis.asyncio as aredis
+import redis.asyncio.sentinel
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
+from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.retry import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from memorywatch import schema
-from memorywatch.agent import _core, _health, _locks, _memory, _tools
+from memorywatch.agent import _connect, _core, _health, _locks, _memory, _tools
 from memorywatch.agent import _effects as fx
 from memorywatch.agent._client import StateBase
 from memorywatch.agent._context import ensure_schema, prepared
 from memorywatch.agent._tools import idempotent_tool
-from memorywatch.agent.pool import AsyncInstrumentedPool, side_client
+from memorywatch.agent.errors import MOVED_OR_DOWN
+from memorywatch.agent.pool import AsyncInstrumentedPool, AsyncInstrumentedSentinelPool, side_client
 from memorywatch.agent.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -191,8 +198,15 @@ class AgentState(StateBase):
 
     client_type = aredis.Redis
     cluster_type = aredis.RedisCluster
-    pool_type = AsyncInstrumentedPool
-    retry_type = Retry
+    flavor = _connect.Flavor(
+        client=aredis.Redis,
+        cluster=aredis.RedisCluster,
+        pool=AsyncInstrumentedPool,
+        sentinel_pool=AsyncInstrumentedSentinelPool,
+        sentinel=redis.asyncio.sentinel.Sentinel,
+        retry=Retry,
+        cluster_node_pool=False,
+    )
 
     def __init__(
         self,
@@ -205,9 +219,20 @@ class AgentState(StateBase):
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         telemetry: Telemetry | None = None,
+        min_replicas: int | None = None,
+        replica_timeout: float | None = None,
     ) -> None:
         telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
-        self._init_core(client, namespace, instance_id, shards, settings, telemetry)
+        self._init_core(
+            client,
+            namespace,
+            instance_id,
+            shards,
+            settings,
+            telemetry,
+            min_replicas,
+            replica_timeout,
+        )
         self._side: aredis.Redis | aredis.RedisCluster | None = None
         self._handlers: AsyncHandlers = {
             fx.Script: self._script,
@@ -228,11 +253,47 @@ class AgentState(StateBase):
         return await _drive(op, self._handlers)
 
     async def _script(self, effect: fx.Script) -> Any:
+        if effect.replicas:
+            return await self._replicated(effect)
         client = self._side_client() if effect.side else self.client
         sha = _core.SCRIPT_SHAS[effect.name]
         return await client.execute_command(
             "EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args
         )
+
+    async def _replicated(self, effect: fx.Script) -> fx.Replicated:
+        """The script and ``WAIT`` in one pipeline on one connection (of the key's node)."""
+        evalsha = ("EVALSHA", _core.SCRIPT_SHAS[effect.name], len(effect.keys), *effect.keys)
+        wait = ("WAIT", effect.replicas, effect.replica_timeout_ms)
+        client = self.client
+        if isinstance(client, aredis.RedisCluster):
+            node = client.get_node_from_key(effect.keys[0])
+            if node is None:
+                raise RedisClusterException(f"no node serves the slot of {effect.op}'s keys")
+            commands = [PipelineCommand(0, *evalsha, *effect.args), PipelineCommand(1, *wait)]
+            try:
+                await node.execute_pipeline(commands)
+            except (RedisConnectionError, RedisTimeoutError):
+                await self._refresh_slots()
+                raise
+            replies: list[Any] = [command.result for command in commands]
+        else:
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command(*evalsha, *effect.args)
+            pipe.execute_command(*wait)
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                if isinstance(reply, MOVED_OR_DOWN):
+                    await self._refresh_slots()
+                raise reply
+        return fx.Replicated(replies[0], int(replies[1]))
+
+    async def _refresh_slots(self) -> None:
+        """After a failover seen outside redis-py's cluster client: re-read the slot map."""
+        if isinstance(self.client, aredis.RedisCluster):
+            with contextlib.suppress(RedisError, RedisClusterException):
+                await self.client.nodes_manager.initialize()
 
     async def _load_script(self, effect: fx.LoadScript) -> Any:
         client = self._side_client() if effect.side else self.client
@@ -268,8 +329,10 @@ class AgentState(StateBase):
             await self._side.aclose()
             await self._side.connection_pool.disconnect()
         await self.client.aclose()
-        if self._owned_pool is not None:
-            await self._owned_pool.disconnect()
+        for close in self._closers:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
 
     async def __aenter__(self) -> AgentState:
         return self

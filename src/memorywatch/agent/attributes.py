@@ -40,6 +40,15 @@ TOOL_OUTCOME: Final = "memorywatch.tool.outcome"
 TOOL_RECLAIMED: Final = "memorywatch.tool.reclaimed"
 TOOL_FENCING_TOKEN: Final = "memorywatch.tool.fencing_token"  # noqa: S105
 
+DURABLE_OP: Final = "memorywatch.durable.op"
+"""Which durable write (``schema.DURABLE_OPS``): a closed set."""
+REPLICAS_ACKED: Final = "memorywatch.replicas.acked"
+REPLICAS_WANTED: Final = "memorywatch.replicas.wanted"
+REPLICA_TIMEOUT: Final = "memorywatch.replicas.timeout"
+"""Seconds the write waited for its replicas."""
+STATE_NOT_DURABLE: Final = "memorywatch.state.not_durable"
+"""Counter, and the span of a refused durable write."""
+
 SPAN_LOCK_WAIT: Final = "memorywatch.lock.wait"
 SPAN_EXECUTE_TOOL_PREFIX: Final = "execute_tool"
 """Tool span name is ``execute_tool {tool}``."""

@@ -29,6 +29,23 @@ class StateOutOfMemory(AgentStateError):
     """Redis refused a write because used memory is above maxmemory (noeviction)."""
 
 
+class StateNotDurable(AgentStateError):
+    """Durable mode: fewer replicas than ``min_replicas`` acknowledged the write within
+    ``replica_timeout`` (counted as ``memorywatch_state_not_durable_total{op}``).
+
+    The write reached the master and may or may not survive a failover: treat the operation
+    as not done. A tool claim or a lock refused this way is given back first (the tool's
+    function never runs); a refused completion carries the function's return in
+    ``result``. ``op`` is one of ``schema.DURABLE_OPS``."""
+
+    def __init__(self, op: str, acked: int, wanted: int, message: str, result: object = None):
+        super().__init__(message)
+        self.op = op
+        self.acked = acked
+        self.wanted = wanted
+        self.result = result
+
+
 class StateCommandError(AgentStateError):
     """Redis answered with another error (a bug, a permission, a cluster error)."""
 
@@ -114,6 +131,10 @@ def add_failure_note(exc: BaseException, what: str, err: BaseException) -> None:
     exc.add_note(f"memorywatch: {what}: {err!r}")
 
 
+MOVED_OR_DOWN = (rex.AskError, rex.ClusterDownError, rex.TryAgainError)
+"""Replies of a Cluster node that say the slot map changed (MOVED, ASK) or is changing."""
+
+
 def translate(exc: rex.RedisError, operation: str) -> AgentStateError:
     """Map a redis-py exception to the SDK error that names the failure."""
     detail = f"{type(exc).__name__}: {exc}"
@@ -127,6 +148,8 @@ def translate(exc: rex.RedisError, operation: str) -> AgentStateError:
         return StateReadOnly(f"{operation}: Redis refused the write ({detail})")
     if isinstance(exc, rex.OutOfMemoryError) or str(exc).startswith("OOM"):
         return StateOutOfMemory(f"{operation}: Redis is out of memory ({detail})")
-    if isinstance(exc, rex.ClusterDownError | rex.TryAgainError | rex.MasterDownError):
+    if isinstance(
+        exc, rex.ClusterDownError | rex.TryAgainError | rex.MasterDownError | rex.AskError
+    ):
         return StateUnavailable(f"{operation}: Redis Cluster unavailable ({detail})")
     return StateCommandError(f"{operation}: Redis error ({detail})")

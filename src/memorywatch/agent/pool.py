@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
 from opentelemetry.metrics import Meter
 
 from memorywatch import schema
@@ -68,17 +72,33 @@ class _Accounting:
             )
 
 
+def node_pools(client: Any) -> list[Any]:
+    """The pools a client sends through: its own, or one per node of a sync Cluster client."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        return [pool]
+    if isinstance(client, redis.cluster.RedisCluster):
+        return [
+            node.redis_connection.connection_pool
+            for node in client.get_nodes()
+            if node.redis_connection is not None
+        ]
+    return []
+
+
 def pool_numbers(client: Any) -> dict[str, int]:
     """In-use, max, pending and timeouts of a client's pool, for the heartbeat (-1: unknown,
-    a pool that is not instrumented)."""
-    pool = getattr(client, "connection_pool", None)
-    if isinstance(pool, _Accounting):
+    a pool that is not instrumented). A Cluster client's node pools are summed: the fleet
+    sees one instance, whichever node its connections wait for."""
+    pools = node_pools(client)
+    if pools and all(isinstance(pool, _Accounting) for pool in pools):
         return {
-            schema.HEARTBEAT_POOL_IN_USE: pool.in_use,  # type: ignore[attr-defined]
-            schema.HEARTBEAT_POOL_MAX: int(pool.max_connections),  # type: ignore[attr-defined]
-            schema.HEARTBEAT_POOL_PENDING: pool.pending_requests,  # type: ignore[attr-defined]
-            schema.HEARTBEAT_POOL_TIMEOUTS: pool.timeouts,
+            schema.HEARTBEAT_POOL_IN_USE: sum(p.in_use for p in pools),
+            schema.HEARTBEAT_POOL_MAX: sum(int(p.max_connections) for p in pools),
+            schema.HEARTBEAT_POOL_PENDING: sum(p.pending_requests for p in pools),
+            schema.HEARTBEAT_POOL_TIMEOUTS: sum(p.timeouts for p in pools),
         }
+    pool = pools[0] if pools else None
     max_conn = getattr(pool, "max_connections", None)
     return {
         schema.HEARTBEAT_POOL_IN_USE: -1,
@@ -157,3 +177,96 @@ class AsyncInstrumentedPool(_Accounting, redis.asyncio.BlockingConnectionPool):
         except BaseException as exc:
             self._failed(started, exc)
             raise
+
+
+class SentinelMaster:
+    """What redis-py's ``SentinelManagedConnection`` asks of its pool: the master's address,
+    from Sentinel, on every (re)connect. When the address changes, the pool's idle
+    connections are closed so they reconnect to the new master; a connection in use finds
+    out by itself (refused, or ``READONLY`` from a demoted master, which redis-py turns into a
+    disconnect). redis-py's own Sentinel pool cannot block for a free connection: this lets
+    the instrumented blocking pool follow a failover."""
+
+    is_master = True
+    check_connection = False
+
+    def __init__(self, pool: Any, service_name: str, sentinels: redis.sentinel.Sentinel) -> None:
+        self._pool = weakref.ref(pool)
+        self.service_name = service_name
+        self.sentinels = sentinels
+        self.master_address: tuple[str, int] | None = None
+
+    def get_master_address(self) -> tuple[str, int]:
+        address: tuple[str, int] = self.sentinels.discover_master(self.service_name)
+        if address != self.master_address:
+            self.master_address = address
+            pool = self._pool()
+            if pool is not None:
+                pool.disconnect(inuse_connections=False)
+        return address
+
+
+class AsyncSentinelMaster(SentinelMaster):
+    """The asyncio twin of :class:`SentinelMaster`."""
+
+    sentinels: redis.asyncio.sentinel.Sentinel  # type: ignore[assignment]
+
+    async def get_master_address(self) -> tuple[str, int]:  # type: ignore[override]
+        address: tuple[str, int] = await self.sentinels.discover_master(self.service_name)
+        if address != self.master_address:
+            self.master_address = address
+            pool = self._pool()
+            if pool is not None:
+                await pool.disconnect(inuse_connections=False)
+        return address
+
+
+class InstrumentedSentinelPool(InstrumentedPool):
+    """An :class:`InstrumentedPool` whose connections go to the master Sentinel names now."""
+
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        sentinels: redis.sentinel.Sentinel,
+        ssl: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs["connection_class"] = (
+            redis.sentinel.SentinelManagedSSLConnection
+            if ssl
+            else redis.sentinel.SentinelManagedConnection
+        )
+        super().__init__(**kwargs)
+        self.master = SentinelMaster(self, service_name, sentinels)
+        self.connection_kwargs["connection_pool"] = self.master
+
+
+class AsyncInstrumentedSentinelPool(AsyncInstrumentedPool):
+    """The asyncio twin of :class:`InstrumentedSentinelPool`."""
+
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        sentinels: redis.asyncio.sentinel.Sentinel,
+        ssl: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs["connection_class"] = (
+            redis.asyncio.sentinel.SentinelManagedSSLConnection
+            if ssl
+            else redis.asyncio.sentinel.SentinelManagedConnection
+        )
+        super().__init__(**kwargs)
+        self.master = AsyncSentinelMaster(self, service_name, sentinels)  # type: ignore[arg-type]
+        self.connection_kwargs["connection_pool"] = self.master
+
+
+class ClusterNodePool(InstrumentedPool):
+    """The instrumented pool of one Cluster node (sync ``RedisCluster`` builds one per node),
+    named ``{pool_name}@{host}:{port}``: a label value per node, bounded by the cluster."""
+
+    def __init__(self, *, pool_name: str = "memorywatch", **kwargs: Any) -> None:
+        node = f"{kwargs.get('host', '')}:{kwargs.get('port', '')}"
+        super().__init__(pool_name=f"{pool_name}@{node}", **kwargs)

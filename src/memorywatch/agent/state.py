@@ -17,19 +17,22 @@ from typing import Any, TypeVar
 
 import redis
 import redis.cluster
+import redis.sentinel
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.observability import recorder as observability
 from redis.retry import Retry
 
 from memorywatch import schema
-from memorywatch.agent import _core, _health, _locks, _memory, _tools
+from memorywatch.agent import _connect, _core, _health, _locks, _memory, _tools
 from memorywatch.agent import _effects as fx
 from memorywatch.agent._client import StateBase
 from memorywatch.agent._context import ensure_schema, prepared
-from memorywatch.agent.errors import StateUnavailable
-from memorywatch.agent.pool import InstrumentedPool, side_client
+from memorywatch.agent.errors import MOVED_OR_DOWN, StateUnavailable
+from memorywatch.agent.pool import InstrumentedPool, InstrumentedSentinelPool, side_client
 from memorywatch.agent.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -178,8 +181,15 @@ class AgentState(StateBase):
 
     client_type = redis.Redis
     cluster_type = redis.cluster.RedisCluster
-    pool_type = InstrumentedPool
-    retry_type = Retry
+    flavor = _connect.Flavor(
+        client=redis.Redis,
+        cluster=redis.cluster.RedisCluster,
+        pool=InstrumentedPool,
+        sentinel_pool=InstrumentedSentinelPool,
+        sentinel=redis.sentinel.Sentinel,
+        retry=Retry,
+        cluster_node_pool=True,
+    )
 
     def __init__(
         self,
@@ -193,9 +203,20 @@ class AgentState(StateBase):
         meter_provider: MeterProvider | None = None,
         telemetry: Telemetry | None = None,
         check_schema: bool = True,
+        min_replicas: int | None = None,
+        replica_timeout: float | None = None,
     ) -> None:
         telemetry = telemetry or Telemetry(tracer_provider, meter_provider)
-        self._init_core(client, namespace, instance_id, shards, settings, telemetry)
+        self._init_core(
+            client,
+            namespace,
+            instance_id,
+            shards,
+            settings,
+            telemetry,
+            min_replicas,
+            replica_timeout,
+        )
         self._side: AnyRedis | None = None
         self._direct = _direct_pool(client)
         self._probe_pool = concurrent.futures.ThreadPoolExecutor(2, "mw-ready")
@@ -221,6 +242,8 @@ class AgentState(StateBase):
         return _drive(op, self._handlers)
 
     def _script(self, effect: fx.Script) -> Any:
+        if effect.replicas:
+            return self._replicated(effect)
         sha = _core.SCRIPT_SHAS[effect.name]
         pool = self._direct
         if effect.side or pool is None or observability.is_enabled():
@@ -242,6 +265,34 @@ class AgentState(StateBase):
             raise
         finally:
             pool.release(conn)
+
+    def _replicated(self, effect: fx.Script) -> fx.Replicated:
+        """The script and ``WAIT`` in one pipeline on one connection (of the key's node)."""
+        client: Any = self.client
+        cluster = isinstance(client, redis.cluster.RedisCluster)
+        if cluster:
+            client = client.get_redis_connection(client.get_node_from_key(effect.keys[0]))
+        pipe = client.pipeline(transaction=False)
+        sha = _core.SCRIPT_SHAS[effect.name]
+        pipe.execute_command("EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args)
+        pipe.execute_command("WAIT", effect.replicas, effect.replica_timeout_ms)
+        try:
+            value, acked = pipe.execute(raise_on_error=False)
+        except (RedisConnectionError, RedisTimeoutError):
+            if cluster:
+                self._refresh_slots()
+            raise
+        for reply in (value, acked):
+            if isinstance(reply, Exception):
+                if cluster and isinstance(reply, MOVED_OR_DOWN):
+                    self._refresh_slots()
+                raise reply
+        return fx.Replicated(value, int(acked))
+
+    def _refresh_slots(self) -> None:
+        """After a failover seen outside redis-py's cluster client: re-read the slot map."""
+        with contextlib.suppress(RedisError, RedisClusterException):
+            self.client.nodes_manager.initialize()
 
     def _load_script(self, effect: fx.LoadScript) -> Any:
         client = self._side_client() if effect.side else self.client
@@ -281,8 +332,8 @@ class AgentState(StateBase):
             self._side.close()
             self._side.connection_pool.disconnect()
         self.client.close()
-        if self._owned_pool is not None:
-            self._owned_pool.disconnect()
+        for close in self._closers:
+            close()
 
     def __enter__(self) -> AgentState:
         return self

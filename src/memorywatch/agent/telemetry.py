@@ -117,3 +117,8 @@ class Telemetry:
             unit="s",
             description="Duration of tool executions.",
         )
+        self.not_durable = self.meter.create_counter(
+            attr.STATE_NOT_DURABLE,
+            unit="{write}",
+            description="Durable-mode writes refused: too few replicas acknowledged them in time.",
+        )

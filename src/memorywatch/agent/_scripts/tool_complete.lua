@@ -8,6 +8,8 @@ KEYS[5]  {ns}:{N}:stats:state_misses               field = "tool_record"
 KEYS[6]  {ns}:{N}:tools:inprog                     zset: record key -> claim time (ms)
 ARGV[1]  owner token of the claim
 ARGV[2]  outcome: "completed" | "failed" (final error, stored) | "released" (retryable, frees)
+         | "abandoned" (the claim was not replicated in durable mode: the record is deleted
+           if it is still our in-progress claim, nothing is counted, the function never ran)
 ARGV[3]  result JSON (completed) or error JSON (failed); "" for released
 ARGV[4]  tool name
 ARGV[5]  retention, ms
@@ -25,6 +27,13 @@ Returns {status, info}:
 local now = now_ms()
 local rec = redis.call('HMGET', KEYS[1], 'state', 'owner', 'instance')
 local outcome = ARGV[2]
+if outcome == 'abandoned' then
+  if rec[1] == 'in_progress' and rec[2] == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+    redis.call('ZREM', KEYS[6], KEYS[1])
+  end
+  return {'ok', ''}
+end
 local status = outcome
 if outcome == 'released' then status = 'retryable' end
 
