@@ -359,3 +359,162 @@ def make_certs(directory: Path) -> dict[str, Path]:
                 "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.crt")  # fmt: skip
     names = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")
     return {name: directory / name for name in names}
+
+
+# -- failovers ------------------------------------------------------------------------------------
+def freeze(server: RedisServer) -> None:
+    """SIGSTOP: the process holds its sockets open and answers nothing (a hung or partitioned
+    node, as TCP sees it)."""
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+
+
+def thaw(server: RedisServer) -> None:
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGCONT)
+
+
+def kill(server: RedisServer) -> None:
+    """SIGKILL: the node dies with whatever it had not sent to its replicas."""
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(timeout=10)
+
+
+@dataclass
+class SentinelFailover:
+    """A master, the replica Sentinel will promote, a spare replicating from that replica (so
+    the promoted master has a replica of its own at once), and one sentinel (quorum 1)."""
+
+    name: str
+    master: RedisServer
+    replica: RedisServer
+    spare: RedisServer
+    sentinel: RedisServer
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://{LOOPBACK}:{self.sentinel.port}/{self.name}"
+
+    def master_port(self) -> int | None:
+        """The master's port as Sentinel names it now (None while it names none)."""
+        with contextlib.suppress(redis.RedisError):
+            addr = self.sentinel.client(socket_timeout=1).sentinel_get_master_addr_by_name(
+                self.name
+            )
+            return int(addr[1]) if addr else None
+        return None
+
+
+@contextlib.contextmanager
+def sentinel_failover(
+    name: str = "agents", down_after_ms: int = 1000
+) -> Iterator[SentinelFailover]:
+    master = RedisServer().start()
+    replica = RedisServer(args=("--replicaof", LOOPBACK, str(master.port)))
+    spare = RedisServer(
+        args=("--replicaof", LOOPBACK, str(replica.port), "--replica-priority", "0")
+    )
+    sentinel = RedisServer(sentinel=True)
+    try:
+        replica.start()
+        wait_replica_online(master, replica)
+        spare.start()
+        wait_replica_online(replica, spare)
+        sentinel.workdir.joinpath("sentinel.conf").write_text(
+            "\n".join(
+                [
+                    f"port {sentinel.port}",
+                    f"bind {LOOPBACK}",
+                    f"dir {sentinel.workdir}",
+                    f"logfile {sentinel.workdir / 'redis.log'}",
+                    f"sentinel monitor {name} {LOOPBACK} {master.port} 1",
+                    f"sentinel down-after-milliseconds {name} {down_after_ms}",
+                    f"sentinel failover-timeout {name} 4000",
+                ]
+            )
+            + "\n"
+        )
+        sentinel.start()
+        wait_until(
+            lambda: len(sentinel.client().sentinel_slaves(name)) == 1,
+            15,
+            interval=0.1,
+            what="sentinel discovers the replica",
+        )
+        yield SentinelFailover(name, master, replica, spare, sentinel)
+    finally:
+        for server in (sentinel, spare, replica, master):
+            server.cleanup()
+
+
+@dataclass
+class ClusterFailover:
+    """A 3-primary cluster whose primary serving ``key`` has two replicas (the other
+    primaries have none): kill it, and one replica takes over with the other as its own."""
+
+    primaries: list[RedisServer]
+    primary: RedisServer
+    replicas: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://{LOOPBACK}:{self.seed.port}"
+
+    @property
+    def seed(self) -> RedisServer:
+        return next(node for node in self.primaries if node is not self.primary)
+
+    def serving_port(self, key: str) -> int | None:
+        """The port of the primary serving ``key``'s slot, as the cluster says now."""
+        with contextlib.suppress(redis.RedisError):
+            client = self.seed.client(socket_timeout=1)
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, owner, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    return int(owner[1])
+        return None
+
+
+@contextlib.contextmanager
+def cluster_failover(key: str, masters: int = 3, replicas: int = 2) -> Iterator[ClusterFailover]:
+    cluster_args = ("--cluster-enabled", "yes", "--cluster-node-timeout", "1000")
+    replica_args = (*cluster_args, "--cluster-replica-validity-factor", "0")
+    nodes = [RedisServer(args=cluster_args, port=cluster_port()) for _ in range(masters)]
+    spares = [RedisServer(args=replica_args, port=cluster_port()) for _ in range(replicas)]
+    try:
+        for node in nodes:
+            node.start()
+        subprocess.run(
+            [binary("redis-cli"), "--cluster", "create",
+             *[f"{LOOPBACK}:{node.port}" for node in nodes], "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_until(
+            lambda: all(n.client().cluster("info")["cluster_state"] == "ok" for n in nodes),
+            30, interval=0.1, what="cluster_state ok",
+        )  # fmt: skip
+        found = ClusterFailover(nodes, nodes[0], spares)
+        port = found.serving_port(key)
+        primary = next(node for node in nodes if node.port == port)
+        primary_id = primary.client().execute_command("CLUSTER", "MYID")
+        for spare in spares:
+            spare.start()
+            spare.client().execute_command("CLUSTER", "MEET", LOOPBACK, str(primary.port))
+        for spare in spares:
+            wait_until(
+                lambda s=spare: primary_id in s.client().execute_command("CLUSTER", "NODES"),
+                15, interval=0.1, what="replica meets the primary",
+            )  # fmt: skip
+            spare.client().execute_command("CLUSTER", "REPLICATE", primary_id)
+
+        def replicas_online() -> bool:
+            info = primary.client().info("replication")
+            online = [info.get(f"slave{i}", {}).get("state") for i in range(replicas)]
+            return online == ["online"] * replicas
+
+        wait_until(replicas_online, 30, interval=0.1, what="replicas online")
+        yield ClusterFailover(nodes, primary, spares)
+    finally:
+        for node in [*spares, *nodes]:
+            node.cleanup()

@@ -88,22 +88,51 @@ def node_pools(client: Any) -> list[Any]:
 
 def pool_numbers(client: Any) -> dict[str, int]:
     """In-use, max, pending and timeouts of a client's pool, for the heartbeat (-1: unknown,
-    a pool that is not instrumented). A Cluster client's node pools are summed: the fleet
-    sees one instance, whichever node its connections wait for."""
+    a pool that is not instrumented). On a Cluster client, one pool per node: the numbers of
+    the busiest node (the one an exhausted instance waits for; a sum would hide it behind
+    the idle ones), and the timeouts of all."""
     pools = node_pools(client)
     if pools and all(isinstance(pool, _Accounting) for pool in pools):
+        busiest = max(pools, key=lambda p: (p.in_use / max(1, int(p.max_connections)), p.in_use))
         return {
-            schema.HEARTBEAT_POOL_IN_USE: sum(p.in_use for p in pools),
-            schema.HEARTBEAT_POOL_MAX: sum(int(p.max_connections) for p in pools),
+            schema.HEARTBEAT_POOL_IN_USE: busiest.in_use,
+            schema.HEARTBEAT_POOL_MAX: int(busiest.max_connections),
             schema.HEARTBEAT_POOL_PENDING: sum(p.pending_requests for p in pools),
             schema.HEARTBEAT_POOL_TIMEOUTS: sum(p.timeouts for p in pools),
         }
+    if isinstance(client, redis.asyncio.RedisCluster):
+        return _async_cluster_numbers(client)
     pool = pools[0] if pools else None
     max_conn = getattr(pool, "max_connections", None)
     return {
         schema.HEARTBEAT_POOL_IN_USE: -1,
         schema.HEARTBEAT_POOL_MAX: max_conn if isinstance(max_conn, int) else -1,
         schema.HEARTBEAT_POOL_PENDING: -1,
+        schema.HEARTBEAT_POOL_TIMEOUTS: -1,
+    }
+
+
+POOL_FIELDS = (
+    schema.HEARTBEAT_POOL_IN_USE,
+    schema.HEARTBEAT_POOL_MAX,
+    schema.HEARTBEAT_POOL_PENDING,
+    schema.HEARTBEAT_POOL_TIMEOUTS,
+)
+
+
+def _async_cluster_numbers(client: redis.asyncio.RedisCluster) -> dict[str, int]:
+    """The asyncio Cluster client keeps its own connections per node, no pool object: the
+    busiest node's in-use and max. It never queues a request (it raises at once when a node
+    is at its max), so pending is 0; those exhaustions are not counted (-1)."""
+    nodes = client.get_nodes()
+    if not nodes:
+        return dict.fromkeys(POOL_FIELDS, -1)
+    in_use = {node: len(node._connections) - len(node._free) for node in nodes}
+    busiest = max(nodes, key=lambda n: (in_use[n] / max(1, n.max_connections), in_use[n]))
+    return {
+        schema.HEARTBEAT_POOL_IN_USE: in_use[busiest],
+        schema.HEARTBEAT_POOL_MAX: busiest.max_connections,
+        schema.HEARTBEAT_POOL_PENDING: 0,
         schema.HEARTBEAT_POOL_TIMEOUTS: -1,
     }
 
