@@ -97,8 +97,23 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     sentinel: bool = False
     password: str | None = None
+    tls: dict[str, Path] | None = None
+    """``make_certs``'s files: serve TLS only (on ``port``) and replicate over TLS."""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mw-redis-")))
     proc: subprocess.Popen[bytes] | None = None
+
+    def tls_lines(self) -> list[str]:
+        if not self.tls:
+            return []
+        return [
+            "port 0",
+            f"tls-port {self.port}",
+            f"tls-cert-file {self.tls['server.crt']}",
+            f"tls-key-file {self.tls['server.key']}",
+            f"tls-ca-cert-file {self.tls['ca.crt']}",
+            "tls-auth-clients no",
+            "tls-replication yes",
+        ]
 
     @property
     def url(self) -> str:
@@ -111,6 +126,8 @@ class RedisServer:
 
     def client(self, **kwargs: Any) -> redis.Redis:
         kwargs.setdefault("password", self.password)
+        if self.tls:
+            kwargs.update(ssl=True, ssl_ca_certs=str(self.tls["ca.crt"]))
         return redis.Redis(host=LOOPBACK, port=self.port, decode_responses=True, **kwargs)
 
     def start(self, wait: bool = True) -> RedisServer:
@@ -131,6 +148,7 @@ class RedisServer:
             ]
         if self.password and not self.sentinel:
             lines.append(f"requirepass {self.password}")
+        lines += self.tls_lines()
         if not conf.exists():
             conf.write_text("\n".join(lines) + "\n")
         exe = binary("redis-sentinel" if self.sentinel else "redis-server")
@@ -193,6 +211,14 @@ def wait_replica_online(master: RedisServer, replica: RedisServer, timeout: floa
         )
 
     wait_until(online, timeout, what="replica online")
+    # Redis 7 streams writes to a freshly synced replica only after its first ACK, sent from
+    # its once-a-second cron: until then WAIT (durable mode) would see no replica.
+    info = master.client().info("replication")
+    if info["role"] != "master":
+        return  # a chained replica: WAIT is for masters only
+    replicas = int(info["connected_slaves"])
+    acked = master.client().execute_command("WAIT", replicas, int(timeout * 1000))
+    assert int(acked) >= replicas, f"{acked} of {replicas} replicas acknowledged in {timeout}s"
 
 
 @contextlib.contextmanager
@@ -408,33 +434,44 @@ class SentinelFailover:
 
 @contextlib.contextmanager
 def sentinel_failover(
-    name: str = "agents", down_after_ms: int = 1000
+    name: str = "agents",
+    down_after_ms: int = 1000,
+    password: str | None = None,
+    sentinel_password: str | None = None,
+    tls: dict[str, Path] | None = None,
 ) -> Iterator[SentinelFailover]:
-    master = RedisServer().start()
-    replica = RedisServer(args=("--replicaof", LOOPBACK, str(master.port)))
-    spare = RedisServer(
-        args=("--replicaof", LOOPBACK, str(replica.port), "--replica-priority", "0")
+    """``password``: the data nodes' (replicas authenticate with it, Sentinel too);
+    ``sentinel_password``: the sentinel's own; ``tls`` (``make_certs``): every node and the
+    sentinel serve TLS only, and replicate over it."""
+    auth = ("--masterauth", password) if password else ()
+    master = RedisServer(password=password, tls=tls).start()
+    replica = RedisServer(
+        args=("--replicaof", LOOPBACK, str(master.port), *auth), password=password, tls=tls
     )
-    sentinel = RedisServer(sentinel=True)
+    spare = RedisServer(
+        args=("--replicaof", LOOPBACK, str(replica.port), "--replica-priority", "0", *auth),
+        password=password,
+        tls=tls,
+    )
+    sentinel = RedisServer(sentinel=True, password=sentinel_password, tls=tls)
     try:
         replica.start()
         wait_replica_online(master, replica)
         spare.start()
         wait_replica_online(replica, spare)
-        sentinel.workdir.joinpath("sentinel.conf").write_text(
-            "\n".join(
-                [
-                    f"port {sentinel.port}",
-                    f"bind {LOOPBACK}",
-                    f"dir {sentinel.workdir}",
-                    f"logfile {sentinel.workdir / 'redis.log'}",
-                    f"sentinel monitor {name} {LOOPBACK} {master.port} 1",
-                    f"sentinel down-after-milliseconds {name} {down_after_ms}",
-                    f"sentinel failover-timeout {name} 4000",
-                ]
-            )
-            + "\n"
-        )
+        lines = [
+            f"port {sentinel.port}",
+            f"bind {LOOPBACK}",
+            f"dir {sentinel.workdir}",
+            f"logfile {sentinel.workdir / 'redis.log'}",
+            f"sentinel monitor {name} {LOOPBACK} {master.port} 1",
+            f"sentinel down-after-milliseconds {name} {down_after_ms}",
+            f"sentinel failover-timeout {name} 4000",
+            *([f"sentinel auth-pass {name} {password}"] if password else []),
+            *([f"requirepass {sentinel_password}"] if sentinel_password else []),
+            *sentinel.tls_lines(),
+        ]
+        sentinel.workdir.joinpath("sentinel.conf").write_text("\n".join(lines) + "\n")
         sentinel.start()
         wait_until(
             lambda: len(sentinel.client().sentinel_slaves(name)) == 1,

@@ -210,6 +210,31 @@ def exporter_view(url: str, namespace: str) -> dict[str, float]:
     }
 
 
+def run_on(
+    flavour: str, url: str, scenario: Callable[[Any], Awaitable[Any]], **options: Any
+) -> Any:
+    """``scenario(client)`` on one client (``sync`` through :class:`SyncView`, or
+    ``asyncio``) built by ``from_url(url, **options)``, closed afterwards."""
+
+    async def main() -> Any:
+        if flavour == "sync":
+            state = AgentState.from_url(url, **options)
+            try:
+                return await scenario(SyncView(state))
+            finally:
+                state.close()
+        astate = aio.AgentState.from_url(url, **options)
+        try:
+            return await scenario(astate)
+        finally:
+            await astate.aclose()
+
+    return asyncio.run(main())
+
+
+CLIENTS = ("sync", "asyncio")
+
+
 def run_both(
     url: str, raw: redis.Redis, scenario: Scenario, settings: Settings | None = None
 ) -> tuple[Outcome, Outcome]:

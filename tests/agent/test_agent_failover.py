@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from parity import SyncView
+from parity import CLIENTS, run_on
 
 from harness import (
     ClusterFailover,
@@ -31,7 +31,7 @@ from harness import (
     thaw,
 )
 from memorywatch import schema
-from memorywatch.agent import AgentState, AgentStateError, StateNotDurable, ToolInProgress, aio
+from memorywatch.agent import AgentStateError, StateNotDurable, ToolInProgress
 
 HEALTHY_STEPS = 30
 FROZEN_SECONDS = 1.5
@@ -196,27 +196,15 @@ def report(label: str, ledger: Ledger) -> str:
 
 
 def run(client: str, topo: Topology, min_replicas: int, namespace: str) -> Ledger:
-    async def main() -> Ledger:
-        options: dict[str, Any] = {
-            "namespace": namespace,
-            "min_replicas": min_replicas,
-            "replica_timeout": REPLICA_TIMEOUT,
-            "socket_timeout": 2.0,
-            "shards": 1,
-        }
-        if client == "sync":
-            state = AgentState.from_url(topo.url, **options)
-            try:
-                return await chaos(SyncView(state), topo)
-            finally:
-                state.close()
-        astate = aio.AgentState.from_url(topo.url, **options)
-        try:
-            return await chaos(astate, topo)
-        finally:
-            await astate.aclose()
-
-    return asyncio.run(main())
+    options = {
+        "namespace": namespace,
+        "min_replicas": min_replicas,
+        "replica_timeout": REPLICA_TIMEOUT,
+        "socket_timeout": 2.0,
+        "shards": 1,
+    }
+    ledger: Ledger = run_on(client, topo.url, lambda c: chaos(c, topo), **options)
+    return ledger
 
 
 def assert_durable(ledger: Ledger) -> None:
@@ -255,7 +243,7 @@ def sentinel_topology(group: SentinelFailover) -> Topology:
     )
 
 
-@pytest.mark.parametrize("client", ["sync", "asyncio"])
+@pytest.mark.parametrize("client", CLIENTS)
 def test_sentinel_failover_durable_mode_keeps_every_acknowledged_write(
     group: SentinelFailover, client: str
 ) -> None:
@@ -309,7 +297,7 @@ def cluster_topology(cluster: ClusterFailover) -> Topology:
     )
 
 
-@pytest.mark.parametrize("client", ["sync", "asyncio"])
+@pytest.mark.parametrize("client", CLIENTS)
 def test_cluster_failover_durable_mode_keeps_every_acknowledged_write(
     cluster: ClusterFailover, client: str
 ) -> None:

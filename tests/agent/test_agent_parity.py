@@ -20,6 +20,7 @@ from memorywatch.agent import (
     SchemaMismatch,
     Settings,
     StateMiss,
+    StateNotDurable,
     StateOutOfMemory,
     ToolContext,
     ToolFailed,
@@ -301,3 +302,40 @@ async def out_of_memory(c: Any, s: Steps) -> None:
 def test_out_of_memory_parity(server: RedisServer, raw: redis.Redis) -> None:
     outcome = both(server, raw, out_of_memory)
     assert outcome.log[-1] == "[false, true, false]"
+
+
+def _charge(ran: list[str]) -> Any:
+    def charge(ctx: ToolContext, order: str) -> str:
+        ran.append(order)
+        return f"charged {order}"
+
+    return charge
+
+
+async def not_durable(c: Any, s: Steps) -> None:
+    """Durable mode on a master with no replica: every write that matters is refused, and
+    what it took is given back."""
+    ran: list[str] = []
+    refused = await s.expect(StateNotDurable, c.run_tool("charge", "idem-1", _charge(ran), "o-1"))
+    assert isinstance(refused, StateNotDurable)
+    s.note([ran, refused.op, refused.acked, refused.wanted, refused.result])
+    s.note(s.raw.exists(c.schema.tool("idem-1")))  # the claim was given back
+    h = c.history("session-1")
+    await s.expect(StateNotDurable, h.append("user", "unreplicated"))
+    s.note(await h.load())  # refused is not rolled back: the master has it, a failover may not
+    await s.expect(StateNotDurable, c.lock("refund", "order-1"))
+    s.note(s.raw.exists(c.schema.lock(schema.lock_id("refund", "order-1"))))  # given back
+    s.note(await c.preferences("user-1").set("language", "en"))  # not a durable write
+    s.note(bool(await c.ready()))  # reachable and writable: ready, the refusals are counted
+
+
+def test_durable_mode_refusals_parity(server: RedisServer, raw: redis.Redis) -> None:
+    outcome = both(server, raw, not_durable, min_replicas=1, replica_timeout=0.05)
+    view = outcome.exporter
+    for op in schema.DURABLE_OPS:
+        counted = 0 if op == schema.DURABLE_TOOL_COMPLETE else 1
+        assert view[f"{names.STATE_NOT_DURABLE}[('op', '{op}')]"] == counted, op
+    assert outcome.log[1] == '[[], "tool_claim", 0, 1, null]'  # the function never ran
+    assert outcome.log[2] == "0"
+    refusals = [span for span in outcome.spans if span[0] == "memorywatch.state.not_durable"]
+    assert len(refusals) == 3

@@ -63,7 +63,7 @@ def connect(
     tls = {k: v for k, v in tls.items() if v is not None}
     retry = flavor.retry(NoBackoff(), 0)
     scheme = url.partition("://")[0].lower()
-    if "+" not in scheme:  # redis://, rediss://, unix://: redis-py parses its own URLs
+    if scheme in ("redis", "rediss", "unix"):  # one node: redis-py parses its own URLs
         extra = dict(tls) if scheme == "rediss" else {}
         pool = flavor.pool.from_url(url, retry=retry, **pool_options, **extra)
         return Connected(flavor.client(connection_pool=pool), [pool.disconnect])
