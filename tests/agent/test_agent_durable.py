@@ -33,7 +33,9 @@ def pair() -> Iterator[tuple[RedisServer, RedisServer]]:
 
 
 def options(**extra: Any) -> dict[str, Any]:
-    return {"namespace": f"d{uuid.uuid4().hex[:8]}", "replica_timeout": 0.3, **extra}
+    """A fresh namespace; a replica timeout that a loaded CI machine's replica meets (a
+    refusal test freezes the replica, so it waits the whole timeout: it passes 0.3)."""
+    return {"namespace": f"d{uuid.uuid4().hex[:8]}", "replica_timeout": 2.0, **extra}
 
 
 def command_calls(server: RedisServer, command: str) -> int:
@@ -94,7 +96,9 @@ def test_a_completion_no_replica_acknowledged_carries_the_result_and_is_not_run_
         return [first, replay]
 
     try:
-        first, replay = run_on(client, master.url, scenario, **options(min_replicas=1))
+        first, replay = run_on(
+            client, master.url, scenario, **options(min_replicas=1, replica_timeout=0.3)
+        )
     finally:
         thaw(replica)
     assert first == [schema.DURABLE_TOOL_COMPLETE, 0, 1, "charged o-2"]
@@ -127,7 +131,9 @@ def test_a_refused_claim_never_runs_and_the_key_runs_once_when_replicas_are_back
             thaw(replica)
         return [refused, leftover, await c.run_tool("charge", "idem-3", charge, "o-3")]
 
-    refused, leftover, result = run_on(client, master.url, scenario, **options(min_replicas=1))
+    refused, leftover, result = run_on(
+        client, master.url, scenario, **options(min_replicas=1, replica_timeout=0.3)
+    )
     assert refused == schema.DURABLE_TOOL_CLAIM
     assert leftover == 0, "the refused claim was not given back"
     assert (result, ran) == ("charged o-3", ["o-3"])

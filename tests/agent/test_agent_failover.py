@@ -37,7 +37,7 @@ HEALTHY_STEPS = 30
 FROZEN_SECONDS = 1.5
 RECOVERY_DEADLINE = 30.0
 STEPS_AFTER_RECOVERY = 20
-REPLICA_TIMEOUT = 0.2
+REPLICA_TIMEOUT = 0.5
 PAD = "x" * 8192
 """Each history entry carries 8 KB, so that what the master acknowledges while its replicas
 are frozen outgrows the sockets' buffers and dies with it (without durable mode)."""
