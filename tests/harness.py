@@ -551,6 +551,9 @@ def cluster_failover(key: str, masters: int = 3, replicas: int = 2) -> Iterator[
             return online == ["online"] * replicas
 
         wait_until(replicas_online, 30, interval=0.1, what="replicas online")
+        # As in wait_replica_online: writes stream to a new replica only after its first ACK.
+        acked = primary.client().execute_command("WAIT", replicas, 10_000)
+        assert int(acked) >= replicas, f"{acked} of {replicas} replicas acknowledged"
         yield ClusterFailover(nodes, primary, spares)
     finally:
         for node in [*spares, *nodes]:

@@ -115,7 +115,9 @@ async def chaos(c: Any, topo: Topology) -> Ledger:
     ledger = Ledger()
     i = 0
     for _ in range(HEALTHY_STEPS):
-        assert await step(c, i, ledger), f"healthy step {i} failed: {ledger.failed}"
+        assert await step(c, i, ledger), (
+            f"healthy step {i} failed: {ledger.failed}, refused: {ledger.refused}"
+        )
         i += 1
 
     topo.freeze_replicas()
