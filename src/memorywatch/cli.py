@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import click
 
-from memorywatch import __version__, names, schema
+from memorywatch import __version__, clioptions
 from memorywatch.exporter import config as exporter_config
 from memorywatch.exporter import fleet_options
 from memorywatch.exporter.profiles import BUILTIN
@@ -35,6 +35,7 @@ class LazyGroup(click.Group):
         "runbook": "memorywatch.alerts.cli:runbook",
         "dashboards": "memorywatch.dashboards.cli:dashboards",
         "demo": "memorywatch.demo.cli:demo",
+        "diagnose": "memorywatch.diagnose.cli:diagnose",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -60,56 +61,11 @@ def main() -> None:
 
 @main.command()
 @click.option(
-    "--redis-url",
-    envvar="MEMORYWATCH_REDIS_URL",
-    show_envvar=True,
-    default=exporter_config.DEFAULT_REDIS_URL,
-    help="redis://[user:pass@]host:port[/db], rediss:// for TLS, "
-    "redis+sentinel://h1:26379,h2:26379/master, redis+cluster://seed:port.",
-)
-@click.option(
     "--listen",
     envvar="MEMORYWATCH_LISTEN",
     show_envvar=True,
     default=exporter_config.DEFAULT_LISTEN,
     help="Address for /metrics; loopback unless you choose otherwise (':9121' = every interface).",
-)
-@click.option(
-    "--redis-user", "username", envvar="MEMORYWATCH_REDIS_USER", show_envvar=True, help="ACL user."
-)
-@click.option(
-    "--password-file",
-    envvar="MEMORYWATCH_PASSWORD_FILE",
-    show_envvar=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="File holding the Redis password (or set MEMORYWATCH_REDIS_PASSWORD).",
-)
-@click.option(
-    "--tls-ca-cert",
-    envvar="MEMORYWATCH_TLS_CA_CERT",
-    show_envvar=True,
-    type=click.Path(path_type=Path),
-)
-@click.option(
-    "--tls-cert", envvar="MEMORYWATCH_TLS_CERT", show_envvar=True, type=click.Path(path_type=Path)
-)
-@click.option(
-    "--tls-key", envvar="MEMORYWATCH_TLS_KEY", show_envvar=True, type=click.Path(path_type=Path)
-)
-@click.option(
-    "--tls-insecure-skip-verify",
-    envvar="MEMORYWATCH_TLS_INSECURE_SKIP_VERIFY",
-    show_envvar=True,
-    is_flag=True,
-    help="Do not verify the server certificate (testing only).",
-)
-@click.option(
-    "--scrape-timeout",
-    envvar="MEMORYWATCH_SCRAPE_TIMEOUT",
-    show_envvar=True,
-    type=float,
-    default=exporter_config.DEFAULT_SCRAPE_TIMEOUT,
-    help=f"Seconds a scrape may wait for Redis before it reports {names.REDIS_UP} 0.",
 )
 @click.option(
     "--allow-target",
@@ -128,26 +84,11 @@ def main() -> None:
     default=exporter_config.DEFAULT_LOG_LEVEL,
 )
 @click.option(
-    "--namespace",
-    envvar="MEMORYWATCH_NAMESPACE",
-    show_envvar=True,
-    default=schema.DEFAULT_NAMESPACE,
-    help="Key namespace of the agents' state schema.",
-)
-@click.option(
     "--fleet/--no-fleet",
     envvar="MEMORYWATCH_FLEET",
     show_envvar=True,
     default=True,
     help="Read memorywatch_* agent-fleet metrics from the state schema.",
-)
-@click.option(
-    "--queue",
-    "queues",
-    envvar="MEMORYWATCH_QUEUES",
-    show_envvar=True,
-    multiple=True,
-    help="Stream or list key to report as a work queue (autoscaling signal); repeatable.",
 )
 @click.option(
     "--key-profile",
@@ -229,6 +170,8 @@ def main() -> None:
     is_flag=True,
     help="Scrape the target once, print one line and exit 0 if Redis answered, 1 if not.",
 )
+@clioptions.fleet_identity
+@clioptions.redis_connection
 def exporter(check: bool, **options: Any) -> None:
     """Serve Prometheus metrics for a Redis that holds agent state."""
     from memorywatch.exporter import run

@@ -1,0 +1,205 @@
+"""What `memorywatch diagnose` reads, read-only and once: every node's INFO, CONFIG and SLOWLOG
+(the exporter's own round trip), the primary's fleet state (the exporter's fleet read: indexes
+and counters, never a SCAN), the oldest in-progress tool claims with whether their holder still
+beats, and a summary of CLIENT LIST. Nothing here keeps an id: only counts, ages and names
+that are labels anyway (tool and lock kinds)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+
+from memorywatch import schema
+from memorywatch.exporter.collectors.fleet.read import FleetSnapshot, read_fleet
+from memorywatch.exporter.config import ExporterConfig
+from memorywatch.exporter.discovery import DiscoveryError, discover
+from memorywatch.exporter.fleet_options import FleetOptions
+from memorywatch.exporter.scrape import ClientCache, describe, fetch_snapshot
+from memorywatch.redisurl import Topology, format_addr
+
+CLAIMS_READ = 50
+"""Oldest in-progress tool claims read per shard (ZRANGE), to find stuck ones."""
+
+
+class Unreachable(Exception):
+    """No node of the target answered: nothing could be checked (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Node:
+    addr: str
+    info: Mapping[str, Any]
+    config: Mapping[str, str]
+    """CONFIG GET values; empty when CONFIG is renamed away or forbidden."""
+
+    @property
+    def role(self) -> str:
+        return str(self.info.get("role", "?"))
+
+    def number(self, key: str, default: float = 0.0) -> float:
+        try:
+            return float(self.info.get(key, default))
+        except (TypeError, ValueError):
+            return default
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An in-progress tool claim: its tool (a label), age, and whether its holder beats."""
+
+    tool: str
+    age: float
+    holder_alive: bool
+
+
+@dataclass(frozen=True)
+class ClientSummary:
+    connections: int
+    idle_over_5m: int
+    blocked: int
+
+
+@dataclass(frozen=True)
+class Facts:
+    target: str
+    primary: Node
+    nodes: tuple[Node, ...]
+    """Every node that answered, the primary first."""
+    unreachable: tuple[str, ...] = ()
+    """`addr: error` of the nodes discovery named that did not answer."""
+    fleet: FleetSnapshot | None = None
+    fleet_error: str | None = None
+    claims: tuple[Claim, ...] = ()
+    clients: ClientSummary | None = None
+    queues: tuple[str, ...] = ()
+    namespace: str = schema.DEFAULT_NAMESPACE
+    elapsed: float = 0.0
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+
+def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
+    """Read everything once; :class:`Unreachable` when no data node answers."""
+    started = time.monotonic()
+    target = config.target
+    clients = ClientCache(config.credentials, config.tls, config.scrape_timeout)
+    try:
+        try:
+            addrs = discover(
+                target, lambda h, p, auth: clients.get(h, p, tls=target.tls, authenticate=auth)
+            )
+        except DiscoveryError as exc:
+            raise Unreachable(f"{target.display}: discovery failed: {exc}") from None
+        nodes: list[Node] = []
+        failed: list[str] = []
+        cluster = target.topology is Topology.CLUSTER
+        for host, port in addrs:
+            addr = format_addr(host, port)
+            client = clients.get(host, port, tls=target.tls, db=target.db)
+            try:
+                snap, extra = fetch_snapshot(client, cluster=cluster, extra=_extra)
+            except (redis.RedisError, OSError) as exc:
+                failed.append(f"{addr}: {describe(exc)}")
+                continue
+            config_values = dict(snap.config)
+            if extra and isinstance(extra[0], Mapping):
+                config_values.update({str(k): str(v) for k, v in extra[0].items()})
+            nodes.append(Node(addr, snap.info, config_values))
+        if not nodes:
+            raise Unreachable(f"{target.display}: " + "; ".join(failed))
+        primaries = [n for n in nodes if n.role == "master"]
+        primary = primaries[0] if primaries else nodes[0]
+        ordered = (primary, *(n for n in nodes if n is not primary))
+        errors: list[str] = []
+        fleet = fleet_error = None
+        claims: tuple[Claim, ...] = ()
+        summary = None
+        fleet_client: redis.Redis | RedisCluster
+        host, _, port_text = primary.addr.rpartition(":")
+        host, port = host.strip("[]"), int(port_text)
+        fleet_client = clients.get(host, port, tls=target.tls, db=target.db)
+        if cluster:
+            seed_host, seed_port = target.hosts[0]
+            fleet_client = clients.cluster(seed_host, seed_port, tls=target.tls)
+        try:
+            fleet = read_fleet(fleet_client, options)
+            claims = _claims(fleet_client, fleet, options)
+        except (redis.RedisError, OSError, ValueError) as exc:
+            fleet_error = describe(exc)
+        try:
+            summary = _clients(clients.get(host, port, tls=target.tls))
+        except (redis.RedisError, OSError) as exc:
+            errors.append(f"CLIENT LIST: {describe(exc)}")
+        return Facts(
+            target=target.display,
+            primary=primary,
+            nodes=ordered,
+            unreachable=tuple(failed),
+            fleet=fleet,
+            fleet_error=fleet_error,
+            claims=claims,
+            clients=summary,
+            queues=options.queues,
+            namespace=options.namespace,
+            elapsed=time.monotonic() - started,
+            errors=tuple(errors),
+        )
+    finally:
+        clients.close()
+
+
+def _extra(pipe: Any) -> int:
+    pipe.config_get("maxmemory-policy", "save", "appendonly")
+    return 1
+
+
+def _claims(client: Any, fleet: FleetSnapshot, options: FleetOptions) -> tuple[Claim, ...]:
+    """The oldest in-progress claims of each shard: tool label, age, holder's heartbeat."""
+    if fleet.version != str(schema.SCHEMA_VERSION) or not fleet.tools_in_progress:
+        return ()
+    shards = int(fleet.schema_fields.get(schema.SCHEMA_FIELD_SHARDS, 1))
+    layout = schema.Schema(options.namespace, shards)
+    entries: list[tuple[str, float]] = []
+    for key in layout.tools_in_progress_keys():
+        entries += client.zrange(key, 0, CLAIMS_READ - 1, withscores=True)
+    if not entries:
+        return ()
+    pipe = client.pipeline(transaction=False)
+    for record, _ in entries:
+        pipe.hmget(record, schema.TOOL_FIELD_LABEL, schema.TOOL_FIELD_INSTANCE)
+    fields = pipe.execute(raise_on_error=False)
+    holders = {
+        f[1] for f in fields if isinstance(f, list) and f[1] is not None
+    }  # instance ids: read to ask EXISTS, never kept
+    pipe = client.pipeline(transaction=False)
+    order = sorted(holders)
+    for instance in order:
+        pipe.exists(layout.heartbeat(instance))
+    alive = dict(zip(order, pipe.execute(raise_on_error=False), strict=True))
+    claims = []
+    for (_, since_ms), reply in zip(entries, fields, strict=True):
+        if not isinstance(reply, list):
+            continue
+        label, instance = reply
+        beating = instance is not None and alive.get(instance) == 1
+        claims.append(
+            Claim(str(label or schema.OTHER), fleet.now_ms / 1000 - since_ms / 1000, beating)
+        )
+    return tuple(claims)
+
+
+def _clients(client: redis.Redis) -> ClientSummary:
+    listing = client.execute_command("CLIENT", "LIST")
+    lines = listing.splitlines() if isinstance(listing, str) else []
+    idle = blocked = 0
+    for line in lines:
+        fields = dict(part.split("=", 1) for part in line.split(" ") if "=" in part)
+        if int(fields.get("idle", "0") or 0) > 300:
+            idle += 1
+        if "b" in fields.get("flags", ""):
+            blocked += 1
+    return ClientSummary(len(lines), idle, blocked)
