@@ -34,7 +34,9 @@ class Hypothesis:
     alert: str
     question: str
     mitigation: str
-    check: Check
+    check: Check | None
+    """None: Redis alone cannot tell (a restart, a master change need history); only the
+    alert's own expression in Prometheus answers it."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class Checked:
     alert: str
     question: str
     outcome: str
-    """``found``, ``ruled out`` or ``unknown`` (the facts it needs could not be read)."""
+    """``found``, ``ruled out``, or ``unknown``: the facts it needs could not be read (Redis
+    down, or a question only Prometheus answers and no --prometheus-url)."""
 
 
 @dataclass

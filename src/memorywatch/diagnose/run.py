@@ -59,6 +59,8 @@ def diagnose(
         if facts.fleet_error:
             report.errors.append(f"fleet state: {facts.fleet_error}")
         for hypothesis in order:
+            if hypothesis.check is None:
+                continue
             found = hypothesis.check(facts, table)
             if found is not None:
                 findings[hypothesis.alert] = found
@@ -68,7 +70,10 @@ def diagnose(
         redis_found = findings.get(name)
         prom = seen_by_prometheus.get(name)
         if redis_found is None and prom is None:
-            outcome = "unknown" if facts is None and name != "RedisDown" else "ruled out"
+            blind = (facts is None and name != "RedisDown") or (
+                hypothesis.check is None and prometheus is None
+            )
+            outcome = "unknown" if blind else "ruled out"
             report.checked.append(Checked(name, hypothesis.question, outcome))
             continue
         report.checked.append(Checked(name, hypothesis.question, "found"))

@@ -25,6 +25,7 @@ PRIOR: Final = (
     "RedisDown",
     "RedisRestartedWithoutPersistence",
     "AgentStateEvicted",
+    "RedisMasterChanged",
     "AgentToolDuplicateExecution",
     "AgentToolStuckInProgress",
     "AgentLockLost",

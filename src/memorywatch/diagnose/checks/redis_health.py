@@ -7,27 +7,6 @@ from memorywatch.diagnose.model import Finding, Hypothesis
 from memorywatch.thresholds import Thresholds
 
 
-def restarted_empty(facts: Facts, th: Thresholds) -> Finding | None:
-    node = facts.primary
-    window = th["restarted_without_persistence_window"].number()
-    uptime = node.number("uptime_in_seconds")
-    save = node.config.get("save")
-    if node.role != "master" or uptime >= window or node.number("aof_enabled") or save != "":
-        return None
-    return Finding(
-        "The master restarted with neither RDB snapshots nor AOF: it came back empty.",
-        (
-            f'uptime {uptime:,.0f} s (< {window:,.0f} s); save "" and appendonly no',
-            f"{_keys(node.info):,.0f} keys in db0 now",
-        ),
-    )
-
-
-def _keys(info: object) -> float:
-    db0 = info.get("db0") if isinstance(info, dict) else None
-    return float(db0.get("keys", 0)) if isinstance(db0, dict) else 0.0
-
-
 def loading(facts: Facts, th: Thresholds) -> Finding | None:
     node = facts.primary
     if node.info.get("loading") != "1":
@@ -50,6 +29,13 @@ HYPOTHESES = (
         "Did the master restart without RDB or AOF (every conversation on it gone)?",
         "Enable AOF (appendonly yes) or RDB snapshots, and never let an empty master "
         "resync its replicas: promote a replica instead of restarting a master with no data.",
-        restarted_empty,
+        None,  # a first start and a restart look alike from INFO: the exporter saw which
+    ),
+    Hypothesis(
+        "RedisMasterChanged",
+        "Did the master change (a failover, a restart with a new run_id)?",
+        "Check what the old master had not replicated (durable-mode refusals, lost turns) and "
+        "why it failed; agents reconnect by themselves.",
+        None,
     ),
 )
