@@ -183,6 +183,10 @@ REDIS_CLUSTER_MY_EPOCH: Final = "redis_cluster_my_epoch"
 
 # Beyond redis_exporter
 REPLICA_LAG_BYTES: Final = "memorywatch_replica_lag_bytes"
+RDB_SAVE_CONFIGURED: Final = "memorywatch_rdb_save_configured"
+"""1 if CONFIG `save` holds a save point (RDB snapshots on), 0 for `save ""`; absent where
+CONFIG GET is renamed away or not allowed. With `redis_aof_enabled` 0 as well, a restart
+starts the node empty."""
 EXPORTER_BUILD_INFO: Final = "memorywatch_exporter_build_info"
 SCRAPE_DURATION: Final = "memorywatch_scrape_duration_seconds"
 SCRAPE_ERRORS: Final = "memorywatch_scrape_errors_total"
