@@ -264,6 +264,9 @@ LABEL_VERSION: Final = "version"
 LABEL_PYTHON_VERSION: Final = "python_version"
 LABEL_REDIS_PY_VERSION: Final = "redis_py_version"
 LABEL_READ_ONLY: Final = "read_only"
+LABEL_ROLE: Final = "role"
+LABEL_RUN_ID: Final = "run_id"
+"""Labels of redis_instance_info (INFO's role, and run_id, new on every restart)."""
 INSTANCE_INFO_LABELS: Final = (
     "maxmemory_policy",
     "os",
@@ -279,6 +282,9 @@ INSTANCE_INFO_LABELS: Final = (
 
 # Label values. Producers write them and alerts and dashboards select them from here, so a
 # renamed value breaks the alert tests instead of silently matching nothing.
+ROLE_MASTER: Final = "master"
+ROLE_SLAVE: Final = "slave"
+"""redis_instance_info{role}: INFO's words for a primary and a replica."""
 OTHER: Final = schema.OTHER
 """lock / tool value of every name beyond the bound (the schema's name cap or the exporter's
 --max-label-values)."""
