@@ -1,4 +1,5 @@
-"""A failover and a restart, seen by the real exporter and judged by real Prometheus.
+"""A failover, a restart and a refused durable write, seen by the real exporter and judged by
+real Prometheus.
 
 A Sentinel group whose master is SIGKILLed, and masters restarted with and without
 persistence: the exporter process is scraped every second by Debian's Prometheus, which
@@ -28,7 +29,8 @@ from harness import (
     sentinel_group,
     wait_until,
 )
-from memorywatch import names
+from memorywatch import names, schema
+from memorywatch.agent import AgentState
 from metrics import Scrape
 
 pytestmark = pytest.mark.slow
@@ -163,3 +165,30 @@ def test_a_restart_without_rdb_or_aof_pages_and_one_with_rdb_does_not() -> None:
     # The alert's value is the restarted master's uptime: seconds, not the day it had before.
     assert [r["metric"]["instance"] for r in matched] == [lost]
     assert 0 <= float(matched[0]["value"][1]) < 30
+
+
+@pytest.mark.timeout(60)
+def test_a_refused_durable_write_pages_agent_state_not_durable() -> None:
+    """The counter hash the SDK's durable mode increments on a refusal (schema family
+    state_not_durable, field = op), through the exporter's fleet read into the alert."""
+    not_durable = "AgentStateNotDurable"
+    with (
+        redis_server() as server,
+        exporter("--redis-url", server.url) as proc,
+        prometheus([f"{LOOPBACK}:{proc.port}"], [RULES_FILE], job=JOB) as prom,
+        _explained(prom, proc),
+    ):
+        agent = AgentState.from_url(server.url, instance_id="agent-1")
+        try:
+            agent.heartbeat()  # writes the schema hash: the exporter reads the fleet from here on
+            layout = agent.schema
+        finally:
+            agent.close()
+        op = schema.DURABLE_HISTORY_APPEND
+        zero = f'{names.STATE_NOT_DURABLE}{{{names.LABEL_OP}="{op}"}} == 0'
+        wait_until(lambda: prom.query(zero), 20, interval=0.2, what="the zero-filled counter")
+        assert prom.firing(not_durable) == []
+        key = layout.stats(schema.FAMILY_STATE_NOT_DURABLE, "session-1")
+        server.client().hincrby(key, op, 1)
+        firing = wait_until(lambda: prom.firing(not_durable), 20, interval=0.2, what=not_durable)
+    assert [(a[names.LABEL_OP], a["severity"]) for a in firing] == [(op, "critical")]
