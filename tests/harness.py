@@ -7,6 +7,7 @@ its pid. A missing binary is an error, never a skip.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -235,8 +237,11 @@ def master_with_replica(*args: str) -> Iterator[tuple[RedisServer, RedisServer]]
 
 
 @contextlib.contextmanager
-def sentinel_group(name: str = "agents") -> Iterator[tuple[RedisServer, RedisServer, RedisServer]]:
-    """A master, one replica and one sentinel (quorum 1) that watches them as `name`."""
+def sentinel_group(
+    name: str = "agents", *, down_after_ms: int = 5000
+) -> Iterator[tuple[RedisServer, RedisServer, RedisServer]]:
+    """A master, one replica and one sentinel (quorum 1) that watches them as `name` and
+    fails over `down_after_ms` after the master stops answering."""
     with master_with_replica() as (master, replica):
         sentinel = RedisServer(sentinel=True)
         sentinel.workdir.joinpath("sentinel.conf").write_text(
@@ -247,7 +252,7 @@ def sentinel_group(name: str = "agents") -> Iterator[tuple[RedisServer, RedisSer
                     f"dir {sentinel.workdir}",
                     f"logfile {sentinel.workdir / 'redis.log'}",
                     f"sentinel monitor {name} {LOOPBACK} {master.port} 1",
-                    f"sentinel down-after-milliseconds {name} 5000",
+                    f"sentinel down-after-milliseconds {name} {down_after_ms}",
                 ]
             )
             + "\n"
@@ -558,3 +563,81 @@ def cluster_failover(key: str, masters: int = 3, replicas: int = 2) -> Iterator[
     finally:
         for node in [*spares, *nodes]:
             node.cleanup()
+
+
+@dataclass
+class PrometheusServer:
+    """Debian's prometheus on loopback, scraping every second and evaluating rule files."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+
+    @property
+    def log(self) -> str:
+        path = self.workdir / "prometheus.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The instant vector `expr` evaluates to now; a failed query raises with the error."""
+        url = f"http://{LOOPBACK}:{self.port}/api/v1/query?" + urllib.parse.urlencode(
+            {"query": expr}
+        )
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as err:  # a bad query is a 400 with a JSON error body
+            body = json.load(err)
+        if body.get("status") != "success":
+            raise RuntimeError(f"{expr}: {body}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def firing(self, alertname: str) -> list[dict[str, str]]:
+        """Label sets of the alerts named `alertname` that are firing now."""
+        found = self.query(f'ALERTS{{alertname="{alertname}",alertstate="firing"}}')
+        return [r["metric"] for r in found]
+
+
+@contextlib.contextmanager
+def prometheus(
+    targets: Sequence[str], rule_files: Sequence[Path] = (), job: str = "memorywatch"
+) -> Iterator[PrometheusServer]:
+    """Prometheus scraping `targets` as `job` and evaluating `rule_files`, both every second."""
+    workdir = Path(tempfile.mkdtemp(prefix="mw-prometheus-"))
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(Path(f).resolve()) for f in rule_files],
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}],
+    }
+    (workdir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
+    port = free_port()
+    with (workdir / "prometheus.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary("prometheus"),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address={LOOPBACK}:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = PrometheusServer(proc, port, workdir)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prometheus exited with {proc.returncode}:\n{server.log}")
+        url = f"http://{LOOPBACK}:{port}/-/ready"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+
+    try:
+        try:
+            wait_until(ready, 30, interval=0.1, what="prometheus /-/ready")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- prometheus log ---\n{server.log}") from None
+        yield server
+    finally:
+        stop_pid(proc)
+        shutil.rmtree(workdir, ignore_errors=True)

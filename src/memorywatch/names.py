@@ -183,6 +183,10 @@ REDIS_CLUSTER_MY_EPOCH: Final = "redis_cluster_my_epoch"
 
 # Beyond redis_exporter
 REPLICA_LAG_BYTES: Final = "memorywatch_replica_lag_bytes"
+RDB_SAVE_CONFIGURED: Final = "memorywatch_rdb_save_configured"
+"""1 if CONFIG `save` holds a save point (RDB snapshots on), 0 for `save ""`; absent where
+CONFIG GET is renamed away or not allowed. With `redis_aof_enabled` 0 as well, a restart
+starts the node empty."""
 EXPORTER_BUILD_INFO: Final = "memorywatch_exporter_build_info"
 SCRAPE_DURATION: Final = "memorywatch_scrape_duration_seconds"
 SCRAPE_ERRORS: Final = "memorywatch_scrape_errors_total"
@@ -260,6 +264,9 @@ LABEL_VERSION: Final = "version"
 LABEL_PYTHON_VERSION: Final = "python_version"
 LABEL_REDIS_PY_VERSION: Final = "redis_py_version"
 LABEL_READ_ONLY: Final = "read_only"
+LABEL_ROLE: Final = "role"
+LABEL_RUN_ID: Final = "run_id"
+"""Labels of redis_instance_info (INFO's role, and run_id, new on every restart)."""
 INSTANCE_INFO_LABELS: Final = (
     "maxmemory_policy",
     "os",
@@ -275,6 +282,9 @@ INSTANCE_INFO_LABELS: Final = (
 
 # Label values. Producers write them and alerts and dashboards select them from here, so a
 # renamed value breaks the alert tests instead of silently matching nothing.
+ROLE_MASTER: Final = "master"
+ROLE_SLAVE: Final = "slave"
+"""redis_instance_info{role}: INFO's words for a primary and a replica."""
 OTHER: Final = schema.OTHER
 """lock / tool value of every name beyond the bound (the schema's name cap or the exporter's
 --max-label-values)."""

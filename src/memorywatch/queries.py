@@ -71,3 +71,17 @@ def memory_by_class(sel: Select = selector) -> str:
     """Bytes each key profile and class holds (the sampler's last full pass)."""
     by = f"{names.LABEL_PROFILE}, {names.LABEL_KEY_CLASS}"
     return f"sum by (instance, job, {by}) ({sel(names.KEYSPACE_BYTES)})"
+
+
+def masters(sel: Select = selector) -> str:
+    """The info series of every node that reports itself a master (one per master process:
+    its run_id is a label)."""
+    return sel(names.REDIS_INSTANCE_INFO, eq(names.LABEL_ROLE, names.ROLE_MASTER))
+
+
+def without_persistence(sel: Select = selector) -> str:
+    """Nodes with neither AOF nor RDB snapshots configured: a restart starts them empty."""
+    return (
+        f"({sel(names.REDIS_AOF_ENABLED)} == 0) and on(instance, job, {names.LABEL_NODE}) "
+        f"({sel(names.RDB_SAVE_CONFIGURED)} == 0)"
+    )

@@ -174,9 +174,23 @@ DEFAULTS: Final[tuple[Threshold, ...]] = (
        "Fewer replicas than in the last hour: one failure away from no failover target."),
     _t("replica_missing_lookback", 3600, "seconds", None, "warning", "RedisReplicaMissing",
        "How far back the expected replica count is taken from (the maximum seen)."),
+    _t("master_changed", None, "condition", "0s", "warning", "RedisMasterChanged",
+       "Agents reconnect by themselves, but writes the old master had not replicated are lost "
+       "and durable-mode writes may have been refused: a ticket to check, not a page."),
+    _t("master_changed_window", 900, "seconds", None, "warning", "RedisMasterChanged",
+       "How long a new master (promoted, or restarted with a new run_id) stays visible: longer "
+       "than a scrape gap, short enough that the next failover fires anew."),
     # Persistence
     _t("persistence_failing", None, "condition", "5m", "warning", "RedisPersistenceFailing",
        "Writes still succeed, but a restart now loses every turn since the last good save."),
+    _t("restarted_without_persistence", None, "condition", "0s", "critical",
+       "RedisRestartedWithoutPersistence",
+       "A master restarted with neither RDB nor AOF came back empty: every conversation, lock "
+       "and tool record on it is gone, and its replicas resync to the empty dataset."),
+    _t("restarted_without_persistence_window", 1800, "seconds", None, "critical",
+       "RedisRestartedWithoutPersistence",
+       "How long after the uptime reset it fires; only a restart the exporter saw (a first "
+       "start lost nothing and does not fire)."),
     # Locks
     _t("lock_contention", 0.2, "ratio", "10m", "warning", "AgentLockContentionHigh",
        "More than one acquisition in five waiting means turns of one session pile up behind "
@@ -200,6 +214,9 @@ DEFAULTS: Final[tuple[Threshold, ...]] = (
        "A lock without TTL is held forever; a tool record without TTL is never retried or freed."),
     _t("state_misses", 0, "count", "0s", "critical", "AgentStateMisses",
        "An agent found no history for a live session: a user was forgotten mid-conversation."),
+    _t("state_not_durable", 0, "count", "0s", "critical", "AgentStateNotDurable",
+       "Each refusal is an agent write that failed for its user (StateNotDurable): fewer "
+       "replicas than min_replicas acknowledged it in time."),
     # Fleet
     _t("instances_not_ready", 0, "count", "10m", "warning", "AgentInstancesNotReady",
        "Deploys make instances unready for seconds; 10 m is a crash loop or a dead dependency."),

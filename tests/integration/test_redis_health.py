@@ -186,3 +186,26 @@ def test_slow_redis_cannot_stall_a_scrape_past_its_timeout() -> None:
         assert max(took) < 1.5
         assert scrape.value(names.SCRAPE_ERRORS, reason="timeout") >= 1
         wait_until(lambda: exporter.scrape().value(names.REDIS_UP) == 1, 10, what="recovery")
+
+
+def test_rdb_snapshots_configured_follows_config_save_and_needs_config() -> None:
+    """`save ""` is 0, a save point is 1, and a CONFIG renamed away drops the gauge (and only
+    the CONFIG families): the scrape still succeeds."""
+    # The harness starts every Redis with save "" and no AOF.
+    with redis_server() as server, InProcessExporter(redis_url=server.url) as exporter:
+        off = exporter.scrape()
+        server.client().config_set("save", "3600 1 300 100")
+        on = exporter.scrape()
+    assert off.value(names.RDB_SAVE_CONFIGURED) == 0
+    assert off.value(names.REDIS_AOF_ENABLED) == 0
+    assert on.value(names.RDB_SAVE_CONFIGURED) == 1
+    assert on.type_of(names.RDB_SAVE_CONFIGURED) == "gauge"
+    with (
+        redis_server("--rename-command", "CONFIG", "") as server,
+        InProcessExporter(redis_url=server.url) as exporter,
+    ):
+        renamed = exporter.scrape()
+    assert renamed.value(names.REDIS_UP) == 1
+    assert renamed.samples(names.RDB_SAVE_CONFIGURED) == []
+    assert renamed.samples(names.REDIS_CONFIG_MAXCLIENTS) == []
+    assert renamed.value(names.REDIS_AOF_ENABLED) == 0

@@ -1,8 +1,9 @@
-"""Replication: would a failover keep the fleet's memory, and is there a replica to fail over to."""
+"""Replication: would a failover keep the fleet's memory, is there a replica to fail over to, and
+did the master just change."""
 
 from __future__ import annotations
 
-from memorywatch import names
+from memorywatch import names, queries
 from memorywatch.alerts._build import above_probe, alert, condition_probe, fire_level, num
 from memorywatch.alerts.model import (
     DASHBOARD_REDIS,
@@ -10,6 +11,7 @@ from memorywatch.alerts.model import (
     AlertsConfig,
     Probe,
     RuleGroup,
+    Series,
     constant,
     gauge,
     series_selector,
@@ -17,6 +19,8 @@ from memorywatch.alerts.model import (
 from memorywatch.thresholds import format_duration
 
 REPLICA = {names.LABEL_SLAVE_IP: "10.0.0.2", names.LABEL_SLAVE_PORT: "6379"}
+NODE = {names.LABEL_NODE: "10.0.0.2:6379"}
+"""A node of a Sentinel or Cluster target (standalone targets have no node label)."""
 
 
 def _lag(cfg: AlertsConfig, threshold: str, stricter: str | None) -> AlertRule:
@@ -36,6 +40,48 @@ def _lag(cfg: AlertsConfig, threshold: str, stricter: str | None) -> AlertRule:
             series_selector(names.REDIS_SLAVE_LAG_SECONDS, **labels), t, level, labels, healthy=1
         ),
     )
+
+
+def _info(role: str, run_id: str, node: str = NODE[names.LABEL_NODE]) -> str:
+    return series_selector(
+        names.REDIS_INSTANCE_INFO,
+        **{names.LABEL_NODE: node, names.LABEL_ROLE: role, names.LABEL_RUN_ID: run_id},
+    )
+
+
+def _master_changed(cfg: AlertsConfig) -> AlertRule:
+    """A node that is a master now and, within the window, was a replica (promoted by
+    Sentinel, a Cluster failover, REPLICAOF NO ONE or FAILOVER) or ran as another process
+    (a new run_id: the master restarted, or another process answers at its address)."""
+    window = format_duration(int(cfg.t("master_changed_window").number()))
+    by = f"instance, job, {names.LABEL_NODE}"
+    info = names.REDIS_INSTANCE_INFO
+    replica = series_selector(info, **{names.LABEL_ROLE: names.ROLE_SLAVE})
+    promoted = f"max_over_time({replica}[{window}])"
+    restarted = (
+        f"count by ({by}) (count by ({by}, {names.LABEL_RUN_ID}) "
+        f"(max_over_time({info}[{window}]))) > 1"
+    )
+    return alert(
+        cfg,
+        "master_changed",
+        expr=f"count by ({by}) ({queries.masters()} and on({by}) ({promoted} or ({restarted})))",
+        summary="The master of a Redis replication group changed.",
+        description=f"Redis $labels.instance has a new master within the last {window}: a "
+        "failover promoted a replica, a replica was detached, or the master restarted. Writes "
+        "it had not replicated are lost; durable-mode writes may have been refused meanwhile.",
+        value_format="count",
+        dashboard=DASHBOARD_REDIS,
+        probe=Probe(
+            fire={_info(names.ROLE_SLAVE, "a"): gauge(1, 1),
+                  _info(names.ROLE_MASTER, "a"): Series(None, 1)},
+            quiet={_info(names.ROLE_MASTER, "a"): gauge(1, 1),
+                   _info(names.ROLE_SLAVE, "b", "10.0.0.3:6379"): gauge(1, 1)},
+            labels=NODE,
+            value=constant(1),
+            quiet_value=constant(1),
+        ),
+    )  # fmt: skip
 
 
 def group(cfg: AlertsConfig) -> RuleGroup:
@@ -91,5 +137,6 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     quiet_value=constant(2),
                 ),
             ),
+            _master_changed(cfg),
         ),
     )

@@ -1,9 +1,10 @@
 """memorywatch-overview: is the fleet's memory safe right now.
 
 One screen for the on-call: Redis answering, memory against maxmemory, evictions of agent
-state, clients and the agents' connection pools, replication lag, lock contention, duplicate
-tool runs, forgotten sessions, ready instances, active sessions and the work queues. Each panel
-links to the runbook of the alert that watches the same number with the same threshold.
+state, clients and the agents' connection pools, replication lag and refused durable writes,
+lock contention, duplicate tool runs, forgotten sessions, ready instances, active sessions and
+the work queues. Each panel links to the runbook of the alert that watches the same number
+with the same threshold.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def spec(ctx: Context) -> DashboardSpec:
                     empty_while_healthy=NO_REPLICA,
                 ),
             ),
-            width=12,
+            width=8,
             watch=("replica_lag_warning", "replica_lag_critical"),
             minimum=0,
         ),
@@ -278,8 +279,26 @@ def spec(ctx: Context) -> DashboardSpec:
                     empty_while_healthy=NO_REPLICA,
                 ),
             ),
-            width=12,
+            width=8,
             watch=("replica_lag_bytes",),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Durable writes refused",
+            "Per operation: writes per second the SDK's durable mode (min_replicas) refused "
+            f"because too few replicas acknowledged them in time ({names.STATE_NOT_DURABLE}). "
+            "Each one is a turn that failed for its user; the line is the AgentStateNotDurable "
+            "threshold (any refusal).",
+            "cps",
+            (
+                Query(
+                    f"sum by ({names.LABEL_OP}) ({rate(sel(names.STATE_NOT_DURABLE))})",
+                    "{{" + names.LABEL_OP + "}}",
+                ),
+            ),
+            width=8,
+            watch=("state_not_durable",),
             minimum=0,
         ),
     )

@@ -1,8 +1,9 @@
 """memorywatch-redis: will Redis keep what the agents gave it, and would a failover.
 
 Memory against maxmemory, fragmentation, the eviction policy and evictions, persistence,
-replication (lag in seconds and bytes, replica links), write errors and the exporter's own
-scrapes.
+replication (lag in seconds and bytes, replica links), write errors, the exporter's own
+scrapes, and failovers and restarts (which process is the master, uptime, whether a restart
+keeps the data).
 """
 
 from __future__ import annotations
@@ -324,10 +325,60 @@ def spec(ctx: Context) -> DashboardSpec:
             minimum=0,
         ),
     )  # fmt: skip
+    node = inst + " {{" + names.LABEL_NODE + "}}"
+    restart_window = ctx.t("restarted_without_persistence_window")
+    failover = (
+        Panel(
+            "timeseries",
+            "Master processes",
+            "One line per master process (node and run_id). A line that starts within the "
+            "range is a new master: a failover promoted a replica, a replica was detached "
+            "(REPLICAOF NO ONE) or the master restarted; RedisMasterChanged fires for "
+            f"{ctx.t('master_changed_window').human_value()} after it. Two lines at once for "
+            "one group are two masters.",
+            "short",
+            (Query(f"max by (instance, {names.LABEL_NODE}, {names.LABEL_RUN_ID}) "
+                   f"({queries.masters(sel)})",
+                   node + " {{" + names.LABEL_RUN_ID + "}}"),),
+            width=8,
+            watch=("master_changed", "master_changed_window"),
+            steps=(Step(OK_COLOR, None),),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Uptime",
+            "Seconds since each Redis process started. A drop is a restart; below the line "
+            "(the RedisRestartedWithoutPersistence window) on a master without RDB or AOF, "
+            "that restart emptied it.",
+            "s",
+            (Query(sel(names.REDIS_UPTIME), node),),
+            width=8,
+            watch=("restarted_without_persistence", "restarted_without_persistence_window"),
+            steps=(Step("red", None), Step(OK_COLOR, restart_window.number())),
+            minimum=0,
+        ),
+        Panel(
+            "stat",
+            "Restart keeps the data",
+            "Per node: whether RDB snapshots are configured (CONFIG save) and whether AOF is "
+            "on. With both off a restart starts the node empty. No data for RDB: CONFIG is "
+            "renamed or not allowed for the exporter.",
+            "none",
+            (
+                Query(sel(names.RDB_SAVE_CONFIGURED), node + " RDB"),
+                Query(sel(names.REDIS_AOF_ENABLED), node + " AOF"),
+            ),
+            width=8,
+            watch=("restarted_without_persistence",),
+            steps=(Step("orange", None), Step(OK_COLOR, 1)),
+            mappings={"0": ("off", "orange"), "1": ("on", "green")},
+        ),
+    )  # fmt: skip
     return DashboardSpec(
         uid=DASHBOARD_REDIS,
         title="memorywatch / Redis memory and replication",
         description="Memory, eviction, persistence and replication of the Redis that holds "
         "the agent fleet's memory.",
-        rows=(stats, info, memory, growth, keys, replication, operations),
+        rows=(stats, info, memory, growth, keys, replication, operations, failover),
     )

@@ -223,7 +223,7 @@ def fetch_snapshot(
     """
     pipe = client.pipeline(transaction=False)
     pipe.execute_command("INFO", "ALL")
-    pipe.config_get("maxclients", "maxmemory", "io-threads", "databases")
+    pipe.config_get("maxclients", "maxmemory", "io-threads", "databases", "save")
     pipe.slowlog_len()
     pipe.slowlog_get(1)
     if cluster:

@@ -1,7 +1,8 @@
 """Redis health families from one node's INFO ALL, CONFIG GET and SLOWLOG replies.
 
 Names, types and labels follow redis_exporter 1.45 so existing dashboards keep working;
-`memorywatch_replica_lag_bytes` is ours. Pure functions: the I/O is in `scrape.py`.
+`memorywatch_replica_lag_bytes` and `memorywatch_rdb_save_configured` are ours. Pure
+functions: the I/O is in `scrape.py`.
 """
 
 from __future__ import annotations
@@ -640,6 +641,12 @@ def _add_config(config: Mapping[str, str], out: Families) -> None:
         value = _number(config.get(key))
         if value is not None:
             out.gauge(name, help_text, value)
+    if "save" in config:  # "" is `save ""`: no snapshots; a missing key is no CONFIG at all
+        out.gauge(
+            names.RDB_SAVE_CONFIGURED,
+            "1 if RDB snapshots are configured (CONFIG save has a save point).",
+            float(bool(config["save"].split())),
+        )
 
 
 def _add_slowlog(snap: Snapshot, out: Families) -> None:
