@@ -206,15 +206,11 @@ def seed_rejected(fleet: Fleet) -> None:
 
 def seed_persistence_failing(fleet: Fleet) -> None:
     raw = fleet.server.client()
-    gone = fleet.server.workdir / "gone"
-    gone.mkdir()
-    raw.config_set("dir", str(gone))
-    shutil.rmtree(gone)
+    shutil.rmtree(fleet.server.workdir)  # the disk "goes away": the snapshot cannot be written
     raw.bgsave()
     wait_until(
         lambda: raw.info("persistence")["rdb_last_bgsave_status"] == "err", 10, what="bgsave"
     )
-    raw.config_set("dir", str(fleet.server.workdir))
 
 
 def seed_no_ready(fleet: Fleet) -> None:

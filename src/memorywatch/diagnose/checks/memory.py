@@ -82,8 +82,14 @@ def policy_unsafe(facts: Facts, th: Thresholds) -> Finding | None:
         return None
     return Finding(
         f"maxmemory-policy {policy} evicts keys with a TTL first: locks and tool records.",
-        (f"maxmemory-policy {policy}",),
-    )
+        (f"maxmemory-policy {policy}: {_db0(facts, 'expires'):,.0f} of {_db0(facts, 'keys'):,.0f} "
+         "keys in db0 carry a TTL and are the candidates",),
+    )  # fmt: skip
+
+
+def _db0(facts: Facts, field: str) -> float:
+    db0 = facts.primary.info.get("db0")
+    return float(db0.get(field, 0)) if isinstance(db0, dict) else 0.0
 
 
 HYPOTHESES = (
