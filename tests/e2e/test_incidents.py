@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from memorywatch.demo.pager import Pager
 from memorywatch.demo.run import EXPORTER_JOB, INCIDENTS, Demo, DemoConfig
+from memorywatch.diagnose.model import Report
 
 LOOPBACK = "127.0.0.1"
 WORKERS = 2
@@ -129,12 +131,29 @@ def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: 
             alert = receiver.wait_for(incident.alert, 75)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{_logs(demo)}") from None
+        unprompted = demo.diagnose()  # as an on-call engineer would run it, no --alert
+        assert demo.pager is not None
+        paged = wait_for_report(demo.pager, incident.alert)
     finally:
         demo.stop()
+    causes = [c.alert for c in unprompted.causes]
+    assert causes and causes[0] == incident.alert, f"diagnose named {causes}"
+    assert paged.causes[0].alert == incident.alert
+    assert any(page[0] == incident.alert for page in demo.pager_pages)
     assert alert["labels"]["severity"] == incident.severity
     runbook = alert["annotations"]["runbook_url"]
     assert runbook.endswith(f"/{incident.alert}.md")
     assert (Path(__file__).parents[2] / "runbooks" / f"{incident.alert}.md").is_file()
+
+
+def wait_for_report(pager: Pager, alert: str, timeout: float = 30) -> Report:
+    """The diagnosis the demo's pager printed for ``alert`` when it was paged."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alert in pager.reports:
+            return pager.reports[alert]
+        time.sleep(0.2)
+    raise AssertionError(f"the pager printed no diagnosis for {alert}: {sorted(pager.reports)}")
 
 
 def _rules(demo: Demo) -> list[dict[str, Any]]:

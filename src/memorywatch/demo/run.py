@@ -24,6 +24,7 @@ from memorywatch import thresholds
 from memorywatch.alerts.generate import GenerateConfig, generate
 from memorywatch.alerts.model import AlertsConfig
 from memorywatch.demo import worker
+from memorywatch.demo.pager import Pager
 from memorywatch.demo.processes import (
     LOOPBACK,
     Child,
@@ -34,7 +35,11 @@ from memorywatch.demo.processes import (
     http_ok,
     wait_for,
 )
-from memorywatch.exporter.config import ConfigError, parse_target
+from memorywatch.diagnose.model import Report
+from memorywatch.diagnose.prometheus import Prometheus
+from memorywatch.diagnose.run import diagnose as run_diagnosis
+from memorywatch.exporter.config import ConfigError, ExporterConfig, parse_target
+from memorywatch.exporter.fleet_options import FleetOptions
 from memorywatch.redisurl import Credentials
 
 
@@ -101,6 +106,12 @@ class Demo:
         self.prometheus_port: int | None = None
         self.alertmanager_port: int | None = None
         self._workers = 0
+        self.pager: Pager | None = None
+        self.pager_pages: list[tuple[str, str, float]] = []
+        """The pages printed, kept after stop()."""
+        self.started_at = time.monotonic()
+        self.incident_started: float | None = None
+        """When the last incident was injected (time.monotonic()); pages count from it."""
         self._restore: dict[str, str] = {}
         """Master settings an incident changed, with their values before it."""
 
@@ -112,6 +123,7 @@ class Demo:
             for _ in range(self.config.workers):
                 self.add_worker("normal")
             if self.config.prometheus:
+                self.pager = Pager(self.say, self.seconds_into_incident, self.diagnose)
                 self._start_prometheus()
         except BaseException:
             self.stop()
@@ -254,8 +266,10 @@ class Demo:
 
     def _start_alertmanager(self, exe: str) -> None:
         receiver: dict[str, object] = {"name": "demo"}
+        urls = [self.pager.url] if self.pager is not None else []
         if self.config.webhook_url:
-            receiver["webhook_configs"] = [{"url": self.config.webhook_url, "send_resolved": False}]
+            urls.append(self.config.webhook_url)
+        receiver["webhook_configs"] = [{"url": url, "send_resolved": False} for url in urls]
         config = {
             "route": {"receiver": "demo", "group_by": ["alertname", "job", "instance"],
                       "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
@@ -274,6 +288,7 @@ class Demo:
     # -- incidents --------------------------------------------------------------------------------
     def inject(self, name: str) -> Incident:
         incident = INCIDENTS[name]
+        self.incident_started = time.monotonic()
         self.say(f"incident {name}: {incident.what}; expect {incident.alert} ({incident.severity})")
         if name == "eviction":
             with self.master_client() as client:
@@ -305,6 +320,24 @@ class Demo:
             )
         return child
 
+    # -- pages and their diagnosis --------------------------------------------------------------
+    def seconds_into_incident(self) -> float:
+        """Seconds since the incident began (since the start, before any incident)."""
+        return time.monotonic() - (self.incident_started or self.started_at)
+
+    def diagnose(self, alert: str | None = None) -> Report:
+        """`memorywatch diagnose --alert ALERT` against the demo's master and Prometheus."""
+        target, _ = parse_target(self.master_url)
+        config = ExporterConfig(
+            target=target, credentials=self.master_credentials, scrape_timeout=2.0
+        )
+        prometheus = (
+            Prometheus(f"http://{LOOPBACK}:{self.prometheus_port}")
+            if self.prometheus_port
+            else None
+        )
+        return run_diagnosis(config, FleetOptions(), thresholds.Thresholds(), prometheus, alert)
+
     # -- run / stop -------------------------------------------------------------------------------
     def urls(self) -> dict[str, str]:
         urls = {
@@ -332,6 +365,9 @@ class Demo:
                 child.stop()
         self._restore_settings()
         self.children.stop_all()
+        if self.pager is not None:
+            self.pager_pages = list(self.pager.pages)
+            self.pager.close()
 
     def _restore_settings(self) -> None:
         if not self._restore:
