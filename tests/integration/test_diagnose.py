@@ -331,7 +331,7 @@ def test_a_healthy_fleet_exits_0(fleet: Fleet) -> None:
     [
         (("--redis-url", "redis://127.0.0.1:1"), "Connection refused"),
         (("--redis-url", "mongodb://x"), "unsupported scheme"),
-        (("--alert", "NoSuchAlert"), "no diagnosis for alert"),
+        (("--alert", "NoSuchAlert"), "no alert 'NoSuchAlert'"),
     ],
 )
 def test_what_it_cannot_check_exits_2_in_one_line(args: tuple[str, ...], message: str) -> None:

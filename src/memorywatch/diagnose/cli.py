@@ -82,9 +82,15 @@ def render_text(report: Report, alert: str | None = None) -> str:
         lines.append(f"   mitigation: {cause.mitigation}")
         lines.append(f"   runbook: {cause.runbook}")
     ruled_out = [c.alert for c in report.checked if c.outcome == "ruled out"]
+    unknown = [c.alert for c in report.checked if c.outcome == "unknown"]
     if alert is not None:
         mine = next((c for c in report.checked if c.alert == alert), None)
-        if mine is not None and mine.outcome != "found":
-            lines.append(f"{alert}: {mine.outcome} ({mine.question})")
+        if mine is not None and mine.outcome == "ruled out":
+            lines.append(f"{alert}: ruled out ({mine.question})")
+        elif mine is not None and mine.outcome == "unknown":
+            lines.append(f"{alert}: not checked: Redis alone cannot tell; give --prometheus-url")
     lines.append(f"ruled out: {', '.join(ruled_out) if ruled_out else 'none'}")
+    if unknown:
+        lines.append(f"not checked ({len(unknown)}: need --prometheus-url or a reachable Redis): "
+                     + ", ".join(unknown))  # fmt: skip
     return "\n".join(lines)

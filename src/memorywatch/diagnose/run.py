@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from memorywatch import thresholds as th
 from memorywatch.alerts.generate import alert_rules, build_groups
-from memorywatch.alerts.model import AlertsConfig
+from memorywatch.alerts.model import AlertRule, AlertsConfig
 from memorywatch.diagnose import facts as f
 from memorywatch.diagnose.checks import HYPOTHESES
 from memorywatch.diagnose.model import Cause, Checked, Finding, Hypothesis, Report
@@ -37,12 +37,12 @@ def diagnose(
 ) -> Report:
     """The report; ``alert`` puts that alert's hypothesis first and says if it was ruled out."""
     started = time.monotonic()
-    known = {h.alert for h in HYPOTHESES}
+    rules = alert_rules(build_groups(AlertsConfig(thresholds=table)))
+    hypotheses = with_every_alert(rules)
+    known = {h.alert for h in hypotheses}
     if alert is not None and alert not in known:
-        raise ValueError(
-            f"no diagnosis for alert {alert!r}: diagnose knows {', '.join(sorted(known))}"
-        )
-    order: Sequence[Hypothesis] = sorted(HYPOTHESES, key=lambda h: h.alert != alert)
+        raise ValueError(f"no alert {alert!r}: memorywatch's alerts are {', '.join(sorted(known))}")
+    order: Sequence[Hypothesis] = sorted(hypotheses, key=lambda h: h.alert != alert)
     report = Report(target=config.target.display)
     findings: dict[str, Finding] = {}
     try:
@@ -64,7 +64,7 @@ def diagnose(
             found = hypothesis.check(facts, table)
             if found is not None:
                 findings[hypothesis.alert] = found
-    seen_by_prometheus = _ask_prometheus(prometheus, order, table, alert, report)
+    seen_by_prometheus = _ask_prometheus(prometheus, order, rules, alert, report)
     for hypothesis in order:
         name = hypothesis.alert
         redis_found = findings.get(name)
@@ -99,17 +99,33 @@ def diagnose(
     return report
 
 
+def with_every_alert(rules: Sequence[AlertRule]) -> tuple[Hypothesis, ...]:
+    """The checks, then every other alert of the rules as a question only Prometheus answers
+    (its runbook holds the diagnosis a person runs): ``--alert`` takes any alert we ship."""
+    known = {h.alert for h in HYPOTHESES}
+    extra = {
+        rule.alert: Hypothesis(
+            rule.alert,
+            rule.summary,
+            f"see the Mitigation section of `{runbook_command(rule.alert)}`",
+            None,
+        )
+        for rule in rules
+        if rule.alert not in known
+    }
+    return (*HYPOTHESES, *extra.values())
+
+
 def _ask_prometheus(
     prometheus: Prometheus | None,
     order: Sequence[Hypothesis],
-    table: th.Thresholds,
+    rules: Sequence[AlertRule],
     alert: str | None,
     report: Report,
 ) -> dict[str, list[str]]:
     """Alert -> evidence lines, for the alerts whose own expression holds in Prometheus now."""
     if prometheus is None:
         return {}
-    rules = alert_rules(build_groups(AlertsConfig(thresholds=table)))
     wanted = {h.alert for h in order}
     seen: dict[str, list[str]] = {}
     try:
