@@ -351,13 +351,18 @@ def test_a_wrong_password_exits_2_without_the_password(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_alert_puts_its_hypothesis_first_and_says_when_ruled_out(fleet: Fleet) -> None:
+def test_alert_is_checked_first_ranked_on_its_merits_and_said_when_ruled_out(
+    fleet: Fleet,
+) -> None:
     seed_policy_unsafe(fleet)
     seed_maxmemory_unset(fleet)
-    proc = cli("--redis-url", fleet.server.url, "--namespace", fleet.namespace,
-               "--alert", "RedisMaxmemoryNotSet", "--format", "json")  # fmt: skip
-    causes = [c["alert"] for c in json.loads(proc.stdout)["causes"]]
-    assert causes[0] == "RedisMaxmemoryNotSet", causes
-    proc = cli("--redis-url", fleet.server.url, "--namespace", fleet.namespace,
-               "--alert", "AgentLockLost")  # fmt: skip
-    assert "AgentLockLost: ruled out" in proc.stdout
+    args = ("--redis-url", fleet.server.url, "--namespace", fleet.namespace)
+    body = json.loads(cli(*args, "--alert", "RedisMaxmemoryNotSet", "--format", "json").stdout)
+    assert body["checked"][0]["alert"] == "RedisMaxmemoryNotSet"
+    causes = [c["alert"] for c in body["causes"]]
+    assert causes == ["RedisEvictionPolicyUnsafe", "RedisMaxmemoryNotSet"]  # both warnings
+    text = cli(*args, "--alert", "RedisMaxmemoryNotSet").stdout
+    assert "RedisMaxmemoryNotSet: found, cause 2 of 2" in text
+    assert "AgentLockLost: ruled out" in cli(*args, "--alert", "AgentLockLost").stdout
+    unasked = cli(*args, "--alert", "RedisMasterChanged").stdout
+    assert "RedisMasterChanged: not checked" in unasked  # only Prometheus can tell

@@ -116,4 +116,11 @@ def summary(report: Report, alert: str) -> list[str]:
     others = [c.alert for c in report.causes[1:4]]
     if others:
         lines.append(f"  also: {', '.join(others)}")
+    if top.alert != alert:
+        rank = next((n for n, c in enumerate(report.causes, 1) if c.alert == alert), None)
+        lines.append(
+            f"  {alert}: cause {rank} of {len(report.causes)}, a consequence of the above"
+            if rank
+            else f"  {alert}: not confirmed now"
+        )
     return lines

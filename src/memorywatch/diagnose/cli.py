@@ -85,7 +85,10 @@ def render_text(report: Report, alert: str | None = None) -> str:
     unknown = [c.alert for c in report.checked if c.outcome == "unknown"]
     if alert is not None:
         mine = next((c for c in report.checked if c.alert == alert), None)
-        if mine is not None and mine.outcome == "ruled out":
+        rank = next((n for n, c in enumerate(report.causes, 1) if c.alert == alert), None)
+        if rank is not None:
+            lines.append(f"{alert}: found, cause {rank} of {len(report.causes)}")
+        elif mine is not None and mine.outcome == "ruled out":
             lines.append(f"{alert}: ruled out ({mine.question})")
         elif mine is not None and mine.outcome == "unknown":
             lines.append(f"{alert}: not checked: Redis alone cannot tell; give --prometheus-url")

@@ -85,11 +85,12 @@ def diagnose(
             Cause(name, severity, summary, evidence, hypothesis.mitigation,
                   runbook_command(name), source)
         )  # fmt: skip
-    prior = {h.alert: i for i, h in enumerate(order)}
+    prior = {h.alert: i for i, h in enumerate(hypotheses)}
     excess = {name: found.excess for name, found in findings.items()}
+    # The paged alert is checked first but ranked like any other: paged for the misses an
+    # eviction caused, the eviction is what to fix.
     report.causes.sort(
         key=lambda c: (
-            c.alert != alert,
             SEVERITY_RANK.get(c.severity, 3),
             prior[c.alert],
             -excess.get(c.alert, 1.0),
