@@ -236,6 +236,22 @@ def master_with_replica(*args: str) -> Iterator[tuple[RedisServer, RedisServer]]
         master.cleanup()
 
 
+def write_sentinel_conf(
+    sentinel: RedisServer, name: str, master_port: int, down_after_ms: int, *extra: str
+) -> None:
+    """One sentinel (quorum 1) watching the master on ``master_port`` as ``name``."""
+    lines = [
+        f"port {sentinel.port}",
+        f"bind {LOOPBACK}",
+        f"dir {sentinel.workdir}",
+        f"logfile {sentinel.workdir / 'redis.log'}",
+        f"sentinel monitor {name} {LOOPBACK} {master_port} 1",
+        f"sentinel down-after-milliseconds {name} {down_after_ms}",
+        *extra,
+    ]
+    sentinel.workdir.joinpath("sentinel.conf").write_text("\n".join(lines) + "\n")
+
+
 @contextlib.contextmanager
 def sentinel_group(
     name: str = "agents", *, down_after_ms: int = 5000
@@ -244,19 +260,7 @@ def sentinel_group(
     fails over `down_after_ms` after the master stops answering."""
     with master_with_replica() as (master, replica):
         sentinel = RedisServer(sentinel=True)
-        sentinel.workdir.joinpath("sentinel.conf").write_text(
-            "\n".join(
-                [
-                    f"port {sentinel.port}",
-                    f"bind {LOOPBACK}",
-                    f"dir {sentinel.workdir}",
-                    f"logfile {sentinel.workdir / 'redis.log'}",
-                    f"sentinel monitor {name} {LOOPBACK} {master.port} 1",
-                    f"sentinel down-after-milliseconds {name} {down_after_ms}",
-                ]
-            )
-            + "\n"
-        )
+        write_sentinel_conf(sentinel, name, master.port, down_after_ms)
         try:
             sentinel.start()
 
@@ -464,19 +468,16 @@ def sentinel_failover(
         wait_replica_online(master, replica)
         spare.start()
         wait_replica_online(replica, spare)
-        lines = [
-            f"port {sentinel.port}",
-            f"bind {LOOPBACK}",
-            f"dir {sentinel.workdir}",
-            f"logfile {sentinel.workdir / 'redis.log'}",
-            f"sentinel monitor {name} {LOOPBACK} {master.port} 1",
-            f"sentinel down-after-milliseconds {name} {down_after_ms}",
+        write_sentinel_conf(
+            sentinel,
+            name,
+            master.port,
+            down_after_ms,
             f"sentinel failover-timeout {name} 4000",
             *([f"sentinel auth-pass {name} {password}"] if password else []),
             *([f"requirepass {sentinel_password}"] if sentinel_password else []),
             *sentinel.tls_lines(),
-        ]
-        sentinel.workdir.joinpath("sentinel.conf").write_text("\n".join(lines) + "\n")
+        )
         sentinel.start()
         wait_until(
             lambda: len(sentinel.client().sentinel_slaves(name)) == 1,
