@@ -19,7 +19,16 @@ from typing import Any
 
 import pytest
 
-from harness import RedisServer, freeze, master_with_replica, redis_server, thaw, wait_until
+from harness import (
+    RedisServer,
+    freeze,
+    master_with_replica,
+    redis_cluster,
+    redis_server,
+    sentinel_group,
+    thaw,
+    wait_until,
+)
 from memorywatch import thresholds as th
 from memorywatch.agent import (
     AgentState,
@@ -366,3 +375,17 @@ def test_alert_is_checked_first_ranked_on_its_merits_and_said_when_ruled_out(
     assert "AgentLockLost: ruled out" in cli(*args, "--alert", "AgentLockLost").stdout
     unasked = cli(*args, "--alert", "RedisMasterChanged").stdout
     assert "RedisMasterChanged: not checked" in unasked  # only Prometheus can tell
+
+
+def test_sentinel_and_cluster_targets_are_diagnosed_through_discovery() -> None:
+    with sentinel_group("agents") as (_, replica, sentinel):
+        replica.client().config_set("maxmemory", "64mb")
+        url = f"redis+sentinel://127.0.0.1:{sentinel.port}/agents"
+        report = run_on(url, "dxsent")
+        assert not report.unreachable, report.errors
+        assert [c.alert for c in report.causes] == ["RedisMaxmemoryNotSet"]  # the master's
+    with redis_cluster(3) as nodes:
+        report = run_on(f"redis+cluster://127.0.0.1:{nodes[0].port}", "dxclus")
+        assert not report.unreachable, report.errors
+        assert report.errors == []
+        assert "RedisMaxmemoryNotSet" in [c.alert for c in report.causes]
