@@ -36,6 +36,9 @@ class Node:
     info: Mapping[str, Any]
     config: Mapping[str, str]
     """CONFIG GET values; empty when CONFIG is renamed away or forbidden."""
+    slowlog_len: int | None = None
+    slowlog_last_seconds: float | None = None
+    """How long the newest SLOWLOG entry took (its arguments are never read)."""
 
     @property
     def role(self) -> str:
@@ -108,7 +111,8 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
             config_values = dict(snap.config)
             if extra and isinstance(extra[0], Mapping):
                 config_values.update({str(k): str(v) for k, v in extra[0].items()})
-            nodes.append(Node(addr, snap.info, config_values))
+            last = snap.slowlog_last[1] if snap.slowlog_last else None
+            nodes.append(Node(addr, snap.info, config_values, snap.slowlog_len, last))
         if not nodes:
             raise Unreachable(f"{target.display}: " + "; ".join(failed))
         primaries = [n for n in nodes if n.role == "master"]

@@ -9,6 +9,17 @@ from memorywatch.diagnose.model import Finding, Hypothesis
 from memorywatch.thresholds import Thresholds
 
 
+def _slowlog(facts: Facts) -> list[str]:
+    """Slow commands hold connections: what the master's SLOWLOG says, in numbers."""
+    node = facts.primary
+    if not node.slowlog_len:
+        return []
+    return [
+        f"SLOWLOG holds {node.slowlog_len} commands slower than slowlog-log-slower-than; the "
+        f"newest took {(node.slowlog_last_seconds or 0) * 1000:,.1f} ms"
+    ]
+
+
 def pool_timeouts(facts: Facts, th: Thresholds) -> Finding | None:
     if facts.fleet is None:
         return None
@@ -19,7 +30,7 @@ def pool_timeouts(facts: Facts, th: Thresholds) -> Finding | None:
     return Finding(
         "Agent instances ran out of pool connections: turns failed waiting for Redis.",
         (f"{len(hit)} of {len(facts.fleet.instances)} live instances report pool timeouts "
-         f"({total:,} since they started)",),
+         f"({total:,} since they started)", *_slowlog(facts)),
         excess=1.0 + total,
     )  # fmt: skip
 
@@ -38,7 +49,7 @@ def pool_saturated(facts: Facts, th: Thresholds) -> Finding | None:
     return Finding(
         "An agent instance uses most of its connection pool: timeouts are one burst away.",
         (f"{len(full)} instances at {pct(share)} or more of their pool; worst "
-         f"{worst.pool_in_use} of {worst.pool_max}",),
+         f"{worst.pool_in_use} of {worst.pool_max}", *_slowlog(facts)),
     )  # fmt: skip
 
 
