@@ -72,7 +72,7 @@ def redis_connection(command: F) -> F:
                 show_envvar=True,
                 type=float,
                 default=exporter_config.DEFAULT_SCRAPE_TIMEOUT,
-                help=f"Seconds a scrape may wait for Redis before it reports {names.REDIS_UP} 0.",
+                help=f"Seconds to wait for Redis (the exporter reports {names.REDIS_UP} 0 past it).",
             ),
         ]
     ):
