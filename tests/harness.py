@@ -274,17 +274,20 @@ def sentinel_group(
 
 
 @contextlib.contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[list[RedisServer]]:
-    """`masters` cluster nodes, slots split evenly, state ok."""
-    nodes = [
-        RedisServer(args=("--cluster-enabled", "yes"), port=cluster_port()) for _ in range(masters)
-    ]
+def redis_cluster(
+    masters: int = 3, tls: dict[str, Path] | None = None
+) -> Iterator[list[RedisServer]]:
+    """`masters` cluster nodes, slots split evenly, state ok; with `tls` (`make_certs`) the
+    clients and the cluster bus speak TLS only."""
+    args = ("--cluster-enabled", "yes", *(("--tls-cluster", "yes") if tls else ()))
+    nodes = [RedisServer(args=args, port=cluster_port(), tls=tls) for _ in range(masters)]
+    tls_cli = ("--tls", "--cacert", str(tls["ca.crt"])) if tls else ()
     try:
         for node in nodes:
             node.start()
         addrs = [f"{LOOPBACK}:{node.port}" for node in nodes]
         subprocess.run(
-            [binary("redis-cli"), "--cluster", "create", *addrs, "--cluster-yes"],
+            [binary("redis-cli"), *tls_cli, "--cluster", "create", *addrs, "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,

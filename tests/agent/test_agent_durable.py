@@ -19,6 +19,7 @@ from harness import (
     freeze,
     make_certs,
     master_with_replica,
+    redis_cluster,
     sentinel_failover,
     thaw,
 )
@@ -229,3 +230,27 @@ def test_sentinel_over_tls(certs: dict[str, Path], client: str) -> None:
         assert ready and token == 1
         with pytest.raises(StateUnavailable):
             run_on(client, url, lambda c: c.history("s").load())  # no CA given: not trusted
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_cluster_over_tls(certs: dict[str, Path], client: str) -> None:
+    with redis_cluster(3, tls=certs) as nodes:
+        url = f"rediss+cluster://127.0.0.1:{nodes[0].port}"
+
+        async def scenario(c: Any) -> list[Any]:
+            report = await c.ready()
+            return [bool(report), await c.history("session-1").append("user", "hi")]
+
+        assert run_on(client, url, scenario, **options(ssl_ca_certs=str(certs["ca.crt"]))) == [
+            True,
+            1,
+        ]
+        with pytest.raises(StateUnavailable):
+            run_on(client, url, lambda c: c.history("s").load())  # no CA given: not trusted
+
+
+def test_an_unreachable_cluster_seed_is_one_line_state_unavailable() -> None:
+    # The sync Cluster client reads the slot map in from_url; the asyncio one on first use.
+    with pytest.raises(StateUnavailable, match="Redis Cluster unreachable") as caught:
+        AgentState.from_url("redis+cluster://:hunter2@127.0.0.1:1", socket_timeout=0.5)
+    assert "\n" not in str(caught.value) and "hunter2" not in str(caught.value)

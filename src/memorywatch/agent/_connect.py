@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
 from memorywatch import redisurl
+from memorywatch.agent.errors import StateUnavailable
 from memorywatch.agent.pool import ClusterNodePool, node_pools
 from memorywatch.redisurl import Topology
 
@@ -129,7 +131,14 @@ def _cluster(
         where = {"host": host, "port": port, "ssl": target.tls}
     # The cluster client's own retries re-send a command after a connection error: a
     # transition could run twice, so none (MOVED and ASK redirections are still followed).
-    client = flavor.cluster(retry=retry, **where, **options)
+    try:  # the sync client reads the slot map now: a failure is the state's, in one line
+        client = flavor.cluster(retry=retry, **where, **options)
+    except (RedisError, RedisClusterException, OSError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise StateUnavailable(
+            f"from_url: {target.display}: Redis Cluster unreachable ({type(exc).__name__}: "
+            f"{detail})"
+        ) from exc
     closers: list[Callable[[], Any]] = []
     if flavor.cluster_node_pool:
         # redis-py leaves a pool passed to a node's client open when the client closes.
