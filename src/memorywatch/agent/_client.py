@@ -87,7 +87,8 @@ class StateBase:
         password file, the environment) win over the URL's. ``min_replicas`` and
         ``replica_timeout`` switch on durable mode (see :class:`Settings`)."""
         schema.Schema(namespace, 1)  # a bad namespace fails before any connection is made
-        durable = _core.Settings().durable(min_replicas, replica_timeout)  # validated here
+        given: _core.Settings = kwargs.get("settings") or _core.Settings()
+        durable = given.durable(min_replicas, replica_timeout)  # validated before connecting
         if durable.min_replicas and durable.replica_timeout >= socket_timeout:
             raise ValueError(
                 f"replica_timeout ({durable.replica_timeout:g}s) must be shorter than "

@@ -22,9 +22,6 @@ from memorywatch.agent.errors import StateUnavailable
 from memorywatch.agent.pool import ClusterNodePool, node_pools
 from memorywatch.redisurl import Topology
 
-TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
-"""redis-py's TLS keywords that ``from_url`` passes to every node (and sentinel) of a TLS URL."""
-
 
 @dataclass(frozen=True)
 class Flavor:
@@ -58,10 +55,8 @@ def connect(
     sentinel_auth: Mapping[str, Any],
 ) -> Connected:
     """A client for ``url``. ``pool_options`` are ``_core.pool_options``'s (credentials
-    given apart from the URL among them, and winning over the URL's)."""
-    unknown = set(tls) - set(TLS_OPTIONS)
-    if unknown:
-        raise ValueError(f"unknown TLS options {sorted(unknown)}: use {', '.join(TLS_OPTIONS)}")
+    given apart from the URL among them, and winning over the URL's); ``tls``, redis-py's
+    ``ssl_*`` keywords, go to every node and sentinel of a TLS URL."""
     tls = {k: v for k, v in tls.items() if v is not None}
     retry = flavor.retry(NoBackoff(), 0)
     scheme = url.partition("://")[0].lower()

@@ -126,14 +126,15 @@ def durable(
     what: str,
     subject: str,
     matters: Callable[[Any], bool] | None = None,
+    give_back: Callable[[Any], Op[None]] | None = None,
 ) -> Op[Any]:
     """``script``'s reply; in durable mode (``min_replicas`` > 0) only once that many
     replicas have its write. ``WAIT`` rides behind the script on its connection, so the
     cost is the replicas' acknowledgement, not another round trip. Too few in time: the
     refusal is counted (fleet counter ``state_not_durable``, field ``what``; the OTel
-    counter; a span) and :class:`StateNotDurable` raised, carrying the script's value in
-    ``result`` so the caller can give back what it took. ``matters(value)`` False lets a
-    reply through whatever the replicas did (a lock attempt that took nothing)."""
+    counter; a span), ``give_back(value)`` returns what the script took (a claim, a lock;
+    its failure becomes a note), and :class:`StateNotDurable` is raised. ``matters(value)``
+    False lets a reply through whatever the replicas did (a lock attempt that took nothing)."""
     wanted = core.settings.min_replicas
     if wanted <= 0:
         return (yield script)
@@ -150,7 +151,6 @@ def durable(
         wanted,
         f"{script.op}: {reply.acked} of {wanted} replicas acknowledged the write within "
         f"{timeout:g}s; it may not survive a failover, so it is refused",
-        reply.value,
     )
     span = core.telemetry.tracer.start_span(
         attr.STATE_NOT_DURABLE,
@@ -168,6 +168,11 @@ def durable(
     # If the master is going away the count is lost with it: the caller must see the refusal.
     with suppress(AgentStateError):
         yield Command(("HINCRBY", f"{stats}{schema.FAMILY_STATE_NOT_DURABLE}", what, 1), script.op)
+    if give_back is not None:
+        try:
+            yield from give_back(reply.value)
+        except AgentStateError as err:
+            error.add_note(f"memorywatch: giving back what {script.op} took failed: {err!r}")
     raise error
 
 

@@ -20,13 +20,7 @@ from memorywatch.agent import _context, _core
 from memorywatch.agent import attributes as attr
 from memorywatch.agent._context import Core, durable, fail_span, now_ns_minus, remember_label
 from memorywatch.agent._effects import Join, Op, Pause, Script, Sleep, Spawn
-from memorywatch.agent.errors import (
-    AgentStateError,
-    LockLost,
-    LockTimeout,
-    StateNotDurable,
-    add_failure_note,
-)
+from memorywatch.agent.errors import AgentStateError, LockLost, LockTimeout, add_failure_note
 
 MAX_KIND_LENGTH = 100
 _ID_SEGMENT = re.compile(
@@ -197,30 +191,16 @@ def acquire(
             label = core.labels.get(known)
             name, cap = (counted, core.settings.name_cap) if label is None else (label, 0)
             args = [owner, ttl_ms, name, int(attempt == 1), int(final), le, waited, cap, lock_id]
+
+            def give_back(value: Any) -> Op[None]:  # the lock was taken: nobody holds it now
+                taken = new_lease(counted, resource, lock_id, _core.text(value[1]),
+                                  int(value[0]), owner, ttl, key, shard)  # fmt: skip
+                yield from release(core, taken)
+
             script = Script("lock_acquire", keys, args, "lock.acquire")
-            try:
-                fence, label = yield from durable(
-                    core, script, schema.DURABLE_LOCK_ACQUIRE, lock_id, _took_lock
-                )
-            except StateNotDurable as refused:
-                fence, label = refused.result  # type: ignore[misc]
-                refused.result = None
-                lease = new_lease(
-                    counted,
-                    resource,
-                    lock_id,
-                    _core.text(label),
-                    int(fence),
-                    owner,
-                    ttl,
-                    key,
-                    shard,
-                )
-                try:
-                    yield from release(core, lease)  # give it back: nobody holds it now
-                except AgentStateError as err:
-                    refused.add_note(f"memorywatch: giving the lock back failed: {err!r}")
-                raise
+            fence, label = yield from durable(
+                core, script, schema.DURABLE_LOCK_ACQUIRE, lock_id, _took_lock, give_back
+            )
             fence, label = int(fence), _core.text(label)
             if name != label or cap:
                 remember_label(core, known, label)

@@ -205,25 +205,22 @@ def _claim(call: ToolCall, first: bool) -> Op[Any]:
     """The claim script, durable in durable mode: a claim no replica has is given back
     (deleted if still ours) before :class:`StateNotDurable` is raised, so the function never
     runs on it and a retry after the failover can claim again."""
-    try:
-        return (
-            yield from durable(
-                call.core,
-                call.claim(first),
-                schema.DURABLE_TOOL_CLAIM,
-                call.key,
-                lambda value: _core.text(value[0]) in _TAKES_EFFECT,
-            )
-        )
-    except StateNotDurable as refused:
-        reply = _core.ClaimReply.parse(refused.result)  # type: ignore[arg-type]
-        refused.result = None
+
+    def give_back(value: Any) -> Op[None]:
+        reply = _core.ClaimReply.parse(value)
         if reply.status in ("claimed", "reclaimed"):
-            try:
-                yield call.complete(schema.TOOL_OUTCOME_ABANDONED, "", reply)
-            except AgentStateError as err:
-                refused.add_note(f"memorywatch: giving the claim back failed: {err!r}")
-        raise
+            yield call.complete(schema.TOOL_OUTCOME_ABANDONED, "", reply)
+
+    return (
+        yield from durable(
+            call.core,
+            call.claim(first),
+            schema.DURABLE_TOOL_CLAIM,
+            call.key,
+            lambda value: _core.text(value[0]) in _TAKES_EFFECT,
+            give_back,
+        )
+    )
 
 
 def run_tool(

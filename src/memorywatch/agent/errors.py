@@ -148,8 +148,6 @@ def translate(exc: rex.RedisError, operation: str) -> AgentStateError:
         return StateReadOnly(f"{operation}: Redis refused the write ({detail})")
     if isinstance(exc, rex.OutOfMemoryError) or str(exc).startswith("OOM"):
         return StateOutOfMemory(f"{operation}: Redis is out of memory ({detail})")
-    if isinstance(
-        exc, rex.ClusterDownError | rex.TryAgainError | rex.MasterDownError | rex.AskError
-    ):
+    if isinstance(exc, (*MOVED_OR_DOWN, rex.MasterDownError)):
         return StateUnavailable(f"{operation}: Redis Cluster unavailable ({detail})")
     return StateCommandError(f"{operation}: Redis error ({detail})")
