@@ -12,10 +12,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from memorywatch.demo.processes import LOOPBACK
 from memorywatch.diagnose.model import Report
 from memorywatch.diagnose.run import runbook_command
-
-LOOPBACK = "127.0.0.1"
 
 
 class Pager:
@@ -117,7 +116,7 @@ def summary(report: Report, alert: str) -> list[str]:
     if others:
         lines.append(f"  also: {', '.join(others)}")
     if top.alert != alert:
-        rank = next((n for n, c in enumerate(report.causes, 1) if c.alert == alert), None)
+        rank = report.rank(alert)
         lines.append(
             f"  {alert}: cause {rank} of {len(report.causes)}, a consequence of the above"
             if rank

@@ -85,7 +85,7 @@ def render_text(report: Report, alert: str | None = None) -> str:
     unknown = [c.alert for c in report.checked if c.outcome == "unknown"]
     if alert is not None:
         mine = next((c for c in report.checked if c.alert == alert), None)
-        rank = next((n for n, c in enumerate(report.causes, 1) if c.alert == alert), None)
+        rank = report.rank(alert)
         if rank is not None:
             lines.append(f"{alert}: found, cause {rank} of {len(report.causes)}")
         elif mine is not None and mine.outcome == "ruled out":

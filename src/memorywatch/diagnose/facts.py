@@ -6,9 +6,8 @@ that are labels anyway (tool and lock kinds)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -69,7 +68,6 @@ class ClientSummary:
 
 @dataclass(frozen=True)
 class Facts:
-    target: str
     primary: Node
     nodes: tuple[Node, ...]
     """Every node that answered, the primary first."""
@@ -79,15 +77,11 @@ class Facts:
     fleet_error: str | None = None
     claims: tuple[Claim, ...] = ()
     clients: ClientSummary | None = None
-    queues: tuple[str, ...] = ()
-    namespace: str = schema.DEFAULT_NAMESPACE
-    elapsed: float = 0.0
-    errors: tuple[str, ...] = field(default_factory=tuple)
+    errors: tuple[str, ...] = ()
 
 
 def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
     """Read everything once; :class:`Unreachable` when no data node answers."""
-    started = time.monotonic()
     target = config.target
     clients = ClientCache(config.credentials, config.tls, config.scrape_timeout)
     try:
@@ -97,7 +91,7 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
             )
         except DiscoveryError as exc:
             raise Unreachable(f"{target.display}: discovery failed: {exc}") from None
-        nodes: list[Node] = []
+        nodes: dict[tuple[str, int], Node] = {}
         failed: list[str] = []
         cluster = target.topology is Topology.CLUSTER
         for host, port in addrs:
@@ -112,44 +106,37 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
             if extra and isinstance(extra[0], Mapping):
                 config_values.update({str(k): str(v) for k, v in extra[0].items()})
             last = snap.slowlog_last[1] if snap.slowlog_last else None
-            nodes.append(Node(addr, snap.info, config_values, snap.slowlog_len, last))
+            nodes[(host, port)] = Node(addr, snap.info, config_values, snap.slowlog_len, last)
         if not nodes:
             raise Unreachable(f"{target.display}: " + "; ".join(failed))
-        primaries = [n for n in nodes if n.role == "master"]
-        primary = primaries[0] if primaries else nodes[0]
-        ordered = (primary, *(n for n in nodes if n is not primary))
+        at = next((a for a, n in nodes.items() if n.role == "master"), next(iter(nodes)))
+        primary = nodes[at]
         errors: list[str] = []
         fleet = fleet_error = None
         claims: tuple[Claim, ...] = ()
         summary = None
-        fleet_client: redis.Redis | RedisCluster
-        host, _, port_text = primary.addr.rpartition(":")
-        host, port = host.strip("[]"), int(port_text)
-        fleet_client = clients.get(host, port, tls=target.tls, db=target.db)
-        if cluster:
-            seed_host, seed_port = target.hosts[0]
-            fleet_client = clients.cluster(seed_host, seed_port, tls=target.tls)
+        fleet_client: redis.Redis | RedisCluster = (
+            clients.cluster(*target.hosts[0], tls=target.tls)
+            if cluster
+            else clients.get(*at, tls=target.tls, db=target.db)
+        )
         try:
             fleet = read_fleet(fleet_client, options)
             claims = _claims(fleet_client, fleet, options)
         except (redis.RedisError, OSError, ValueError) as exc:
             fleet_error = describe(exc)
         try:
-            summary = _clients(clients.get(host, port, tls=target.tls))
+            summary = _clients(clients.get(*at, tls=target.tls))
         except (redis.RedisError, OSError) as exc:
             errors.append(f"CLIENT LIST: {describe(exc)}")
         return Facts(
-            target=target.display,
             primary=primary,
-            nodes=ordered,
+            nodes=(primary, *(n for n in nodes.values() if n is not primary)),
             unreachable=tuple(failed),
             fleet=fleet,
             fleet_error=fleet_error,
             claims=claims,
             clients=summary,
-            queues=options.queues,
-            namespace=options.namespace,
-            elapsed=time.monotonic() - started,
             errors=tuple(errors),
         )
     finally:
@@ -167,9 +154,10 @@ def _claims(client: Any, fleet: FleetSnapshot, options: FleetOptions) -> tuple[C
         return ()
     shards = int(fleet.schema_fields.get(schema.SCHEMA_FIELD_SHARDS, 1))
     layout = schema.Schema(options.namespace, shards)
-    entries: list[tuple[str, float]] = []
+    pipe = client.pipeline(transaction=False)
     for key in layout.tools_in_progress_keys():
-        entries += client.zrange(key, 0, CLAIMS_READ - 1, withscores=True)
+        pipe.zrange(key, 0, CLAIMS_READ - 1, withscores=True)
+    entries: list[tuple[str, float]] = [e for shard in pipe.execute() for e in shard]
     if not entries:
         return ()
     pipe = client.pipeline(transaction=False)

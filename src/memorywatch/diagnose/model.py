@@ -80,6 +80,10 @@ class Report:
     unreachable: bool = False
     elapsed: float = 0.0
 
+    def rank(self, alert: str) -> int | None:
+        """1 when ``alert`` is the most likely cause, None when it is not among them."""
+        return next((n for n, c in enumerate(self.causes, 1) if c.alert == alert), None)
+
     @property
     def exit_code(self) -> int:
         """0 nothing wrong, 1 causes found, 2 could not check."""

@@ -64,7 +64,7 @@ def diagnose(
             found = hypothesis.check(facts, table)
             if found is not None:
                 findings[hypothesis.alert] = found
-    seen_by_prometheus = _ask_prometheus(prometheus, order, rules, alert, report)
+    seen_by_prometheus = _ask_prometheus(prometheus, rules, alert, report)
     for hypothesis in order:
         name = hypothesis.alert
         redis_found = findings.get(name)
@@ -119,7 +119,6 @@ def with_every_alert(rules: Sequence[AlertRule]) -> tuple[Hypothesis, ...]:
 
 def _ask_prometheus(
     prometheus: Prometheus | None,
-    order: Sequence[Hypothesis],
     rules: Sequence[AlertRule],
     alert: str | None,
     report: Report,
@@ -127,12 +126,9 @@ def _ask_prometheus(
     """Alert -> evidence lines, for the alerts whose own expression holds in Prometheus now."""
     if prometheus is None:
         return {}
-    wanted = {h.alert for h in order}
     seen: dict[str, list[str]] = {}
     try:
         for rule in rules:
-            if rule.alert not in wanted:
-                continue
             series = prometheus.expression_now(rule.expr)
             if series:
                 seen.setdefault(rule.alert, []).extend(
