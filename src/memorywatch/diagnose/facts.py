@@ -98,15 +98,12 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
             addr = format_addr(host, port)
             client = clients.get(host, port, tls=target.tls, db=target.db)
             try:
-                snap, extra = fetch_snapshot(client, cluster=cluster, extra=_extra)
+                snap, _ = fetch_snapshot(client, cluster=cluster)
             except (redis.RedisError, OSError) as exc:
                 failed.append(f"{addr}: {describe(exc)}")
                 continue
-            config_values = dict(snap.config)
-            if extra and isinstance(extra[0], Mapping):
-                config_values.update({str(k): str(v) for k, v in extra[0].items()})
             last = snap.slowlog_last[1] if snap.slowlog_last else None
-            nodes[(host, port)] = Node(addr, snap.info, config_values, snap.slowlog_len, last)
+            nodes[(host, port)] = Node(addr, snap.info, snap.config, snap.slowlog_len, last)
         if not nodes:
             raise Unreachable(f"{target.display}: " + "; ".join(failed))
         at = next((a for a, n in nodes.items() if n.role == "master"), next(iter(nodes)))
@@ -141,11 +138,6 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
         )
     finally:
         clients.close()
-
-
-def _extra(pipe: Any) -> int:
-    pipe.config_get("maxmemory-policy", "save", "appendonly")
-    return 1
 
 
 def _claims(client: Any, fleet: FleetSnapshot, options: FleetOptions) -> tuple[Claim, ...]:

@@ -11,10 +11,7 @@ from memorywatch.thresholds import Thresholds
 
 
 def _policy(facts: Facts) -> str:
-    return str(
-        facts.primary.info.get("maxmemory_policy")
-        or facts.primary.config.get("maxmemory-policy", "?")
-    )
+    return str(facts.primary.info.get("maxmemory_policy", "?"))
 
 
 def evicted(facts: Facts, th: Thresholds) -> Finding | None:
