@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class Fleet:
     server: RedisServer
     state: AgentState
     namespace: str
+    held: list[Any] = field(default_factory=list)
+    """What a seed must keep alive until the diagnosis (open connections, a lease)."""
 
     def run(self, table: th.Thresholds | None = None, queues: tuple[str, ...] = ()) -> Report:
         return run_on(self.server.url, self.namespace, table, queues)
@@ -143,9 +145,8 @@ def seed_stuck_tool(fleet: Fleet) -> None:
 
 
 def seed_lock_near_ttl(fleet: Fleet) -> None:
-    lease = fleet.state.lock("refund", "order-1", ttl=3.0)
+    fleet.held.append(fleet.state.lock("refund", "order-1", ttl=3.0))
     time.sleep(2.6)
-    fleet.lease = lease  # type: ignore[attr-defined]  # released by the fixture's close
 
 
 def seed_lock_lost(fleet: Fleet) -> None:
@@ -163,7 +164,7 @@ def seed_duplicate(fleet: Fleet) -> None:
         try:
             slow.run_tool(
                 "charge", "idem-SECRET-dup", lambda ctx: time.sleep(0.6),
-                tool_options=_options(deadline=0.2),
+                tool_options=ToolOptions(deadline=0.2),
             )  # fmt: skip
         except DuplicateExecution as exc:
             errors.append(exc)
@@ -172,15 +173,11 @@ def seed_duplicate(fleet: Fleet) -> None:
     thread.start()
     time.sleep(0.35)
     fleet.state.run_tool(
-        "charge", "idem-SECRET-dup", lambda ctx: None, tool_options=_options(deadline=5)
+        "charge", "idem-SECRET-dup", lambda ctx: None, tool_options=ToolOptions(deadline=5)
     )
     thread.join(5)
     slow.close()
     assert errors, "the first holder did not see its claim taken over"
-
-
-def _options(**kwargs: Any) -> ToolOptions:
-    return ToolOptions(**kwargs)
 
 
 def seed_pool_timeouts(fleet: Fleet) -> None:
@@ -197,8 +194,8 @@ def seed_clients_near_max(fleet: Fleet) -> None:
     raw = fleet.server.client()
     connected = int(raw.info("clients")["connected_clients"])
     raw.config_set("maxclients", connected + 6)
-    fleet.extra = [fleet.server.client() for _ in range(5)]  # type: ignore[attr-defined]
-    for client in fleet.extra:  # type: ignore[attr-defined]
+    fleet.held += [fleet.server.client() for _ in range(5)]
+    for client in fleet.held:
         client.ping()
 
 
