@@ -5,6 +5,7 @@ exporter against a real Redis, serving a runbook from the installed package."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(
         ["dashboards", "check"],
         ["runbook"],
         ["demo"],
+        ["diagnose"],
     ],
 )
 def test_every_subcommand_has_help(installed: Path, tmp_path: Path, command: list[str]) -> None:
@@ -150,3 +152,15 @@ def _serve_runbook(installed: Path, server: RedisServer) -> None:
             assert b"redis_up 1" in response.read()
     finally:
         exporter.stop()
+
+
+def test_the_installed_diagnose_against_a_real_redis(installed: Path, tmp_path: Path) -> None:
+    with redis_server("--maxmemory-policy", "volatile-lru") as server:
+        proc = run(installed, tmp_path, "diagnose", "--redis-url", server.url, "--format", "json")
+    assert proc.returncode == 1, proc.stderr  # the policy and the unset maxmemory are causes
+    body = json.loads(proc.stdout)
+    alerts = [cause["alert"] for cause in body["causes"]]
+    assert alerts == ["RedisEvictionPolicyUnsafe", "RedisMaxmemoryNotSet"]
+    assert all(cause["runbook"].startswith("memorywatch runbook ") for cause in body["causes"])
+    down = run(installed, tmp_path, "diagnose", "--redis-url", "redis://127.0.0.1:1")
+    assert down.returncode == 2 and "Traceback" not in down.stderr
