@@ -1,6 +1,7 @@
 """`memorywatch diagnose` on real Redis: each cause the runbooks name is seeded into a healthy
-fleet and must come first; a healthy fleet yields no cause; the command is read-only, prints
-no id, and fails in one line with exit 2 when it cannot check."""
+fleet and must come first, with no risk or symptom ranked as a cause; a healthy fleet yields no
+cause and no risk; the command is read-only, prints no id, and fails in one line with exit 2
+when it cannot check. The incidents the demo does not seed: test_diagnose_incidents.py."""
 
 from __future__ import annotations
 
@@ -11,14 +12,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from diagnose_helpers import HEALTHY, SECRET_MARKERS, Fleet, first, fleet, run_on, tuned
 from harness import (
     RedisServer,
     freeze,
@@ -29,9 +28,7 @@ from harness import (
     thaw,
     wait_until,
 )
-from memorywatch import thresholds as th
 from memorywatch.agent import (
-    AgentState,
     DuplicateExecution,
     LockLost,
     PoolExhausted,
@@ -39,71 +36,27 @@ from memorywatch.agent import (
     ToolContext,
     ToolOptions,
 )
-from memorywatch.diagnose.model import Report
-from memorywatch.diagnose.run import diagnose
-from memorywatch.exporter.config import build_config
-from memorywatch.exporter.fleet_options import FleetOptions
 
-HEALTHY = ("--maxmemory", "256mb", "--maxmemory-policy", "noeviction", "--appendonly", "yes")
-SECRET_MARKERS = ("sess-SECRET", "user-SECRET", "idem-SECRET", "text-SECRET")
+__all__ = ["fleet"]  # the fixture, imported for pytest
 
 
-@dataclass
-class Fleet:
-    """A healthy fleet on a fresh Redis: one ready instance that has talked and run a tool."""
-
-    server: RedisServer
-    state: AgentState
-    namespace: str
-    held: list[Any] = field(default_factory=list)
-    """What a seed must keep alive until the diagnosis (open connections, a lease)."""
-
-    def run(self, table: th.Thresholds | None = None, queues: tuple[str, ...] = ()) -> Report:
-        return run_on(self.server.url, self.namespace, table, queues)
-
-    def other(self, instance_id: str, **options: Any) -> AgentState:
-        return AgentState.from_url(
-            self.server.url, namespace=self.namespace, instance_id=instance_id, **options
-        )
-
-
-def run_on(
-    url: str, namespace: str, table: th.Thresholds | None = None, queues: tuple[str, ...] = ()
-) -> Report:
-    config = build_config(redis_url=url, namespace=namespace, queues=queues)
-    options = FleetOptions(namespace=namespace, queues=queues)
-    return diagnose(config, options, table or th.Thresholds())
-
-
-def first(report: Report) -> str:
-    assert report.causes, f"no cause found; checked {report.checked}; errors {report.errors}"
-    return report.causes[0].alert
-
-
-@pytest.fixture
-def fleet() -> Iterator[Fleet]:
-    with redis_server(*HEALTHY) as server:
-        namespace = f"dx{uuid.uuid4().hex[:6]}"
-        state = AgentState.from_url(server.url, namespace=namespace, instance_id="agent-1")
-        history = state.history("sess-SECRET-1", user_id="user-SECRET-1")
-        history.append("user", "text-SECRET hello")
-        state.run_tool("charge", "idem-SECRET-1", lambda ctx: "ok")
-        state.heartbeat()
-        try:
-            yield Fleet(server, state, namespace)
-        finally:
-            state.close()
-
-
-def tuned(**values: float) -> th.Thresholds:
-    return th.Thresholds().with_overrides(values, "test")
-
-
-def test_a_healthy_fleet_yields_no_cause(fleet: Fleet) -> None:
+def test_a_healthy_fleet_yields_no_cause_and_no_risk(fleet: Fleet) -> None:
     report = fleet.run()
     assert report.causes == [], [c.alert for c in report.causes]
+    assert report.risks == [] and report.symptoms == []
     assert report.exit_code == 0
-    assert {c.outcome for c in report.checked} <= {"ruled out", "unknown"}
+    assert {c.outcome for c in report.checked} == {"ruled out", "needs prometheus"}
+    ruled_out = {c.alert for c in report.checked if c.outcome == "ruled out"}
+    # what Redis alone answers was asked of it, not deferred to Prometheus
+    assert ruled_out >= {
+        "RedisFragmentationHigh",
+        "RedisWriteErrors",
+        "RedisBusy",
+        "RedisSlowCommands",
+        "AgentToolOrphaned",
+        "AgentRecordsWithoutTTL",
+    }
+    assert report.sample is not None and "all" in report.sample  # a small keyspace: every key
 
 
 # -- one seeded cause each ----------------------------------------------------------------------
@@ -129,7 +82,8 @@ def seed_policy_unsafe(fleet: Fleet) -> None:
     fleet.server.client().config_set("maxmemory-policy", "volatile-lru")
 
 
-def seed_stuck_tool(fleet: Fleet) -> None:
+def seed_orphaned_tool(fleet: Fleet) -> None:
+    """A holder that dies mid-call (its heartbeat never comes again), claimed 10 min ago."""
     dead = fleet.other("agent-dead")
 
     def crash(ctx: ToolContext) -> None:
@@ -142,6 +96,12 @@ def seed_stuck_tool(fleet: Fleet) -> None:
     inprog = dead.schema.tools_in_progress_keys()[0]  # one shard on a standalone Redis
     assert fleet.server.client().zscore(inprog, record) is not None
     fleet.server.client().zadd(inprog, {record: (time.time() - 600) * 1000})  # 10 min ago
+
+
+def seed_stuck_tool(fleet: Fleet) -> None:
+    """A live holder (it beats) whose call has been in progress for 10 min."""
+    seed_orphaned_tool(fleet)
+    fleet.other("agent-dead").heartbeat()
 
 
 def seed_lock_near_ttl(fleet: Fleet) -> None:
@@ -233,9 +193,8 @@ def seed_not_durable(fleet: Fleet) -> None:
 SEEDS: dict[str, tuple[Callable[[Fleet], None], str]] = {
     "evicted agent state": (seed_evicted, "AgentStateEvicted"),
     "maxmemory near": (seed_memory_high, "RedisMemoryHigh"),
-    "maxmemory unset": (seed_maxmemory_unset, "RedisMaxmemoryNotSet"),
-    "policy evicts locks first": (seed_policy_unsafe, "RedisEvictionPolicyUnsafe"),
-    "tool stuck, holder dead": (seed_stuck_tool, "AgentToolStuckInProgress"),
+    "tool stuck, holder dead": (seed_orphaned_tool, "AgentToolOrphaned"),
+    "tool stuck, holder alive": (seed_stuck_tool, "AgentToolStuckInProgress"),
     "lock about to outlive its TTL": (seed_lock_near_ttl, "AgentLockHeldNearTTL"),
     "lost lock": (seed_lock_lost, "AgentLockLost"),
     "duplicate execution": (seed_duplicate, "AgentToolDuplicateExecution"),
@@ -308,8 +267,20 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
+def test_configuration_risks_are_not_causes(fleet: Fleet) -> None:
+    seed_maxmemory_unset(fleet)
+    seed_policy_unsafe(fleet)
+    report = fleet.run()
+    assert report.causes == [] and report.exit_code == 0
+    assert [r.alert for r in report.risks] == ["RedisEvictionPolicyUnsafe", "RedisMaxmemoryNotSet"]
+    assert (
+        "risks in the configuration (2), not causes"
+        in cli("--redis-url", fleet.server.url, "--namespace", fleet.namespace).stdout
+    )
+
+
 def test_the_command_is_read_only_and_prints_no_id(fleet: Fleet) -> None:
-    seed_stuck_tool(fleet)
+    seed_orphaned_tool(fleet)
     raw = fleet.server.client()
     before = raw.info("persistence")["rdb_changes_since_last_save"]
     keys = raw.dbsize()
@@ -322,7 +293,9 @@ def test_the_command_is_read_only_and_prints_no_id(fleet: Fleet) -> None:
     assert raw.dbsize() == keys
     body = json.loads(proc.stdout)
     assert set(body) >= {"causes", "checked", "errors"}
-    assert body["causes"][0]["alert"] == "AgentToolStuckInProgress"
+    assert body["causes"][0]["alert"] == "AgentToolOrphaned"
+    assert [s["alert"] for s in body["symptoms"]] == ["AgentToolStuckInProgress"]
+    assert body["symptoms"][0]["explained_by"] == "AgentToolOrphaned"
     assert set(body["causes"][0]) >= {"alert", "summary", "evidence", "mitigation", "runbook"}
 
 
@@ -330,6 +303,7 @@ def test_a_healthy_fleet_exits_0(fleet: Fleet) -> None:
     proc = cli("--redis-url", fleet.server.url, "--namespace", fleet.namespace)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no cause found" in proc.stdout
+    assert "need history, not counted against this result" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -360,18 +334,20 @@ def test_a_wrong_password_exits_2_without_the_password(tmp_path: Path) -> None:
 def test_alert_is_checked_first_ranked_on_its_merits_and_said_when_ruled_out(
     fleet: Fleet,
 ) -> None:
-    seed_policy_unsafe(fleet)
+    seed_orphaned_tool(fleet)
     seed_maxmemory_unset(fleet)
-    args = ("--redis-url", fleet.server.url, "--namespace", fleet.namespace)
-    body = json.loads(cli(*args, "--alert", "RedisMaxmemoryNotSet", "--format", "json").stdout)
-    assert body["checked"][0]["alert"] == "RedisMaxmemoryNotSet"
-    causes = [c["alert"] for c in body["causes"]]
-    assert causes == ["RedisEvictionPolicyUnsafe", "RedisMaxmemoryNotSet"]  # both warnings
+    args = ("--redis-url", fleet.server.url, "--namespace", fleet.namespace, "--window", "0.3")
+    body = json.loads(cli(*args, "--alert", "AgentToolStuckInProgress", "--format", "json").stdout)
+    assert body["checked"][0]["alert"] == "AgentToolStuckInProgress"
+    assert [c["alert"] for c in body["causes"]] == ["AgentToolOrphaned"]
+    assert [c["alert"] for c in body["risks"]] == ["RedisMaxmemoryNotSet"]
+    text = cli(*args, "--alert", "AgentToolStuckInProgress").stdout
+    assert "AgentToolStuckInProgress: found, a consequence of AgentToolOrphaned" in text
     text = cli(*args, "--alert", "RedisMaxmemoryNotSet").stdout
-    assert "RedisMaxmemoryNotSet: found, cause 2 of 2" in text
+    assert "RedisMaxmemoryNotSet: found, a risk in the configuration" in text
     assert "AgentLockLost: ruled out" in cli(*args, "--alert", "AgentLockLost").stdout
     unasked = cli(*args, "--alert", "RedisMasterChanged").stdout
-    assert "RedisMasterChanged: not checked" in unasked  # only Prometheus can tell
+    assert "RedisMasterChanged: not checked: needs history" in unasked  # only Prometheus can
 
 
 def test_sentinel_and_cluster_targets_are_diagnosed_through_discovery() -> None:
@@ -380,9 +356,10 @@ def test_sentinel_and_cluster_targets_are_diagnosed_through_discovery() -> None:
         url = f"redis+sentinel://127.0.0.1:{sentinel.port}/agents"
         report = run_on(url, "dxsent")
         assert not report.unreachable, report.errors
-        assert [c.alert for c in report.causes] == ["RedisMaxmemoryNotSet"]  # the master's
+        assert report.causes == []
+        assert [c.alert for c in report.risks] == ["RedisMaxmemoryNotSet"]  # the master's
     with redis_cluster(3) as nodes:
         report = run_on(f"redis+cluster://127.0.0.1:{nodes[0].port}", "dxclus")
         assert not report.unreachable, report.errors
         assert report.errors == []
-        assert "RedisMaxmemoryNotSet" in [c.alert for c in report.causes]
+        assert "RedisMaxmemoryNotSet" in [c.alert for c in report.risks]

@@ -1,11 +1,15 @@
-"""What `memorywatch diagnose` reads, read-only and once: every node's INFO, CONFIG and SLOWLOG
-(the exporter's own round trip), the primary's fleet state (the exporter's fleet read: indexes
-and counters, never a SCAN), the oldest in-progress tool claims with whether their holder still
-beats, and a summary of CLIENT LIST. Nothing here keeps an id: only counts, ages and names
-that are labels anyway (tool and lock kinds)."""
+"""What `memorywatch diagnose` reads, read-only: every node's INFO, CONFIG and SLOWLOG (the
+exporter's own round trip), the primary's fleet state (the exporter's fleet read: indexes and
+counters), the oldest in-progress tool claims with whether their holder still beats, a summary
+of CLIENT LIST, the primary's recent SLOWLOG entries (command names only), a bounded one-shot
+sample of the keyspace, and the primary's INFO a second time at the end of a window, so that
+what Redis counts (command time, errors) can be read as a rate. Nothing here keeps an id or an
+argument: only counts, ages, durations and names that are labels anyway (tool and lock kinds,
+command names, key classes)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +22,28 @@ from memorywatch.exporter.collectors.fleet.read import FleetSnapshot, read_fleet
 from memorywatch.exporter.config import ExporterConfig
 from memorywatch.exporter.discovery import DiscoveryError, discover
 from memorywatch.exporter.fleet_options import FleetOptions
-from memorywatch.exporter.scrape import ClientCache, describe, fetch_snapshot
+from memorywatch.exporter.profiles import Classifier
+from memorywatch.exporter.sampler import OneShot, sample_once
+from memorywatch.exporter.scrape import ClientCache, describe, fetch_snapshot, parse_info
 from memorywatch.redisurl import Topology, format_addr
 
 CLAIMS_READ = 50
 """Oldest in-progress tool claims read per shard (ZRANGE), to find stuck ones."""
+SLOWLOG_READ = 128
+"""Newest SLOWLOG entries read from the primary (Redis keeps 128 by default)."""
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """The budgets of one diagnosis's reads."""
+
+    sample_keys: int = 5000
+    """Keys the one-shot keyspace sample may walk."""
+    sample_seconds: float = 0.4
+    """Time the sample may take, round trips included."""
+    window: float = 1.0
+    """Seconds between the first and the second INFO of the primary (at least): command time
+    and errors are read as their growth over it. The other reads happen inside it."""
 
 
 class Unreachable(Exception):
@@ -57,6 +78,27 @@ class Claim:
     tool: str
     age: float
     holder_alive: bool
+    reclaim_in: float | None = None
+    """Seconds until its deadline, when a retry may reclaim it and run the tool again
+    (negative: already past it); None when the record has no deadline."""
+
+
+@dataclass(frozen=True)
+class SlowEntry:
+    """One SLOWLOG entry: the command's name (never its arguments), how long it ran, and how
+    long ago it finished."""
+
+    command: str
+    seconds: float
+    age: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """The primary's INFO read again at the end of the run, ``seconds`` after the first."""
+
+    info: Mapping[str, Any]
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -77,11 +119,21 @@ class Facts:
     fleet_error: str | None = None
     claims: tuple[Claim, ...] = ()
     clients: ClientSummary | None = None
+    slow: tuple[SlowEntry, ...] | None = None
+    """None: SLOWLOG GET was refused (an ACL, a renamed command)."""
+    window: Window | None = None
+    sample: OneShot | None = None
+    sample_error: str | None = None
+    cluster: bool = False
     errors: tuple[str, ...] = ()
 
 
-def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
+def gather(
+    config: ExporterConfig, options: FleetOptions, budget: ReadOptions | None = None
+) -> Facts:
     """Read everything once; :class:`Unreachable` when no data node answers."""
+    budget = budget or ReadOptions()
+    started = time.monotonic()
     target = config.target
     clients = ClientCache(config.credentials, config.tls, config.scrape_timeout)
     try:
@@ -122,10 +174,33 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
             claims = _claims(fleet_client, fleet, options)
         except (redis.RedisError, OSError, ValueError) as exc:
             fleet_error = describe(exc)
+        primary_client = clients.get(*at, tls=target.tls)
         try:
-            summary = _clients(clients.get(*at, tls=target.tls))
+            summary = _clients(primary_client)
         except (redis.RedisError, OSError) as exc:
             errors.append(f"CLIENT LIST: {describe(exc)}")
+        slow = _slowlog(primary_client)
+        sample, sample_error = None, None
+        try:
+            sample = (
+                None
+                if not budget.sample_keys
+                else sample_once(
+                    clients.get(*at, tls=target.tls, db=target.db),
+                    Classifier(options.namespace, options.profiles),
+                    budget.sample_keys,
+                    budget.sample_seconds,
+                )
+            )
+        except (redis.RedisError, OSError) as exc:
+            sample_error = describe(exc)
+        window = None
+        time.sleep(max(0.0, budget.window - (time.monotonic() - started)))
+        try:
+            info = parse_info(primary_client.execute_command("INFO", "ALL"))
+            window = Window(info, time.monotonic() - started)
+        except (redis.RedisError, OSError) as exc:
+            errors.append(f"INFO, read again after the window: {describe(exc)}")
         return Facts(
             primary=primary,
             nodes=(primary, *(n for n in nodes.values() if n is not primary)),
@@ -134,6 +209,11 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
             fleet_error=fleet_error,
             claims=claims,
             clients=summary,
+            slow=slow,
+            window=window,
+            sample=sample,
+            sample_error=sample_error,
+            cluster=cluster,
             errors=tuple(errors),
         )
     finally:
@@ -154,7 +234,12 @@ def _claims(client: Any, fleet: FleetSnapshot, options: FleetOptions) -> tuple[C
         return ()
     pipe = client.pipeline(transaction=False)
     for record, _ in entries:
-        pipe.hmget(record, schema.TOOL_FIELD_LABEL, schema.TOOL_FIELD_INSTANCE)
+        pipe.hmget(
+            record,
+            schema.TOOL_FIELD_LABEL,
+            schema.TOOL_FIELD_INSTANCE,
+            schema.TOOL_FIELD_DEADLINE_MS,
+        )
     fields = pipe.execute(raise_on_error=False)
     holders = {
         f[1] for f in fields if isinstance(f, list) and f[1] is not None
@@ -168,10 +253,16 @@ def _claims(client: Any, fleet: FleetSnapshot, options: FleetOptions) -> tuple[C
     for (_, since_ms), reply in zip(entries, fields, strict=True):
         if not isinstance(reply, list):
             continue
-        label, instance = reply
+        label, instance, deadline_ms = reply
         beating = instance is not None and alive.get(instance) == 1
+        reclaim_in = (float(deadline_ms) - fleet.now_ms) / 1000 if _number(deadline_ms) else None
         claims.append(
-            Claim(str(label or schema.OTHER), fleet.now_ms / 1000 - since_ms / 1000, beating)
+            Claim(
+                str(label or schema.OTHER),
+                fleet.now_ms / 1000 - since_ms / 1000,
+                beating,
+                reclaim_in,
+            )
         )
     return tuple(claims)
 
@@ -187,3 +278,34 @@ def _clients(client: redis.Redis) -> ClientSummary:
         if "b" in fields.get("flags", ""):
             blocked += 1
     return ClientSummary(len(lines), idle, blocked)
+
+
+def _number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _slowlog(client: redis.Redis) -> tuple[SlowEntry, ...] | None:
+    """The newest SLOWLOG entries as (command name, seconds, age); None when refused."""
+    pipe = client.pipeline(transaction=False)
+    pipe.execute_command("TIME")
+    pipe.execute_command("SLOWLOG", "GET", SLOWLOG_READ)
+    try:
+        now_reply, entries = pipe.execute(raise_on_error=False)
+    except (redis.RedisError, OSError):
+        return None
+    if isinstance(now_reply, Exception) or isinstance(entries, Exception):
+        return None
+    now = float(now_reply[0]) + float(now_reply[1]) / 1e6
+    slow = []
+    for entry in entries or []:
+        # [id, unix time, microseconds, [command, args...], client addr, client name]
+        if not isinstance(entry, list | tuple) or len(entry) < 4 or not entry[3]:
+            continue
+        name = entry[3][0]
+        command = (name.decode(errors="replace") if isinstance(name, bytes) else str(name)).lower()
+        slow.append(SlowEntry(command, float(entry[2]) / 1e6, now - float(entry[1])))
+    return tuple(slow)

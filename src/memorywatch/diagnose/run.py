@@ -1,16 +1,31 @@
-"""One diagnosis: gather the facts, ask every hypothesis, weigh in Prometheus, rank."""
+"""One diagnosis: gather the facts, ask every hypothesis, weigh in Prometheus, tell causes from
+symptoms and risks, rank."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
+from memorywatch import causality
 from memorywatch import thresholds as th
 from memorywatch.alerts.generate import alert_rules, build_groups
 from memorywatch.alerts.model import AlertRule, AlertsConfig
 from memorywatch.diagnose import facts as f
 from memorywatch.diagnose.checks import HYPOTHESES
-from memorywatch.diagnose.model import Cause, Checked, Finding, Hypothesis, Report
+from memorywatch.diagnose.model import (
+    COULD_NOT_CHECK,
+    FOUND,
+    NEEDS_PROMETHEUS,
+    RULED_OUT,
+    CannotTell,
+    Cause,
+    Checked,
+    Finding,
+    Hypothesis,
+    NeedsHistory,
+    Report,
+)
 from memorywatch.diagnose.prometheus import Prometheus, PrometheusError
 from memorywatch.exporter.config import ExporterConfig
 from memorywatch.exporter.fleet_options import FleetOptions
@@ -34,6 +49,7 @@ def diagnose(
     table: th.Thresholds,
     prometheus: Prometheus | None = None,
     alert: str | None = None,
+    budget: f.ReadOptions | None = None,
 ) -> Report:
     """The report; ``alert`` puts that alert's hypothesis first and says if it was ruled out."""
     started = time.monotonic()
@@ -45,8 +61,9 @@ def diagnose(
     order: Sequence[Hypothesis] = sorted(hypotheses, key=lambda h: h.alert != alert)
     report = Report(target=config.target.display)
     findings: dict[str, Finding] = {}
+    blind: dict[str, Checked] = {}
     try:
-        facts: f.Facts | None = f.gather(config, options)
+        facts: f.Facts | None = f.gather(config, options, budget)
     except f.Unreachable as exc:
         facts = None
         report.unreachable = True
@@ -58,46 +75,116 @@ def diagnose(
         report.errors += facts.errors
         if facts.fleet_error:
             report.errors.append(f"fleet state: {facts.fleet_error}")
+        report.sample = describe_sample(facts)
         for hypothesis in order:
             if hypothesis.check is None:
                 continue
-            found = hypothesis.check(facts, table)
+            try:
+                found = hypothesis.check(facts, table)
+            except CannotTell as exc:
+                blind[hypothesis.alert] = Checked(
+                    hypothesis.alert, hypothesis.question, COULD_NOT_CHECK, str(exc)
+                )
+                continue
+            except NeedsHistory as exc:
+                blind[hypothesis.alert] = Checked(
+                    hypothesis.alert, hypothesis.question, NEEDS_PROMETHEUS, str(exc)
+                )
+                continue
             if found is not None:
                 findings[hypothesis.alert] = found
-    seen_by_prometheus = _ask_prometheus(prometheus, rules, alert, report)
+    seen_by_prometheus, prometheus_error = _ask_prometheus(prometheus, rules, alert, report)
+    found_now: list[Cause] = []
     for hypothesis in order:
         name = hypothesis.alert
         redis_found = findings.get(name)
         prom = seen_by_prometheus.get(name)
         if redis_found is None and prom is None:
-            blind = (facts is None and name != "RedisDown") or (
-                hypothesis.check is None and prometheus is None
+            report.checked.append(
+                _not_found(hypothesis, facts, blind.get(name), prometheus, prometheus_error)
             )
-            outcome = "unknown" if blind else "ruled out"
-            report.checked.append(Checked(name, hypothesis.question, outcome))
             continue
-        report.checked.append(Checked(name, hypothesis.question, "found"))
+        report.checked.append(Checked(name, hypothesis.question, FOUND))
         summary = redis_found.summary if redis_found else f"Prometheus: {name} holds now."
         evidence = (*(redis_found.evidence if redis_found else ()), *(prom or ()))
         source = "+".join(s for s, v in (("redis", redis_found), ("prometheus", prom)) if v)
         severity = (redis_found.severity if redis_found else None) or _severity(name, table)
-        report.causes.append(
-            Cause(name, severity, summary, evidence, hypothesis.mitigation,
-                  runbook_command(name), source)
-        )  # fmt: skip
+        mitigation = (redis_found.mitigation if redis_found else None) or hypothesis.mitigation
+        found_now.append(
+            Cause(name, severity, summary, evidence, mitigation, runbook_command(name), source)
+        )
     prior = {h.alert: i for i, h in enumerate(hypotheses)}
     excess = {name: found.excess for name, found in findings.items()}
     # The paged alert is checked first but ranked like any other: paged for the misses an
     # eviction caused, the eviction is what to fix.
-    report.causes.sort(
+    found_now.sort(
         key=lambda c: (
             SEVERITY_RANK.get(c.severity, 3),
             prior[c.alert],
             -excess.get(c.alert, 1.0),
         )
     )
+    _sort_kinds(found_now, report)
     report.elapsed = time.monotonic() - started
     return report
+
+
+def _not_found(
+    hypothesis: Hypothesis,
+    facts: f.Facts | None,
+    blind: Checked | None,
+    prometheus: Prometheus | None,
+    prometheus_error: str | None,
+) -> Checked:
+    """The outcome of a hypothesis nothing found: ruled out only when a source answered it."""
+    name, question = hypothesis.alert, hypothesis.question
+    if facts is None and name != "RedisDown":
+        return Checked(name, question, COULD_NOT_CHECK, "Redis did not answer")
+    if hypothesis.check is not None and blind is None:
+        return Checked(name, question, RULED_OUT)
+    if prometheus is not None:
+        if prometheus_error is None:
+            return Checked(name, question, RULED_OUT)  # its own expression does not hold
+        return Checked(name, question, COULD_NOT_CHECK, f"Prometheus: {prometheus_error}")
+    if blind is not None:
+        return blind
+    return Checked(name, question, NEEDS_PROMETHEUS, "needs history: give --prometheus-url")
+
+
+def _sort_kinds(found: list[Cause], report: Report) -> None:
+    """Risks apart; a finding is a symptom when a cause found in this run explains it along
+    a declared edge of the causality table; the rest are the causes, in ranked order."""
+    problems = [c for c in found if c.alert not in causality.RISKS]
+    report.risks = [c for c in found if c.alert in causality.RISKS]
+    present = [c.alert for c in problems]
+    explains = causality.explained_by()
+    for cause in problems:
+        by = next(
+            (p for p in present if p in explains.get(cause.alert, ()) and p != cause.alert), None
+        )
+        if by is None:
+            report.causes.append(cause)
+            continue
+        edge = causality.edge(by)
+        report.symptoms.append(replace(cause, explained_by=by, because=edge.why if edge else None))
+
+
+def describe_sample(facts: f.Facts) -> str | None:
+    """One line: how much of the keyspace the sample saw, and how long it took."""
+    if facts.sample_error is not None:
+        return f"keyspace sample failed: {facts.sample_error}"
+    sample = facts.sample
+    if sample is None:
+        return None
+    node = " (the primary only)" if facts.cluster else ""
+    if sample.complete:
+        return f"keyspace: all {sample.walked:,} keys read{node} in {sample.seconds:.2f} s"
+    share = sample.walked / sample.keyspace if sample.keyspace else 0.0
+    return (
+        f"keyspace sample: {sample.walked:,} of {sample.keyspace:,} keys "
+        f"({share * 100:.2g} %){node} in {sample.seconds:.2f} s"
+        + (f"; {sample.stopped}" if sample.stopped else "")
+    )
 
 
 def with_every_alert(rules: Sequence[AlertRule]) -> tuple[Hypothesis, ...]:
@@ -122,10 +209,11 @@ def _ask_prometheus(
     rules: Sequence[AlertRule],
     alert: str | None,
     report: Report,
-) -> dict[str, list[str]]:
-    """Alert -> evidence lines, for the alerts whose own expression holds in Prometheus now."""
+) -> tuple[dict[str, list[str]], str | None]:
+    """Alert -> evidence lines, for the alerts whose own expression holds in Prometheus now;
+    and the error that stopped the questions, if one did."""
     if prometheus is None:
-        return {}
+        return {}, None
     seen: dict[str, list[str]] = {}
     try:
         for rule in rules:
@@ -143,4 +231,5 @@ def _ask_prometheus(
                 )
     except PrometheusError as exc:
         report.errors.append(f"prometheus: {exc}")
-    return seen
+        return seen, str(exc)
+    return seen, None

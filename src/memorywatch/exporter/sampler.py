@@ -54,6 +54,8 @@ class SampleResult:
     keys: dict[Slot, int] = field(default_factory=dict)
     bytes: dict[Slot, int] = field(default_factory=dict)
     without_ttl: dict[Slot, int] = field(default_factory=dict)
+    bytes_without_ttl: dict[Slot, int] = field(default_factory=dict)
+    """Bytes of keys with no TTL at all, in any class: what a volatile-* policy never evicts."""
     errors: dict[str, int] = field(default_factory=dict)
     seen: frozenset[str] = frozenset()
     """Profiles that own at least one key of the pass (of the type their library writes)."""
@@ -64,10 +66,11 @@ class SampleResult:
 
 
 @dataclass
-class _Tally:
+class Tally:
     keys: Counter[Slot] = field(default_factory=Counter)
     bytes: Counter[Slot] = field(default_factory=Counter)
     without_ttl: Counter[Slot] = field(default_factory=Counter)
+    bytes_without_ttl: Counter[Slot] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
 
@@ -77,6 +80,7 @@ class _Tally:
             keys=dict(self.keys),
             bytes=dict(self.bytes),
             without_ttl=dict(self.without_ttl),
+            bytes_without_ttl=dict(self.bytes_without_ttl),
             errors={k: self.errors[k] for k in names.ERROR_KINDS},
             seen=frozenset(self.seen),
         )
@@ -102,7 +106,7 @@ class KeyspaceSampler(BackgroundWorker):
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._cursor = 0
-        self._partial = _Tally()
+        self._partial = Tally()
 
     def result(self) -> SampleResult | None:
         with self._lock:
@@ -131,76 +135,128 @@ class KeyspaceSampler(BackgroundWorker):
             # The budget counts SCAN work (keys walked), whatever the batch returned.
             scanned += self._batch
             if keys:
-                self._inspect(client, [str(k) for k in keys], self._partial)
+                inspect_keys(client, self._classifier, [str(k) for k in keys], self._partial)
             if self._cursor == 0:
                 result = self._partial.result()
                 with self._done:
                     self._result = result
                     self._done.notify_all()
-                self._partial = _Tally()
+                self._partial = Tally()
                 return
 
-    def _inspect(self, client: redis.Redis, keys: list[str], tally: _Tally) -> None:
-        matches = [self._classifier.classify(key) for key in keys]
-        pipe = client.pipeline(transaction=False)
-        for key, match in zip(keys, matches, strict=True):
-            pipe.type(key)
-            pipe.pttl(key)
-            exact = match is not None and match.key_class not in ESTIMATED
-            pipe.memory_usage(key, samples=0 if exact else ESTIMATE_SAMPLES)
-        replies = pipe.execute(raise_on_error=False)
-        records: list[tuple[str, str]] = []
-        for position, (key, match) in enumerate(zip(keys, matches, strict=True)):
-            redis_type, pttl, usage = replies[3 * position : 3 * position + 3]
-            if isinstance(redis_type, Exception) or redis_type == "none":
-                continue  # expired or deleted between SCAN and TYPE
-            slot = self._slot(match, str(redis_type), tally)
-            tally.keys[slot] += 1
-            if isinstance(usage, int):
-                tally.bytes[slot] += usage
-            if match is None or slot != (match.profile, match.key_class):
-                continue  # unclaimed, or our key with a wrong type (an error already)
-            if pttl == -1 and match.ttl_required and not match.foreign:
-                tally.without_ttl[slot] += 1
-                if match.profile == MEMORYWATCH:
-                    tally.errors[names.ERROR_MISSING_TTL] += 1
-            if match.kind in (schema.KIND_LOCK, schema.KIND_TOOL):
-                records.append((key, match.kind))
-        if records:
-            self._check_records(client, records, tally)
 
-    @staticmethod
-    def _slot(match: Match | None, redis_type: str, tally: _Tally) -> Slot:
-        """Where a key counts: its profile and class, or unclaimed when its type is not the
-        one the profile's library writes (another application's key of a similar name)."""
-        if match is None:
-            return UNCLAIMED
-        if match.profile == MEMORYWATCH:
-            if match.foreign:
-                tally.errors[names.ERROR_FOREIGN] += 1
-            elif redis_type != match.redis_type:
-                tally.errors[names.ERROR_WRONG_TYPE] += 1
-                return (MEMORYWATCH, names.KEY_CLASS_OTHER)
-            tally.seen.add(MEMORYWATCH)
-            return (MEMORYWATCH, match.key_class)
-        if match.redis_type is not None and redis_type != match.redis_type:
-            return UNCLAIMED
-        tally.seen.add(match.profile)
-        return (match.profile, match.key_class)
+@dataclass(frozen=True)
+class OneShot:
+    """A bounded sample taken once (`memorywatch diagnose`): what it saw and how far it got."""
 
-    @staticmethod
-    def _check_records(client: redis.Redis, records: list[tuple[str, str]], tally: _Tally) -> None:
-        pipe = client.pipeline(transaction=False)
-        for key, kind in records:
-            if kind == schema.KIND_LOCK:
-                pipe.get(key)
-            else:
-                pipe.hmget(key, schema.TOOL_FIELD_STATE, schema.TOOL_FIELD_FENCE)
-        for (_key, kind), value in zip(records, pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(value, Exception) or value is None:
-                continue
-            if not _record_ok(kind, value):
-                tally.errors[names.ERROR_UNPARSABLE] += 1
+    result: SampleResult
+    walked: int
+    """Keys SCAN returned (the sample's size)."""
+    keyspace: int
+    """DBSIZE when the sample began: what the sample stands for."""
+    seconds: float
+    complete: bool
+    """SCAN came back to cursor 0: every key was seen, the figures are totals, not a sample."""
+    stopped: str | None = None
+    """Why it stopped before its key budget, when it did (the time budget ran out)."""
+
+
+def sample_once(
+    client: redis.Redis,
+    classifier: Classifier,
+    max_keys: int,
+    seconds: float,
+    batch: int = 200,
+) -> OneShot:
+    """SCAN from cursor 0 until ``max_keys`` keys were walked, the keyspace ends, or
+    ``seconds`` pass, classifying each batch as the background sampler does. SCAN's order
+    is the hash table's, so a prefix of it is a fair sample of the keyspace. Read-only."""
+    started = time.monotonic()
+    keyspace = int(client.dbsize())
+    tally = Tally()
+    cursor, walked, stopped, complete = 0, 0, None, False
+    while True:
+        if time.monotonic() - started >= seconds:
+            stopped = f"the {seconds:g} s time budget ran out after {walked:,} keys"
+            break
+        cursor_reply, keys = client.scan(cursor, count=min(batch, max_keys - walked))
+        cursor = int(cursor_reply)
+        walked += len(keys)
+        if keys:
+            inspect_keys(client, classifier, [str(k) for k in keys], tally)
+        complete = cursor == 0
+        if complete or walked >= max_keys:
+            break
+    return OneShot(tally.result(), walked, keyspace, time.monotonic() - started, complete, stopped)
+
+
+def inspect_keys(
+    client: redis.Redis, classifier: Classifier, keys: list[str], tally: Tally
+) -> None:
+    """Classify a batch of keys and count them into ``tally``: TYPE, PTTL and MEMORY USAGE
+    of the whole batch in one pipelined round trip (read-only)."""
+    matches = [classifier.classify(key) for key in keys]
+    pipe = client.pipeline(transaction=False)
+    for key, match in zip(keys, matches, strict=True):
+        pipe.type(key)
+        pipe.pttl(key)
+        exact = match is not None and match.key_class not in ESTIMATED
+        pipe.memory_usage(key, samples=0 if exact else ESTIMATE_SAMPLES)
+    replies = pipe.execute(raise_on_error=False)
+    records: list[tuple[str, str]] = []
+    for position, (key, match) in enumerate(zip(keys, matches, strict=True)):
+        redis_type, pttl, usage = replies[3 * position : 3 * position + 3]
+        if isinstance(redis_type, Exception) or redis_type == "none":
+            continue  # expired or deleted between SCAN and TYPE
+        slot = _slot(match, str(redis_type), tally)
+        tally.keys[slot] += 1
+        if isinstance(usage, int):
+            tally.bytes[slot] += usage
+            if pttl == -1:
+                tally.bytes_without_ttl[slot] += usage
+        if match is None or slot != (match.profile, match.key_class):
+            continue  # unclaimed, or our key with a wrong type (an error already)
+        if pttl == -1 and match.ttl_required and not match.foreign:
+            tally.without_ttl[slot] += 1
+            if match.profile == MEMORYWATCH:
+                tally.errors[names.ERROR_MISSING_TTL] += 1
+        if match.kind in (schema.KIND_LOCK, schema.KIND_TOOL):
+            records.append((key, match.kind))
+    if records:
+        _check_records(client, records, tally)
+
+
+def _slot(match: Match | None, redis_type: str, tally: Tally) -> Slot:
+    """Where a key counts: its profile and class, or unclaimed when its type is not the
+    one the profile's library writes (another application's key of a similar name)."""
+    if match is None:
+        return UNCLAIMED
+    if match.profile == MEMORYWATCH:
+        if match.foreign:
+            tally.errors[names.ERROR_FOREIGN] += 1
+        elif redis_type != match.redis_type:
+            tally.errors[names.ERROR_WRONG_TYPE] += 1
+            return (MEMORYWATCH, names.KEY_CLASS_OTHER)
+        tally.seen.add(MEMORYWATCH)
+        return (MEMORYWATCH, match.key_class)
+    if match.redis_type is not None and redis_type != match.redis_type:
+        return UNCLAIMED
+    tally.seen.add(match.profile)
+    return (match.profile, match.key_class)
+
+
+def _check_records(client: redis.Redis, records: list[tuple[str, str]], tally: Tally) -> None:
+    pipe = client.pipeline(transaction=False)
+    for key, kind in records:
+        if kind == schema.KIND_LOCK:
+            pipe.get(key)
+        else:
+            pipe.hmget(key, schema.TOOL_FIELD_STATE, schema.TOOL_FIELD_FENCE)
+    for (_key, kind), value in zip(records, pipe.execute(raise_on_error=False), strict=True):
+        if isinstance(value, Exception) or value is None:
+            continue
+        if not _record_ok(kind, value):
+            tally.errors[names.ERROR_UNPARSABLE] += 1
 
 
 def _record_ok(kind: str, value: object) -> bool:

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from memorywatch.diagnose.checks import clients, fleet, memory, redis_health, replication
+from memorywatch.diagnose.checks import (
+    clients,
+    fleet,
+    latency,
+    memory,
+    redis_health,
+    replication,
+)
 from memorywatch.diagnose.checks import tools_locks as tl
 from memorywatch.diagnose.model import Hypothesis
 
@@ -15,6 +22,7 @@ _ALL = {
     for h in (
         *redis_health.HYPOTHESES,
         *memory.HYPOTHESES,
+        *latency.HYPOTHESES,
         *tl.HYPOTHESES,
         *clients.HYPOTHESES,
         *replication.HYPOTHESES,
@@ -25,18 +33,25 @@ PRIOR: Final = (
     "RedisDown",
     "RedisRestartedWithoutPersistence",
     "AgentStateEvicted",
+    "RedisWriteErrors",
+    "RedisBusy",
     "RedisMasterChanged",
+    "AgentToolOrphaned",
     "AgentToolDuplicateExecution",
     "AgentToolStuckInProgress",
     "AgentLockLost",
     "AgentClientPoolTimeouts",
     "RedisRejectedConnections",
     "RedisReplicationLinkDown",
+    "RedisReplicaMissing",
+    "RedisSlowCommands",
     "AgentNoReadyInstances",
     "AgentStateNotDurable",
     "AgentStateMisses",
     "RedisPersistenceFailing",
     "RedisMemoryHigh",
+    "RedisFragmentationHigh",
+    "AgentRecordsWithoutTTL",
     "RedisReplicationLagHigh",
     "RedisClientsNearMax",
     "AgentLockHeldNearTTL",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from memorywatch.diagnose.facts import Facts
+from memorywatch.diagnose.model import CannotTell
+from memorywatch.exporter.collectors.fleet.read import FleetSnapshot
+from memorywatch.exporter.sampler import OneShot
 
 
 def counter(facts: Facts, family: str) -> dict[str, float]:
@@ -25,3 +28,34 @@ def mib(value: float) -> str:
 
 def pct(share: float) -> str:
     return f"{share * 100:.0f} %"
+
+
+def fleet_of(facts: Facts) -> FleetSnapshot:
+    """The fleet snapshot, or :class:`CannotTell` with why it could not be read."""
+    if facts.fleet is None:
+        raise CannotTell(f"the fleet state could not be read: {facts.fleet_error or 'no reply'}")
+    return facts.fleet
+
+
+def sample_of(facts: Facts) -> OneShot:
+    """The keyspace sample, or :class:`CannotTell` when none could be taken or it saw no key
+    although the keyspace has some."""
+    sample = facts.sample
+    if sample is None:
+        raise CannotTell(
+            f"the keyspace sample failed: {facts.sample_error}"
+            if facts.sample_error
+            else "no keyspace sample was taken (--sample-keys 0)"
+        )
+    if sample.walked == 0 and sample.keyspace > 0:
+        raise CannotTell(f"the keyspace sample read no key: {sample.stopped or 'no reply'}")
+    return sample
+
+
+def slot_name(slot: tuple[str, str]) -> str:
+    """``openai_agents history``: a profile and a key class (labels, never key names)."""
+    return f"{slot[0]} {slot[1]}"
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:,.0f} ms" if value < 1 else f"{value:,.1f} s"

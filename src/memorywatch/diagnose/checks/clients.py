@@ -3,9 +3,9 @@ RedisRejectedConnections)."""
 
 from __future__ import annotations
 
-from memorywatch.diagnose.checks._util import pct
+from memorywatch.diagnose.checks._util import fleet_of, pct
 from memorywatch.diagnose.facts import Facts
-from memorywatch.diagnose.model import Finding, Hypothesis
+from memorywatch.diagnose.model import CannotTell, Finding, Hypothesis
 from memorywatch.thresholds import Thresholds
 
 
@@ -21,26 +21,23 @@ def _slowlog(facts: Facts) -> list[str]:
 
 
 def pool_timeouts(facts: Facts, th: Thresholds) -> Finding | None:
-    if facts.fleet is None:
-        return None
-    hit = {i: b for i, b in facts.fleet.instances.items() if b.pool_timeouts}
+    fleet = fleet_of(facts)
+    hit = {i: b for i, b in fleet.instances.items() if b.pool_timeouts}
     if not hit:
         return None
     total = sum(b.pool_timeouts or 0 for b in hit.values())
     return Finding(
         "Agent instances ran out of pool connections: turns failed waiting for Redis.",
-        (f"{len(hit)} of {len(facts.fleet.instances)} live instances report pool timeouts "
+        (f"{len(hit)} of {len(fleet.instances)} live instances report pool timeouts "
          f"({total:,} since they started)", *_slowlog(facts)),
         excess=1.0 + total,
     )  # fmt: skip
 
 
 def pool_saturated(facts: Facts, th: Thresholds) -> Finding | None:
-    if facts.fleet is None:
-        return None
     share = th["client_pool_used"].number()
     full = [
-        b for b in facts.fleet.instances.values()
+        b for b in fleet_of(facts).instances.values()
         if b.pool_max and b.pool_in_use is not None and b.pool_in_use / b.pool_max >= share
     ]  # fmt: skip
     if not full:
@@ -55,6 +52,8 @@ def pool_saturated(facts: Facts, th: Thresholds) -> Finding | None:
 
 def clients_near_max(facts: Facts, th: Thresholds) -> Finding | None:
     node = facts.primary
+    if "maxclients" not in node.config:
+        raise CannotTell("CONFIG GET maxclients was refused (an ACL or a renamed CONFIG)")
     maxclients = float(node.config.get("maxclients") or 0)
     if not maxclients:
         return None

@@ -3,6 +3,7 @@ AgentQueueBacklog)."""
 
 from __future__ import annotations
 
+from memorywatch.diagnose.checks._util import fleet_of
 from memorywatch.diagnose.facts import Facts
 from memorywatch.diagnose.model import Finding, Hypothesis
 from memorywatch.thresholds import Thresholds
@@ -10,7 +11,7 @@ from memorywatch.thresholds import Thresholds
 
 def _has_fleet(facts: Facts) -> bool:
     """Agents have written here (the schema hash exists): a fleet is expected to beat."""
-    return facts.fleet is not None and facts.fleet.version is not None
+    return fleet_of(facts).version is not None
 
 
 def no_ready(facts: Facts, th: Thresholds) -> Finding | None:
@@ -42,18 +43,19 @@ def not_ready(facts: Facts, th: Thresholds) -> Finding | None:
 
 
 def backlog(facts: Facts, th: Thresholds) -> Finding | None:
-    if facts.fleet is None or not facts.fleet.queues:
+    fleet = fleet_of(facts)
+    if not fleet.queues:
         return None
     limit = th["queue_per_ready_instance"].number()
-    ready = sum(1 for beat in facts.fleet.instances.values() if beat.ready)
-    per = {q: s.length / max(1, ready) for q, s in facts.fleet.queues.items()}
+    ready = sum(1 for beat in fleet.instances.values() if beat.ready)
+    per = {q: s.length / max(1, ready) for q, s in fleet.queues.items()}
     behind = {q: v for q, v in per.items() if v >= limit}
     if not behind:
         return None
     worst = max(behind, key=lambda q: behind[q])
     return Finding(
         "Work queues back up faster than the ready instances drain them.",
-        (f"queue {worst}: {facts.fleet.queues[worst].length:,.0f} entries for {ready} ready "
+        (f"queue {worst}: {fleet.queues[worst].length:,.0f} entries for {ready} ready "
          f"instances ({behind[worst]:,.0f} per instance, threshold {limit:,.0f})",),
         excess=behind[worst] / limit,
     )  # fmt: skip

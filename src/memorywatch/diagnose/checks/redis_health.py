@@ -1,9 +1,13 @@
-"""Is Redis there, and did it come back empty (runbooks RedisDown, RedisRestartedWithoutPersistence)."""
+"""Is Redis there, does it take writes, and did it come back empty (runbooks RedisDown,
+RedisWriteErrors, RedisRestartedWithoutPersistence)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from memorywatch.diagnose.facts import Facts
-from memorywatch.diagnose.model import Finding, Hypothesis
+from memorywatch.diagnose.model import CannotTell, Finding, Hypothesis
 from memorywatch.thresholds import Thresholds
 
 
@@ -15,6 +19,51 @@ def loading(facts: Facts, th: Thresholds) -> Finding | None:
         "Redis is loading its dataset and refuses commands until it is done.",
         (f"loading 1, {node.number('loading_loaded_perc'):.0f} % loaded",),
     )
+
+
+WRITE_ERRORS = ("OOM", "READONLY", "MISCONF")
+"""The error replies that are a refused write (INFO errorstats, Redis 6.2+)."""
+WHY = {
+    "OOM": "maxmemory reached under noeviction (or nothing evictable)",
+    "READONLY": "a write sent to a replica (a stale master address after a failover)",
+    "MISCONF": "the last RDB save failed and stop-writes-on-bgsave-error is on",
+}
+
+
+def write_errors(facts: Facts, th: Thresholds) -> Finding | None:
+    node = facts.primary
+    if not any(key.startswith("errorstat_") for key in node.info) and "total_error_replies" not in (
+        node.info
+    ):
+        raise CannotTell("INFO holds no errorstats section (Redis older than 6.2?)")
+    after = facts.window.info if facts.window is not None else node.info
+    totals = {err: _count(after, err) for err in WRITE_ERRORS}
+    if not any(totals.values()):
+        return None
+    grew = {err: totals[err] - _count(node.info, err) for err in WRITE_ERRORS}
+    evidence = [
+        f"{err} replies: {totals[err]:,.0f} since the restart"
+        + (f", {grew[err]:,.0f} in the last {facts.window.seconds:.1f} s" if facts.window else "")
+        + f" ({WHY[err]})"
+        for err in WRITE_ERRORS
+        if totals[err]
+    ]
+    now = sum(max(0.0, g) for g in grew.values())
+    return Finding(
+        "Redis refuses writes: agents' history, lock and tool-record writes fail."
+        if now
+        else "Redis refused writes since its restart (none during this run).",
+        tuple(evidence),
+        excess=(2.0 + now) if now else 1.0,
+    )
+
+
+def _count(info: Mapping[str, Any], err: str) -> float:
+    stats = info.get(f"errorstat_{err}")
+    try:
+        return float(stats.get("count", 0)) if isinstance(stats, Mapping) else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 HYPOTHESES = (
@@ -37,5 +86,13 @@ HYPOTHESES = (
         "Check what the old master had not replicated (durable-mode refusals, lost turns) and "
         "why it failed; agents reconnect by themselves.",
         None,
+    ),
+    Hypothesis(
+        "RedisWriteErrors",
+        "Does Redis refuse writes (OOM, READONLY, MISCONF)?",
+        "OOM: raise maxmemory or free memory (keys without TTL); READONLY: point the agents at "
+        "the new master (Sentinel or Cluster URL); MISCONF: fix the failing save (disk, "
+        "permissions), then BGSAVE.",
+        write_errors,
     ),
 )

@@ -1,5 +1,5 @@
-"""Replication and persistence (runbooks RedisReplicationLinkDown, RedisReplicationLagHigh,
-RedisReplicationLagBytesHigh, RedisPersistenceFailing)."""
+"""Replication and persistence (runbooks RedisReplicationLinkDown, RedisReplicaMissing,
+RedisReplicationLagHigh, RedisReplicationLagBytesHigh, RedisPersistenceFailing)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from memorywatch.diagnose.checks._util import mib
 from memorywatch.diagnose.facts import Facts
-from memorywatch.diagnose.model import Finding, Hypothesis
+from memorywatch.diagnose.model import Finding, Hypothesis, NeedsHistory
 from memorywatch.thresholds import Thresholds
 
 
@@ -42,6 +42,24 @@ def link_down(facts: Facts, th: Thresholds) -> Finding | None:
     return Finding(
         "A replica has lost its master: it serves stale memory and cannot take over.",
         tuple(evidence),
+    )
+
+
+def replica_missing(facts: Facts, th: Thresholds) -> Finding | None:
+    """A replica the topology names (Sentinel's, the Cluster's) that does not answer; a
+    standalone target names none, so only the count's history can tell."""
+    if facts.unreachable:
+        return Finding(
+            "A replica the topology names does not answer: one failure away from no failover "
+            "target.",
+            (f"{len(facts.unreachable)} of {len(facts.nodes) + len(facts.unreachable)} nodes "
+             "the topology names do not answer",
+             f"the master has {facts.primary.number('connected_slaves'):.0f} connected replicas"),
+        )  # fmt: skip
+    if len(facts.nodes) > 1:
+        return None  # every node discovery named answered
+    raise NeedsHistory(
+        "a standalone target names no replicas: how many it had needs Prometheus's history"
     )
 
 
@@ -123,5 +141,12 @@ HYPOTHESES = (
         "Free or grow the disk, fix the directory's permissions, vm.overcommit_memory=1; then "
         "BGSAVE and check rdb_last_bgsave_status:ok.",
         persistence,
+    ),
+    Hypothesis(
+        "RedisReplicaMissing",
+        "Has a replica gone missing?",
+        "Bring the replica back (its process, its replicaof, the network); until then a "
+        "failover has fewer targets and durable mode may refuse writes.",
+        replica_missing,
     ),
 )

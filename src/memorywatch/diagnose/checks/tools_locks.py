@@ -1,4 +1,5 @@
-"""Tools, locks and agent state (runbooks AgentToolStuckInProgress, AgentToolDuplicateExecution,
+"""Tools, locks and agent state (runbooks AgentToolOrphaned, AgentToolStuckInProgress,
+AgentToolDuplicateExecution,
 AgentLockHeldNearTTL, AgentLockLost, AgentStateMisses, AgentStateNotDurable).
 
 Counters read from Redis count since the fleet's first write: without Prometheus a diagnosis
@@ -7,7 +8,7 @@ cannot tell an old loss from a new one, so it reports them with that caveat."""
 from __future__ import annotations
 
 from memorywatch import schema
-from memorywatch.diagnose.checks._util import by_name, counter, pct
+from memorywatch.diagnose.checks._util import by_name, counter, fleet_of, pct, seconds
 from memorywatch.diagnose.facts import Facts
 from memorywatch.diagnose.model import Finding, Hypothesis
 from memorywatch.thresholds import Thresholds
@@ -15,7 +16,41 @@ from memorywatch.thresholds import Thresholds
 SINCE = "since the fleet's counters began"
 
 
+def orphaned(facts: Facts, th: Thresholds) -> Finding | None:
+    """Claims whose holder's heartbeat is gone: the side effect may or may not have happened,
+    and at the claim's deadline a retry reclaims it and runs the tool again."""
+    fleet_of(facts)
+    dead = [c for c in facts.claims if not c.holder_alive]
+    if not dead:
+        return None
+    tools: dict[str, float] = {}
+    for claim in dead:
+        tools[claim.tool] = tools.get(claim.tool, 0) + 1
+    deadlines = [c.reclaim_in for c in dead if c.reclaim_in is not None]
+    evidence = [
+        f"{len(dead)} tool calls in progress whose holder sends no heartbeat: {by_name(tools)}; "
+        f"oldest claimed {seconds(max(c.age for c in dead))} ago",
+    ]
+    if deadlines:
+        soonest = min(deadlines)
+        evidence.append(
+            f"a retry may reclaim and run one again in {seconds(soonest)} (its deadline)"
+            if soonest > 0
+            else f"{sum(1 for d in deadlines if d <= 0)} are past their deadline: the next "
+            "retry reclaims and runs them again"
+        )
+    return Finding(
+        "A tool call's holder died mid-call: whether its side effect happened is unknown.",
+        tuple(evidence),
+        excess=2.0 + len(dead),
+        mitigation="Check in the external system (payment, email, ticket) whether the call "
+        "happened, by the idempotency key the SDK passed (ctx.idempotency_key), before the "
+        "deadline lets a retry run it again; then let the retry run or record the outcome.",
+    )
+
+
 def stuck_tools(facts: Facts, th: Thresholds) -> Finding | None:
+    fleet_of(facts)
     limit = th["tool_stuck_in_progress"].number()
     stuck = [c for c in facts.claims if c.age >= limit]
     if not stuck:
@@ -37,6 +72,7 @@ def stuck_tools(facts: Facts, th: Thresholds) -> Finding | None:
 
 
 def duplicates(facts: Facts, th: Thresholds) -> Finding | None:
+    fleet_of(facts)
     ran_twice = counter(facts, schema.FAMILY_TOOL_DUPLICATE_EXECUTIONS)
     if not ran_twice:
         return None
@@ -53,11 +89,9 @@ def duplicates(facts: Facts, th: Thresholds) -> Finding | None:
 
 def lock_near_ttl(facts: Facts, th: Thresholds) -> Finding | None:
     share = th["lock_held_ttl_share"].number()
-    if facts.fleet is None:
-        return None
     near = [
         lease
-        for lease in facts.fleet.oldest_locks
+        for lease in fleet_of(facts).oldest_locks
         if lease.lease and lease.held / lease.lease >= share
     ]
     if not near:
@@ -72,6 +106,7 @@ def lock_near_ttl(facts: Facts, th: Thresholds) -> Finding | None:
 
 
 def locks_lost(facts: Facts, th: Thresholds) -> Finding | None:
+    fleet_of(facts)
     lost = counter(facts, schema.FAMILY_LOCKS_LOST)
     if not lost:
         return None
@@ -83,6 +118,7 @@ def locks_lost(facts: Facts, th: Thresholds) -> Finding | None:
 
 
 def state_misses(facts: Facts, th: Thresholds) -> Finding | None:
+    fleet_of(facts)
     misses = counter(facts, schema.FAMILY_STATE_MISSES)
     if not misses:
         return None
@@ -94,6 +130,7 @@ def state_misses(facts: Facts, th: Thresholds) -> Finding | None:
 
 
 def not_durable(facts: Facts, th: Thresholds) -> Finding | None:
+    fleet_of(facts)
     refused = counter(facts, schema.FAMILY_STATE_NOT_DURABLE)
     if not refused:
         return None
@@ -107,6 +144,13 @@ def not_durable(facts: Facts, th: Thresholds) -> Finding | None:
 
 
 HYPOTHESES = (
+    Hypothesis(
+        "AgentToolOrphaned",
+        "Did a tool call's holder die mid-call (outcome unknown)?",
+        "Check the side effect in the external system by its idempotency key before the "
+        "claim's deadline lets a retry run it again.",
+        orphaned,
+    ),
     Hypothesis(
         "AgentToolDuplicateExecution",
         "Did a tool's side effect run twice?",
