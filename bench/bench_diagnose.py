@@ -64,7 +64,9 @@ STUCK_TOOL = "refund_order"
 DEAD_INSTANCE = "agent-dead-0badc0de"
 MEMORY_SHARE = 0.85
 """maxmemory is set so that used_memory is this share of it (RedisMemoryHigh warns at 0.8)."""
-SEEDED = ("AgentToolStuckInProgress", "RedisMemoryHigh")
+SEEDED = ("AgentToolOrphaned", "RedisMemoryHigh")
+SAMPLE_COMMANDS = ("dbsize", "scan", "type", "pttl", "memory|usage")
+"""What the one-shot keyspace sample sends: its time inside Redis is theirs."""
 SLOWLOG_MAX_LEN = 100_000
 PROFILE_TOP = 12
 IMPORT_TOP = 8
@@ -155,6 +157,15 @@ def print_redis_side(side: RedisSide, runs: int, who: str) -> None:
     )
     for duration, command in side.slowlog[:3]:
         print(f"    slowest: {duration:>6} us  {command[:100]}")
+    sampled = {c: side.usec.get(c, 0) for c in SAMPLE_COMMANDS if side.calls.get(c)}
+    print(
+        f"  the keyspace sample inside Redis: {sum(sampled.values()) / runs / 1e3:.1f} ms per run ("
+        + ", ".join(
+            f"{c} {side.calls[c] / runs:g} calls {us / runs / 1e3:.1f} ms"
+            for c, us in sampled.items()
+        )
+        + ")"
+    )
     ok = side.dirty_delta == 0 and side.dbsize_delta == 0
     print(
         f"  read-only: rdb_changes_since_last_save +{side.dirty_delta}, DBSIZE "
@@ -366,8 +377,15 @@ def run(args: argparse.Namespace) -> None:
         codes = Counter(r.code for r in runs)
         last = runs[-1].report
         found = [c["alert"] for c in last.get("causes", [])]
-        print(f"  exit codes: {dict(codes)} (1 = causes found)")
+        print(f"  exit codes: {dict(codes)} (1 = causes found, 3 = clean but incomplete)")
         print(f"  causes found ({len(found)}, most likely first): {', '.join(found) or 'none'}")
+        symptoms = [f"{c['alert']} (of {c['explained_by']})" for c in last.get("symptoms", [])]
+        risks = [c["alert"] for c in last.get("risks", [])]
+        print(f"  symptoms: {', '.join(symptoms) or 'none'}; risks: {', '.join(risks) or 'none'}")
+        print(f"  {last.get('sample')}")
+        blind = [c for c in last.get("checked", []) if c["outcome"] == "could not check"]
+        if blind:
+            print(f"  could not check: {[(c['alert'], c.get('reason')) for c in blind]}")
         missing = [a for a in SEEDED if a not in found]
         print(
             f"  seeded causes found: {', '.join(a for a in SEEDED if a in found) or 'none'}"

@@ -14,10 +14,15 @@ import pytest
 import redis
 
 from diagnose_helpers import Fleet, evidence, first, fleet, run_on, tuned
-from harness import redis_server
+from harness import LOOPBACK, free_port, prometheus, redis_server
+from memorywatch import thresholds as th
 from memorywatch.agent import Settings, ToolContext
 from memorywatch.diagnose.facts import ReadOptions
 from memorywatch.diagnose.model import EXIT_INCOMPLETE
+from memorywatch.diagnose.prometheus import Prometheus
+from memorywatch.diagnose.run import diagnose
+from memorywatch.exporter.config import build_config
+from memorywatch.exporter.fleet_options import FleetOptions
 
 __all__ = ["fleet"]  # the fixture, imported for pytest
 
@@ -166,3 +171,21 @@ def test_a_sample_that_runs_out_of_time_is_said_and_counted(fleet: Fleet) -> Non
     assert "time budget ran out" in report.sample and "of 200,0" in report.sample
     with redis_server() as empty:
         assert "all 0 keys" in (run_on(empty.url, "dxempty").sample or "")
+
+
+def test_a_prometheus_that_scrapes_no_exporter_rules_nothing_out(fleet: Fleet) -> None:
+    """Its empty answers would clear every alert that needs history: they are 'could not
+    check', and the run exits 3, not 0."""
+    with prometheus([f"{LOOPBACK}:{free_port()}"]) as empty:  # a target that does not answer
+        config = build_config(redis_url=fleet.server.url, namespace=fleet.namespace)
+        report = diagnose(
+            config,
+            FleetOptions(namespace=fleet.namespace),
+            th.Thresholds(),
+            Prometheus(f"http://{LOOPBACK}:{empty.port}"),
+            budget=ReadOptions(window=0.3),
+        )
+    assert report.causes == [] and report.exit_code == 3
+    blind = {c.alert: c.reason for c in report.checked if c.outcome == "could not check"}
+    assert "scrapes no exporter" in (blind.get("RedisMasterChanged") or "")
+    assert not [c for c in report.checked if c.outcome == "needs prometheus"]

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from memorywatch import causality
+from memorywatch import causality, names
 from memorywatch import thresholds as th
 from memorywatch.alerts.generate import alert_rules, build_groups
 from memorywatch.alerts.model import AlertRule, AlertsConfig
@@ -216,6 +216,10 @@ def _ask_prometheus(
         return {}, None
     seen: dict[str, list[str]] = {}
     try:
+        # An expression that yields nothing rules its alert out only if Prometheus has the
+        # series at all: one that scrapes no exporter would clear every alert.
+        if not prometheus.query(f"count({names.REDIS_UP})"):
+            raise PrometheusError(f"it has no {names.REDIS_UP} series: it scrapes no exporter")
         for rule in rules:
             series = prometheus.expression_now(rule.expr)
             if series:
