@@ -163,12 +163,16 @@ def test_what_could_not_be_checked_makes_the_run_incomplete_not_clean(fleet: Fle
     assert "not an all-clear" in report.verdict or "incomplete" in report.verdict
 
 
-def test_a_sample_that_runs_out_of_time_is_said_and_counted(fleet: Fleet) -> None:
+def test_a_sample_that_runs_out_of_time_makes_the_run_incomplete(fleet: Fleet) -> None:
     raw = fleet.server.client()
     raw.execute_command("DEBUG", "POPULATE", 200_000, "bulk", 10)
+    raw.slowlog_reset()  # the seed's own bulk command is not the incident
     report = fleet.run(budget=ReadOptions(sample_keys=1_000_000, sample_seconds=0.05, window=0.3))
     assert report.sample is not None
     assert "time budget ran out" in report.sample and "of 200,0" in report.sample
+    assert report.causes == [] and report.exit_code == EXIT_INCOMPLETE
+    blind = {c.alert: c.reason for c in report.checked if c.outcome == "could not check"}
+    assert "the keyspace sample stopped early" in (blind.get("AgentRecordsWithoutTTL") or "")
     with redis_server() as empty:
         assert "all 0 keys" in (run_on(empty.url, "dxempty").sample or "")
 

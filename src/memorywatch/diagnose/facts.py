@@ -37,11 +37,13 @@ SLOWLOG_READ = 128
 class ReadOptions:
     """The budgets of one diagnosis's reads."""
 
-    sample_keys: int = 5000
-    """Keys the one-shot keyspace sample may walk."""
-    sample_seconds: float = 0.4
-    """Time the sample may take, round trips included."""
-    window: float = 1.0
+    sample_keys: int = 2000
+    """Keys the one-shot keyspace sample may walk: enough for each key class's share of the
+    bytes to within a few percent."""
+    sample_seconds: float = 0.5
+    """Time the sample may take, round trips included; running out of it before the key
+    budget makes the run incomplete (the sample is smaller than asked)."""
+    window: float = 0.5
     """Seconds between the first and the second INFO of the primary (at least): command time
     and errors are read as their growth over it. The other reads happen inside it."""
 

@@ -47,8 +47,8 @@ def sample_of(facts: Facts) -> OneShot:
             if facts.sample_error
             else "no keyspace sample was taken (--sample-keys 0)"
         )
-    if sample.walked == 0 and sample.keyspace > 0:
-        raise CannotTell(f"the keyspace sample read no key: {sample.stopped or 'no reply'}")
+    if sample.stopped:
+        raise CannotTell(f"the keyspace sample stopped early: {sample.stopped}")
     return sample
 
 
