@@ -126,6 +126,13 @@ DEFAULTS: Final[tuple[Threshold, ...]] = (
        "Not a user symptom, but every other alert here is silent while the exporter is down."),
     _t("exporter_scrape_errors", 0, "count", "10m", "warning", "RedisExporterScrapeErrors",
        "Failed scrapes for 10 m mean gaps or stale data in every Redis alert (auth, ACL, timeouts)."),
+    # Latency: Redis runs commands on one thread, so a slow one delays every client
+    _t("redis_busy", 0.5, "ratio", "1m", "critical", "RedisBusy",
+       "Above half the wall time in commands every agent command queues behind others; a "
+       "0.6 s command run back to back reads about 1."),
+    _t("slow_command_seconds", 0.1, "seconds", "5m", "warning", "RedisSlowCommands",
+       "All clients wait while one command runs: a kind averaging 100 ms (KEYS, a big DEL, a "
+       "heavy script) stalls every agent each call."),
     # Memory and eviction
     _t("memory_used_warning", 0.8, "ratio", "10m", "warning", "RedisMemoryHigh",
        "20 % headroom absorbs a burst of long conversations before writes fail or keys are evicted."),
