@@ -408,7 +408,7 @@ def spec(ctx: Context) -> DashboardSpec:
     return DashboardSpec(
         uid=DASHBOARD_REDIS,
         title="memorywatch / Redis memory and replication",
-        description="Memory, eviction, persistence, replication and latency of the Redis that holds "
-        "the agent fleet's memory.",
+        description="Memory, eviction, persistence, replication and latency of the Redis "
+        "that holds the agent fleet's memory.",
         rows=(stats, info, memory, growth, keys, replication, operations, failover, latency),
     )
