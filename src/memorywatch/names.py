@@ -282,6 +282,9 @@ INSTANCE_INFO_LABELS: Final = (
 
 # Label values. Producers write them and alerts and dashboards select them from here, so a
 # renamed value breaks the alert tests instead of silently matching nothing.
+CMD_EXEC: Final = "exec"
+"""redis_commands_*{cmd} of EXEC, whose duration is that of the queued commands it ran (each
+counted under its own cmd as well)."""
 ROLE_MASTER: Final = "master"
 ROLE_SLAVE: Final = "slave"
 """redis_instance_info{role}: INFO's words for a primary and a replica."""

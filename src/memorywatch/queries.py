@@ -85,3 +85,19 @@ def without_persistence(sel: Select = selector) -> str:
         f"({sel(names.REDIS_AOF_ENABLED)} == 0) and on(instance, job, {names.LABEL_NODE}) "
         f"({sel(names.RDB_SAVE_CONFIGURED)} == 0)"
     )
+
+
+def redis_busy(window: str, sel: Select = selector) -> str:
+    """Share of wall time Redis's one thread spent running commands: seconds of command time
+    per second, over every command of a node. EXEC is left out: its time is the time of the
+    commands it ran, which count themselves. Commands a script runs count twice (within the
+    script's time and as themselves), so a script-heavy load reads somewhat high."""
+    duration = sel(names.REDIS_COMMANDS_DURATION, ne(names.LABEL_CMD, names.CMD_EXEC))
+    return f"sum without ({names.LABEL_CMD}) (rate({duration}[{window}]))"
+
+
+def command_mean_seconds(window: str, sel: Select = selector) -> str:
+    """Mean seconds per call of each command (``cmd``, bounded by Redis's command table). A
+    command not called in the window has no value rather than NaN (0/0) or +Inf."""
+    duration, calls = sel(names.REDIS_COMMANDS_DURATION), sel(names.REDIS_COMMANDS)
+    return f"rate({duration}[{window}]) / (rate({calls}[{window}]) > 0)"

@@ -10,6 +10,7 @@ from memorywatch.alerts import (
     clients,
     exporter_self,
     fleet,
+    latency,
     locks,
     memory,
     persistence,
@@ -24,6 +25,7 @@ from memorywatch.alerts.runbooks import refresh_threshold_block
 
 GROUP_MODULES: Final = (
     redis_health,
+    latency,
     memory,
     clients,
     replication,

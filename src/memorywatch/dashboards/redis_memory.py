@@ -2,8 +2,8 @@
 
 Memory against maxmemory, fragmentation, the eviction policy and evictions, persistence,
 replication (lag in seconds and bytes, replica links), write errors, the exporter's own
-scrapes, and failovers and restarts (which process is the master, uptime, whether a restart
-keeps the data).
+scrapes, failovers and restarts (which process is the master, uptime, whether a restart
+keeps the data), and latency (how busy Redis's one thread is, the slowest commands).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from memorywatch.alerts.model import DASHBOARD_REDIS
 from memorywatch.alerts.redis_health import WRITE_ERRORS
 from memorywatch.dashboards._style import (
     OK_COLOR,
+    RATE_INTERVAL,
     Context,
     DashboardSpec,
     Panel,
@@ -375,10 +376,39 @@ def spec(ctx: Context) -> DashboardSpec:
             mappings={"0": ("off", "orange"), "1": ("on", "green")},
         ),
     )  # fmt: skip
+    latency = (
+        Panel(
+            "timeseries",
+            "Redis busy (share of time in commands)",
+            "Seconds per second Redis's one thread spent running commands (INFO "
+            "commandstats; EXEC left out, its commands count themselves). Above the line "
+            "(RedisBusy) every agent command waits behind others; near 1 Redis does nothing "
+            "else. Commands run by scripts count twice, within the script and as themselves.",
+            "percentunit",
+            (Query(queries.redis_busy(RATE_INTERVAL, sel), node),),
+            width=12,
+            watch=("redis_busy",),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Slowest commands (mean seconds per call)",
+            f"The {TOP_COMMANDS} commands with the highest mean duration per call. While one "
+            "runs Redis serves no other client; above the line (RedisSlowCommands) look for "
+            "KEYS, a DEL of a big key, a heavy script. Time blocked waiting (BLPOP, "
+            "XREADGROUP BLOCK) is not counted.",
+            "s",
+            (Query(f"topk({TOP_COMMANDS}, {queries.command_mean_seconds(RATE_INTERVAL, sel)})",
+                   node + " {{" + names.LABEL_CMD + "}}"),),
+            width=12,
+            watch=("slow_command_seconds",),
+            minimum=0,
+        ),
+    )  # fmt: skip
     return DashboardSpec(
         uid=DASHBOARD_REDIS,
         title="memorywatch / Redis memory and replication",
-        description="Memory, eviction, persistence and replication of the Redis that holds "
-        "the agent fleet's memory.",
-        rows=(stats, info, memory, growth, keys, replication, operations, failover),
+        description="Memory, eviction, persistence, replication and latency of the Redis "
+        "that holds the agent fleet's memory.",
+        rows=(stats, info, memory, growth, keys, replication, operations, failover, latency),
     )
