@@ -6,6 +6,7 @@ run that could not check what its sources should answer says so with its own exi
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -98,7 +99,7 @@ def test_a_blocked_redis_comes_first_with_the_command_named(blocked: Fleet) -> N
     assert report.causes[0].severity == "critical"
     slow = next(s for s in report.symptoms if s.alert == "RedisSlowCommands")
     assert slow.explained_by == "RedisBusy"
-    assert "debug took 600 ms per call" in " ".join(slow.evidence)
+    assert re.search(r"debug took 6\d\d ms per call", " ".join(slow.evidence)), slow.evidence
 
 
 def test_a_tool_call_whose_holder_died_is_named_at_once(fleet: Fleet) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from memorywatch import names
 from memorywatch.diagnose.checks._util import pct, seconds
 from memorywatch.diagnose.facts import Facts
 from memorywatch.diagnose.model import CannotTell, Finding, Hypothesis
@@ -75,6 +76,8 @@ def _blocked(facts: Facts) -> list[str]:
 
 def busy(facts: Facts, th: Thresholds) -> Finding | None:
     times, window = _window(facts)
+    # EXEC's time is its queued commands' time, counted again: left out, as the alert does
+    times = [t for t in times if t.command != names.CMD_EXEC]
     limit = th["redis_busy"].number()
     spent = sum(t.seconds for t in times)
     share = spent / window if window > 0 else 0.0
