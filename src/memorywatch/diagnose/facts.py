@@ -13,16 +13,17 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from memorywatch import schema
-from memorywatch.exporter.collectors.fleet.read import FleetSnapshot, read_fleet
+from memorywatch.exporter.collectors.fleet.read import FleetSnapshot, ToolClaim, read_fleet
 from memorywatch.exporter.config import ExporterConfig
 from memorywatch.exporter.discovery import DiscoveryError, discover
 from memorywatch.exporter.fleet_options import FleetOptions
 from memorywatch.exporter.scrape import ClientCache, describe, fetch_snapshot
 from memorywatch.redisurl import Topology, format_addr
 
-CLAIMS_READ = 50
-"""Oldest in-progress tool claims read per shard (ZRANGE), to find stuck ones."""
+Claim = ToolClaim
+"""An in-progress tool claim: its tool (a label), age, whether its holder beats, and the
+seconds until a retry may reclaim it. The fleet read's own (`read.CLAIMS_READ` oldest per
+shard), so diagnose asks Redis nothing more for them."""
 
 
 class Unreachable(Exception):
@@ -48,15 +49,6 @@ class Node:
             return float(self.info.get(key, default))
         except (TypeError, ValueError):
             return default
-
-
-@dataclass(frozen=True)
-class Claim:
-    """An in-progress tool claim: its tool (a label), age, and whether its holder beats."""
-
-    tool: str
-    age: float
-    holder_alive: bool
 
 
 @dataclass(frozen=True)
@@ -110,7 +102,6 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
         primary = nodes[at]
         errors: list[str] = []
         fleet = fleet_error = None
-        claims: tuple[Claim, ...] = ()
         summary = None
         fleet_client: redis.Redis | RedisCluster = (
             clients.cluster(*target.hosts[0], tls=target.tls)
@@ -119,7 +110,6 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
         )
         try:
             fleet = read_fleet(fleet_client, options)
-            claims = _claims(fleet_client, fleet, options)
         except (redis.RedisError, OSError, ValueError) as exc:
             fleet_error = describe(exc)
         try:
@@ -132,48 +122,12 @@ def gather(config: ExporterConfig, options: FleetOptions) -> Facts:
             unreachable=tuple(failed),
             fleet=fleet,
             fleet_error=fleet_error,
-            claims=claims,
+            claims=fleet.tool_claims if fleet is not None else (),
             clients=summary,
             errors=tuple(errors),
         )
     finally:
         clients.close()
-
-
-def _claims(client: Any, fleet: FleetSnapshot, options: FleetOptions) -> tuple[Claim, ...]:
-    """The oldest in-progress claims of each shard: tool label, age, holder's heartbeat."""
-    if fleet.version != str(schema.SCHEMA_VERSION) or not fleet.tools_in_progress:
-        return ()
-    shards = int(fleet.schema_fields.get(schema.SCHEMA_FIELD_SHARDS, 1))
-    layout = schema.Schema(options.namespace, shards)
-    pipe = client.pipeline(transaction=False)
-    for key in layout.tools_in_progress_keys():
-        pipe.zrange(key, 0, CLAIMS_READ - 1, withscores=True)
-    entries: list[tuple[str, float]] = [e for shard in pipe.execute() for e in shard]
-    if not entries:
-        return ()
-    pipe = client.pipeline(transaction=False)
-    for record, _ in entries:
-        pipe.hmget(record, schema.TOOL_FIELD_LABEL, schema.TOOL_FIELD_INSTANCE)
-    fields = pipe.execute(raise_on_error=False)
-    holders = {
-        f[1] for f in fields if isinstance(f, list) and f[1] is not None
-    }  # instance ids: read to ask EXISTS, never kept
-    pipe = client.pipeline(transaction=False)
-    order = sorted(holders)
-    for instance in order:
-        pipe.exists(layout.heartbeat(instance))
-    alive = dict(zip(order, pipe.execute(raise_on_error=False), strict=True))
-    claims = []
-    for (_, since_ms), reply in zip(entries, fields, strict=True):
-        if not isinstance(reply, list):
-            continue
-        label, instance = reply
-        beating = instance is not None and alive.get(instance) == 1
-        claims.append(
-            Claim(str(label or schema.OTHER), fleet.now_ms / 1000 - since_ms / 1000, beating)
-        )
-    return tuple(claims)
 
 
 def _clients(client: redis.Redis) -> ClientSummary:
