@@ -2,8 +2,8 @@
 
 Locks (acquisitions, contention, waits, timeouts, holders near their TTL, lost locks) and
 idempotent tools (executions, suppressed and executed duplicates, reclaims, calls orphaned
-by a dead holder, stuck calls, records without TTL), the turn latency they add up to, and the schema version and
-keyspace sampler age that say whether the schema figures are current.
+by a dead holder, stuck calls, records without TTL), the turn latency they add up to, and
+the schema version and keyspace sampler age that say whether the schema figures are current.
 """
 
 from __future__ import annotations
