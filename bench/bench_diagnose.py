@@ -285,7 +285,6 @@ def profile_once(call: Callable[[], object]) -> None:
         ("scrape.py", "fetch_snapshot"),
         ("scrape.py", "parse_info"),
         ("read.py", "read_fleet"),
-        ("facts.py", "_claims"),
         ("facts.py", "_clients"),
         ("run.py", "_ask_prometheus"),
     )

@@ -219,6 +219,13 @@ TOOL_DUPLICATES_SUPPRESSED: Final = "memorywatch_tool_duplicates_suppressed_tota
 TOOL_DUPLICATE_EXECUTIONS: Final = "memorywatch_tool_duplicate_executions_total"
 TOOLS_IN_PROGRESS: Final = "memorywatch_tools_in_progress"
 TOOL_OLDEST_IN_PROGRESS: Final = "memorywatch_tool_oldest_in_progress_seconds"
+TOOL_CALLS_ORPHANED: Final = "memorywatch_tool_calls_orphaned"
+"""In-progress tool claims (of the oldest read per shard) whose holder sends no heartbeat:
+the outcome of their side effect is unknown."""
+TOOL_ORPHAN_OLDEST: Final = "memorywatch_tool_orphan_oldest_seconds"
+TOOL_ORPHAN_RECLAIM: Final = "memorywatch_tool_orphan_reclaim_seconds"
+"""Seconds until the soonest orphaned claim of a tool passes its deadline, so that a retry
+reclaims it and runs the tool again; negative: a retry would already."""
 TOOL_RECLAIMS: Final = "memorywatch_tool_reclaims_total"
 TOOL_FINGERPRINT_MISMATCHES: Final = "memorywatch_tool_fingerprint_mismatches_total"
 TOOL_IN_PROGRESS_CONFLICTS: Final = "memorywatch_tool_in_progress_conflicts_total"

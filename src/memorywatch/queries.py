@@ -67,6 +67,11 @@ def records_without_ttl(sel: Select = selector) -> str:
     return sel(names.KEYS_WITHOUT_TTL)
 
 
+def orphaned_tool_calls(sel: Select = selector) -> str:
+    """Tool calls in progress whose holder sends no heartbeat, per tool of each exporter."""
+    return f"sum by (instance, job, {names.LABEL_TOOL}) ({sel(names.TOOL_CALLS_ORPHANED)})"
+
+
 def memory_by_class(sel: Select = selector) -> str:
     """Bytes each key profile and class holds (the sampler's last full pass)."""
     by = f"{names.LABEL_PROFILE}, {names.LABEL_KEY_CLASS}"

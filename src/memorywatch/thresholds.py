@@ -217,6 +217,9 @@ DEFAULTS: Final[tuple[Threshold, ...]] = (
        "More than one suppressed duplicate per four executions is a retry storm, not a retry."),
     _t("tool_stuck_in_progress", 120, "seconds", "2m", "warning", "AgentToolStuckInProgress",
        "Four times the 30 s tool deadline: the holder died or hangs and retries are being refused."),
+    _t("tool_orphaned", 0, "count", "30s", "critical", "AgentToolOrphaned",
+       "A holder died mid-call: its side effect's outcome is unknown. The heartbeat's expiry "
+       "(15 s) is already the wait; 30 s more rides out a blip of its link to Redis."),
     _t("records_without_ttl", 0, "count", "15m", "warning", "AgentRecordsWithoutTTL",
        "A lock without TTL is held forever; a tool record without TTL is never retried or freed."),
     _t("state_misses", 0, "count", "0s", "critical", "AgentStateMisses",

@@ -34,6 +34,9 @@ def test_issue_defaults() -> None:
     assert t["lock_held_ttl_share"].value == 0.8
     for name in ("lock_lost", "tool_duplicate_execution", "state_misses", "agent_state_evicted"):
         assert (t[name].value, t[name].for_seconds, t[name].severity) == (0, 0, "critical")
+    # the heartbeat's expiry is already the wait: a short for, not AgentToolStuckInProgress's
+    orphaned = t["tool_orphaned"]
+    assert (orphaned.value, orphaned.for_duration, orphaned.severity) == (0, "30s", "critical")
     for row in DEFAULTS:
         assert row.rationale.endswith(".") and len(row.rationale) < 200, row.name
 

@@ -32,6 +32,7 @@ def group(cfg: AlertsConfig) -> RuleGroup:
         names.TOOL_EXECUTIONS, **tool, **{status: schema.TOOL_STATUS_COMPLETED}
     )
     stuck = cfg.t("tool_stuck_in_progress")
+    orphaned = cfg.t("tool_orphaned")
     no_ttl = cfg.t("records_without_ttl")
     key_class = {
         names.LABEL_PROFILE: "langgraph",
@@ -83,6 +84,23 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                     stuck,
                     fire_level(cfg, "tool_stuck_in_progress"),
                     healthy=5,
+                ),
+            ),
+            alert(
+                cfg,
+                "tool_orphaned",
+                expr=f"{queries.orphaned_tool_calls()} > {num(orphaned.number())}",
+                summary="A tool call's holder died mid-call: its outcome is unknown.",
+                description="$value calls of tool $labels.tool are in progress under an "
+                "instance that stopped heartbeating: their side effect may or may not have "
+                "happened, and a retry after the deadline runs it again.",
+                value_format="count",
+                dashboard=DASHBOARD_LOCKS_TOOLS,
+                probe=above_probe(
+                    series_selector(names.TOOL_CALLS_ORPHANED, **tool),
+                    orphaned,
+                    fire_level(cfg, "tool_orphaned"),
+                    tool,
                 ),
             ),
             alert(

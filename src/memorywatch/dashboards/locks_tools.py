@@ -1,9 +1,9 @@
 """memorywatch-locks-tools: one turn per session, one run per tool call.
 
 Locks (acquisitions, contention, waits, timeouts, holders near their TTL, lost locks) and
-idempotent tools (executions, suppressed and executed duplicates, reclaims, stuck calls,
-records without TTL), the turn latency they add up to, and the schema version and
-keyspace sampler age that say whether the schema figures are current.
+idempotent tools (executions, suppressed and executed duplicates, reclaims, calls orphaned
+by a dead holder, stuck calls, records without TTL), the turn latency they add up to, and
+the schema version and keyspace sampler age that say whether the schema figures are current.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from memorywatch.dashboards._style import (
 )
 
 ONLY_WHILE_HELD = "the oldest-held series exist only while some lock is held."
+ONLY_WHILE_ORPHANED = "the orphan age and reclaim series exist only while some call is orphaned."
 
 
 def _by(label: str, expr: str) -> str:
@@ -230,6 +231,37 @@ def spec(ctx: Context) -> DashboardSpec:
             steps=(Step(OK_COLOR, None),),
         ),
     )  # fmt: skip
+    orphans = (
+        Panel(
+            "timeseries",
+            "Orphaned tool calls by tool",
+            "Tool calls in progress whose holder stopped heartbeating (it died mid-call): "
+            "whether their side effect happened is unknown, and a retry after the deadline "
+            "runs them again (AgentToolOrphaned).",
+            "short",
+            (Query(queries.orphaned_tool_calls(sel), tool_legend + " {{instance}}"),),
+            width=12,
+            watch=("tool_orphaned",),
+            minimum=0,
+        ),
+        Panel(
+            "timeseries",
+            "Orphaned calls: age and time to reclaim",
+            "Per tool: how long ago its oldest orphaned call was claimed, and the seconds until "
+            "its soonest orphaned call passes its deadline, when a retry reclaims it and runs "
+            "the tool again (at or below 0: a retry would now). Check the external system "
+            "before then.",
+            "s",
+            (
+                Query(f"max by ({tool}) ({sel(names.TOOL_ORPHAN_OLDEST)})",
+                      tool_legend + " orphaned for", empty_while_healthy=ONLY_WHILE_ORPHANED),
+                Query(f"min by ({tool}) ({sel(names.TOOL_ORPHAN_RECLAIM)})",
+                      tool_legend + " reclaimable in", empty_while_healthy=ONLY_WHILE_ORPHANED),
+            ),
+            width=12,
+            steps=(Step(OK_COLOR, None),),
+        ),
+    )  # fmt: skip
     records = (
         Panel(
             "timeseries",
@@ -308,5 +340,5 @@ def spec(ctx: Context) -> DashboardSpec:
         title="memorywatch / Locks and tools",
         description="Session and tool locks, idempotent tool calls and the turn latency "
         "they add up to.",
-        rows=(stats, locks, holders, tools, records, sampler),
+        rows=(stats, locks, holders, tools, orphans, records, sampler),
     )

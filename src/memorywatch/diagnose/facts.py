@@ -17,8 +17,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from memorywatch import schema
-from memorywatch.exporter.collectors.fleet.read import FleetSnapshot, read_fleet
+from memorywatch.exporter.collectors.fleet.read import FleetSnapshot, ToolClaim, read_fleet
 from memorywatch.exporter.config import ExporterConfig
 from memorywatch.exporter.discovery import DiscoveryError, discover
 from memorywatch.exporter.fleet_options import FleetOptions
@@ -27,8 +26,10 @@ from memorywatch.exporter.sampler import OneShot, sample_once
 from memorywatch.exporter.scrape import ClientCache, describe, fetch_snapshot, parse_info
 from memorywatch.redisurl import Topology, format_addr
 
-CLAIMS_READ = 50
-"""Oldest in-progress tool claims read per shard (ZRANGE), to find stuck ones."""
+Claim = ToolClaim
+"""An in-progress tool claim: its tool (a label), age, whether its holder beats, and the
+seconds until a retry may reclaim it. The fleet read's own (`read.CLAIMS_READ` oldest per
+shard), so diagnose asks Redis nothing more for them."""
 SLOWLOG_READ = 128
 """Newest SLOWLOG entries read from the primary (Redis keeps 128 by default)."""
 
@@ -71,18 +72,6 @@ class Node:
             return float(self.info.get(key, default))
         except (TypeError, ValueError):
             return default
-
-
-@dataclass(frozen=True)
-class Claim:
-    """An in-progress tool claim: its tool (a label), age, and whether its holder beats."""
-
-    tool: str
-    age: float
-    holder_alive: bool
-    reclaim_in: float | None = None
-    """Seconds until its deadline, when a retry may reclaim it and run the tool again
-    (negative: already past it); None when the record has no deadline."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +153,6 @@ def gather(
         primary = nodes[at]
         errors: list[str] = []
         fleet = fleet_error = None
-        claims: tuple[Claim, ...] = ()
         summary = None
         fleet_client: redis.Redis | RedisCluster = (
             clients.cluster(*target.hosts[0], tls=target.tls)
@@ -173,7 +161,6 @@ def gather(
         )
         try:
             fleet = read_fleet(fleet_client, options)
-            claims = _claims(fleet_client, fleet, options)
         except (redis.RedisError, OSError, ValueError) as exc:
             fleet_error = describe(exc)
         primary_client = clients.get(*at, tls=target.tls)
@@ -209,7 +196,7 @@ def gather(
             unreachable=tuple(failed),
             fleet=fleet,
             fleet_error=fleet_error,
-            claims=claims,
+            claims=fleet.tool_claims if fleet is not None else (),
             clients=summary,
             slow=slow,
             window=window,
@@ -220,53 +207,6 @@ def gather(
         )
     finally:
         clients.close()
-
-
-def _claims(client: Any, fleet: FleetSnapshot, options: FleetOptions) -> tuple[Claim, ...]:
-    """The oldest in-progress claims of each shard: tool label, age, holder's heartbeat."""
-    if fleet.version != str(schema.SCHEMA_VERSION) or not fleet.tools_in_progress:
-        return ()
-    shards = int(fleet.schema_fields.get(schema.SCHEMA_FIELD_SHARDS, 1))
-    layout = schema.Schema(options.namespace, shards)
-    pipe = client.pipeline(transaction=False)
-    for key in layout.tools_in_progress_keys():
-        pipe.zrange(key, 0, CLAIMS_READ - 1, withscores=True)
-    entries: list[tuple[str, float]] = [e for shard in pipe.execute() for e in shard]
-    if not entries:
-        return ()
-    pipe = client.pipeline(transaction=False)
-    for record, _ in entries:
-        pipe.hmget(
-            record,
-            schema.TOOL_FIELD_LABEL,
-            schema.TOOL_FIELD_INSTANCE,
-            schema.TOOL_FIELD_DEADLINE_MS,
-        )
-    fields = pipe.execute(raise_on_error=False)
-    holders = {
-        f[1] for f in fields if isinstance(f, list) and f[1] is not None
-    }  # instance ids: read to ask EXISTS, never kept
-    pipe = client.pipeline(transaction=False)
-    order = sorted(holders)
-    for instance in order:
-        pipe.exists(layout.heartbeat(instance))
-    alive = dict(zip(order, pipe.execute(raise_on_error=False), strict=True))
-    claims = []
-    for (_, since_ms), reply in zip(entries, fields, strict=True):
-        if not isinstance(reply, list):
-            continue
-        label, instance, deadline_ms = reply
-        beating = instance is not None and alive.get(instance) == 1
-        reclaim_in = (float(deadline_ms) - fleet.now_ms) / 1000 if _number(deadline_ms) else None
-        claims.append(
-            Claim(
-                str(label or schema.OTHER),
-                fleet.now_ms / 1000 - since_ms / 1000,
-                beating,
-                reclaim_in,
-            )
-        )
-    return tuple(claims)
 
 
 def _clients(client: redis.Redis) -> ClientSummary:
@@ -280,14 +220,6 @@ def _clients(client: redis.Redis) -> ClientSummary:
         if "b" in fields.get("flags", ""):
             blocked += 1
     return ClientSummary(len(lines), idle, blocked)
-
-
-def _number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _slowlog(client: redis.Redis) -> tuple[SlowEntry, ...] | None:

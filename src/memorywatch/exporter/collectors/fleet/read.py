@@ -4,9 +4,11 @@
    health pipeline, so a Redis where no agent has written costs a scrape no extra trip).
 2. Per shard: the counter and histogram hashes (HGETALL; their fields are tool and lock
    names, bounded by the schema's name cap), ZCOUNT of the session and held-lock indexes,
-   the live instances, the oldest lock and tool entries; per queue XLEN or LLEN.
+   the live instances, the oldest lock entries and the oldest `CLAIMS_READ` in-progress tool
+   claims; per queue XLEN or LLEN.
 3. Details of what step 2 found: heartbeat hashes, stream groups' pending summaries, the
-   expiry of the oldest lock candidates.
+   expiry of the oldest lock candidates, the label, holder and deadline of each claim read
+   (HMGET; none when no tool call is in progress).
 
 Each step is a `ReadPlan` whose commands carry their own decoders; the decoders fill a
 `_Reading`, and the result is a frozen `FleetSnapshot` that rendering only reads.
@@ -29,6 +31,9 @@ from memorywatch.exporter.readplan import ReadPlan
 
 OLDEST_LOCKS = 10
 """Live locks read per shard to find the longest-held ones, and how many kinds are published."""
+CLAIMS_READ = 50
+"""Oldest in-progress tool claims read per shard (ZRANGE, then one HMGET each): the bound on
+`FleetSnapshot.tool_claims` and on what a scrape costs while many calls are in progress."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,23 @@ class HeldLease:
 
 
 @dataclass(frozen=True)
+class ToolClaim:
+    """One in-progress tool call: its tool (a label, never the idempotency key), how long
+    ago it was claimed, whether its holder still beats, and when a retry may reclaim it."""
+
+    tool: str
+    age: float
+    """Seconds since the claim (its score in the in-progress index)."""
+    holder_alive: bool
+    """The holding instance is among the live ones this read found: in the instances index
+    within the instance window, with its heartbeat hash present. False: orphaned, the
+    outcome of its side effect is unknown."""
+    reclaim_in: float
+    """Seconds until the claim's deadline, after which a retry reclaims it and runs the tool
+    again; negative when a retry would already."""
+
+
+@dataclass(frozen=True)
 class FleetSnapshot:
     now_ms: int
     schema_fields: Mapping[str, str]
@@ -71,6 +93,9 @@ class FleetSnapshot:
     """The oldest live lease of each lock kind, for the kinds with the oldest leases."""
     tools_in_progress: int = 0
     oldest_tool_claim_ms: int | None = None
+    tool_claims: tuple[ToolClaim, ...] = ()
+    """The oldest `CLAIMS_READ` in-progress claims of each shard whose record still exists,
+    oldest first."""
     queues: Mapping[str, QueueStats] = field(default_factory=dict)
     errors: Mapping[str, int] = field(default_factory=dict)
     foreign_version: str | None = None
@@ -115,11 +140,17 @@ class _Reading:
         self.sessions_active = 0
         self.instance_ids: set[str] = set()
         self.instances: dict[str, InstanceBeat] = {}
+        self.beating: set[str] = set()
+        """Instances of the window whose heartbeat hash is present."""
         self.locks_held = 0
         self.lock_candidates: dict[str, list[tuple[str, float]]] = {}
         self.leases: list[HeldLease] = []
         self.tools_in_progress = 0
         self.oldest_tool_claim_ms: int | None = None
+        self.claim_entries: list[tuple[str, int]] = []
+        """(record key, claim ms) of the oldest claims of each shard."""
+        self.claims: list[tuple[str, str | None, int, int]] = []
+        """(label, holder instance, claim ms, deadline ms) of the claims whose record exists."""
         self.queues: dict[str, QueueStats] = {}
         self.pending_groups: dict[str, list[str]] = {}
 
@@ -166,7 +197,15 @@ class _Reading:
                 withscores=True,
             )
             plan.add(self._tools_in_progress, "ZCARD", tools_key)
-            plan.add(self._oldest_tool, "ZRANGE", tools_key, 0, 0, "WITHSCORES", withscores=True)
+            plan.add(
+                self._oldest_tools,
+                "ZRANGE",
+                tools_key,
+                0,
+                CLAIMS_READ - 1,
+                "WITHSCORES",
+                withscores=True,
+            )
         for queue, kind in self.queue_types.items():
             if kind == "stream":
                 plan.add(partial(self._stream_length, queue), "XLEN", queue)
@@ -206,11 +245,14 @@ class _Reading:
     def _tools_in_progress(self, reply: Any) -> None:
         self.tools_in_progress += _int(reply)
 
-    def _oldest_tool(self, reply: Any) -> None:
-        if reply:
-            claim_ms = int(reply[0][1])
+    def _oldest_tools(self, reply: Any) -> None:
+        """The shard's oldest claims (an empty index, the idle case, costs step 3 nothing)."""
+        entries = [(str(record), int(since)) for record, since in reply or []]
+        if entries:
+            claim_ms = entries[0][1]
             if self.oldest_tool_claim_ms is None or claim_ms < self.oldest_tool_claim_ms:
                 self.oldest_tool_claim_ms = claim_ms
+            self.claim_entries.extend(entries)
 
     def _stream_length(self, queue: str, reply: Any) -> None:
         self.queues[queue] = QueueStats(float(reply or 0), pending=0.0)
@@ -244,10 +286,21 @@ class _Reading:
                 exp_key,
                 *(member for member, _ in members),
             )
+        for record, since_ms in self.claim_entries:
+            plan.add(
+                partial(self._claim, since_ms),
+                "HMGET",
+                record,
+                schema.TOOL_FIELD_LABEL,
+                schema.TOOL_FIELD_INSTANCE,
+                schema.TOOL_FIELD_DEADLINE_MS,
+            )
         return plan
 
     def _heartbeat(self, instance: str, reply: Any) -> None:
         beat: Mapping[str, str] = reply or {}
+        if beat:
+            self.beating.add(instance)
         try:
             figures = [
                 int(beat.get(name, -1))
@@ -284,6 +337,32 @@ class _Reading:
                     )
                 )
 
+    def _claim(self, since_ms: int, reply: Any) -> None:
+        """A claim's record: gone (expired or evicted while indexed, so nothing holds its
+        key and no holder can be judged) is left out."""
+        label, instance, deadline = reply or (None, None, None)
+        if label is None and instance is None and deadline is None:
+            return
+        try:
+            deadline_ms = int(str(deadline))
+        except ValueError:
+            self.errors[names.ERROR_UNPARSABLE] += 1
+            return
+        self.claims.append((str(label or schema.OTHER), instance, since_ms, deadline_ms))
+
+    def tool_claims(self) -> tuple[ToolClaim, ...]:
+        """The claims read, joined with the live instances the same read found."""
+        claims = [
+            ToolClaim(
+                tool=label,
+                age=max(self.now_ms - since_ms, 0) / 1000,
+                holder_alive=instance is not None and instance in self.beating,
+                reclaim_in=(deadline_ms - self.now_ms) / 1000,
+            )
+            for label, instance, since_ms, deadline_ms in self.claims
+        ]
+        return tuple(sorted(claims, key=lambda claim: -claim.age))
+
     def snapshot(self, foreign_version: str | None) -> FleetSnapshot:
         ranked = sorted(oldest_by_label(self.leases).values(), key=lambda lease: -lease.held)
         return FleetSnapshot(
@@ -297,6 +376,7 @@ class _Reading:
             oldest_locks=tuple(ranked[:OLDEST_LOCKS]),
             tools_in_progress=self.tools_in_progress,
             oldest_tool_claim_ms=self.oldest_tool_claim_ms,
+            tool_claims=self.tool_claims(),
             queues=self.queues,
             errors=dict(self.errors),
             foreign_version=foreign_version,

@@ -3,12 +3,14 @@ every label value set zero-filled and bounded. Reads the snapshot, never changes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from memorywatch import names, schema
 from memorywatch.exporter.collectors.fleet.labels import LabelBudget, keep
 from memorywatch.exporter.collectors.fleet.read import (
+    CLAIMS_READ,
     OLDEST_LOCKS,
     FleetSnapshot,
     HeldLease,
@@ -102,7 +104,9 @@ SECOND_LABEL_VALUES: Mapping[str, tuple[str, ...]] = {names.LABEL_STATUS: names.
 
 def _activity(snap: FleetSnapshot) -> dict[str, dict[str, float]]:
     """label -> name -> how much it did this exporter's life, the order the budget keeps
-    names in. State-miss kinds are a closed set, so all are always there."""
+    names in. State-miss kinds are a closed set, so all are always there. A tool with a
+    call in progress is there even before any counter of it moved (a first call whose
+    holder died counts nothing), so its orphans are not folded into `other`."""
     activity: dict[str, dict[str, float]] = {
         names.LABEL_LOCK: {},
         names.LABEL_TOOL: {},
@@ -117,6 +121,8 @@ def _activity(snap: FleetSnapshot) -> dict[str, dict[str, float]]:
     for name, hist in snap.histograms.get(schema.FAMILY_LOCK_WAIT, {}).items():
         seen = activity[names.LABEL_LOCK]
         seen[name] = seen.get(name, 0.0) + hist.count
+    for claim in snap.tool_claims:
+        activity[names.LABEL_TOOL].setdefault(claim.tool, 0.0)
     return activity
 
 
@@ -148,6 +154,7 @@ def add_fleet_families(snap: FleetSnapshot, out: Families, budget: LabelBudget) 
     )
     _add_instances(snap, out)
     _add_held(snap, out, universe[names.LABEL_LOCK])
+    _add_orphans(snap, out, universe[names.LABEL_TOOL])
     _add_queues(snap, out)
 
 
@@ -234,6 +241,46 @@ def _add_held(snap: FleetSnapshot, out: Families, kept: list[str]) -> None:
         "Age of the oldest tool claim still in progress (0 when none).",
         max(snap.now_ms - oldest, 0) / 1000 if oldest is not None else 0.0,
     )
+
+
+def _add_orphans(snap: FleetSnapshot, out: Families, kept: list[str]) -> None:
+    """In-progress claims whose holder is gone, by tool. The count is zero-filled like the
+    tool counters (the alert sees 0 -> 1); the age and the time to reclaim exist only for
+    tools with an orphan, since 0 would read as "a retry may run it now"."""
+    orphaned = dict.fromkeys(kept, 0.0)
+    oldest: dict[str, float] = {}
+    reclaim: dict[str, float] = {}
+    for claim in snap.tool_claims:
+        if claim.holder_alive:
+            continue
+        tool = keep(claim.tool, kept)
+        orphaned[tool] = orphaned.get(tool, 0.0) + 1
+        oldest[tool] = max(oldest.get(tool, 0.0), claim.age)
+        reclaim[tool] = min(reclaim.get(tool, math.inf), claim.reclaim_in)
+    out.declare(
+        names.TOOL_CALLS_ORPHANED,
+        "Tool calls in progress whose holder sends no heartbeat (it died mid-call): whether "
+        f"their side effect happened is unknown. Among the {CLAIMS_READ} oldest claims of "
+        "each shard.",
+        "gauge",
+    )
+    out.declare(
+        names.TOOL_ORPHAN_OLDEST,
+        "Age of the oldest orphaned tool call of each tool (absent: none).",
+        "gauge",
+    )
+    out.declare(
+        names.TOOL_ORPHAN_RECLAIM,
+        "Seconds until the soonest orphaned call of each tool passes its deadline and a retry "
+        "reclaims it and runs the tool again; negative: a retry would now (absent: none).",
+        "gauge",
+    )
+    for tool, count in sorted(orphaned.items()):
+        labels = {names.LABEL_TOOL: tool}
+        out.gauge(names.TOOL_CALLS_ORPHANED, "", count, labels)
+        if tool in oldest:
+            out.gauge(names.TOOL_ORPHAN_OLDEST, "", oldest[tool], labels)
+            out.gauge(names.TOOL_ORPHAN_RECLAIM, "", reclaim[tool], labels)
 
 
 def _add_instances(snap: FleetSnapshot, out: Families) -> None:
