@@ -299,8 +299,12 @@ class _Reading:
 
     def _heartbeat(self, instance: str, reply: Any) -> None:
         beat: Mapping[str, str] = reply or {}
-        if beat:
-            self.beating.add(instance)
+        if not beat:
+            # Its heartbeat hash expired: the instance died (the index keeps it for the
+            # window). Dead is not "not ready": counting it so paged AgentInstancesNotReady
+            # for a minute after every crash, and its claims are orphans.
+            return
+        self.beating.add(instance)
         try:
             figures = [
                 int(beat.get(name, -1))
