@@ -1,7 +1,8 @@
 """Each incident of `memorywatch demo`, end to end: real Redis, exporter, agent processes,
-Prometheus evaluating the generated rules (test profile) and Alertmanager delivering to a
-webhook receiver inside the test. The expected alert must arrive with its severity and a
-runbook_url; the healthy fleet must page nobody."""
+Prometheus evaluating the generated rules (test profile) and Alertmanager, configured from the
+generated alerts/alertmanager.yaml (its route and inhibitions), delivering to a webhook
+receiver inside the test. The expected alert must arrive with its severity and a runbook_url,
+first and in at most two notifications; the healthy fleet must send none at all."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,30 @@ from memorywatch.diagnose.model import Report
 
 LOOPBACK = "127.0.0.1"
 WORKERS = 2
+WINDOW = 20.0
+"""Seconds after the injection every notification is counted in (at least until the cause
+has arrived and a few seconds more): the test profile's `for` of the symptoms an incident
+could bring (10 s at most) plus the time for them to develop."""
+MAX_NOTIFICATIONS = 2
+PIPELINE_CHECK = "MemorywatchPipelineCheck"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One POST from Alertmanager that carried a firing alert not sent before: what a pager
+    would ring for."""
+
+    at: float
+    """time.monotonic() when it arrived."""
+    alerts: tuple[str, ...]
+    """Names of the alerts it newly delivered."""
 
 
 class Receiver:
-    """Alertmanager's webhook target: keeps every alert it is sent."""
+    """Alertmanager's webhook target: keeps every POST it is sent."""
 
     def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
+        self.posts: list[tuple[float, list[dict[str, Any]]]] = []
         self._lock = threading.Lock()
         receiver = self
 
@@ -37,7 +56,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
-                    receiver.alerts.extend(json.loads(body).get("alerts", []))
+                    receiver.posts.append((time.monotonic(), json.loads(body).get("alerts", [])))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -50,9 +69,34 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def firing(self) -> list[dict[str, Any]]:
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [a for a in self.alerts if a.get("status") == "firing"]
+            return [alert for _at, alerts in self.posts for alert in alerts]
+
+    def notifications(self, ignore: frozenset[str] = frozenset()) -> list[Notification]:
+        """Each POST that carried a firing alert (by fingerprint) no earlier POST carried;
+        Alertmanager re-posts a group every group_interval, a pager rings once."""
+        seen: set[str] = set()
+        out = []
+        with self._lock:
+            posts = list(self.posts)
+        for at, alerts in posts:
+            new = [
+                a
+                for a in alerts
+                if a.get("status") == "firing"
+                and a["labels"].get("alertname") not in ignore
+                and a.get("fingerprint", json.dumps(a["labels"], sort_keys=True)) not in seen
+            ]
+            seen.update(a.get("fingerprint", json.dumps(a["labels"], sort_keys=True)) for a in new)
+            if new:
+                names = dict.fromkeys(str(a["labels"].get("alertname", "?")) for a in new)
+                out.append(Notification(at, tuple(names)))
+        return out
+
+    def firing(self) -> list[dict[str, Any]]:
+        return [a for a in self.alerts if a.get("status") == "firing"]
 
     def wait_for(self, alertname: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -119,14 +163,27 @@ def _logs(demo: Demo) -> str:
     return "\n".join(f"--- {c.name}\n{c.tail(15)}" for c in demo.children.started)
 
 
+def _row(name: str, notifications: list[Notification], since: float) -> tuple[str, int, str, str]:
+    """(incident, notifications, alerts delivered in order, seconds to the first)."""
+    delivered = ", ".join(a for n in notifications for a in n.alerts) or "-"
+    first = f"{notifications[0].at - since:.1f}" if notifications else "-"
+    return (name, len(notifications), delivered, first)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(INCIDENTS))
-def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: Path) -> None:
+def test_incident_reaches_alertmanager(
+    name: str,
+    receiver: Receiver,
+    tmp_path: Path,
+    notification_rows: list[tuple[str, int, str, str]],
+) -> None:
     incident = INCIDENTS[name]
     demo = _demo(receiver, tmp_path)
     try:
         _wait_fleet_scraped(demo)
         demo.inject(name)
+        assert demo.incident_started is not None
         try:
             alert = receiver.wait_for(incident.alert, 75)
         except AssertionError as exc:
@@ -134,8 +191,15 @@ def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: 
         unprompted = demo.diagnose()  # as an on-call engineer would run it, no --alert
         assert demo.pager is not None
         paged = wait_for_report(demo.pager, incident.alert)
+        # Whatever else the incident brings has its window to arrive, inhibited or not.
+        until = max(demo.incident_started + WINDOW, time.monotonic() + 3)
+        time.sleep(max(until - time.monotonic(), 0))
+        pages = receiver.notifications()
     finally:
         demo.stop()
+    row = _row(name, pages, demo.incident_started)
+    notification_rows.append(row)
+    print(row)
     causes = [c.alert for c in unprompted.causes]
     assert causes and causes[0] == incident.alert, f"diagnose named {causes}"
     assert paged.causes[0].alert == incident.alert
@@ -144,6 +208,9 @@ def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: 
     runbook = alert["annotations"]["runbook_url"]
     assert runbook.endswith(f"/{incident.alert}.md")
     assert (Path(__file__).parents[2] / "runbooks" / f"{incident.alert}.md").is_file()
+    # One incident, one page: its symptoms are inhibited by the generated alertmanager.yaml.
+    assert pages and pages[0].alerts == (incident.alert,), f"first notification: {row}"
+    assert len(pages) <= MAX_NOTIFICATIONS, f"{len(pages)} notifications: {row}"
 
 
 def wait_for_report(pager: Pager, alert: str, timeout: float = 30) -> Report:
@@ -177,7 +244,9 @@ def _send_test_alert(demo: Demo, alertname: str) -> None:
 
 
 @pytest.mark.slow
-def test_healthy_fleet_pages_nobody(receiver: Receiver, tmp_path: Path) -> None:
+def test_healthy_fleet_pages_nobody(
+    receiver: Receiver, tmp_path: Path, notification_rows: list[tuple[str, int, str, str]]
+) -> None:
     """Silence proves something only if the alerts could have arrived: first the rules are
     loaded and healthy in Prometheus and a test alert travels Alertmanager -> receiver."""
     demo = _demo(receiver, tmp_path)
@@ -193,13 +262,27 @@ def test_healthy_fleet_pages_nobody(receiver: Receiver, tmp_path: Path) -> None:
         assert all(rule["health"] == "ok" for rule in rules), [
             (r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"
         ]
-        _send_test_alert(demo, "MemorywatchPipelineCheck")
-        receiver.wait_for("MemorywatchPipelineCheck", 30)
+        _send_test_alert(demo, PIPELINE_CHECK)
+        receiver.wait_for(PIPELINE_CHECK, 30)
         time.sleep(25)  # the rules evaluate the healthy fleet (test profile: `for` in seconds)
-        firing = receiver.firing()
+        pages = receiver.notifications(ignore=frozenset({PIPELINE_CHECK}))
+        firing = _firing_rules(demo)
     finally:
         demo.stop()
-    critical = [
-        a["labels"]["alertname"] for a in firing if a["labels"].get("severity") == "critical"
-    ]
-    assert critical == []
+    row = _row("(healthy)", pages, demo.started_at)
+    notification_rows.append(row)
+    print(row)
+    assert pages == [], f"the healthy fleet sent notifications: {row}"
+    assert firing == [], f"firing in Prometheus (not yet sent): {firing}"
+
+
+def _firing_rules(demo: Demo) -> list[str]:
+    """Alerts firing in Prometheus: what would have been sent a moment later."""
+    return sorted(
+        {
+            a["labels"]["alertname"]
+            for r in _rules(demo)
+            for a in r.get("alerts", [])
+            if a.get("state") == "firing"
+        }
+    )

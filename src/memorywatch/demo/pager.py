@@ -12,6 +12,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from memorywatch import causality
 from memorywatch.demo.processes import LOOPBACK
 from memorywatch.diagnose.model import Report
 from memorywatch.diagnose.run import runbook_command
@@ -118,8 +119,16 @@ def summary(report: Report, alert: str) -> list[str]:
     if top.alert != alert:
         rank = report.rank(alert)
         lines.append(
-            f"  {alert}: cause {rank} of {len(report.causes)}, a consequence of the above"
+            f"  {alert}: cause {rank} of {len(report.causes)}, {relation(report, alert)}"
             if rank
             else f"  {alert}: not confirmed now"
         )
     return lines
+
+
+def relation(report: Report, alert: str) -> str:
+    """ "a consequence of X" only along an edge of `causality` from a cause the report found,
+    otherwise "independent": being found alongside is not being caused by."""
+    found = {c.alert for c in report.causes} - {alert}
+    causes = [c for c in causality.explained_by().get(alert, ()) if c in found]
+    return f"a consequence of {', '.join(causes)}" if causes else "independent"
