@@ -164,12 +164,16 @@ def test_no_inhibition_cycle() -> None:
     assert cycles == []
 
 
-def test_risks_are_never_inhibited() -> None:
-    """RedisMaxmemoryNotSet and friends are a ticket whatever else fires."""
+def test_a_risk_is_inhibited_only_along_an_edge() -> None:
+    """A risk in the configuration (no maxmemory, a volatile-* policy) is a ticket whatever
+    else fires, unless the table says a cause takes it along (RedisDown takes the exporter's
+    eviction subscription down with it: AgentEvictionTrackingDisabled)."""
     targets = set().union(
         *(_matched(r["target_matchers"], "alertname") for r in committed()["inhibit_rules"])
     )
-    assert not targets & causality.RISKS
+    symptoms = {s for edge in causality.EDGES for s in edge.symptoms}
+    assert targets & causality.RISKS == symptoms & causality.RISKS
+    assert not targets & {"RedisMaxmemoryNotSet", "RedisEvictionPolicyUnsafe"}
 
 
 def test_identity_labels_and_deterministic_output(tmp_path: Path) -> None:

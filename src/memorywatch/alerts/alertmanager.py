@@ -57,9 +57,13 @@ class Timings:
 
 
 DEMO_TIMINGS: Final = Timings(
-    group_wait="1s", group_interval="1s", pager_repeat="1h", ticket_repeat="1h"
+    group_wait="2s", group_interval="1s", pager_repeat="1h", ticket_repeat="1h"
 )
-"""`memorywatch demo` and the end-to-end tests (the test profile's `for` in seconds)."""
+"""`memorywatch demo` and the end-to-end tests (the test profile: `for` in seconds, scrapes
+and evaluations every second). group_wait is two evaluations, as 30 s is one or two of a
+production Prometheus: a cause evaluated in another rule group than its symptom, or scraped
+by another job (RedisDown and the replica's RedisReplicationLinkDown), arrives a second
+later and still inhibits it."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,12 @@ def with_webhooks(doc: Mapping[str, Any], urls: Sequence[str], timings: Timings)
         child["repeat_interval"] = (
             timings.pager_repeat if child["receiver"] == PAGER else timings.ticket_repeat
         )
-    out["route"]["receiver"] = "demo"
+    out["route"].update(  # anything else (a test alert) goes to the same webhooks
+        receiver="demo",
+        group_wait=timings.group_wait,
+        group_interval=timings.group_interval,
+        repeat_interval=timings.pager_repeat,
+    )
     out["receivers"] = [
         {"name": name, "webhook_configs": hooks} for name in (PAGER, TICKET, "demo")
     ] + [{"name": NULL}]

@@ -127,8 +127,9 @@ def summary(report: Report, alert: str) -> list[str]:
 
 
 def relation(report: Report, alert: str) -> str:
-    """ "a consequence of X" only along an edge of `causality` from a cause the report found,
-    otherwise "independent": being found alongside is not being caused by."""
+    """How ``alert`` relates to the other causes found: "a consequence of X" only along an
+    edge of `causality` from a cause the report found, otherwise "independent" (being found
+    alongside is not being caused by)."""
     found = {c.alert for c in report.causes} - {alert}
     causes = [c for c in causality.explained_by().get(alert, ()) if c in found]
     return f"a consequence of {', '.join(causes)}" if causes else "independent"

@@ -21,7 +21,6 @@ from typing import Any
 from memorywatch.agent import (
     AgentState,
     AgentStateError,
-    LockLost,
     LockTimeout,
     Settings,
     ToolContext,
@@ -112,7 +111,8 @@ def pool_hog(state: AgentState, rng: random.Random, deadline: float) -> None:
 
 
 def slow_tool(state: AgentState, rng: random.Random, deadline: float) -> None:
-    """A tool that outlives its in-progress deadline and a holder that outlives its lock."""
+    """A tool that outlives its in-progress deadline, and a retry that runs it again. (Only
+    that: a lock lost on top of it would be a second incident, and a second page.)"""
     key = f"incident-{int(time.time())}"
 
     def charge(ctx: ToolContext) -> str:
@@ -123,8 +123,6 @@ def slow_tool(state: AgentState, rng: random.Random, deadline: float) -> None:
     racer.start()
     with contextlib.suppress(AgentStateError):
         state.run_tool("charge_card", key, charge, tool_options=ToolOptions(deadline=1.0))
-    with contextlib.suppress(LockLost), state.lock("order", "incident", ttl=1.0, wait=1):
-        time.sleep(2.0)
     racer.join(10)
     normal(state, rng, deadline)
 
@@ -137,6 +135,15 @@ def _reclaim_later(state: AgentState, key: str) -> None:
         )
 
 
+FLOOD_BURST = 1500
+"""Messages of 4 KiB (about 6 MiB) the flood writes at once: past the 4 MiB of headroom the
+eviction incident leaves, so Redis evicts within a second or two."""
+FLOOD_RATE = 25.0
+"""Messages per second after the burst (100 KiB/s): Redis stays at maxmemory and keeps
+evicting, while the replica keeps up (a flood of MiB per second would also be a replication
+incident, RedisReplicationLagBytesHigh, on top of the eviction)."""
+
+
 def flood(state: AgentState, rng: random.Random, deadline: float) -> None:
     """Long conversations until Redis runs into maxmemory and evicts agent state."""
     text = "x" * 4096
@@ -147,7 +154,9 @@ def flood(state: AgentState, rng: random.Random, deadline: float) -> None:
             state.history(f"long-session-{n % 5000}").append("user", text)
             if n % 7 == 0:
                 state.history(f"long-session-{rng.randrange(max(n % 5000, 1))}").load()
-        if n % 50 == 0:
+        if n > FLOOD_BURST:
+            _stop.wait(1 / FLOOD_RATE)
+        elif n % 50 == 0:
             _stop.wait(0.01)
 
 
