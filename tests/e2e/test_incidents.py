@@ -2,17 +2,22 @@
 Prometheus evaluating the generated rules (test profile) and Alertmanager, configured from the
 generated alerts/alertmanager.yaml (its route and inhibitions), delivering to a webhook
 receiver inside the test. The expected alert must arrive with its severity and a runbook_url,
-first and in at most two notifications; the healthy fleet must send none at all."""
+first and in at most two notifications; the healthy fleet must send none at all.
+
+Each scenario is mostly waiting (for `for` durations, scrapes, the observation window), so the
+module runs them two at a time in the background; each test asserts on its scenario's outcome."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,9 @@ has arrived and a few seconds more): the test profile's `for` of the symptoms an
 could bring (10 s at most) plus the time for them to develop."""
 MAX_NOTIFICATIONS = 2
 PIPELINE_CHECK = "MemorywatchPipelineCheck"
+HEALTHY = "(healthy)"
+LANES = 2
+"""Scenarios running at once: each demo uses about a third of one core."""
 
 
 @dataclass(frozen=True)
@@ -113,13 +121,6 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    rec.close()
-
-
 def _demo(receiver: Receiver, tmp_path: Path) -> Demo:
     config = DemoConfig(workers=WORKERS, webhook_url=receiver.url, workdir=tmp_path)
     return Demo(config, say=lambda line: None).start()
@@ -170,16 +171,30 @@ def _row(name: str, notifications: list[Notification], since: float) -> tuple[st
     return (name, len(notifications), delivered, first)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(INCIDENTS))
-def test_incident_reaches_alertmanager(
-    name: str,
-    receiver: Receiver,
-    tmp_path: Path,
-    notification_rows: list[tuple[str, int, str, str]],
-) -> None:
+@dataclass
+class Outcome:
+    """What one scenario saw; the tests assert on it."""
+
+    name: str
+    since: float
+    """time.monotonic() of the injection (of the start, for the healthy fleet)."""
+    pages: list[Notification]
+    alert: dict[str, Any] = field(default_factory=dict)
+    """The incident's alert as the receiver got it."""
+    unprompted: Report | None = None
+    paged: Report | None = None
+    pager_pages: list[tuple[str, str, float]] = field(default_factory=list)
+    firing: list[str] = field(default_factory=list)
+
+    @property
+    def row(self) -> tuple[str, int, str, str]:
+        return _row(self.name, self.pages, self.since)
+
+
+def run_incident(name: str, workdir: Path) -> Outcome:
     incident = INCIDENTS[name]
-    demo = _demo(receiver, tmp_path)
+    receiver = Receiver()
+    demo = _demo(receiver, workdir)
     try:
         _wait_fleet_scraped(demo)
         demo.inject(name)
@@ -197,20 +212,75 @@ def test_incident_reaches_alertmanager(
         pages = receiver.notifications()
     finally:
         demo.stop()
-    row = _row(name, pages, demo.incident_started)
-    notification_rows.append(row)
-    print(row)
-    causes = [c.alert for c in unprompted.causes]
+        receiver.close()
+    return Outcome(name, demo.incident_started, pages, alert, unprompted, paged, demo.pager_pages)
+
+
+class Scenarios:
+    """The module's scenarios, LANES at a time on threads, started when the first test asks."""
+
+    def __init__(self, names: list[str], workdirs: pytest.TempPathFactory) -> None:
+        self._pool = ThreadPoolExecutor(LANES, thread_name_prefix="mw-e2e")
+        self._futures: dict[str, Future[Outcome]] = {}
+        for name in names:
+            workdir = workdirs.mktemp(re.sub(r"\W+", "", name))
+            if name == HEALTHY:
+                self._futures[name] = self._pool.submit(run_healthy, workdir)
+            else:
+                self._futures[name] = self._pool.submit(run_incident, name, workdir)
+
+    def outcome(self, name: str) -> Outcome:
+        """Its outcome, or the exception it raised (with the demo's logs)."""
+        return self._futures[name].result(timeout=110)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _scenario(item: pytest.Item) -> str | None:
+    if item.name.startswith("test_incident_reaches_alertmanager["):
+        return str(item.callspec.params["name"])  # type: ignore[attr-defined]
+    return HEALTHY if item.name == "test_healthy_fleet_pages_nobody" else None
+
+
+@pytest.fixture(scope="module")
+def scenarios(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scenarios]:
+    """Only the selected tests' scenarios; the healthy fleet (the longest) first."""
+    selected = [
+        s
+        for item in request.session.items
+        if item.getparent(pytest.Module) is request.node and (s := _scenario(item))
+    ]
+    selected.sort(key=lambda name: name != HEALTHY)
+    runs = Scenarios(selected, tmp_path_factory)
+    yield runs
+    runs.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(INCIDENTS))
+def test_incident_reaches_alertmanager(
+    name: str, scenarios: Scenarios, notification_rows: list[tuple[str, int, str, str]]
+) -> None:
+    incident = INCIDENTS[name]
+    seen = scenarios.outcome(name)
+    notification_rows.append(seen.row)
+    print(seen.row)
+    assert seen.unprompted is not None and seen.paged is not None
+    causes = [c.alert for c in seen.unprompted.causes]
     assert causes and causes[0] == incident.alert, f"diagnose named {causes}"
-    assert paged.causes[0].alert == incident.alert
-    assert any(page[0] == incident.alert for page in demo.pager_pages)
-    assert alert["labels"]["severity"] == incident.severity
-    runbook = alert["annotations"]["runbook_url"]
+    assert seen.paged.causes[0].alert == incident.alert
+    assert any(page[0] == incident.alert for page in seen.pager_pages)
+    assert seen.alert["labels"]["severity"] == incident.severity
+    runbook = seen.alert["annotations"]["runbook_url"]
     assert runbook.endswith(f"/{incident.alert}.md")
     assert (Path(__file__).parents[2] / "runbooks" / f"{incident.alert}.md").is_file()
     # One incident, one page: its symptoms are inhibited by the generated alertmanager.yaml.
-    assert pages and pages[0].alerts == (incident.alert,), f"first notification: {row}"
-    assert len(pages) <= MAX_NOTIFICATIONS, f"{len(pages)} notifications: {row}"
+    pages = seen.pages
+    assert pages and pages[0].alerts == (incident.alert,), f"first notification: {seen.row}"
+    assert len(pages) <= MAX_NOTIFICATIONS, f"{len(pages)} notifications: {seen.row}"
 
 
 def wait_for_report(pager: Pager, alert: str, timeout: float = 30) -> Report:
@@ -243,13 +313,11 @@ def _send_test_alert(demo: Demo, alertname: str) -> None:
         assert resp.status == 200
 
 
-@pytest.mark.slow
-def test_healthy_fleet_pages_nobody(
-    receiver: Receiver, tmp_path: Path, notification_rows: list[tuple[str, int, str, str]]
-) -> None:
+def run_healthy(workdir: Path) -> Outcome:
     """Silence proves something only if the alerts could have arrived: first the rules are
     loaded and healthy in Prometheus and a test alert travels Alertmanager -> receiver."""
-    demo = _demo(receiver, tmp_path)
+    receiver = Receiver()
+    demo = _demo(receiver, workdir)
     try:
         _wait_fleet_scraped(demo)
         committed = (Path(__file__).parents[2] / "alerts" / "memorywatch.rules.yaml").read_text()
@@ -269,11 +337,19 @@ def test_healthy_fleet_pages_nobody(
         firing = _firing_rules(demo)
     finally:
         demo.stop()
-    row = _row("(healthy)", pages, demo.started_at)
-    notification_rows.append(row)
-    print(row)
-    assert pages == [], f"the healthy fleet sent notifications: {row}"
-    assert firing == [], f"firing in Prometheus (not yet sent): {firing}"
+        receiver.close()
+    return Outcome(HEALTHY, demo.started_at, pages, firing=firing)
+
+
+@pytest.mark.slow
+def test_healthy_fleet_pages_nobody(
+    scenarios: Scenarios, notification_rows: list[tuple[str, int, str, str]]
+) -> None:
+    seen = scenarios.outcome(HEALTHY)
+    notification_rows.append(seen.row)
+    print(seen.row)
+    assert seen.pages == [], f"the healthy fleet sent notifications: {seen.row}"
+    assert seen.firing == [], f"firing in Prometheus (not yet sent): {seen.firing}"
 
 
 def _firing_rules(demo: Demo) -> list[str]:
