@@ -78,7 +78,8 @@ class Pager:
                 self._seen.add((name, severity))
                 seconds = self._since()
                 self.pages.append((name, severity, seconds))
-            self._say(f"[+{seconds:6.1f}s] PAGE {name} ({severity})  ->  {runbook_command(name)}")
+            kind = "PAGE" if severity == "critical" else "TICKET"  # the route's receivers
+            self._say(f"[+{seconds:6.1f}s] {kind} {name} ({severity})  ->  {runbook_command(name)}")
             self._work.put(name)
 
     def _diagnose_loop(self) -> None:
