@@ -192,6 +192,14 @@ def test_identity_labels_and_deterministic_output(tmp_path: Path) -> None:
     assert amtool("check-config", out / am.ALERTMANAGER_FILE).returncode == 0
 
 
+@pytest.mark.parametrize("label", ["alertname", "bad-label", ""])
+def test_a_bad_identity_label_is_a_one_line_error(tmp_path: Path, label: str) -> None:
+    args = ["alerts", "generate", "--out-dir", str(tmp_path), "--skip-runbooks"]
+    result = CliRunner().invoke(main, [*args, "--identity-label", label])
+    assert result.exit_code == 2
+    assert "--identity-label" in result.output and "Traceback" not in result.output
+
+
 # A real Alertmanager ---------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ Inhibitions, all restricted to memorywatch's alert names and to one Redis deploy
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -39,7 +40,6 @@ RedisReplicationLinkDown). Where one exporter serves several deployments through
 PAGER: Final = "memorywatch-pager"
 TICKET: Final = "memorywatch-ticket"
 NULL: Final = "memorywatch-null"
-RECEIVER_OF_SEVERITY: Final = {"critical": PAGER, "warning": TICKET, "info": NULL}
 PLACEHOLDER_URLS: Final = {
     PAGER: "https://pager.example.invalid/REPLACE-ME",
     TICKET: "https://tickets.example.invalid/REPLACE-ME",
@@ -66,20 +66,27 @@ by another job (RedisDown and the replica's RedisReplicationLinkDown), arrives a
 later and still inhibits it."""
 
 
+_LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 @dataclass(frozen=True)
 class RoutingConfig:
     identity_labels: tuple[str, ...] = DEFAULT_IDENTITY_LABELS
     timings: Timings = field(default_factory=Timings)
 
-
-def _quote(values: Iterable[str]) -> str:
-    return "|".join(values)
+    def __post_init__(self) -> None:
+        bad = [n for n in self.identity_labels if not _LABEL_NAME.fullmatch(n)]
+        if not self.identity_labels or bad or "alertname" in self.identity_labels:
+            raise ValueError(
+                f"identity labels must be Prometheus label names other than alertname, "
+                f"at least one: got {list(self.identity_labels)}"
+            )
 
 
 def _matcher(label: str, values: Sequence[str]) -> str:
     if len(values) == 1:
         return f'{label}="{values[0]}"'
-    return f'{label}=~"{_quote(values)}"'
+    return f'{label}=~"{"|".join(values)}"'
 
 
 def _levels_at_or_below(severity: str) -> tuple[str, ...]:

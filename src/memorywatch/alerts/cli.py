@@ -94,6 +94,10 @@ def _config(
         table = th.load(thresholds_file, profile)
     except th.ThresholdsError as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        routing = alertmanager.RoutingConfig(identity_labels=tuple(identity_labels))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--identity-label") from None
     return GenerateConfig(
         alerts=AlertsConfig(
             thresholds=table,
@@ -103,7 +107,7 @@ def _config(
         ),
         out_dir=out_dir,
         runbooks_dir=None if skip_runbooks else runbooks_dir,
-        routing=alertmanager.RoutingConfig(identity_labels=tuple(identity_labels)),
+        routing=routing,
     )
 
 

@@ -2,7 +2,9 @@
 
 Starts (or reuses) a Redis master with a replica, the exporter, agent workers using the SDK,
 and, when installed, Prometheus with the generated rules (test profile: `for` in seconds)
-and Alertmanager. `inject()` causes one of the failures memorywatch exists to catch.
+and Alertmanager with the generated routing and inhibitions (alerts/alertmanager.yaml, its
+receivers pointed at the demo's pager). `inject()` causes one of the failures memorywatch
+exists to catch.
 """
 
 from __future__ import annotations
