@@ -34,9 +34,11 @@ EDGES: Final[tuple[Edge, ...]] = (
         ("AgentNoReadyInstances", "AgentInstancesNotReady", "AgentQueueBacklog",
          "AgentClientPoolTimeouts", "AgentClientPoolSaturated", "AgentLockTimeouts",
          "AgentStateNotDurable", "RedisReplicationLinkDown", "RedisReplicaMissing",
-         "RedisExporterScrapeErrors", "AgentToolOrphaned", "AgentToolStuckInProgress"),
-        "with Redis down no instance can read or write, so readiness, pools, locks, queues "
-        "and the replicas' link all fail behind it",
+         "RedisExporterScrapeErrors", "AgentToolOrphaned", "AgentToolStuckInProgress",
+         # the exporter's eviction subscription is a connection to Redis: it drops with it
+         "AgentEvictionTrackingDisabled"),
+        "with Redis down no instance can read or write, so readiness, pools, locks, queues, "
+        "the replicas' link and the exporter's eviction subscription all fail behind it",
     ),
     Edge(
         "RedisRestartedWithoutPersistence",
@@ -85,8 +87,11 @@ EDGES: Final[tuple[Edge, ...]] = (
     ),
     Edge(
         "AgentClientPoolTimeouts",
-        ("AgentClientPoolSaturated", "AgentQueueBacklog", "AgentLockTimeouts"),
-        "an instance whose pool ran dry is saturated by definition and drains its work slower",
+        ("AgentClientPoolSaturated", "AgentQueueBacklog", "AgentLockTimeouts",
+         # its readiness probe waits for a pool connection like any other command
+         "AgentInstancesNotReady"),
+        "an instance whose pool ran dry is saturated by definition, drains its work slower, "
+        "and fails its readiness probe, which needs a pool connection too",
     ),
     Edge(
         "AgentNoReadyInstances",

@@ -246,6 +246,10 @@ PAIRS: Final = (
 PROFILES: Final = ("default", "test")
 TEST_FOR_SCALE: Final = 1 / 60
 """The ``test`` profile: every ``for`` in seconds instead of minutes (10m -> 10s)."""
+TEST_SCALED_HORIZONS: Final = ("memory_full_forecast",)
+"""Forecast horizons the ``test`` profile scales like ``for`` (4 h -> 4 min): on its clock a
+Redis has a minute of history, and 4 h extrapolated from a fresh Redis filling its working
+set reads as gigabytes (RedisMemoryFullSoon on a healthy demo)."""
 
 
 @dataclass(frozen=True)
@@ -373,6 +377,14 @@ def load(path: Path | str | None = None, profile: str = "default") -> Thresholds
         raise ThresholdsError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
     if profile == "test":
         thresholds = thresholds.with_for_scale(TEST_FOR_SCALE)
+        thresholds = Thresholds(
+            tuple(
+                replace(t, value=round(t.number() * TEST_FOR_SCALE))
+                if t.name in TEST_SCALED_HORIZONS
+                else t
+                for t in thresholds
+            )
+        )
     return thresholds
 
 

@@ -32,3 +32,23 @@ def promtool(*args: str | Path, cwd: Path | None = None) -> subprocess.Completed
         timeout=120,
         cwd=cwd,
     )
+
+
+AMTOOL = "/usr/bin/amtool"
+ALERTMANAGER_BINARIES = ("/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager")
+
+
+def amtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Debian's amtool 0.25; a missing binary fails the test, it never skips it."""
+    found = AMTOOL if Path(AMTOOL).is_file() else shutil.which("amtool")
+    if found is None:
+        pytest.fail("amtool not found (apt-get install prometheus-alertmanager)")
+    return subprocess.run([found, *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def alertmanager_path() -> str:
+    found = next((p for p in ALERTMANAGER_BINARIES if Path(p).is_file()), None)
+    found = found or shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if found is None:
+        pytest.fail("alertmanager not found (apt-get install prometheus-alertmanager)")
+    return found

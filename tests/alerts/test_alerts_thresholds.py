@@ -73,6 +73,8 @@ def test_test_profile_scales_for_to_seconds() -> None:
     assert t["lock_lost"].for_duration == "0s"
     assert t["memory_used_warning"].value == 0.8
     assert Thresholds().with_for_scale(2)["redis_down"].for_duration == "2m"
+    assert t["memory_full_forecast"].value == 240  # a horizon is on the same clock as `for`
+    assert t["replica_lag_warning"].value == 10  # a measured lag is not
 
 
 BAD = [

@@ -1,16 +1,23 @@
 """Each incident of `memorywatch demo`, end to end: real Redis, exporter, agent processes,
-Prometheus evaluating the generated rules (test profile) and Alertmanager delivering to a
-webhook receiver inside the test. The expected alert must arrive with its severity and a
-runbook_url; the healthy fleet must page nobody."""
+Prometheus evaluating the generated rules (test profile) and Alertmanager, configured from the
+generated alerts/alertmanager.yaml (its route and inhibitions), delivering to a webhook
+receiver inside the test. The expected alert must arrive with its severity and a runbook_url,
+first and in at most two notifications; the healthy fleet must send none at all.
+
+Each scenario is mostly waiting (for `for` durations, scrapes, the observation window), so the
+module runs them two at a time in the background; each test asserts on its scenario's outcome."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,13 +30,33 @@ from memorywatch.diagnose.model import Report
 
 LOOPBACK = "127.0.0.1"
 WORKERS = 2
+WINDOW = 20.0
+"""Seconds after the injection every notification is counted in (at least until the cause
+has arrived and a few seconds more): the test profile's `for` of the symptoms an incident
+could bring (10 s at most) plus the time for them to develop."""
+MAX_NOTIFICATIONS = 2
+PIPELINE_CHECK = "MemorywatchPipelineCheck"
+HEALTHY = "(healthy)"
+LANES = 2
+"""Scenarios running at once: each demo uses about a third of one core."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One POST from Alertmanager that carried a firing alert not sent before: what a pager
+    would ring for."""
+
+    at: float
+    """time.monotonic() when it arrived."""
+    alerts: tuple[str, ...]
+    """Names of the alerts it newly delivered."""
 
 
 class Receiver:
-    """Alertmanager's webhook target: keeps every alert it is sent."""
+    """Alertmanager's webhook target: keeps every POST it is sent."""
 
     def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
+        self.posts: list[tuple[float, list[dict[str, Any]]]] = []
         self._lock = threading.Lock()
         receiver = self
 
@@ -37,7 +64,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
-                    receiver.alerts.extend(json.loads(body).get("alerts", []))
+                    receiver.posts.append((time.monotonic(), json.loads(body).get("alerts", [])))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -50,9 +77,34 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def firing(self) -> list[dict[str, Any]]:
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [a for a in self.alerts if a.get("status") == "firing"]
+            return [alert for _at, alerts in self.posts for alert in alerts]
+
+    def notifications(self, ignore: frozenset[str] = frozenset()) -> list[Notification]:
+        """Each POST that carried a firing alert (by fingerprint) no earlier POST carried;
+        Alertmanager re-posts a group every group_interval, a pager rings once."""
+        seen: set[str] = set()
+        out = []
+        with self._lock:
+            posts = list(self.posts)
+        for at, alerts in posts:
+            new = [
+                a
+                for a in alerts
+                if a.get("status") == "firing"
+                and a["labels"].get("alertname") not in ignore
+                and a.get("fingerprint", json.dumps(a["labels"], sort_keys=True)) not in seen
+            ]
+            seen.update(a.get("fingerprint", json.dumps(a["labels"], sort_keys=True)) for a in new)
+            if new:
+                names = dict.fromkeys(str(a["labels"].get("alertname", "?")) for a in new)
+                out.append(Notification(at, tuple(names)))
+        return out
+
+    def firing(self) -> list[dict[str, Any]]:
+        return [a for a in self.alerts if a.get("status") == "firing"]
 
     def wait_for(self, alertname: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -67,13 +119,6 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    rec.close()
 
 
 def _demo(receiver: Receiver, tmp_path: Path) -> Demo:
@@ -119,14 +164,41 @@ def _logs(demo: Demo) -> str:
     return "\n".join(f"--- {c.name}\n{c.tail(15)}" for c in demo.children.started)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(INCIDENTS))
-def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: Path) -> None:
+def _row(name: str, notifications: list[Notification], since: float) -> tuple[str, int, str, str]:
+    """(incident, notifications, alerts delivered in order, seconds to the first)."""
+    delivered = ", ".join(a for n in notifications for a in n.alerts) or "-"
+    first = f"{notifications[0].at - since:.1f}" if notifications else "-"
+    return (name, len(notifications), delivered, first)
+
+
+@dataclass
+class Outcome:
+    """What one scenario saw; the tests assert on it."""
+
+    name: str
+    since: float
+    """time.monotonic() of the injection (of the start, for the healthy fleet)."""
+    pages: list[Notification]
+    alert: dict[str, Any] = field(default_factory=dict)
+    """The incident's alert as the receiver got it."""
+    unprompted: Report | None = None
+    paged: Report | None = None
+    pager_pages: list[tuple[str, str, float]] = field(default_factory=list)
+    firing: list[str] = field(default_factory=list)
+
+    @property
+    def row(self) -> tuple[str, int, str, str]:
+        return _row(self.name, self.pages, self.since)
+
+
+def run_incident(name: str, workdir: Path) -> Outcome:
     incident = INCIDENTS[name]
-    demo = _demo(receiver, tmp_path)
+    receiver = Receiver()
+    demo = _demo(receiver, workdir)
     try:
         _wait_fleet_scraped(demo)
         demo.inject(name)
+        assert demo.incident_started is not None
         try:
             alert = receiver.wait_for(incident.alert, 75)
         except AssertionError as exc:
@@ -134,16 +206,81 @@ def test_incident_reaches_alertmanager(name: str, receiver: Receiver, tmp_path: 
         unprompted = demo.diagnose()  # as an on-call engineer would run it, no --alert
         assert demo.pager is not None
         paged = wait_for_report(demo.pager, incident.alert)
+        # Whatever else the incident brings has its window to arrive, inhibited or not.
+        until = max(demo.incident_started + WINDOW, time.monotonic() + 3)
+        time.sleep(max(until - time.monotonic(), 0))
+        pages = receiver.notifications()
     finally:
         demo.stop()
-    causes = [c.alert for c in unprompted.causes]
+        receiver.close()
+    return Outcome(name, demo.incident_started, pages, alert, unprompted, paged, demo.pager_pages)
+
+
+class Scenarios:
+    """The module's scenarios, LANES at a time on threads, started when the first test asks."""
+
+    def __init__(self, names: list[str], workdirs: pytest.TempPathFactory) -> None:
+        self._pool = ThreadPoolExecutor(LANES, thread_name_prefix="mw-e2e")
+        self._futures: dict[str, Future[Outcome]] = {}
+        for name in names:
+            workdir = workdirs.mktemp(re.sub(r"\W+", "", name))
+            if name == HEALTHY:
+                self._futures[name] = self._pool.submit(run_healthy, workdir)
+            else:
+                self._futures[name] = self._pool.submit(run_incident, name, workdir)
+
+    def outcome(self, name: str) -> Outcome:
+        """Its outcome, or the exception it raised (with the demo's logs)."""
+        return self._futures[name].result(timeout=110)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _scenario(item: pytest.Item) -> str | None:
+    if item.name.startswith("test_incident_reaches_alertmanager["):
+        return str(item.callspec.params["name"])  # type: ignore[attr-defined]
+    return HEALTHY if item.name == "test_healthy_fleet_pages_nobody" else None
+
+
+@pytest.fixture(scope="module")
+def scenarios(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scenarios]:
+    """Only the selected tests' scenarios; the healthy fleet (the longest) first."""
+    selected = [
+        s
+        for item in request.session.items
+        if item.getparent(pytest.Module) is request.node and (s := _scenario(item))
+    ]
+    selected.sort(key=lambda name: name != HEALTHY)
+    runs = Scenarios(selected, tmp_path_factory)
+    yield runs
+    runs.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(INCIDENTS))
+def test_incident_reaches_alertmanager(
+    name: str, scenarios: Scenarios, notification_rows: list[tuple[str, int, str, str]]
+) -> None:
+    incident = INCIDENTS[name]
+    seen = scenarios.outcome(name)
+    notification_rows.append(seen.row)
+    print(seen.row)
+    assert seen.unprompted is not None and seen.paged is not None
+    causes = [c.alert for c in seen.unprompted.causes]
     assert causes and causes[0] == incident.alert, f"diagnose named {causes}"
-    assert paged.causes[0].alert == incident.alert
-    assert any(page[0] == incident.alert for page in demo.pager_pages)
-    assert alert["labels"]["severity"] == incident.severity
-    runbook = alert["annotations"]["runbook_url"]
+    assert seen.paged.causes[0].alert == incident.alert
+    assert any(page[0] == incident.alert for page in seen.pager_pages)
+    assert seen.alert["labels"]["severity"] == incident.severity
+    runbook = seen.alert["annotations"]["runbook_url"]
     assert runbook.endswith(f"/{incident.alert}.md")
     assert (Path(__file__).parents[2] / "runbooks" / f"{incident.alert}.md").is_file()
+    # One incident, one page: its symptoms are inhibited by the generated alertmanager.yaml.
+    pages = seen.pages
+    assert pages and pages[0].alerts == (incident.alert,), f"first notification: {seen.row}"
+    assert len(pages) <= MAX_NOTIFICATIONS, f"{len(pages)} notifications: {seen.row}"
 
 
 def wait_for_report(pager: Pager, alert: str, timeout: float = 30) -> Report:
@@ -176,11 +313,11 @@ def _send_test_alert(demo: Demo, alertname: str) -> None:
         assert resp.status == 200
 
 
-@pytest.mark.slow
-def test_healthy_fleet_pages_nobody(receiver: Receiver, tmp_path: Path) -> None:
+def run_healthy(workdir: Path) -> Outcome:
     """Silence proves something only if the alerts could have arrived: first the rules are
     loaded and healthy in Prometheus and a test alert travels Alertmanager -> receiver."""
-    demo = _demo(receiver, tmp_path)
+    receiver = Receiver()
+    demo = _demo(receiver, workdir)
     try:
         _wait_fleet_scraped(demo)
         committed = (Path(__file__).parents[2] / "alerts" / "memorywatch.rules.yaml").read_text()
@@ -193,13 +330,35 @@ def test_healthy_fleet_pages_nobody(receiver: Receiver, tmp_path: Path) -> None:
         assert all(rule["health"] == "ok" for rule in rules), [
             (r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"
         ]
-        _send_test_alert(demo, "MemorywatchPipelineCheck")
-        receiver.wait_for("MemorywatchPipelineCheck", 30)
+        _send_test_alert(demo, PIPELINE_CHECK)
+        receiver.wait_for(PIPELINE_CHECK, 30)
         time.sleep(25)  # the rules evaluate the healthy fleet (test profile: `for` in seconds)
-        firing = receiver.firing()
+        pages = receiver.notifications(ignore=frozenset({PIPELINE_CHECK}))
+        firing = _firing_rules(demo)
     finally:
         demo.stop()
-    critical = [
-        a["labels"]["alertname"] for a in firing if a["labels"].get("severity") == "critical"
-    ]
-    assert critical == []
+        receiver.close()
+    return Outcome(HEALTHY, demo.started_at, pages, firing=firing)
+
+
+@pytest.mark.slow
+def test_healthy_fleet_pages_nobody(
+    scenarios: Scenarios, notification_rows: list[tuple[str, int, str, str]]
+) -> None:
+    seen = scenarios.outcome(HEALTHY)
+    notification_rows.append(seen.row)
+    print(seen.row)
+    assert seen.pages == [], f"the healthy fleet sent notifications: {seen.row}"
+    assert seen.firing == [], f"firing in Prometheus (not yet sent): {seen.firing}"
+
+
+def _firing_rules(demo: Demo) -> list[str]:
+    """Alerts firing in Prometheus: what would have been sent a moment later."""
+    return sorted(
+        {
+            a["labels"]["alertname"]
+            for r in _rules(demo)
+            for a in r.get("alerts", [])
+            if a.get("state") == "firing"
+        }
+    )

@@ -109,9 +109,8 @@ def test_every_subcommand_has_help(installed: Path, tmp_path: Path, command: lis
 def test_generators_write_into_a_temporary_folder(installed: Path, tmp_path: Path) -> None:
     alerts = run(installed, tmp_path, "alerts", "generate", "--out-dir", str(tmp_path / "a"))
     assert alerts.returncode == 0, alerts.stderr
-    assert (tmp_path / "a" / "memorywatch.rules.yaml").read_text() == (
-        ROOT / "alerts" / "memorywatch.rules.yaml"
-    ).read_text()
+    for name in ("memorywatch.rules.yaml", "alertmanager.yaml"):
+        assert (tmp_path / "a" / name).read_text() == (ROOT / "alerts" / name).read_text()
     boards = run(installed, tmp_path, "dashboards", "generate", "--out-dir", str(tmp_path / "d"))
     assert boards.returncode == 0, boards.stderr
     assert sorted(p.name for p in (tmp_path / "d").glob("*.json")) == sorted(

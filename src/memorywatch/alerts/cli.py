@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from memorywatch import thresholds as th
-from memorywatch.alerts import runbooks
+from memorywatch.alerts import alertmanager, runbooks
 from memorywatch.alerts.generate import GENERATE_COMMAND, GenerateConfig, check, generate
 from memorywatch.alerts.model import (
     DEFAULT_DASHBOARD_BASE_URL,
@@ -50,6 +50,15 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Prometheus job label of the memorywatch exporter (for RedisExporterDown).",
         ),
         click.option(
+            "--identity-label",
+            "identity_labels",
+            multiple=True,
+            default=alertmanager.DEFAULT_IDENTITY_LABELS,
+            show_default=True,
+            help="alertmanager.yaml: a label naming one Redis deployment on every alert "
+            "(repeatable); group_by and every inhibition's equal.",
+        ),
+        click.option(
             "--out-dir",
             type=click.Path(path_type=Path, file_okay=False),
             default=Path("alerts"),
@@ -76,6 +85,7 @@ def _config(
     runbook_base_url: str,
     dashboard_base_url: str,
     exporter_job: str,
+    identity_labels: tuple[str, ...],
     out_dir: Path,
     runbooks_dir: Path,
     skip_runbooks: bool,
@@ -84,6 +94,10 @@ def _config(
         table = th.load(thresholds_file, profile)
     except th.ThresholdsError as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        routing = alertmanager.RoutingConfig(identity_labels=tuple(identity_labels))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--identity-label") from None
     return GenerateConfig(
         alerts=AlertsConfig(
             thresholds=table,
@@ -93,18 +107,21 @@ def _config(
         ),
         out_dir=out_dir,
         runbooks_dir=None if skip_runbooks else runbooks_dir,
+        routing=routing,
     )
 
 
 @click.group("alerts")
 def alerts() -> None:
-    """Prometheus alerting rules, their promtool tests and runbook thresholds."""
+    """Prometheus alerting rules, their promtool tests, Alertmanager routing and runbook
+    thresholds."""
 
 
 @alerts.command("generate")
 @_options
 def generate_command(**options: Any) -> None:
-    """Write the rule file, the PrometheusRule CRD, promtool tests and runbook thresholds."""
+    """Write the rule file, the PrometheusRule CRD, alertmanager.yaml (routing and
+    inhibitions), promtool tests and runbook thresholds."""
     written, warnings = generate(_config(**options))
     for path in written:
         click.echo(f"wrote {path}")

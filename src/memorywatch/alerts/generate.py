@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from memorywatch.alerts import (
+    alertmanager,
     clients,
     exporter_self,
     fleet,
@@ -46,6 +47,8 @@ class GenerateConfig:
     out_dir: Path
     runbooks_dir: Path | None
     """None: leave runbooks alone (e.g. when generating a test profile elsewhere)."""
+    routing: alertmanager.RoutingConfig = field(default_factory=alertmanager.RoutingConfig)
+    """alertmanager.yaml: the labels of one Redis deployment, the route's timings."""
 
 
 def build_groups(cfg: AlertsConfig) -> tuple[RuleGroup, ...]:
@@ -60,6 +63,11 @@ def alert_names(groups: tuple[RuleGroup, ...]) -> list[str]:
     return list(dict.fromkeys(rule.alert for rule in alert_rules(groups)))
 
 
+def alert_severities(groups: tuple[RuleGroup, ...]) -> dict[str, tuple[str, ...]]:
+    """Alert name -> the severities its rules ship with."""
+    return alertmanager.severities_of((rule.alert, rule.severity) for rule in alert_rules(groups))
+
+
 def render_all(config: GenerateConfig) -> tuple[dict[Path, str], list[str]]:
     """Path -> content of every generated file, and warnings (alerts without a runbook)."""
     cfg = config.alerts
@@ -68,6 +76,9 @@ def render_all(config: GenerateConfig) -> tuple[dict[Path, str], list[str]]:
     files = {
         out / r.RULES_FILE: r.dump(r.rules_document(groups, cfg)),
         out / r.CRD_FILE: r.dump(r.prometheusrule_document(groups, cfg)),
+        out / alertmanager.ALERTMANAGER_FILE: alertmanager.render(
+            alert_severities(groups), config.routing, GENERATE_COMMAND
+        ),
         out / r.TESTS_DIR / r.PROBE_RULES_FILE: r.dump(
             r.rules_document(groups, cfg, probe=True), r.PROBE_NOTE
         ),

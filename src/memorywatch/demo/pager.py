@@ -12,6 +12,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from memorywatch import causality
 from memorywatch.demo.processes import LOOPBACK
 from memorywatch.diagnose.model import Report
 from memorywatch.diagnose.run import runbook_command
@@ -77,7 +78,8 @@ class Pager:
                 self._seen.add((name, severity))
                 seconds = self._since()
                 self.pages.append((name, severity, seconds))
-            self._say(f"[+{seconds:6.1f}s] PAGE {name} ({severity})  ->  {runbook_command(name)}")
+            kind = "PAGE" if severity == "critical" else "TICKET"  # the route's receivers
+            self._say(f"[+{seconds:6.1f}s] {kind} {name} ({severity})  ->  {runbook_command(name)}")
             self._work.put(name)
 
     def _diagnose_loop(self) -> None:
@@ -118,8 +120,17 @@ def summary(report: Report, alert: str) -> list[str]:
     if top.alert != alert:
         rank = report.rank(alert)
         lines.append(
-            f"  {alert}: cause {rank} of {len(report.causes)}, a consequence of the above"
+            f"  {alert}: cause {rank} of {len(report.causes)}, {relation(report, alert)}"
             if rank
             else f"  {alert}: not confirmed now"
         )
     return lines
+
+
+def relation(report: Report, alert: str) -> str:
+    """How ``alert`` relates to the other causes found: "a consequence of X" only along an
+    edge of `causality` from a cause the report found, otherwise "independent" (being found
+    alongside is not being caused by)."""
+    found = {c.alert for c in report.causes} - {alert}
+    causes = [c for c in causality.explained_by().get(alert, ()) if c in found]
+    return f"a consequence of {', '.join(causes)}" if causes else "independent"

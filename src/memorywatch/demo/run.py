@@ -2,7 +2,9 @@
 
 Starts (or reuses) a Redis master with a replica, the exporter, agent workers using the SDK,
 and, when installed, Prometheus with the generated rules (test profile: `for` in seconds)
-and Alertmanager. `inject()` causes one of the failures memorywatch exists to catch.
+and Alertmanager with the generated routing and inhibitions (alerts/alertmanager.yaml, its
+receivers pointed at the demo's pager). `inject()` causes one of the failures memorywatch
+exists to catch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import redis
 import yaml
 
 from memorywatch import thresholds
+from memorywatch.alerts import alertmanager
 from memorywatch.alerts.generate import GenerateConfig, generate
 from memorywatch.alerts.model import AlertsConfig
 from memorywatch.demo import worker
@@ -66,6 +69,10 @@ EXPORTER_JOB = "memorywatch"
 REPLICA_JOB = "memorywatch-replica"
 EVICTION_SETTINGS = ("maxmemory", "maxmemory-policy")
 """What the eviction incident changes on the master; `Demo.stop()` puts the old values back."""
+OWN_REDIS_MEMORY = ("--maxmemory", "256mb", "--maxmemory-policy", "noeviction")
+"""The master and replica the demo starts are configured as the alerts want them: a
+maxmemory (RedisMaxmemoryNotSet), and noeviction, so agent state is refused rather than
+silently dropped at the limit (RedisEvictionPolicyUnsafe). The demo uses a few MiB."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,8 @@ class Demo:
         data = self.workdir / name
         data.mkdir(exist_ok=True)
         argv = [exe, "--bind", LOOPBACK, "--port", str(port), "--dir", str(data), "--save", "",
-                "--appendonly", "no", "--repl-diskless-sync-delay", "0", *extra]  # fmt: skip
+                "--appendonly", "no", "--repl-diskless-sync-delay", "0", *OWN_REDIS_MEMORY,
+                *extra]  # fmt: skip
         child = self.children.start(name, argv)
         client = redis.Redis(host=LOOPBACK, port=port, socket_timeout=1)
         wait_for(lambda: bool(client.ping()), 10, f"{name} on port {port}")
@@ -227,7 +235,7 @@ class Demo:
                 runbooks_dir=None,
             )
         )
-        alertmanager = find_binary("prometheus-alertmanager", "alertmanager")
+        alertmanager_exe = find_binary("prometheus-alertmanager", "alertmanager")
         interval = f"{self.config.scrape_interval:g}s"
         config: dict[str, object] = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
@@ -243,9 +251,9 @@ class Demo:
                  "params": {"target": [self.replica_url]},
                  "static_configs": [{"targets": [f"{LOOPBACK}:{self.exporter_port}"]}]}
             )  # fmt: skip
-        if alertmanager is not None:
+        if alertmanager_exe is not None:
             self.alertmanager_port = free_port()
-            self._start_alertmanager(alertmanager)
+            self._start_alertmanager(alertmanager_exe, rules_dir)
             config["alerting"] = {
                 "alertmanagers": [
                     {"static_configs": [{"targets": [f"{LOOPBACK}:{self.alertmanager_port}"]}]}
@@ -264,17 +272,14 @@ class Demo:
             f"started prometheus {url} with the generated rules, test profile (pid {child.pid})"
         )
 
-    def _start_alertmanager(self, exe: str) -> None:
-        receiver: dict[str, object] = {"name": "demo"}
+    def _start_alertmanager(self, exe: str, rules_dir: Path) -> None:
+        """The generated alertmanager.yaml (its route and inhibitions), its receivers posting
+        to the pager and the webhook, with the test profile's timings."""
         urls = [self.pager.url] if self.pager is not None else []
         if self.config.webhook_url:
             urls.append(self.config.webhook_url)
-        receiver["webhook_configs"] = [{"url": url, "send_resolved": False} for url in urls]
-        config = {
-            "route": {"receiver": "demo", "group_by": ["alertname", "job", "instance"],
-                      "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
-            "receivers": [receiver],
-        }  # fmt: skip
+        generated = yaml.safe_load((rules_dir / alertmanager.ALERTMANAGER_FILE).read_text())
+        config = alertmanager.with_webhooks(generated, urls, alertmanager.DEMO_TIMINGS)
         path = self.workdir / "alertmanager.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         child = self.children.start("alertmanager", [
@@ -283,7 +288,10 @@ class Demo:
         ])  # fmt: skip
         url = f"http://{LOOPBACK}:{self.alertmanager_port}"
         wait_for(lambda: http_ok(url + "/-/ready"), 30, "alertmanager")
-        self.say(f"started alertmanager {url} (pid {child.pid})")
+        self.say(
+            f"started alertmanager {url} with the generated routing and inhibitions "
+            f"(pid {child.pid})"
+        )
 
     # -- incidents --------------------------------------------------------------------------------
     def inject(self, name: str) -> Incident:

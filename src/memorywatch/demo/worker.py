@@ -21,7 +21,6 @@ from typing import Any
 from memorywatch.agent import (
     AgentState,
     AgentStateError,
-    LockLost,
     LockTimeout,
     Settings,
     ToolContext,
@@ -35,6 +34,9 @@ PASSWORD_ENV = "MEMORYWATCH_DEMO_REDIS_PASSWORD"  # noqa: S105 -- a variable nam
 USER_ENV = "MEMORYWATCH_DEMO_REDIS_USER"
 TOOLS = ("create_ticket", "charge_card", "send_email")
 SUBJECTS = ("Table for two", "Order 1182", "Refund request", "Invoice copy")
+REPLAY_EVERY = 10
+"""One tool call in ten is a page-refresh replay: suppressed duplicates the dashboards show,
+at 1 per 9 executions well below AgentToolDuplicateCallsHigh's 1 per 4 (a retry storm)."""
 
 _stop = threading.Event()
 
@@ -66,7 +68,7 @@ def normal(state: AgentState, rng: random.Random, deadline: float) -> None:
                 history = state.history(session, user_id=f"user-{rng.randrange(15)}")
                 history.append("user", rng.choice(["Book a table", "Cancel my order", "Refund?"]))
                 history.load()
-                if rng.random() < 0.3 and recent_calls:
+                if n % REPLAY_EVERY == 2 and recent_calls:
                     # A page refresh replays the very same call: same key, tool and arguments,
                     # so the SDK suppresses it as a duplicate (no fingerprint mismatch).
                     key, tool, subject = rng.choice(recent_calls)
@@ -80,10 +82,12 @@ def normal(state: AgentState, rng: random.Random, deadline: float) -> None:
                 history.append("assistant", "Done.")
             if rng.random() < 0.5:
                 client.xadd(QUEUE, {"session": session}, maxlen=10_000)
-            delivered: Any = client.xreadgroup(GROUP, state.instance_id, {QUEUE: ">"}, count=1)
+            delivered: Any = client.xreadgroup(GROUP, state.instance_id, {QUEUE: ">"}, count=2)
             for _stream, entries in delivered or []:
                 for entry_id, _fields in entries:
+                    # Done: acknowledged and removed, so the stream's length is the backlog.
                     client.xack(QUEUE, GROUP, entry_id)
+                    client.xdel(QUEUE, entry_id)
         except (AgentStateError, LockTimeout):
             time.sleep(0.1)  # the dashboards show it; the demo carries on
         except Exception:
@@ -107,7 +111,8 @@ def pool_hog(state: AgentState, rng: random.Random, deadline: float) -> None:
 
 
 def slow_tool(state: AgentState, rng: random.Random, deadline: float) -> None:
-    """A tool that outlives its in-progress deadline and a holder that outlives its lock."""
+    """A tool that outlives its in-progress deadline, and a retry that runs it again. (Only
+    that: a lock lost on top of it would be a second incident, and a second page.)"""
     key = f"incident-{int(time.time())}"
 
     def charge(ctx: ToolContext) -> str:
@@ -118,8 +123,6 @@ def slow_tool(state: AgentState, rng: random.Random, deadline: float) -> None:
     racer.start()
     with contextlib.suppress(AgentStateError):
         state.run_tool("charge_card", key, charge, tool_options=ToolOptions(deadline=1.0))
-    with contextlib.suppress(LockLost), state.lock("order", "incident", ttl=1.0, wait=1):
-        time.sleep(2.0)
     racer.join(10)
     normal(state, rng, deadline)
 
@@ -132,6 +135,15 @@ def _reclaim_later(state: AgentState, key: str) -> None:
         )
 
 
+FLOOD_BURST = 1500
+"""Messages of 4 KiB (about 6 MiB) the flood writes at once: past the 4 MiB of headroom the
+eviction incident leaves, so Redis evicts within a second or two."""
+FLOOD_RATE = 25.0
+"""Messages per second after the burst (100 KiB/s): Redis stays at maxmemory and keeps
+evicting, while the replica keeps up (a flood of MiB per second would also be a replication
+incident, RedisReplicationLagBytesHigh, on top of the eviction)."""
+
+
 def flood(state: AgentState, rng: random.Random, deadline: float) -> None:
     """Long conversations until Redis runs into maxmemory and evicts agent state."""
     text = "x" * 4096
@@ -142,7 +154,9 @@ def flood(state: AgentState, rng: random.Random, deadline: float) -> None:
             state.history(f"long-session-{n % 5000}").append("user", text)
             if n % 7 == 0:
                 state.history(f"long-session-{rng.randrange(max(n % 5000, 1))}").load()
-        if n % 50 == 0:
+        if n > FLOOD_BURST:
+            _stop.wait(1 / FLOOD_RATE)
+        elif n % 50 == 0:
             _stop.wait(0.01)
 
 

@@ -1,0 +1,31 @@
+"""The notifications table of tests/e2e/test_incidents.py, printed at the end of the run (with
+or without -s): per incident, how many notifications Alertmanager delivered, which alerts, and
+when the first came."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+ROWS = pytest.StashKey[list[tuple[str, int, str, str]]]()
+
+
+@pytest.fixture
+def notification_rows(request: pytest.FixtureRequest) -> list[tuple[str, int, str, str]]:
+    """Append (incident, notifications, alerts delivered, seconds to first)."""
+    return request.config.stash.setdefault(ROWS, [])
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    rows = sorted(config.stash.get(ROWS, []))
+    if not rows:
+        return
+    header = ("incident", "notifications", "alerts delivered", "seconds to first")
+    cells = [header, *((name, str(n), alerts, first) for name, n, alerts, first in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    terminalreporter.section("notifications delivered per incident")
+    for row in cells:
+        terminalreporter.write_line(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
