@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from memorywatch.alerts.generate import alert_names, alert_severities, build_gro
 from memorywatch.alerts.model import AlertsConfig
 from memorywatch.cli import main
 from memorywatch.thresholds import SEVERITIES
+from webhook import Webhook
 
 COMMITTED = ALERTS_DIR / am.ALERTMANAGER_FILE
 
@@ -203,36 +202,14 @@ def test_a_bad_identity_label_is_a_one_line_error(tmp_path: Path, label: str) ->
 # A real Alertmanager ---------------------------------------------------------------------------
 
 
-class Webhook:
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                with hook._lock:
-                    hook.received += [(self.path, a) for a in body.get("alerts", [])]
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self.url = f"http://{LOOPBACK}:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def delivered(self) -> set[tuple[str, str, str, str]]:
-        """(path, alertname, severity, instance) of every firing alert received."""
-        with self._lock:
-            return {
-                (path, a["labels"]["alertname"], a["labels"]["severity"], a["labels"]["instance"])
-                for path, a in self.received
-                if a["status"] == "firing"
-            }
+def delivered(hook: Webhook) -> set[tuple[str, str, str, str]]:
+    """(path, alertname, severity, instance) of every firing alert received."""
+    return {
+        (post.path, a["labels"]["alertname"], a["labels"]["severity"], a["labels"]["instance"])
+        for post in hook.received()
+        for a in post.alerts
+        if a["status"] == "firing"
+    }
 
 
 @pytest.fixture
@@ -261,8 +238,7 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Webhook]]:
         yield url, hook
     finally:
         stop_pid(proc)
-        hook.server.shutdown()
-        hook.server.server_close()
+        hook.close()
 
 
 A, B = "10.0.0.1:9121", "10.0.0.2:9121"
@@ -316,6 +292,6 @@ def test_a_real_alertmanager_inhibits_what_the_table_says(
         ("/pager", "RedisClientsNearMax", "critical", B),
         ("/pager", "RedisDown", "critical", "10.0.0.3:9121"),
     }
-    wait_until(lambda: hook.delivered() >= expected, 20, 0.1, "the expected notifications")
+    wait_until(lambda: delivered(hook) >= expected, 20, 0.1, "the expected notifications")
     time.sleep(3)  # group_wait and group_interval are 1 s: anything inhibited would be here
-    assert hook.delivered() == expected
+    assert delivered(hook) == expected

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import pytest
 from memorywatch.demo.pager import Pager
 from memorywatch.demo.run import EXPORTER_JOB, INCIDENTS, Demo, DemoConfig
 from memorywatch.diagnose.model import Report
+from webhook import Notification, Webhook
 
 LOOPBACK = "127.0.0.1"
 WORKERS = 2
@@ -41,88 +40,12 @@ LANES = 2
 """Scenarios running at once: each demo uses about a third of one core."""
 
 
-@dataclass(frozen=True)
-class Notification:
-    """One POST from Alertmanager that carried a firing alert not sent before: what a pager
-    would ring for."""
-
-    at: float
-    """time.monotonic() when it arrived."""
-    alerts: tuple[str, ...]
-    """Names of the alerts it newly delivered."""
-
-
-class Receiver:
-    """Alertmanager's webhook target: keeps every POST it is sent."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[float, list[dict[str, Any]]]] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver._lock:
-                    receiver.posts.append((time.monotonic(), json.loads(body).get("alerts", [])))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self.url = f"http://{LOOPBACK}:{self.server.server_port}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def alerts(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [alert for _at, alerts in self.posts for alert in alerts]
-
-    def notifications(self, ignore: frozenset[str] = frozenset()) -> list[Notification]:
-        """Each POST that carried a firing alert (by fingerprint) no earlier POST carried;
-        Alertmanager re-posts a group every group_interval, a pager rings once."""
-        seen: set[str] = set()
-        out = []
-        with self._lock:
-            posts = list(self.posts)
-        for at, alerts in posts:
-            new = [
-                a
-                for a in alerts
-                if a.get("status") == "firing"
-                and a["labels"].get("alertname") not in ignore
-                and a.get("fingerprint", json.dumps(a["labels"], sort_keys=True)) not in seen
-            ]
-            seen.update(a.get("fingerprint", json.dumps(a["labels"], sort_keys=True)) for a in new)
-            if new:
-                names = dict.fromkeys(str(a["labels"].get("alertname", "?")) for a in new)
-                out.append(Notification(at, tuple(names)))
-        return out
-
-    def firing(self) -> list[dict[str, Any]]:
-        return [a for a in self.alerts if a.get("status") == "firing"]
-
-    def wait_for(self, alertname: str, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for alert in self.firing():
-                if alert["labels"].get("alertname") == alertname:
-                    return alert
-            time.sleep(0.2)
-        seen = sorted({a["labels"].get("alertname", "?") for a in self.firing()})
-        raise AssertionError(f"{alertname} did not arrive within {timeout:g}s; arrived: {seen}")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+Receiver = Webhook
+"""Alertmanager's webhook target: keeps every POST it is sent (tests/webhook.py)."""
 
 
 def _demo(receiver: Receiver, tmp_path: Path) -> Demo:
-    config = DemoConfig(workers=WORKERS, webhook_url=receiver.url, workdir=tmp_path)
+    config = DemoConfig(workers=WORKERS, webhook_url=receiver.url + "/alerts", workdir=tmp_path)
     return Demo(config, say=lambda line: None).start()
 
 
