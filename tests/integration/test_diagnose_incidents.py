@@ -194,3 +194,20 @@ def test_a_prometheus_that_scrapes_no_exporter_rules_nothing_out(fleet: Fleet) -
     blind = {c.alert: c.reason for c in report.checked if c.outcome == "could not check"}
     assert "scrapes no exporter" in (blind.get("RedisMasterChanged") or "")
     assert not [c for c in report.checked if c.outcome == "needs prometheus"]
+
+
+def test_evictions_of_agent_state_by_agent_state_name_the_largest_class(fleet: Fleet) -> None:
+    """When keys without TTL are a small share, they are not what crowds agent state out: the
+    mitigation names the class that holds the memory instead (the demo's eviction)."""
+    raw = fleet.server.client()
+    raw.set("config:flags", "x" * 1000)  # a little memory without TTL
+    raw.config_set("maxmemory-policy", "volatile-lru")
+    raw.config_set("maxmemory", str(int(raw.info("memory")["used_memory"]) + 2 * MIB))
+    for n in range(400):
+        fleet.state.history(f"sess-SECRET-{n}").append("user", "x" * 10_000)
+    report = fleet.run()
+    assert first(report) == "AgentStateEvicted"
+    assert report.causes[0].mitigation.startswith("memorywatch history keys hold")
+    assert "of the bytes have no TTL and volatile-lru never evicts them" in evidence(
+        report, "AgentStateEvicted"
+    )

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from memorywatch import causality
 from memorywatch.demo.processes import LOOPBACK
 from memorywatch.diagnose.model import Report
 from memorywatch.diagnose.run import runbook_command
@@ -103,10 +102,13 @@ class Pager:
 
 
 def summary(report: Report, alert: str) -> list[str]:
-    """Three lines or so: the most likely cause, its first evidence, and the verdict on the
-    paged alert."""
+    """Three lines or so: the most likely cause, its first evidence, and what became of the
+    paged alert (a cause, a consequence of one along the causality table, a risk, ...)."""
     if not report.causes:
-        return [f"diagnose --alert {alert}: no cause found ({report.elapsed:.2f} s)"]
+        return [
+            f"diagnose --alert {alert}: {report.verdict} ({report.elapsed:.2f} s)",
+            f"  {report.verdict_on(alert)}",
+        ]
     top = report.causes[0]
     lines = [
         f"diagnose --alert {alert} ({report.elapsed:.2f} s): most likely {top.alert}: {top.summary}"
@@ -117,20 +119,11 @@ def summary(report: Report, alert: str) -> list[str]:
     others = [c.alert for c in report.causes[1:4]]
     if others:
         lines.append(f"  also: {', '.join(others)}")
-    if top.alert != alert:
-        rank = report.rank(alert)
+    if report.symptoms:
         lines.append(
-            f"  {alert}: cause {rank} of {len(report.causes)}, {relation(report, alert)}"
-            if rank
-            else f"  {alert}: not confirmed now"
+            "  symptoms: "
+            + ", ".join(f"{c.alert} (of {c.explained_by})" for c in report.symptoms[:4])
         )
+    if top.alert != alert:
+        lines.append(f"  {report.verdict_on(alert)}")
     return lines
-
-
-def relation(report: Report, alert: str) -> str:
-    """How ``alert`` relates to the other causes found: "a consequence of X" only along an
-    edge of `causality` from a cause the report found, otherwise "independent" (being found
-    alongside is not being caused by)."""
-    found = {c.alert for c in report.causes} - {alert}
-    causes = [c for c in causality.explained_by().get(alert, ()) if c in found]
-    return f"a consequence of {', '.join(causes)}" if causes else "independent"

@@ -127,7 +127,7 @@ def render_text(report: Report, alert: str | None = None) -> str:
         for cause in report.risks:
             lines += _finding("-", cause)
     if alert is not None:
-        lines.append(_verdict_on(report, alert))
+        lines.append(report.verdict_on(alert))
     ruled_out = [c.alert for c in report.outcome(RULED_OUT)]
     lines.append(f"ruled out ({len(ruled_out)}): {', '.join(ruled_out) if ruled_out else 'none'}")
     blind = report.outcome(COULD_NOT_CHECK)
@@ -149,21 +149,3 @@ def _finding(head: str, cause: Cause) -> list[str]:
     lines.append(f"   mitigation: {cause.mitigation}")
     lines.append(f"   runbook: {cause.runbook}")
     return lines
-
-
-def _verdict_on(report: Report, alert: str) -> str:
-    """What became of the paged alert."""
-    rank = report.rank(alert)
-    if rank is not None:
-        return f"{alert}: found, cause {rank} of {len(report.causes)}"
-    symptom = next((c for c in report.symptoms if c.alert == alert), None)
-    if symptom is not None:
-        return f"{alert}: found, a consequence of {symptom.explained_by}"
-    if any(c.alert == alert for c in report.risks):
-        return f"{alert}: found, a risk in the configuration (not the cause of an outage)"
-    mine = next((c for c in report.checked if c.alert == alert), None)
-    if mine is None:
-        return f"{alert}: not checked"
-    if mine.outcome == RULED_OUT:
-        return f"{alert}: ruled out ({mine.question})"
-    return f"{alert}: not checked: {mine.reason}"

@@ -163,6 +163,24 @@ class Report:
             )
         return "no cause found"
 
+    def verdict_on(self, alert: str) -> str:
+        """What became of ``alert`` (the paged one): a cause and its rank, a consequence of a
+        cause found (along the causality table), a risk, ruled out, or why not checked."""
+        rank = self.rank(alert)
+        if rank is not None:
+            return f"{alert}: found, cause {rank} of {len(self.causes)}"
+        symptom = next((c for c in self.symptoms if c.alert == alert), None)
+        if symptom is not None:
+            return f"{alert}: found, a consequence of {symptom.explained_by}"
+        if any(c.alert == alert for c in self.risks):
+            return f"{alert}: found, a risk in the configuration (not the cause of an outage)"
+        mine = next((c for c in self.checked if c.alert == alert), None)
+        if mine is None:
+            return f"{alert}: not checked"
+        if mine.outcome == RULED_OUT:
+            return f"{alert}: ruled out ({mine.question})"
+        return f"{alert}: not checked: {mine.reason}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,

@@ -15,6 +15,9 @@ from memorywatch.exporter.sampler import OneShot
 from memorywatch.thresholds import Thresholds
 
 HOLDERS_SHOWN = 3
+NO_TTL_MAJORITY = 0.5
+"""Under a volatile-* policy, keys without TTL holding this share of the bytes or more are
+what crowds agent state out: the mitigation names them. Below it, the largest class is."""
 
 
 def _policy(facts: Facts) -> str:
@@ -70,11 +73,12 @@ def _holders(sample: OneShot, volatile: bool, policy: str) -> tuple[list[str], s
     lines = [f"who holds the memory ({what}): {shown}"]
     no_ttl = sum(result.bytes_without_ttl.values())
     if volatile and no_ttl:
-        slot, size = max(result.bytes_without_ttl.items(), key=lambda kv: kv[1])
         lines.append(
-            f"{pct(no_ttl / total)} of the bytes have no TTL and {policy} never evicts them; "
-            f"{slot_name(slot)} holds {pct(size / total)} that way"
+            f"{pct(no_ttl / total)} of the bytes have no TTL and {policy} never evicts them"
         )
+    if volatile and no_ttl >= NO_TTL_MAJORITY * total:
+        slot, size = max(result.bytes_without_ttl.items(), key=lambda kv: kv[1])
+        lines[-1] += f"; {slot_name(slot)} holds {pct(size / total)} that way"
         return lines, (
             f"{slot_name(slot)} keys hold {pct(size / total)} of the memory without a TTL, so "
             f"{policy} evicts agent state instead: give them a TTL (their library's ttl "
@@ -83,8 +87,8 @@ def _holders(sample: OneShot, volatile: bool, policy: str) -> tuple[list[str], s
         )
     slot, size = ranked[0]
     return lines, (
-        f"{slot_name(slot)} keys hold {pct(size / total)} of the memory: shorten their TTL or "
-        "trim them (max_messages for histories), or raise maxmemory; set maxmemory-policy "
+        f"{slot_name(slot)} keys hold {pct(size / total)} of the memory: raise maxmemory, or "
+        "shorten their TTL or trim them (max_messages for histories); set maxmemory-policy "
         "noeviction so agent state is refused loudly rather than evicted."
     )
 
