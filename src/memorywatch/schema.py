@@ -463,6 +463,10 @@ class Schema:
     def names_keys(self, what: str) -> list[str]:
         return [f"{p}names:{what}" for p in self._prefixes]
 
+    def heartbeat_prefixes(self) -> list[str]:
+        """``{ns}:{N}:inst:`` per shard: prefix + instance id is the instance's heartbeat."""
+        return [f"{p}{KIND_HEARTBEAT}:" for p in self._prefixes]
+
     def instances_keys(self) -> list[str]:
         """ZCOUNT each with ``(now_ms - heartbeat_ttl_ms, +inf`` and sum for live instances."""
         return [f"{p}instances" for p in self._prefixes]

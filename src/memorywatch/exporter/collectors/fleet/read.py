@@ -6,9 +6,14 @@
    names, bounded by the schema's name cap), ZCOUNT of the session and held-lock indexes,
    the live instances, the oldest lock entries and the oldest `CLAIMS_READ` in-progress tool
    claims; per queue XLEN or LLEN.
-3. Details of what step 2 found: heartbeat hashes, stream groups' pending summaries, the
-   expiry of the oldest lock candidates, the label, holder and deadline of each claim read
-   (HMGET; none when no tool call is in progress).
+3. Details of what step 2 found: per shard one `POOL_SCRIPT` that walks the shard's live
+   instances server-side and returns only aggregates (readiness counts, pool-use buckets,
+   timeouts, the K most used) and, when a claim's holder must be judged, the live ids; stream
+   groups' pending summaries, the expiry of the oldest lock candidates, the label, holder and
+   deadline of each claim read (HMGET; none when no tool call is in progress).
+
+Nothing in a scrape is per instance on the wire or in Python: 10,000 heartbeats cost one
+EVAL per shard, not 10,000 HGETALLs (`bench/bench_instances.py`).
 
 Each step is a `ReadPlan` whose commands carry their own decoders; the decoders fill a
 `_Reading`, and the result is a frozen `FleetSnapshot` that rendering only reads.
@@ -44,6 +49,55 @@ class InstanceBeat:
     pool_in_use: int | None = None
     pool_max: int | None = None
     pool_timeouts: int | None = None
+
+
+POOL_USE_BUCKETS: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9, 1.0)
+"""Upper bounds of the pool-use distribution over instances (used / max); +Inf is implied
+(an instance can report more in use than its max while a pool resizes)."""
+
+
+@dataclass(frozen=True)
+class TopInstance:
+    """One of the K instances with the highest pool use."""
+
+    instance_id: str
+    use_ratio: float
+    in_use: int
+    pool_max: int
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """The live instances' heartbeats, aggregated server-side (bounded whatever the fleet)."""
+
+    ready: int = 0
+    not_ready: int = 0
+    reporting: int = 0
+    """Live instances that report both pool figures (the distribution's count)."""
+    buckets: tuple[int, ...] = (0,) * (len(POOL_USE_BUCKETS) + 1)
+    """Instances per bucket, not cumulative: `POOL_USE_BUCKETS` then above the last bound."""
+    ratio_sum: float = 0.0
+    max_ratio: float = 0.0
+    timeouts: int = 0
+    """Sum of the pool-timeout counters the live instances report."""
+    timeouts_instances: int = 0
+    """Live instances whose pool-timeout counter is above 0."""
+    top: tuple[TopInstance, ...] = ()
+    """Most used first (ties by id), at most K."""
+
+    def merge(self, other: PoolSummary, k: int) -> PoolSummary:
+        top = sorted((*self.top, *other.top), key=lambda t: (-t.use_ratio, t.instance_id))
+        return PoolSummary(
+            self.ready + other.ready,
+            self.not_ready + other.not_ready,
+            self.reporting + other.reporting,
+            tuple(a + b for a, b in zip(self.buckets, other.buckets, strict=True)),
+            self.ratio_sum + other.ratio_sum,
+            max(self.max_ratio, other.max_ratio),
+            self.timeouts + other.timeouts,
+            self.timeouts_instances + other.timeouts_instances,
+            tuple(top[:k]),
+        )
 
 
 @dataclass(frozen=True)
@@ -88,6 +142,9 @@ class FleetSnapshot:
     histograms: Mapping[str, Mapping[str, schema.HistogramData]] = field(default_factory=dict)
     sessions_active: int = 0
     instances: Mapping[str, InstanceBeat] = field(default_factory=dict)
+    """Each live instance's heartbeat: read only with `FleetOptions.instance_details`
+    (diagnose); the exporter publishes `pool` and never reads this per instance."""
+    pool: PoolSummary = field(default_factory=PoolSummary)
     locks_held: int = 0
     oldest_locks: tuple[HeldLease, ...] = ()
     """The oldest live lease of each lock kind, for the kinds with the oldest leases."""
@@ -119,6 +176,88 @@ def _int(value: Any) -> int:
     return int(value or 0)
 
 
+POOL_MODE_AGGREGATES = 0
+POOL_MODE_LIVE_IDS = 1
+POOL_MODE_DETAILS = 2
+
+# POOL_SCRIPT walks one shard's live instances server-side and returns aggregates only.
+# KEYS[1]  {ns}:{N}:instances   zset: instance id -> last heartbeat (server ms)
+# ARGV[1]  the window's floor, exclusive: "(now_ms - instance_window_ms"
+# ARGV[2]  the shard's heartbeat key prefix "{ns}:{N}:inst:"; the script reads prefix..id,
+#          keys it cannot declare (it learns the ids from KEYS[1]); they carry KEYS[1]'s hash
+#          tag, so they are in its slot and the script runs on Redis Cluster too.
+# ARGV[3]  K: how many of the most used pools to return
+# ARGV[4]  mode: 0 aggregates, 1 also the live ids, 2 also each live instance's figures
+# ARGV[5..] pool-use bucket upper bounds, ascending
+# Returns {ready, not_ready, reporting, timeouts_sum, instances_with_timeouts,
+#          ratio_sum (string), max_ratio (string), {count per bucket, then above the last},
+#          {id, ratio (string), in_use, max, ...} most used first (ties by id),
+#          {} | {id, ...} | {id, ready, in_use, max, timeouts, ...} (-1: not reported)}.
+# An id in the window whose hash is gone died (the index keeps it for the window): skipped.
+# Cost: O(live instances of the shard) HMGETs inside Redis, one reply of O(K + buckets).
+POOL_SCRIPT = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+local prefix, k, mode = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local bounds = {}
+for i = 5, #ARGV do bounds[#bounds + 1] = tonumber(ARGV[i]) end
+local counts = {}
+for i = 1, #bounds + 1 do counts[i] = 0 end
+local ready, not_ready, reporting, timeouts, hit = 0, 0, 0, 0, 0
+local ratio_sum, max_ratio = 0, 0
+local top, live = {}, {}
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', prefix .. id, 'ready', 'pool_in_use', 'pool_max',
+                       'pool_timeouts', 'ts_ms')
+  if f[1] or f[5] then
+    if f[1] == '1' then ready = ready + 1 else not_ready = not_ready + 1 end
+    local used, most, tmo = tonumber(f[2]) or -1, tonumber(f[3]) or -1, tonumber(f[4]) or -1
+    if tmo > 0 then timeouts = timeouts + tmo; hit = hit + 1 end
+    if used >= 0 and most > 0 then
+      local ratio = used / most
+      reporting = reporting + 1
+      ratio_sum = ratio_sum + ratio
+      if ratio > max_ratio then max_ratio = ratio end
+      local b = #bounds + 1
+      for i = 1, #bounds do
+        if ratio <= bounds[i] then b = i; break end
+      end
+      counts[b] = counts[b] + 1
+      if k > 0 then
+        local n = #top
+        if n < k or ratio > top[n][2] or (ratio == top[n][2] and id < top[n][1]) then
+          local pos = n + 1
+          while pos > 1 and (ratio > top[pos - 1][2]
+                             or (ratio == top[pos - 1][2] and id < top[pos - 1][1])) do
+            pos = pos - 1
+          end
+          table.insert(top, pos, {id, ratio, used, most})
+          if #top > k then table.remove(top) end
+        end
+      end
+    end
+    if mode == 1 then
+      live[#live + 1] = id
+    elseif mode == 2 then
+      live[#live + 1] = id
+      live[#live + 1] = f[1] or '0'
+      live[#live + 1] = used
+      live[#live + 1] = most
+      live[#live + 1] = tmo
+    end
+  end
+end
+local flat = {}
+for _, t in ipairs(top) do
+  flat[#flat + 1] = t[1]
+  flat[#flat + 1] = string.format('%.17g', t[2])
+  flat[#flat + 1] = t[3]
+  flat[#flat + 1] = t[4]
+end
+return {ready, not_ready, reporting, timeouts, hit, string.format('%.17g', ratio_sum),
+        string.format('%.17g', max_ratio), counts, flat, live}
+"""
+
+
 class _Reading:
     """What the decoders of one read fill in, step by step."""
 
@@ -138,10 +277,13 @@ class _Reading:
         self.counters: dict[str, Mapping[str, float]] = {}
         self.histograms: dict[str, Mapping[str, schema.HistogramData]] = {}
         self.sessions_active = 0
-        self.instance_ids: set[str] = set()
+        self.instance_keys: list[tuple[str, str]] = []
+        """(instances index, heartbeat key prefix) of each shard read."""
         self.instances: dict[str, InstanceBeat] = {}
+        self.pool = PoolSummary()
         self.beating: set[str] = set()
-        """Instances of the window whose heartbeat hash is present."""
+        """Instances of the window whose heartbeat hash is present (read only when a claim's
+        holder must be judged or details are asked for; never published)."""
         self.locks_held = 0
         self.lock_candidates: dict[str, list[tuple[str, float]]] = {}
         self.leases: list[HeldLease] = []
@@ -176,9 +318,13 @@ class _Reading:
         session_floor = f"({self.now_ms - int(self.options.session_window * 1000)}"
         for key in layout.sessions_keys()[:shards]:
             plan.add(self._sessions, "ZCOUNT", key, session_floor, "+inf")
-        instance_floor = f"({self.now_ms - int(self.options.instance_window * 1000)}"
-        for key in layout.instances_keys()[:shards]:
-            plan.add(self._instance_ids, "ZRANGEBYSCORE", key, instance_floor, "+inf")
+        self.instance_keys = list(
+            zip(
+                layout.instances_keys()[:shards],
+                layout.heartbeat_prefixes()[:shards],
+                strict=True,
+            )
+        )
         for exp_key, since_key, tools_key in zip(
             layout.locks_expiry_keys()[:shards],
             layout.locks_since_keys()[:shards],
@@ -231,9 +377,6 @@ class _Reading:
     def _sessions(self, reply: Any) -> None:
         self.sessions_active += _int(reply)
 
-    def _instance_ids(self, reply: Any) -> None:
-        self.instance_ids.update(str(i) for i in reply or [])
-
     def _locks_held(self, reply: Any) -> None:
         self.locks_held += _int(reply)
 
@@ -270,11 +413,25 @@ class _Reading:
     # step 3 ------------------------------------------------------------------------------
     def details_plan(self, layout: schema.Schema) -> ReadPlan:
         plan = ReadPlan()
-        for instance in sorted(self.instance_ids):
+        if self.options.instance_details:
+            mode = POOL_MODE_DETAILS
+        elif self.claim_entries:
+            mode = POOL_MODE_LIVE_IDS
+        else:
+            mode = POOL_MODE_AGGREGATES
+        floor = f"({self.now_ms - int(self.options.instance_window * 1000)}"
+        for index_key, beat_prefix in self.instance_keys:
             plan.add(
-                partial(self._heartbeat, instance),
-                "HGETALL",
-                layout.heartbeat(instance),
+                partial(self._pool, mode),
+                "EVAL",
+                POOL_SCRIPT,
+                1,
+                index_key,
+                floor,
+                beat_prefix,
+                self.options.top_instances,
+                mode,
+                *POOL_USE_BUCKETS,
             )
         for queue, groups in self.pending_groups.items():
             for group in groups:
@@ -297,29 +454,44 @@ class _Reading:
             )
         return plan
 
-    def _heartbeat(self, instance: str, reply: Any) -> None:
-        beat: Mapping[str, str] = reply or {}
-        if not beat:
-            # Its heartbeat hash expired: the instance died (the index keeps it for the
-            # window). Dead is not "not ready": counting it so paged AgentInstancesNotReady
-            # for a minute after every crash, and its claims are orphans.
-            return
-        self.beating.add(instance)
-        try:
-            figures = [
-                int(beat.get(name, -1))
-                for name in (
-                    schema.HEARTBEAT_POOL_IN_USE,
-                    schema.HEARTBEAT_POOL_MAX,
-                    schema.HEARTBEAT_POOL_TIMEOUTS,
-                )
-            ]
-        except ValueError:
+    def _pool(self, mode: int, reply: Any) -> None:
+        """One shard's `POOL_SCRIPT` reply (None: the script failed, counted as unparsable)."""
+        if reply is None:
             self.errors[names.ERROR_UNPARSABLE] += 1
-            figures = [-1, -1, -1]
-        in_use, pool_max, timeouts = (f if f >= 0 else None for f in figures)
-        ready = beat.get(schema.HEARTBEAT_READY) == "1"
-        self.instances[instance] = InstanceBeat(ready, in_use, pool_max, timeouts)
+            return
+        try:
+            ready, not_ready, reporting, timeouts, hit, ratio_sum, max_ratio = reply[:7]
+            buckets, top, live = reply[7], reply[8], reply[9]
+            shard = PoolSummary(
+                int(ready),
+                int(not_ready),
+                int(reporting),
+                tuple(int(b) for b in buckets),
+                float(ratio_sum),
+                float(max_ratio),
+                int(timeouts),
+                int(hit),
+                tuple(
+                    TopInstance(str(top[i]), float(top[i + 1]), int(top[i + 2]), int(top[i + 3]))
+                    for i in range(0, len(top), 4)
+                ),
+            )
+        except (ValueError, TypeError, IndexError):
+            self.errors[names.ERROR_UNPARSABLE] += 1
+            return
+        self.pool = self.pool.merge(shard, self.options.top_instances)
+        if mode == POOL_MODE_LIVE_IDS:
+            self.beating.update(str(i) for i in live)
+        elif mode == POOL_MODE_DETAILS:
+            for i in range(0, len(live), 5):
+                instance = str(live[i])
+                self.beating.add(instance)
+                in_use, pool_max, pool_timeouts = (
+                    int(v) if int(v) >= 0 else None for v in live[i + 2 : i + 5]
+                )
+                self.instances[instance] = InstanceBeat(
+                    str(live[i + 1]) == "1", in_use, pool_max, pool_timeouts
+                )
 
     def _pending(self, queue: str, reply: Any) -> None:
         oldest_id = (reply or {}).get("min")
@@ -376,6 +548,7 @@ class _Reading:
             histograms=self.histograms,
             sessions_active=self.sessions_active,
             instances=self.instances,
+            pool=self.pool,
             locks_held=self.locks_held,
             oldest_locks=tuple(ranked[:OLDEST_LOCKS]),
             tools_in_progress=self.tools_in_progress,
