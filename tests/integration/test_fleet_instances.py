@@ -98,6 +98,7 @@ def test_series_count_is_independent_of_the_number_of_instances(server: RedisSer
     small, large = scrape(server, "small"), scrape(server, "large")
     assert large.value(names.AGENT_POOL_USE_INSTANCES, le="+Inf") == 300
     assert small.value(names.AGENT_POOL_USE_INSTANCES, le="+Inf") == 10
+
     # redis_* of one Redis differ between the scrapes (commands run since): the fleet's own
     def fleet_series(result: Scrape) -> list[str]:
         return sorted(s.name for s in result.all_samples if s.name.startswith("memorywatch_"))
