@@ -1,4 +1,5 @@
-"""The scrape-time read of the fleet state: three pipelined round trips, no SCAN.
+"""The scrape-time read of the fleet state: three pipelined round trips (a fourth while a tool
+call is in progress), no SCAN.
 
 1. The clock, the schema hash and the type of each configured queue (queued on the Redis
    health pipeline, so a Redis where no agent has written costs a scrape no extra trip).
@@ -8,12 +9,14 @@
    claims; per queue XLEN or LLEN.
 3. Details of what step 2 found: per shard one `POOL_SCRIPT` that walks the shard's live
    instances server-side and returns only aggregates (readiness counts, pool-use buckets,
-   timeouts, the K most used) and, when a claim's holder must be judged, the live ids; stream
+   timeouts, the K most used; each live instance's figures only for diagnose); stream
    groups' pending summaries, the expiry of the oldest lock candidates, the label, holder and
    deadline of each claim read (HMGET; none when no tool call is in progress).
 
 Nothing in a scrape is per instance on the wire or in Python: 10,000 heartbeats cost one
-EVAL per shard, not 10,000 HGETALLs (`bench/bench_instances.py`).
+EVAL per shard, not 10,000 HGETALLs (`bench/bench_instances.py`). Only when a tool call is
+in progress, a fourth trip asks whether each claim's holder still beats (EXISTS of its
+heartbeat hash, at most `CLAIMS_READ` per shard).
 
 Each step is a `ReadPlan` whose commands carry their own decoders; the decoders fill a
 `_Reading`, and the result is a frozen `FleetSnapshot` that rendering only reads.
@@ -177,8 +180,7 @@ def _int(value: Any) -> int:
 
 
 POOL_MODE_AGGREGATES = 0
-POOL_MODE_LIVE_IDS = 1
-POOL_MODE_DETAILS = 2
+POOL_MODE_DETAILS = 1
 
 # POOL_SCRIPT aggregates one shard's live instances server-side and returns no row per instance
 # (unless asked: diagnose). The SDK's heartbeat keeps each instance's figures packed in the
@@ -194,12 +196,12 @@ POOL_MODE_DETAILS = 2
 #          prefix..id: keys it cannot declare (it learns the ids from KEYS[1]); they carry
 #          KEYS[1]'s hash tag, so they are in its slot and the script runs on Redis Cluster.
 # ARGV[4]  K: how many of the most used pools to return
-# ARGV[5]  mode: 0 aggregates, 1 also the live ids, 2 also each live instance's figures
+# ARGV[5]  mode: 0 aggregates, 1 also each live instance's figures (diagnose)
 # ARGV[6..] pool-use bucket upper bounds, ascending
 # Returns {ready, not_ready, reporting, timeouts_sum, instances_with_timeouts,
 #          ratio_sum (string), max_ratio (string), {count per bucket, then above the last},
 #          {id, ratio (string), in_use, max, ...} most used first (ties by id),
-#          {} | {id, ...} | {id, ready, in_use, max, timeouts, ...} (-1: not reported)}.
+#          {} | {id, ready, in_use, max, timeouts, ...} (-1: not reported)}.
 # An instance whose heartbeat expired died (the index keeps it for the window): skipped.
 # An entry of another length is skipped and counted in the reply's last element.
 # Cost: O(live instances of the shard) inside Redis, a reply of O(K + buckets) in mode 0.
@@ -253,10 +255,8 @@ local function aggregate(entries)
               if #top > k then table.remove(top) end
             end
           end
-          if mode > 0 then id = id or string.sub(entry, 42) end
           if mode == 1 then
-            live[#live + 1] = id
-          elseif mode == 2 then
+            id = id or string.sub(entry, 42)
             live[#live + 1] = id
             live[#live + 1] = rd == 1 and '1' or '0'
             live[#live + 1] = used
@@ -324,8 +324,7 @@ class _Reading:
         self.instances: dict[str, InstanceBeat] = {}
         self.pool = PoolSummary()
         self.beating: set[str] = set()
-        """Instances of the window whose heartbeat hash is present (read only when a claim's
-        holder must be judged or details are asked for; never published)."""
+        """Holders of the claims read whose heartbeat hash is present (never published)."""
         self.locks_held = 0
         self.lock_candidates: dict[str, list[tuple[str, float]]] = {}
         self.leases: list[HeldLease] = []
@@ -456,12 +455,7 @@ class _Reading:
     # step 3 ------------------------------------------------------------------------------
     def details_plan(self, layout: schema.Schema) -> ReadPlan:
         plan = ReadPlan()
-        if self.options.instance_details:
-            mode = POOL_MODE_DETAILS
-        elif self.claim_entries:
-            mode = POOL_MODE_LIVE_IDS
-        else:
-            mode = POOL_MODE_AGGREGATES
+        mode = POOL_MODE_DETAILS if self.options.instance_details else POOL_MODE_AGGREGATES
         floor = f"({self.now_ms - int(self.options.instance_window * 1000)}"
         for index_key, pool_key, beat_prefix in self.instance_keys:
             plan.add(
@@ -527,12 +521,9 @@ class _Reading:
             self.errors[names.ERROR_UNPARSABLE] += 1
             return
         self.pool = self.pool.merge(shard, self.options.top_instances)
-        if mode == POOL_MODE_LIVE_IDS:
-            self.beating.update(str(i) for i in live)
-        elif mode == POOL_MODE_DETAILS:
+        if mode == POOL_MODE_DETAILS:
             for i in range(0, len(live), 5):
                 instance = str(live[i])
-                self.beating.add(instance)
                 in_use, pool_max, pool_timeouts = (
                     int(v) if int(v) >= 0 else None for v in live[i + 2 : i + 5]
                 )
@@ -572,6 +563,19 @@ class _Reading:
             self.errors[names.ERROR_UNPARSABLE] += 1
             return
         self.claims.append((str(label or schema.OTHER), instance, since_ms, deadline_ms))
+
+    # step 4 (only while a tool call is in progress) ---------------------------------------
+    def holders_plan(self, layout: schema.Schema) -> ReadPlan:
+        """Whether each claim's holder still beats: its heartbeat hash exists (its TTL is
+        shorter than the instance window, so it beat within the window)."""
+        plan = ReadPlan()
+        for holder in sorted({h for _, h, _, _ in self.claims if h is not None}):
+            plan.add(partial(self._holder, holder), "EXISTS", layout.heartbeat(holder))
+        return plan
+
+    def _holder(self, holder: str, reply: Any) -> None:
+        if _int(reply):
+            self.beating.add(holder)
 
     def tool_claims(self) -> tuple[ToolClaim, ...]:
         """The claims read, joined with the live instances the same read found."""
@@ -644,9 +648,10 @@ class FleetRead:
         reading.counts_plan(layout, shards).run(client)
         reading.merge_hashes()
         reading.details_plan(layout).run(client)
+        reading.holders_plan(layout).run(client)
         return reading.snapshot(str(version) if fields and not readable else None)
 
 
 def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> FleetSnapshot:
-    """The whole read on its own (up to three round trips)."""
+    """The whole read on its own (up to four round trips)."""
     return FleetRead(options, cluster=isinstance(client, RedisCluster)).finish(client, False)
