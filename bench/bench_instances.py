@@ -9,7 +9,7 @@ per-instance read this replaced (one HGETALL per live instance, pipelined). Ever
 starts is stopped by its pid. Exits 1 if the samples differ between the sizes or p99 at the
 largest size is 50 ms or more.
 
-    python bench/bench_instances.py [--instances 100,10000] [--scrapes 200]
+    python bench/bench_instances.py [--instances 100,10000] [--scrapes 200] [--exporter-src DIR]
 """
 
 from __future__ import annotations
@@ -120,6 +120,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", default="100,10000")
     parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument(
+        "--exporter-src",
+        help="PYTHONPATH of the exporter process, e.g. another worktree's src/ to compare "
+        "commits (keep --scrapes x its scrape time under the 60 s instance window)",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.instances.split(",")]
     print(f"peer: prometheus-redis-exporter {peer_version()}; {args.scrapes} scrapes each")
@@ -127,7 +132,8 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(redis_server())
         client = server.client()
-        ours = ExporterProcess(["--redis-url", server.url, "--sample-interval", "3600"])
+        env = {"PYTHONPATH": args.exporter_src} if args.exporter_src else {}
+        ours = ExporterProcess(["--redis-url", server.url, "--sample-interval", "3600"], env=env)
         stack.callback(ours.cleanup)
         peer_port = free_port()
         peer = subprocess.Popen(
