@@ -5,7 +5,7 @@ call is in progress), no SCAN.
    health pipeline, so a Redis where no agent has written costs a scrape no extra trip).
 2. Per shard: the counter and histogram hashes (HGETALL; their fields are tool and lock
    names, bounded by the schema's name cap), ZCOUNT of the session and held-lock indexes,
-   the live instances, the oldest lock entries and the oldest `CLAIMS_READ` in-progress tool
+   the oldest lock entries and the oldest `CLAIMS_READ` in-progress tool
    claims; per queue XLEN or LLEN.
 3. Details of what step 2 found: per shard one `POOL_SCRIPT` that walks the shard's live
    instances server-side and returns only aggregates (readiness counts, pool-use buckets,
