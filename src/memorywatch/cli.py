@@ -118,6 +118,15 @@ def main() -> None:
     help="Distinct tool/lock label values per family; the rest are summed into 'other'.",
 )
 @click.option(
+    "--top-instances",
+    envvar="MEMORYWATCH_TOP_INSTANCES",
+    show_envvar=True,
+    type=int,
+    default=fleet_options.DEFAULT_TOP_INSTANCES,
+    help="Agent instances with the most used Redis pool named by instance_id (0: none); "
+    "every other pool figure is a fleet aggregate.",
+)
+@click.option(
     "--session-window",
     envvar="MEMORYWATCH_SESSION_WINDOW",
     show_envvar=True,

@@ -44,10 +44,20 @@ def clients_ratio(sel: Select = selector) -> str:
 
 
 def pool_ratio(sel: Select = selector) -> str:
-    """Each agent instance's pool: connections in use over its maximum."""
-    pool, state = names.AGENT_POOL_CONNECTIONS, names.LABEL_STATE
-    used, most = sel(pool, eq(state, names.POOL_USED)), sel(pool, eq(state, names.POOL_MAX))
-    return f"{used} / ignoring({state}) {most}"
+    """The most used agent pool behind each exporter: connections in use over its maximum
+    (which instance: `names.AGENT_POOL_TOP_USE`)."""
+    return sel(names.AGENT_POOL_USE_MAX)
+
+
+def pool_timeouts_new(window: str, sel: Select = selector) -> str:
+    """Pool timeouts the live instances reported within ``window``: the reported sum now over
+    its lowest point in the window. The sum is a gauge that drops when an instance with
+    timeouts leaves; `increase()` would read that drop as a counter reset and count the whole
+    remaining sum again. Counted from the lowest point, a departure is never a timeout (the
+    cost: a rise followed within the window by a larger departure reads 0 afterwards, by
+    which time an evaluation has seen the rise)."""
+    reported = sel(names.AGENT_POOL_TIMEOUTS_REPORTED)
+    return f"({reported} - min_over_time({reported}[{window}]))"
 
 
 def queue_per_ready(sel: Select = selector) -> str:

@@ -120,6 +120,11 @@ HEARTBEAT_POOL_TIMEOUTS: Final = "pool_timeouts"
 HEARTBEAT_SDK_VERSION: Final = "sdk_version"
 HEARTBEAT_SCHEMA_VERSION: Final = "schema_version"
 HEARTBEAT_TS_MS: Final = "ts_ms"
+POOL_ENTRY_FORMAT: Final = ">ddBddd"
+"""Lua ``struct`` (and Python `struct`) format of a `Schema.pool_index` value, followed by
+the instance id: heartbeat ms, TTL ms, ready (0/1), pool in use, pool max, pool timeouts (-1:
+not reported). Packed, not text: the exporter's script unpacks 10,000 of them per scrape, and
+struct.unpack is the cheapest parse Lua has; the id in the value lets it read HVALS alone."""
 HEARTBEAT_FIELDS: Final = (
     HEARTBEAT_READY,
     HEARTBEAT_POOL_IN_USE,
@@ -288,6 +293,7 @@ ID_KINDS: Final[dict[str, KeyKind]] = {
 SHARD_KEYS: Final[dict[str, KeyKind]] = {
     "sessions": KeyKind(KEY_CLASS_OTHER, "zset", False),
     "instances": KeyKind(KEY_CLASS_OTHER, "zset", False),
+    "pool": KeyKind(KEY_CLASS_OTHER, "hash", False),
     "fence": KeyKind(KEY_CLASS_LOCK, "string", False),
 }
 """``{ns}:{N}:<kind>``: one per shard."""
@@ -431,6 +437,13 @@ class Schema:
         """Sorted set of the instance's shard: member = instance id, score = last heartbeat ms."""
         return self.prefix(self.shard(instance_id)) + "instances"
 
+    def pool_index(self, instance_id: str) -> str:
+        """Hash of the instance's shard: field = instance id, value = `POOL_ENTRY_FORMAT`
+        (the heartbeat's figures, packed) + the id, so the exporter aggregates a shard's pools with
+        one HGETALL instead of one read per instance. Bound and TTL as the instances index:
+        fields leave with their index member, 4 x heartbeat TTL after the last beat."""
+        return self.prefix(self.shard(instance_id)) + "pool"
+
     def probe(self, instance_id: str) -> str:
         """Short-lived string written by the readiness probe (proves Redis accepts writes)."""
         return self._key(instance_id, KIND_PROBE, instance_id)
@@ -462,6 +475,13 @@ class Schema:
 
     def names_keys(self, what: str) -> list[str]:
         return [f"{p}names:{what}" for p in self._prefixes]
+
+    def pool_keys(self) -> list[str]:
+        return [f"{p}pool" for p in self._prefixes]
+
+    def heartbeat_prefixes(self) -> list[str]:
+        """``{ns}:{N}:inst:`` per shard: prefix + instance id is the instance's heartbeat."""
+        return [f"{p}{KIND_HEARTBEAT}:" for p in self._prefixes]
 
     def instances_keys(self) -> list[str]:
         """ZCOUNT each with ``(now_ms - heartbeat_ttl_ms, +inf`` and sum for live instances."""

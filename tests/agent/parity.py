@@ -153,6 +153,9 @@ def dump(raw: redis.Redis, namespace: str) -> dict[str, Any]:
             value = "<n>" if key.endswith(":fence") else raw.get(key)
         elif kind == "list":
             value = raw.lrange(key, 0, -1)
+        elif kind == "hash" and key.endswith(":pool"):
+            # values are packed (schema.POOL_ENTRY_FORMAT), not text: compare the members
+            value = sorted(raw.hkeys(key))
         elif kind == "hash":
             value = {
                 k: "<v>" if k.endswith(("_ms", "|sum")) or k in ("pool_in_use", "fence") else v

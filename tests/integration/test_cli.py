@@ -52,6 +52,11 @@ def test_bad_inputs_are_one_line(tmp_path: Path) -> None:
     )
 
 
+def test_top_instances_from_the_environment_is_validated() -> None:
+    result = run("exporter", "--check", env={"MEMORYWATCH_TOP_INSTANCES": "-1"})
+    assert "--top-instances must be between 0 and 100" in one_line_error(result)
+
+
 def test_check_reports_unreachable_and_wrong_password_in_one_line() -> None:
     result = run("exporter", "--redis-url", f"redis://{LOOPBACK}:{free_port()}", "--check")
     assert result.returncode == 1

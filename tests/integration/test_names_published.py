@@ -31,11 +31,7 @@ PROCESS = {
 """prometheus_client's process collector, served beside ours under its own names."""
 CLOSED = {
     (names.AGENT_INSTANCES, names.LABEL_STATE): {names.STATE_READY, names.STATE_NOT_READY},
-    (names.AGENT_POOL_CONNECTIONS, names.LABEL_STATE): {
-        names.POOL_USED,
-        names.POOL_MAX,
-        names.POOL_IDLE,
-    },
+    (names.AGENT_POOL_USE_INSTANCES, names.LABEL_LE): {"0.25", "0.5", "0.75", "0.9", "1", "+Inf"},
     (names.TOOL_EXECUTIONS, names.LABEL_STATUS): set(names.TOOL_STATUSES),
     (names.STATE_MISSES, names.LABEL_KIND): set(names.MISS_KINDS),
     (names.SCHEMA_ERRORS, names.LABEL_KIND): set(names.ERROR_KINDS),

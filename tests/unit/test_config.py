@@ -117,3 +117,12 @@ def test_allow_list() -> None:
         build_config(allow_targets=("10.0.0.0/99:6379",))
     with pytest.raises(ConfigError, match="host:port"):
         build_config(allow_targets=("10.0.0.1:http",))
+
+
+def test_top_instances_is_bounded() -> None:
+    assert build_config().fleet is not None and build_config().fleet.top_instances == 3
+    config = build_config(top_instances=0)
+    assert config.fleet is not None and config.fleet.top_instances == 0
+    for bad in (-1, 101):
+        with pytest.raises(ConfigError, match="--top-instances"):
+            build_config(top_instances=bad)

@@ -74,7 +74,11 @@ def heartbeat(core: Core, ready_flag: bool | None = None) -> Op[None]:
     sch = core.schema
     yield Script(
         "heartbeat",
-        [sch.heartbeat(core.instance_id), sch.instances_index(core.instance_id)],
+        [
+            sch.heartbeat(core.instance_id),
+            sch.instances_index(core.instance_id),
+            sch.pool_index(core.instance_id),
+        ],
         [
             core.instance_id,
             _core.ms(core.settings.heartbeat_ttl),

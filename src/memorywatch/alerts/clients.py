@@ -17,7 +17,6 @@ from memorywatch.alerts.model import (
 
 MAXCLIENTS = 1000
 POOL_MAX = 100
-INSTANCE_ID = "agent-1"
 
 
 def _clients(cfg: AlertsConfig, threshold: str, stricter: str | None) -> AlertRule:
@@ -45,14 +44,12 @@ def _clients(cfg: AlertsConfig, threshold: str, stricter: str | None) -> AlertRu
 
 
 def group(cfg: AlertsConfig) -> RuleGroup:
-    pool = names.AGENT_POOL_CONNECTIONS
-    state, iid = names.LABEL_STATE, names.LABEL_INSTANCE_ID
     pool_t = cfg.t("client_pool_used")
     pool_level = round(fire_level(cfg, "client_pool_used") * POOL_MAX)
-    used = series_selector(pool, **{iid: INSTANCE_ID, state: names.POOL_USED})
-    pool_max = series_selector(pool, **{iid: INSTANCE_ID, state: names.POOL_MAX})
+    use_max = series_selector(names.AGENT_POOL_USE_MAX)
+    # the reported sum rising by a counter's steps reads as increase() of that counter would
     timeouts = any_increase_probe(
-        cfg, "client_pool_timeouts", names.AGENT_POOL_TIMEOUTS, {iid: INSTANCE_ID}
+        cfg, "client_pool_timeouts", names.AGENT_POOL_TIMEOUTS_REPORTED, {}
     )
     return RuleGroup(
         "memorywatch-clients",
@@ -78,17 +75,17 @@ def group(cfg: AlertsConfig) -> RuleGroup:
                 "client_pool_used",
                 expr=f"{queries.pool_ratio()} > {num(pool_t.number())}",
                 summary="An agent instance's Redis connection pool is nearly exhausted.",
-                description="Agent instance $labels.instance_id uses $value of its Redis "
-                f"connection pool (threshold {pool_t.human_value()}).",
+                description="The most used agent Redis connection pool behind "
+                f"$labels.instance is at $value (threshold {pool_t.human_value()}); "
+                f"{names.AGENT_POOL_TOP_USE} names the instances.",
                 value_format="percentage",
                 dashboard=DASHBOARD_OVERVIEW,
                 probe=Probe(
-                    fire={used: gauge(10, pool_level), pool_max: gauge(POOL_MAX, POOL_MAX)},
+                    fire={use_max: gauge(10 / POOL_MAX, pool_level / POOL_MAX)},
                     quiet={
-                        used: gauge(10, round(pool_t.number() * POOL_MAX)),
-                        pool_max: gauge(POOL_MAX, POOL_MAX),
+                        use_max: gauge(10 / POOL_MAX, round(pool_t.number() * POOL_MAX) / POOL_MAX)
                     },
-                    labels={iid: INSTANCE_ID},
+                    labels={},
                     value=constant(pool_level / POOL_MAX),
                     quiet_value=constant(round(pool_t.number() * POOL_MAX) / POOL_MAX),
                 ),
@@ -96,11 +93,12 @@ def group(cfg: AlertsConfig) -> RuleGroup:
             alert(
                 cfg,
                 "client_pool_timeouts",
-                expr=f"sum without ({iid}) (increase({names.AGENT_POOL_TIMEOUTS}[{WINDOW}]))"
+                expr=f"{queries.pool_timeouts_new(WINDOW)}"
                 f" > {num(cfg.t('client_pool_timeouts').number())}",
                 summary="Agent turns are failing waiting for a Redis connection.",
-                description="Agents reported by $labels.instance timed out $value times in the "
-                "last 5 minutes waiting for a pooled Redis connection.",
+                description="Live agent instances behind $labels.instance reported $value "
+                "pool timeouts in the last 5 minutes (waits for a pooled Redis connection); "
+                f"{names.AGENT_POOL_TIMEOUTS_INSTANCES} counts the instances that had any.",
                 value_format="count",
                 dashboard=DASHBOARD_OVERVIEW,
                 probe=Probe(

@@ -15,6 +15,7 @@ from memorywatch.alerts.model import DASHBOARD_OVERVIEW
 from memorywatch.alerts.redis_health import WRITE_ERRORS
 from memorywatch.dashboards._style import (
     OK_COLOR,
+    RANGE,
     Context,
     DashboardSpec,
     Panel,
@@ -156,12 +157,17 @@ def spec(ctx: Context) -> DashboardSpec:
             sel(names.REDIS_REJECTED_CONNECTIONS),
             "rejected_connections",
         ),
-        count_stat(
+        Panel(
+            "stat",
             "Pool timeouts",
             "Times in the time range an agent turn gave up waiting for a pooled Redis "
-            "connection: user-visible errors.",
-            sel(names.AGENT_POOL_TIMEOUTS),
-            "client_pool_timeouts",
+            "connection: user-visible errors (reported by the instances still live; "
+            f"{names.AGENT_POOL_TIMEOUTS_REPORTED} is a gauge, see AgentClientPoolTimeouts).",
+            "short",
+            (Query(f"sum({queries.pool_timeouts_new(RANGE, sel)})", instant=True),),
+            width=4,
+            height=4,
+            watch=("client_pool_timeouts",),
         ),
     )
     memory = (
@@ -228,16 +234,44 @@ def spec(ctx: Context) -> DashboardSpec:
             minimum=0,
         ),
         Panel(
-            "bargauge",
-            "Agent connection pools in use",
-            "Share of each agent instance's Redis connection pool in use at its last heartbeat "
-            f"({names.AGENT_POOL_CONNECTIONS} used / max).",
+            "timeseries",
+            "Agent connection pool use across instances",
+            "Pool use (in use / max) of the live agent instances at their last heartbeat: "
+            "the most used pool, and the median and 90th percentile over instances "
+            f"({names.AGENT_POOL_USE_INSTANCES}, a gauge histogram with buckets 0.25 to 1).",
             "percentunit",
-            (Query(queries.pool_ratio(sel), "{{" + names.LABEL_INSTANCE_ID + "}}"),),
-            width=12,
+            (
+                Query(queries.pool_ratio(sel), "max {{instance}}"),
+                Query(
+                    f"histogram_quantile(0.9, {sel(names.AGENT_POOL_USE_INSTANCES)})",
+                    "p90 {{instance}}",
+                ),
+                Query(
+                    f"histogram_quantile(0.5, {sel(names.AGENT_POOL_USE_INSTANCES)})",
+                    "p50 {{instance}}",
+                ),
+            ),
+            width=6,
             watch=("client_pool_used",),
             minimum=0,
-            maximum=1,
+        ),
+        Panel(
+            "table",
+            "Most used agent pools",
+            f"The --top-instances instances with the most used pools ({names.AGENT_POOL_TOP_USE}):"
+            " which pod to look at. Its own OpenTelemetry metrics (db_client_connection_*) "
+            "show that pod's pool over time.",
+            "percentunit",
+            (
+                Query(
+                    f"max by ({names.LABEL_INSTANCE_ID}) ({sel(names.AGENT_POOL_TOP_USE)})",
+                    instant=True,
+                    table=True,
+                ),
+            ),
+            width=6,
+            watch=("client_pool_used",),
+            minimum=0,
         ),
     )
     replication = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -160,7 +160,8 @@ def gather(
             else clients.get(*at, tls=target.tls, db=target.db)
         )
         try:
-            fleet = read_fleet(fleet_client, options)
+            # diagnose names instances: each live one's figures, not the exporter's aggregates
+            fleet = read_fleet(fleet_client, replace(options, instance_details=True))
         except (redis.RedisError, OSError, ValueError) as exc:
             fleet_error = describe(exc)
         primary_client = clients.get(*at, tls=target.tls)

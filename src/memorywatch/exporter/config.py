@@ -161,6 +161,11 @@ def read_password_file(path: Path) -> Secret:
     return Secret(password)
 
 
+MAX_TOP_INSTANCES = 100
+"""A named instance is a series per pod per deploy: more than a page of them is a fleet view,
+which the pool-use distribution already is."""
+
+
 def build_config(
     *,
     redis_url: str = DEFAULT_REDIS_URL,
@@ -181,6 +186,7 @@ def build_config(
     key_profiles: tuple[str, ...] = (),
     key_profile_files: tuple[Path, ...] = (),
     max_label_values: int = fleet_options.DEFAULT_MAX_LABEL_VALUES,
+    top_instances: int = fleet_options.DEFAULT_TOP_INSTANCES,
     session_window: float = fleet_options.DEFAULT_SESSION_WINDOW,
     enable_keyspace_events: bool = False,
     sample_interval: float = fleet_options.DEFAULT_SAMPLE_INTERVAL,
@@ -245,6 +251,8 @@ def build_config(
         )
     if max_label_values < 1:
         raise ConfigError("--max-label-values must be at least 1")
+    if not 0 <= top_instances <= MAX_TOP_INSTANCES:
+        raise ConfigError(f"--top-instances must be between 0 and {MAX_TOP_INSTANCES}")
     try:
         known_profiles, chosen = profiles.resolve(key_profiles, key_profile_files)
     except profiles.ProfileError as exc:
@@ -258,6 +266,7 @@ def build_config(
             namespace=namespace,
             queues=queues,
             max_label_values=max_label_values,
+            top_instances=top_instances,
             session_window=session_window,
             profiles=known_profiles,
             chosen_profiles=chosen,

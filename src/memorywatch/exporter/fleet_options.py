@@ -11,6 +11,7 @@ DEFAULT_MAX_LABEL_VALUES = 100
 DEFAULT_SESSION_WINDOW = 1800.0
 DEFAULT_SAMPLE_INTERVAL = 30.0
 DEFAULT_SAMPLE_BUDGET = 20_000
+DEFAULT_TOP_INSTANCES = 3
 """The exporter's fleet defaults, once: the CLI, the config and the workers read them here."""
 
 
@@ -23,6 +24,12 @@ class FleetOptions:
     """A session counts as active if it saw activity within this many seconds."""
     instance_window: float = 60.0
     """An instance is counted if it sent a heartbeat within this many seconds."""
+    top_instances: int = DEFAULT_TOP_INSTANCES
+    """--top-instances: the K most used pools named by instance id (0: none). The only
+    per-instance label the exporter publishes, K series whatever the fleet's size."""
+    instance_details: bool = False
+    """Read each live instance's heartbeat figures into `FleetSnapshot.instances` (diagnose,
+    a one-off command); the exporter reads aggregates only."""
     profiles: tuple[Profile, ...] = field(default_factory=lambda: tuple(BUILTIN.values()))
     """Every key profile the classifier knows (--key-profile-file ones first)."""
     chosen_profiles: tuple[str, ...] = ()

@@ -1,14 +1,22 @@
-"""The scrape-time read of the fleet state: three pipelined round trips, no SCAN.
+"""The scrape-time read of the fleet state: three pipelined round trips (a fourth while a tool
+call is in progress), no SCAN.
 
 1. The clock, the schema hash and the type of each configured queue (queued on the Redis
    health pipeline, so a Redis where no agent has written costs a scrape no extra trip).
 2. Per shard: the counter and histogram hashes (HGETALL; their fields are tool and lock
    names, bounded by the schema's name cap), ZCOUNT of the session and held-lock indexes,
-   the live instances, the oldest lock entries and the oldest `CLAIMS_READ` in-progress tool
+   the oldest lock entries and the oldest `CLAIMS_READ` in-progress tool
    claims; per queue XLEN or LLEN.
-3. Details of what step 2 found: heartbeat hashes, stream groups' pending summaries, the
-   expiry of the oldest lock candidates, the label, holder and deadline of each claim read
-   (HMGET; none when no tool call is in progress).
+3. Details of what step 2 found: per shard one `POOL_SCRIPT` that walks the shard's live
+   instances server-side and returns only aggregates (readiness counts, pool-use buckets,
+   timeouts, the K most used; each live instance's figures only for diagnose); stream
+   groups' pending summaries, the expiry of the oldest lock candidates, the label, holder and
+   deadline of each claim read (HMGET; none when no tool call is in progress).
+
+Nothing in a scrape is per instance on the wire or in Python: 10,000 heartbeats cost one
+EVAL per shard, not 10,000 HGETALLs (`bench/bench_instances.py`). Only when a tool call is
+in progress, a fourth trip asks whether each claim's holder still beats (EXISTS of its
+heartbeat hash, at most `CLAIMS_READ` per shard).
 
 Each step is a `ReadPlan` whose commands carry their own decoders; the decoders fill a
 `_Reading`, and the result is a frozen `FleetSnapshot` that rendering only reads.
@@ -44,6 +52,55 @@ class InstanceBeat:
     pool_in_use: int | None = None
     pool_max: int | None = None
     pool_timeouts: int | None = None
+
+
+POOL_USE_BUCKETS: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9, 1.0)
+"""Upper bounds of the pool-use distribution over instances (used / max); +Inf is implied
+(an instance can report more in use than its max while a pool resizes)."""
+
+
+@dataclass(frozen=True)
+class TopInstance:
+    """One of the K instances with the highest pool use."""
+
+    instance_id: str
+    use_ratio: float
+    in_use: int
+    pool_max: int
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """The live instances' heartbeats, aggregated server-side (bounded whatever the fleet)."""
+
+    ready: int = 0
+    not_ready: int = 0
+    reporting: int = 0
+    """Live instances that report both pool figures (the distribution's count)."""
+    buckets: tuple[int, ...] = (0,) * (len(POOL_USE_BUCKETS) + 1)
+    """Instances per bucket, not cumulative: `POOL_USE_BUCKETS` then above the last bound."""
+    ratio_sum: float = 0.0
+    max_ratio: float = 0.0
+    timeouts: int = 0
+    """Sum of the pool-timeout counters the live instances report."""
+    timeouts_instances: int = 0
+    """Live instances whose pool-timeout counter is above 0."""
+    top: tuple[TopInstance, ...] = ()
+    """Most used first (ties by id), at most K."""
+
+    def merge(self, other: PoolSummary, k: int) -> PoolSummary:
+        top = sorted((*self.top, *other.top), key=lambda t: (-t.use_ratio, t.instance_id))
+        return PoolSummary(
+            self.ready + other.ready,
+            self.not_ready + other.not_ready,
+            self.reporting + other.reporting,
+            tuple(a + b for a, b in zip(self.buckets, other.buckets, strict=True)),
+            self.ratio_sum + other.ratio_sum,
+            max(self.max_ratio, other.max_ratio),
+            self.timeouts + other.timeouts,
+            self.timeouts_instances + other.timeouts_instances,
+            tuple(top[:k]),
+        )
 
 
 @dataclass(frozen=True)
@@ -88,6 +145,9 @@ class FleetSnapshot:
     histograms: Mapping[str, Mapping[str, schema.HistogramData]] = field(default_factory=dict)
     sessions_active: int = 0
     instances: Mapping[str, InstanceBeat] = field(default_factory=dict)
+    """Each live instance's heartbeat: read only with `FleetOptions.instance_details`
+    (diagnose); the exporter publishes `pool` and never reads this per instance."""
+    pool: PoolSummary = field(default_factory=PoolSummary)
     locks_held: int = 0
     oldest_locks: tuple[HeldLease, ...] = ()
     """The oldest live lease of each lock kind, for the kinds with the oldest leases."""
@@ -119,6 +179,127 @@ def _int(value: Any) -> int:
     return int(value or 0)
 
 
+POOL_MODE_AGGREGATES = 0
+POOL_MODE_DETAILS = 1
+
+# POOL_SCRIPT aggregates one shard's live instances server-side and returns no row per instance
+# (unless asked: diagnose). The SDK's heartbeat keeps each instance's figures packed in the
+# shard's pool hash (schema.Schema.pool_index), so the walk is one HVALS and a struct.unpack
+# per instance, not a read of each heartbeat hash (at 10,000 instances on a 2-core machine:
+# 65 ms of Redis for 10,000 HMGETs, about 15 ms this way; bench/bench_instances.py).
+# KEYS[1]  {ns}:{N}:instances   zset: instance id -> last heartbeat (server ms)
+# KEYS[2]  {ns}:{N}:pool        hash: instance id -> schema.POOL_ENTRY_FORMAT
+# ARGV[1]  the window's floor, exclusive: "(now_ms - instance_window_ms"
+# ARGV[2]  now, server ms (step 1's TIME): an entry whose heartbeat hash expired is dead
+# ARGV[3]  the shard's heartbeat key prefix "{ns}:{N}:inst:". Ids of the window without a
+#          pool entry (SDKs older than the pool hash, during a rolling upgrade) are read from
+#          prefix..id: keys it cannot declare (it learns the ids from KEYS[1]); they carry
+#          KEYS[1]'s hash tag, so they are in its slot and the script runs on Redis Cluster.
+# ARGV[4]  K: how many of the most used pools to return
+# ARGV[5]  mode: 0 aggregates, 1 also each live instance's figures (diagnose)
+# ARGV[6..] pool-use bucket upper bounds, ascending
+# Returns {ready, not_ready, reporting, timeouts_sum, instances_with_timeouts,
+#          ratio_sum (string), max_ratio (string), {count per bucket, then above the last},
+#          {id, ratio (string), in_use, max, ...} most used first (ties by id),
+#          {} | {id, ready, in_use, max, timeouts, ...} (-1: not reported)}.
+# An instance whose heartbeat expired died (the index keeps it for the window): skipped.
+# An entry of another length is skipped and counted in the reply's last element.
+# Cost: O(live instances of the shard) inside Redis, a reply of O(K + buckets) in mode 0.
+POOL_SCRIPT = """
+local floor, now = tonumber(string.sub(ARGV[1], 2)), tonumber(ARGV[2])
+local prefix, k, mode = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local bounds = {}
+for i = 6, #ARGV do bounds[#bounds + 1] = tonumber(ARGV[i]) end
+local nb = #bounds
+local counts = {}
+for i = 1, nb + 1 do counts[i] = 0 end
+local ready, not_ready, reporting, timeouts, hit, bad = 0, 0, 0, 0, 0, 0
+local ratio_sum, max_ratio = 0, 0
+local top, live = {}, {}
+-- entries: pool hash values (HVALS: the id is in the value, which halves the strings Redis
+-- builds for the script); returns how many were in the window. One call per list, the walk
+-- inlined: about 1 us per instance.
+local function aggregate(entries)
+  local in_window = 0
+  for i = 1, #entries do
+    local entry = entries[i]
+    if #entry <= 41 then
+      bad = bad + 1
+    else
+      local ts, ttl, rd, used, most, tmo = struct.unpack('>ddBddd', entry)
+      if ts > floor then
+        in_window = in_window + 1
+        if ts + ttl > now then
+          local id = nil
+          if rd == 1 then ready = ready + 1 else not_ready = not_ready + 1 end
+          if tmo > 0 then timeouts = timeouts + tmo; hit = hit + 1 end
+          if used >= 0 and most > 0 then
+            local ratio = used / most
+            reporting = reporting + 1
+            ratio_sum = ratio_sum + ratio
+            if ratio > max_ratio then max_ratio = ratio end
+            local b = nb + 1
+            for j = 1, nb do
+              if ratio <= bounds[j] then b = j; break end
+            end
+            counts[b] = counts[b] + 1
+            local n = #top
+            if k > 0 and (n < k or ratio >= top[n][2]) then id = string.sub(entry, 42) end
+            if id and (n < k or ratio > top[n][2] or (ratio == top[n][2] and id < top[n][1])) then
+              local pos = n + 1
+              while pos > 1 and (ratio > top[pos - 1][2]
+                                 or (ratio == top[pos - 1][2] and id < top[pos - 1][1])) do
+                pos = pos - 1
+              end
+              table.insert(top, pos, {id, ratio, used, most})
+              if #top > k then table.remove(top) end
+            end
+          end
+          if mode == 1 then
+            id = id or string.sub(entry, 42)
+            live[#live + 1] = id
+            live[#live + 1] = rd == 1 and '1' or '0'
+            live[#live + 1] = used
+            live[#live + 1] = most
+            live[#live + 1] = tmo
+          end
+        end
+      end
+    end
+  end
+  return in_window
+end
+local in_window = aggregate(redis.call('HVALS', KEYS[2]))
+-- Fields leave the pool hash with their index member and carry its score, so when the window
+-- holds as many members as entries, every live instance had one (O(log n) to tell).
+if redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf') > in_window then
+  local seen, legacy = {}, {}
+  for _, id in ipairs(redis.call('HKEYS', KEYS[2])) do seen[id] = true end
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+  for _, id in ipairs(ids) do
+    if not seen[id] then
+      local f = redis.call('HMGET', prefix .. id, 'ready', 'pool_in_use', 'pool_max',
+                           'pool_timeouts', 'ts_ms')
+      if f[1] or f[5] then  -- the hash exists: alive, packed as if beating now
+        legacy[#legacy + 1] = struct.pack('>ddBddd', now, 1, f[1] == '1' and 1 or 0,
+          tonumber(f[2]) or -1, tonumber(f[3]) or -1, tonumber(f[4]) or -1) .. id
+      end
+    end
+  end
+  aggregate(legacy)
+end
+local flat = {}
+for _, t in ipairs(top) do
+  flat[#flat + 1] = t[1]
+  flat[#flat + 1] = string.format('%.17g', t[2])
+  flat[#flat + 1] = t[3]
+  flat[#flat + 1] = t[4]
+end
+return {ready, not_ready, reporting, timeouts, hit, string.format('%.17g', ratio_sum),
+        string.format('%.17g', max_ratio), counts, flat, live, bad}
+"""
+
+
 class _Reading:
     """What the decoders of one read fill in, step by step."""
 
@@ -138,10 +319,12 @@ class _Reading:
         self.counters: dict[str, Mapping[str, float]] = {}
         self.histograms: dict[str, Mapping[str, schema.HistogramData]] = {}
         self.sessions_active = 0
-        self.instance_ids: set[str] = set()
+        self.instance_keys: list[tuple[str, str, str]] = []
+        """(instances index, pool hash, heartbeat key prefix) of each shard read."""
         self.instances: dict[str, InstanceBeat] = {}
+        self.pool = PoolSummary()
         self.beating: set[str] = set()
-        """Instances of the window whose heartbeat hash is present."""
+        """Holders of the claims read whose heartbeat hash is present (never published)."""
         self.locks_held = 0
         self.lock_candidates: dict[str, list[tuple[str, float]]] = {}
         self.leases: list[HeldLease] = []
@@ -176,9 +359,14 @@ class _Reading:
         session_floor = f"({self.now_ms - int(self.options.session_window * 1000)}"
         for key in layout.sessions_keys()[:shards]:
             plan.add(self._sessions, "ZCOUNT", key, session_floor, "+inf")
-        instance_floor = f"({self.now_ms - int(self.options.instance_window * 1000)}"
-        for key in layout.instances_keys()[:shards]:
-            plan.add(self._instance_ids, "ZRANGEBYSCORE", key, instance_floor, "+inf")
+        self.instance_keys = list(
+            zip(
+                layout.instances_keys()[:shards],
+                layout.pool_keys()[:shards],
+                layout.heartbeat_prefixes()[:shards],
+                strict=True,
+            )
+        )
         for exp_key, since_key, tools_key in zip(
             layout.locks_expiry_keys()[:shards],
             layout.locks_since_keys()[:shards],
@@ -231,9 +419,6 @@ class _Reading:
     def _sessions(self, reply: Any) -> None:
         self.sessions_active += _int(reply)
 
-    def _instance_ids(self, reply: Any) -> None:
-        self.instance_ids.update(str(i) for i in reply or [])
-
     def _locks_held(self, reply: Any) -> None:
         self.locks_held += _int(reply)
 
@@ -270,11 +455,22 @@ class _Reading:
     # step 3 ------------------------------------------------------------------------------
     def details_plan(self, layout: schema.Schema) -> ReadPlan:
         plan = ReadPlan()
-        for instance in sorted(self.instance_ids):
+        mode = POOL_MODE_DETAILS if self.options.instance_details else POOL_MODE_AGGREGATES
+        floor = f"({self.now_ms - int(self.options.instance_window * 1000)}"
+        for index_key, pool_key, beat_prefix in self.instance_keys:
             plan.add(
-                partial(self._heartbeat, instance),
-                "HGETALL",
-                layout.heartbeat(instance),
+                partial(self._pool, mode),
+                "EVAL",
+                POOL_SCRIPT,
+                2,
+                index_key,
+                pool_key,
+                floor,
+                self.now_ms,
+                beat_prefix,
+                self.options.top_instances,
+                mode,
+                *POOL_USE_BUCKETS,
             )
         for queue, groups in self.pending_groups.items():
             for group in groups:
@@ -297,29 +493,43 @@ class _Reading:
             )
         return plan
 
-    def _heartbeat(self, instance: str, reply: Any) -> None:
-        beat: Mapping[str, str] = reply or {}
-        if not beat:
-            # Its heartbeat hash expired: the instance died (the index keeps it for the
-            # window). Dead is not "not ready": counting it so paged AgentInstancesNotReady
-            # for a minute after every crash, and its claims are orphans.
-            return
-        self.beating.add(instance)
-        try:
-            figures = [
-                int(beat.get(name, -1))
-                for name in (
-                    schema.HEARTBEAT_POOL_IN_USE,
-                    schema.HEARTBEAT_POOL_MAX,
-                    schema.HEARTBEAT_POOL_TIMEOUTS,
-                )
-            ]
-        except ValueError:
+    def _pool(self, mode: int, reply: Any) -> None:
+        """One shard's `POOL_SCRIPT` reply (None: the script failed, counted as unparsable)."""
+        if reply is None:
             self.errors[names.ERROR_UNPARSABLE] += 1
-            figures = [-1, -1, -1]
-        in_use, pool_max, timeouts = (f if f >= 0 else None for f in figures)
-        ready = beat.get(schema.HEARTBEAT_READY) == "1"
-        self.instances[instance] = InstanceBeat(ready, in_use, pool_max, timeouts)
+            return
+        try:
+            ready, not_ready, reporting, timeouts, hit, ratio_sum, max_ratio = reply[:7]
+            buckets, top, live = reply[7], reply[8], reply[9]
+            if int(reply[10]):
+                self.errors[names.ERROR_UNPARSABLE] += int(reply[10])
+            shard = PoolSummary(
+                int(ready),
+                int(not_ready),
+                int(reporting),
+                tuple(int(b) for b in buckets),
+                float(ratio_sum),
+                float(max_ratio),
+                int(timeouts),
+                int(hit),
+                tuple(
+                    TopInstance(str(top[i]), float(top[i + 1]), int(top[i + 2]), int(top[i + 3]))
+                    for i in range(0, len(top), 4)
+                ),
+            )
+        except (ValueError, TypeError, IndexError):
+            self.errors[names.ERROR_UNPARSABLE] += 1
+            return
+        self.pool = self.pool.merge(shard, self.options.top_instances)
+        if mode == POOL_MODE_DETAILS:
+            for i in range(0, len(live), 5):
+                instance = str(live[i])
+                in_use, pool_max, pool_timeouts = (
+                    int(v) if int(v) >= 0 else None for v in live[i + 2 : i + 5]
+                )
+                self.instances[instance] = InstanceBeat(
+                    str(live[i + 1]) == "1", in_use, pool_max, pool_timeouts
+                )
 
     def _pending(self, queue: str, reply: Any) -> None:
         oldest_id = (reply or {}).get("min")
@@ -354,6 +564,19 @@ class _Reading:
             return
         self.claims.append((str(label or schema.OTHER), instance, since_ms, deadline_ms))
 
+    # step 4 (only while a tool call is in progress) ---------------------------------------
+    def holders_plan(self, layout: schema.Schema) -> ReadPlan:
+        """Whether each claim's holder still beats: its heartbeat hash exists (its TTL is
+        shorter than the instance window, so it beat within the window)."""
+        plan = ReadPlan()
+        for holder in sorted({h for _, h, _, _ in self.claims if h is not None}):
+            plan.add(partial(self._holder, holder), "EXISTS", layout.heartbeat(holder))
+        return plan
+
+    def _holder(self, holder: str, reply: Any) -> None:
+        if _int(reply):
+            self.beating.add(holder)
+
     def tool_claims(self) -> tuple[ToolClaim, ...]:
         """The claims read, joined with the live instances the same read found."""
         claims = [
@@ -376,6 +599,7 @@ class _Reading:
             histograms=self.histograms,
             sessions_active=self.sessions_active,
             instances=self.instances,
+            pool=self.pool,
             locks_held=self.locks_held,
             oldest_locks=tuple(ranked[:OLDEST_LOCKS]),
             tools_in_progress=self.tools_in_progress,
@@ -424,9 +648,10 @@ class FleetRead:
         reading.counts_plan(layout, shards).run(client)
         reading.merge_hashes()
         reading.details_plan(layout).run(client)
+        reading.holders_plan(layout).run(client)
         return reading.snapshot(str(version) if fields and not readable else None)
 
 
 def read_fleet(client: redis.Redis | RedisCluster, options: FleetOptions) -> FleetSnapshot:
-    """The whole read on its own (up to three round trips)."""
+    """The whole read on its own (up to four round trips)."""
     return FleetRead(options, cluster=isinstance(client, RedisCluster)).finish(client, False)

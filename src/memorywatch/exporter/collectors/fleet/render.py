@@ -12,6 +12,7 @@ from memorywatch.exporter.collectors.fleet.labels import LabelBudget, keep
 from memorywatch.exporter.collectors.fleet.read import (
     CLAIMS_READ,
     OLDEST_LOCKS,
+    POOL_USE_BUCKETS,
     FleetSnapshot,
     HeldLease,
     oldest_by_label,
@@ -284,41 +285,59 @@ def _add_orphans(snap: FleetSnapshot, out: Families, kept: list[str]) -> None:
 
 
 def _add_instances(snap: FleetSnapshot, out: Families) -> None:
-    ready = sum(1 for beat in snap.instances.values() if beat.ready)
+    """The fleet's pools as aggregates over its live instances: a bounded set of series
+    whatever the fleet's size or churn (pod names change every deploy). The per-pod view is
+    each pod's own OpenTelemetry ``db_client_connection_*``; only the --top-instances most
+    used pools are named here, to say which pod to look at."""
+    pool = snap.pool
     out.gauge(
         names.AGENT_INSTANCES,
         "Agent instances that sent a heartbeat within the instance window, by readiness.",
-        ready,
+        pool.ready,
         {names.LABEL_STATE: names.STATE_READY},
     )
-    out.gauge(
-        names.AGENT_INSTANCES,
-        "",
-        len(snap.instances) - ready,
-        {names.LABEL_STATE: names.STATE_NOT_READY},
-    )
+    out.gauge(names.AGENT_INSTANCES, "", pool.not_ready, {names.LABEL_STATE: names.STATE_NOT_READY})
     out.declare(
-        names.AGENT_POOL_CONNECTIONS,
-        "Redis client pool connections of each live instance, from its heartbeat.",
+        names.AGENT_POOL_USE_INSTANCES,
+        "Live agent instances whose Redis client pool use (in use / max) is at most le, "
+        "cumulative (a gauge histogram over instances; +Inf: every instance reporting its pool).",
         "gauge",
     )
-    out.declare(
-        names.AGENT_POOL_TIMEOUTS,
-        "Times an instance found its Redis client pool exhausted, from its heartbeat.",
-        "counter",
+    cumulative = 0
+    for le, count in zip((*POOL_USE_BUCKETS, math.inf), pool.buckets, strict=True):
+        cumulative += count
+        out.gauge(
+            names.AGENT_POOL_USE_INSTANCES,
+            "",
+            cumulative,
+            {names.LABEL_LE: "+Inf" if le == math.inf else f"{le:g}"},
+        )
+    out.gauge(
+        names.AGENT_POOL_USE_MAX,
+        "Highest Redis client pool use (in use / max) among the live agent instances.",
+        pool.max_ratio,
     )
-    for instance, beat in sorted(snap.instances.items()):
-        labels = {names.LABEL_INSTANCE_ID: instance}
-        pool = names.AGENT_POOL_CONNECTIONS
-        if beat.pool_in_use is not None:
-            out.gauge(pool, "", beat.pool_in_use, {**labels, names.LABEL_STATE: names.POOL_USED})
-        if beat.pool_max is not None:
-            out.gauge(pool, "", beat.pool_max, {**labels, names.LABEL_STATE: names.POOL_MAX})
-            if beat.pool_in_use is not None:
-                idle = max(beat.pool_max - beat.pool_in_use, 0)
-                out.gauge(pool, "", idle, {**labels, names.LABEL_STATE: names.POOL_IDLE})
-        if beat.pool_timeouts is not None:
-            out.counter(names.AGENT_POOL_TIMEOUTS, "", beat.pool_timeouts, labels)
+    out.declare(
+        names.AGENT_POOL_TOP_USE,
+        "Pool use of the live agent instances with the most used pools (at most "
+        "--top-instances of them): which pod to look at.",
+        "gauge",
+    )
+    for top in pool.top:
+        out.gauge(
+            names.AGENT_POOL_TOP_USE, "", top.use_ratio, {names.LABEL_INSTANCE_ID: top.instance_id}
+        )
+    out.gauge(
+        names.AGENT_POOL_TIMEOUTS_REPORTED,
+        "Sum of the pool-timeout counters the live agent instances report in their heartbeats. "
+        "A gauge: it drops when an instance that had timeouts leaves.",
+        pool.timeouts,
+    )
+    out.gauge(
+        names.AGENT_POOL_TIMEOUTS_INSTANCES,
+        "Live agent instances that report at least one pool timeout since they started.",
+        pool.timeouts_instances,
+    )
 
 
 def _add_queues(snap: FleetSnapshot, out: Families) -> None:
