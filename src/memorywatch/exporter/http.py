@@ -43,7 +43,7 @@ from memorywatch.exporter.evictions import EvictionTracker
 from memorywatch.exporter.exposition import CONTENT_TYPE, FamilySource, render
 from memorywatch.exporter.primaries import PrimaryWorkers
 from memorywatch.exporter.sampler import KeyspaceSampler
-from memorywatch.exporter.scrape import ClientCache
+from memorywatch.exporter.scrape import ClientCache, Recent
 from memorywatch.exporter.webconfig import BasicAuth
 from memorywatch.redisurl import Target, Topology
 
@@ -68,7 +68,10 @@ class ExporterApp:
         self.config = config
         self.clients = ClientCache(config.credentials, config.tls, config.scrape_timeout)
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="memorywatch-scrape")
-        self.health = ScrapeHealth()
+        self.health = ScrapeHealth(pinned=config.target.display)
+        # /scrape targets already checked (parsed, allow-listed), by their target= text:
+        # bounded and forgotten when no longer scraped, as their clients are.
+        self.targets: Recent[str, TargetCollector] = Recent()
         self.fleet = self._fleet(config)
         self.main_target = TargetCollector(
             config.target,
@@ -193,8 +196,18 @@ class ExporterApp:
         values = parse_qs(query).get("target", [])
         if len(values) != 1 or not values[0]:
             return Response(400, b"give exactly one target=\n")
+        collector = self.targets.peek(values[0])
+        if collector is None:
+            checked = self._checked_target(values[0])
+            if isinstance(checked, Response):
+                return checked
+            collector = checked
+        self.targets.get(values[0], lambda: collector)  # this target was scraped now
+        return self._metrics([collector], accept_encoding)
+
+    def _checked_target(self, text: str) -> TargetCollector | Response:
         try:
-            target, credentials = parse_target(values[0])
+            target, credentials = parse_target(text)
         except ConfigError as exc:
             return Response(400, f"bad target: {exc}\n".encode())
         if credentials.password is not None or credentials.username is not None:
@@ -207,7 +220,7 @@ class ExporterApp:
                 403,
                 f"target {target.display} is not allowed: add it with --allow-target\n".encode(),
             )
-        return self._metrics([self.target_collector(target)], accept_encoding)
+        return self.target_collector(target)
 
     def _metrics(
         self, collectors: list[FamilySource | Collector], accept_encoding: str
