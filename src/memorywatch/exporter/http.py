@@ -13,6 +13,7 @@ import gzip
 import heapq
 import io
 import logging
+import queue
 import resource
 import selectors
 import signal
@@ -253,6 +254,8 @@ HEADER_TIMEOUT = 10.0
 accept for the first request, TLS handshake included); also each write of a response."""
 MAX_HEAD = 65536 + 100 * 1024
 """Bytes a request head may have: the stdlib handler's 64 KiB request line and 100 headers."""
+HANDLER_IDLE = 60.0
+"""Seconds a handler thread with no request waits for one before it ends."""
 LISTEN_BACKLOG = 4096
 """Pending connections the kernel holds (capped by net.core.somaxconn); the stdlib's 5 made a
 burst of a few hundred connections wait 30 s to be accepted."""
@@ -522,25 +525,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         if not self.server.auth.allowed(self.headers.get("Authorization")):
-            body = b"unauthorized\n"
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="memorywatch"')
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            self._send(
+                Response(401, b"unauthorized\n"),
+                [("WWW-Authenticate", 'Basic realm="memorywatch"')],
+            )
             return
         path, _, query = self.path.partition("?")
-        response = self.app.respond(
-            self.command, path, query, self.headers.get("Accept-Encoding", "")
+        self._send(
+            self.app.respond(self.command, path, query, self.headers.get("Accept-Encoding", ""))
         )
-        self.send_response(response.status)
-        for name, value in response.headers():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+
+    def _send(self, response: Response, extra: list[tuple[str, str]] | None = None) -> None:
+        """Status, headers and body in one write (one system call, one packet for most)."""
+        status = HTTPStatus(response.status)
+        lines = [
+            f"HTTP/1.1 {status.value} {status.phrase}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+            *(f"{name}: {value}" for name, value in (extra or [])),
+            *(f"{name}: {value}" for name, value in response.headers()),
+        ]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head if self.command == "HEAD" else head + response.body)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve
 
@@ -574,6 +580,8 @@ class _Server(ThreadingHTTPServer):
         self.max_connections = max_connections
         self._active = 0  # handler threads answering a request
         self._served = 0  # connections answered once and still open
+        self._spare = 0  # handler threads waiting for a request
+        self._jobs: queue.SimpleQueue[tuple[_Conn, bytes] | None] = queue.SimpleQueue()
         self._guard = threading.Lock()
         self._room = _WaitingRoom(
             self._dispatch, self._dropped, capacity=8 * max_connections, tls=tls
@@ -606,7 +614,13 @@ class _Server(ThreadingHTTPServer):
                 self._served += 1
         with self._guard:
             self._active += 1
-        try:
+            reuse = self._spare > 0
+            if reuse:
+                self._spare -= 1  # taken: that thread will get this job
+        if reuse:
+            self._jobs.put((conn, head))
+            return
+        try:  # a new thread, which stays on to answer later requests
             super().process_request((conn, head), conn.address)  # type: ignore[arg-type]
         except Exception as exc:  # no thread to be had (a tasks limit): this one connection
             # is dropped; raising would end the waiting room's thread and with it every
@@ -616,7 +630,25 @@ class _Server(ThreadingHTTPServer):
             log.warning("dropped a connection: cannot start its handler thread: %s", exc)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Answer this request, then wait for others: a thread is started only when none is
+        spare, and one left spare for HANDLER_IDLE seconds ends."""
+        job: tuple[_Conn, bytes] | None = request
+        while job is not None:
+            self._answer(job)
+            with self._guard:
+                self._spare += 1
+            try:
+                job = self._jobs.get(timeout=HANDLER_IDLE)
+            except queue.Empty:
+                with self._guard:
+                    if self._spare > 0:  # not taken: end
+                        self._spare -= 1
+                        return
+                job = self._jobs.get()  # taken just now: its job is on the way
+
+    def _answer(self, request: tuple[_Conn, bytes]) -> None:
         conn, _head = request
+        client_address = conn.address
         close = True
         try:
             handler = self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
@@ -643,6 +675,10 @@ class _Server(ThreadingHTTPServer):
     def server_close(self) -> None:
         self._room_closed = True
         self._room.close()
+        with self._guard:
+            spare, self._spare = self._spare, 0
+        for _ in range(spare):
+            self._jobs.put(None)
         super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
