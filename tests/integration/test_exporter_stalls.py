@@ -198,3 +198,18 @@ def test_per_target_state_is_bounded_and_released(server: RedisServer) -> None:
         wait_until(lambda: ours() == 1, 5, what="the idle targets' connections closed")
     finally:
         app.close()
+
+
+def test_pipelined_requests_are_each_answered(in_process: int) -> None:
+    sock = socket.create_connection((LOOPBACK, in_process), timeout=5)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        answer = b""
+        deadline = time.monotonic() + 5
+        while answer.count(b"ok\n") < 2 and time.monotonic() < deadline:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        assert answer.count(b"HTTP/1.1 200 OK") == 2
+    finally:
+        sock.close()

@@ -405,17 +405,16 @@ class _WaitingRoom:
             if conn.handshaking:
                 sock.do_handshake()
                 conn.handshaking = False
-            while True:
+            buf = conn.buf  # may hold a whole pipelined head already
+            while b"\r\n\r\n" not in buf and b"\n\n" not in buf and len(buf) <= MAX_HEAD:
                 chunk = sock.recv(65536)
                 if not chunk:  # the client went away
                     self._drop(conn)
                     return
-                if not conn.buf and conn.served:  # a kept-alive one starts its next request
+                if not buf and conn.served:  # a kept-alive one starts its next request
                     conn.deadline = time.monotonic() + HEADER_TIMEOUT
                     self._track(conn)
-                conn.buf += chunk
-                if b"\n\n" in conn.buf or b"\r\n\r\n" in conn.buf or len(conn.buf) > MAX_HEAD:
-                    break
+                buf = conn.buf = buf + chunk
         except ssl.SSLWantReadError:
             self._want(conn, selectors.EVENT_READ)
             return
