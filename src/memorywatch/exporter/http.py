@@ -1,7 +1,8 @@
 """The exporter's HTTP surface: /metrics, /scrape?target=, /healthz.
 
-The standard library's threading HTTP server, one thread per connection so a slow target
-cannot hold up the others, speaking HTTP/1.1 keep-alive, hardened (see ``_Server``), with
+The standard library's threading HTTP server: request heads (and TLS handshakes) are read
+by one selector thread, each whole request is answered by a handler thread of its own so a
+slow target cannot hold up the others; HTTP/1.1 keep-alive, hardened (see ``_Server``), with
 the exporter-toolkit web configuration (TLS, basic auth). The app is also a WSGI callable.
 """
 
