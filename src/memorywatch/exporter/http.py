@@ -278,13 +278,13 @@ class _Conn:
 
     def head(self) -> bytes | None:
         """The complete request head at the front of the buffer, taken off it, or None."""
-        end = self.buf.find(b"\r\n\r\n")
-        size = end + 4
-        if end < 0:
-            end = self.buf.find(b"\n\n")
-            size = end + 2
-        if end < 0:
+        ends = [
+            (i, i + n) for i, n in ((self.buf.find(b"\r\n\r\n"), 4), (self.buf.find(b"\n\n"), 2))
+        ]
+        found = [end for end in ends if end[0] >= 0]
+        if not found:
             return None
+        _, size = min(found)  # the first blank line, whichever line ends the client uses
         head, self.buf = self.buf[:size], self.buf[size:]
         return head
 
