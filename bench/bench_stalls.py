@@ -82,6 +82,8 @@ def measure(name: str, port: int, pid: int, args: argparse.Namespace) -> dict[st
     opened = stall(port, args.stalled)
     results = [scrape(port) for _ in range(args.scrapes)]
     latencies = [took for status, took in results if status == 200]
+    if args.verbose:
+        print(name, " ".join(f"{t * 1e3:.0f}" for t in latencies))
     rss = rss_mb(pid)
     ends = closed_within(opened, HEADER_TIMEOUT + args.slack)
     for sock, _ in opened:
@@ -102,6 +104,7 @@ def main() -> int:
     parser.add_argument("--stalled", type=int, default=3000)
     parser.add_argument("--scrapes", type=int, default=20)
     parser.add_argument("--slack", type=float, default=2.0, help="seconds past the deadline")
+    parser.add_argument("--verbose", action="store_true", help="print every scrape latency")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = args.stalled + 1000
