@@ -131,6 +131,14 @@ class Families:
         else:
             family.lines.append(f"{sample_name or name} {text}")
 
+    def add_text(self, name: str, help_text: str, kind: str, text: str) -> None:
+        """A sample without labels whose value is already number text (INFO's integers)."""
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = _Family(help_text, kind)
+        extra = self._extra
+        family.lines.append(f"{name}{{{extra}}} {text}" if extra else f"{name} {text}")
+
     def gauge(
         self,
         name: str,
@@ -179,9 +187,18 @@ class Families:
 
     def render_into(self, out: list[str]) -> None:
         for name, family in self._families.items():
-            out.append(f"# HELP {name} {_escape_help(family.help)}")
-            out.append(f"# TYPE {name} {family.kind}")
+            key = (name, family.help, family.kind)
+            header = _HEADERS.get(key)
+            if header is None:
+                header = f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}"
+                if len(_HEADERS) < 4096:  # the families are a fixed set; a bound all the same
+                    _HEADERS[key] = header
+            out.append(header)
             out.extend(family.lines)
+
+
+_HEADERS: dict[tuple[str, str, str], str] = {}
+"""HELP and TYPE lines by (name, help, kind), formatted once per process."""
 
 
 class FamilySource(Protocol):

@@ -1,7 +1,8 @@
 """The exporter's HTTP surface: /metrics, /scrape?target=, /healthz.
 
-The standard library's threading HTTP server, one thread per connection so a slow target
-cannot hold up the others, speaking HTTP/1.1 keep-alive, hardened (see ``_Server``), with
+The standard library's threading HTTP server: request heads (and TLS handshakes) are read
+by one selector thread, each whole request is answered by a handler thread of its own so a
+slow target cannot hold up the others; HTTP/1.1 keep-alive, hardened (see ``_Server``), with
 the exporter-toolkit web configuration (TLS, basic auth). The app is also a WSGI callable.
 """
 
@@ -10,7 +11,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import gzip
+import heapq
+import io
 import logging
+import queue
 import resource
 import selectors
 import signal
@@ -41,7 +45,7 @@ from memorywatch.exporter.evictions import EvictionTracker
 from memorywatch.exporter.exposition import CONTENT_TYPE, FamilySource, render
 from memorywatch.exporter.primaries import PrimaryWorkers
 from memorywatch.exporter.sampler import KeyspaceSampler
-from memorywatch.exporter.scrape import ClientCache
+from memorywatch.exporter.scrape import ClientCache, Recent
 from memorywatch.exporter.webconfig import BasicAuth
 from memorywatch.redisurl import Target, Topology
 
@@ -66,7 +70,10 @@ class ExporterApp:
         self.config = config
         self.clients = ClientCache(config.credentials, config.tls, config.scrape_timeout)
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="memorywatch-scrape")
-        self.health = ScrapeHealth()
+        self.health = ScrapeHealth(pinned=config.target.display)
+        # /scrape targets already checked (parsed, allow-listed), by their target= text:
+        # bounded and forgotten when no longer scraped, as their clients are.
+        self.targets: Recent[str, TargetCollector] = Recent()
         self.fleet = self._fleet(config)
         self.main_target = TargetCollector(
             config.target,
@@ -191,8 +198,18 @@ class ExporterApp:
         values = parse_qs(query).get("target", [])
         if len(values) != 1 or not values[0]:
             return Response(400, b"give exactly one target=\n")
+        collector = self.targets.peek(values[0])
+        if collector is None:
+            checked = self._checked_target(values[0])
+            if isinstance(checked, Response):
+                return checked
+            collector = checked
+        self.targets.get(values[0], lambda: collector)  # this target was scraped now
+        return self._metrics([collector], accept_encoding)
+
+    def _checked_target(self, text: str) -> TargetCollector | Response:
         try:
-            target, credentials = parse_target(values[0])
+            target, credentials = parse_target(text)
         except ConfigError as exc:
             return Response(400, f"bad target: {exc}\n".encode())
         if credentials.password is not None or credentials.username is not None:
@@ -205,7 +222,7 @@ class ExporterApp:
                 403,
                 f"target {target.display} is not allowed: add it with --allow-target\n".encode(),
             )
-        return self._metrics([self.target_collector(target)], accept_encoding)
+        return self.target_collector(target)
 
     def _metrics(
         self, collectors: list[FamilySource | Collector], accept_encoding: str
@@ -234,145 +251,211 @@ IDLE_TIMEOUT = 65.0
 """Seconds a connection may wait for its next request: longer than the 60 s scrape interval
 the slowest Prometheus setups use, so keep-alive survives; a half-open connection is closed."""
 HEADER_TIMEOUT = 10.0
-"""Seconds each read may take once a request has started, and the TLS handshake."""
+"""Seconds a request head may take in all, from its first byte (from the connection's
+accept for the first request, TLS handshake included); also each write of a response."""
+MAX_HEAD = 65536 + 100 * 1024
+"""Bytes a request head may have: the stdlib handler's 64 KiB request line and 100 headers."""
+HANDLER_IDLE = 60.0
+"""Seconds a handler thread with no request waits for one before it ends."""
+ACCEPT_BATCH = 512
+"""Connections accepted per wake-up of the accept loop."""
 LISTEN_BACKLOG = 4096
 """Pending connections the kernel holds (capped by net.core.somaxconn); the stdlib's 5 made a
 burst of a few hundred connections wait 30 s to be accepted."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive, so Prometheus reuses its connection between scrapes."""
+class _Conn:
+    """A client connection between requests: its socket and what it has sent so far."""
 
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, a keep-alive client waits for
-    # the delayed ACK (~40 ms) before it sees the body.
-    disable_nagle_algorithm = True
-    server_version = f"memorywatch/{__version__}"
-    app: ExporterApp
-    server: _Server
+    __slots__ = ("address", "buf", "deadline", "handshaking", "served", "sock", "want")
 
-    def setup(self) -> None:
-        self.raw = self.request
-        self.refused = False
-        tls = self.server.tls
-        if tls is not None:
-            self.request.settimeout(HEADER_TIMEOUT)
-            try:
-                self.request = tls.wrap_socket(self.request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:  # a plain-text client, a bad certificate
-                log.debug("TLS handshake with %s failed: %s", self.client_address[0], exc)
-                self.refused = True
-        super().setup()
+    def __init__(self, sock: Any, address: Any) -> None:
+        self.sock = sock
+        self.address = address
+        self.buf = b""
+        self.deadline = 0.0
+        self.handshaking = False
+        self.served = False  # has had a request answered: counts toward --max-connections
+        self.want = selectors.EVENT_READ
 
-    def handle(self) -> None:
-        if not self.refused:
-            super().handle()
-
-    def handle_one_request(self) -> None:
-        self.connection.settimeout(IDLE_TIMEOUT)
-        self.server.waiting(self, True)
-        try:
-            super().handle_one_request()
-        finally:
-            self.server.waiting(self, False)
-
-    def parse_request(self) -> bool:
-        self.server.waiting(self, False)  # a request line arrived: no longer idle
-        self.connection.settimeout(HEADER_TIMEOUT)
-        return super().parse_request()
-
-    def _serve(self) -> None:
-        if not self.server.auth.allowed(self.headers.get("Authorization")):
-            body = b"unauthorized\n"
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="memorywatch"')
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-            return
-        path, _, query = self.path.partition("?")
-        response = self.app.respond(
-            self.command, path, query, self.headers.get("Accept-Encoding", "")
-        )
-        self.send_response(response.status)
-        for name, value in response.headers():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Access logs are left to the proxy in front, if any."""
+    def head(self) -> bytes | None:
+        """The complete request head at the front of the buffer, taken off it, or None."""
+        ends = [
+            (i, i + n) for i, n in ((self.buf.find(b"\r\n\r\n"), 4), (self.buf.find(b"\n\n"), 2))
+        ]
+        found = [end for end in ends if end[0] >= 0]
+        if not found:
+            return None
+        _, size = min(found)  # the first blank line, whichever line ends the client uses
+        head, self.buf = self.buf[:size], self.buf[size:]
+        return head
 
 
 class _WaitingRoom:
-    """New connections wait here, without a thread, until their first bytes arrive.
+    """Every connection waits here, without a thread, until it has sent a whole request head.
 
-    One thread and one selector hold every connection that has not sent anything yet: a
-    flood of silent (half-open) connections costs a file each, not a thread each, and the
-    accept loop only registers a socket. A connection that speaks within HEADER_TIMEOUT gets
-    its handler thread; one that stays silent is closed, and past ``capacity`` the oldest
-    waiting ones are closed first."""
+    One thread and one selector hold every connection between requests: new ones (after a
+    TLS handshake done here, non-blocking), idle keep-alives, and ones part-way through a
+    request head. A head must be complete within HEADER_TIMEOUT of its first byte (of the
+    accept, for a new connection); an idle keep-alive is closed after IDLE_TIMEOUT. Only a
+    whole head goes to a handler thread, so a flood of silent or stalled clients costs a file
+    each, never a thread, and the scrape beside them is served at once. Past ``capacity`` new
+    connections, the oldest new ones are closed first."""
 
-    def __init__(self, dispatch: Callable[[Any, Any], None], capacity: int) -> None:
+    def __init__(
+        self,
+        dispatch: Callable[[_Conn, bytes], None],
+        dropped: Callable[[_Conn], None],
+        capacity: int,
+        tls: ssl.SSLContext | None,
+    ) -> None:
         self._dispatch = dispatch
+        self._dropped = dropped
         self._capacity = capacity
+        self._tls = tls
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._incoming: collections.deque[tuple[Any, Any]] = collections.deque()
-        self._order: collections.deque[tuple[float, Any]] = collections.deque()
-        self._addresses: dict[Any, Any] = {}
+        self._incoming: collections.deque[_Conn] = collections.deque()
+        self._deadlines: list[tuple[float, int, _Conn]] = []
+        self._seq = 0
+        self._waiting: set[_Conn] = set()
+        self._new: dict[_Conn, None] = {}  # never served, in order of arrival
+        self.idle: dict[_Conn, None] = {}  # served, waiting for their next request, oldest first
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="mw-http-waiting", daemon=True)
         self._thread.start()
 
-    def add(self, sock: Any, address: Any) -> None:
+    def add(self, *conns: _Conn) -> None:
+        """Hand connections to the room (from any thread): new, or back after a response."""
         with self._lock:
-            self._incoming.append((sock, address))
+            self._incoming.extend(conns)
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_w.send(b"\0")
 
     def _admit(self, now: float) -> None:
         with self._lock:
-            arrived, self._incoming = list(self._incoming), collections.deque()
-        for sock, address in arrived:
+            arrived, self._incoming = self._incoming, collections.deque()
+        for conn in arrived:
             try:
-                self._selector.register(sock, selectors.EVENT_READ)
-            except (ValueError, OSError):
-                _close(sock)
+                conn.want = selectors.EVENT_READ
+                if conn.served:
+                    conn.sock.setblocking(False)
+                    conn.deadline = now + (HEADER_TIMEOUT if conn.buf else IDLE_TIMEOUT)
+                else:
+                    self._accept(conn, now)
+                self._selector.register(conn.sock, conn.want, conn)
+            except (ValueError, OSError, ssl.SSLError):
+                self._drop(conn)
                 continue
-            self._addresses[sock] = address
-            self._order.append((now + HEADER_TIMEOUT, sock))
+            self._waiting.add(conn)
+            if conn.served:
+                self.idle[conn] = None
+            else:
+                self._new[conn] = None
+            self._track(conn)
+            if conn.buf or conn.handshaking:  # a pipelined head; TLS data already buffered
+                self._advance(conn)
+
+    def _accept(self, conn: _Conn, now: float) -> None:
+        conn.deadline = now + HEADER_TIMEOUT
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        conn.sock.setblocking(False)
+        if self._tls is not None:
+            conn.sock = self._tls.wrap_socket(
+                conn.sock, server_side=True, do_handshake_on_connect=False
+            )
+            conn.handshaking = True
+
+    def _track(self, conn: _Conn) -> None:
+        self._seq += 1
+        heapq.heappush(self._deadlines, (conn.deadline, self._seq, conn))
+
+    def _forget(self, conn: _Conn) -> None:
+        self._waiting.discard(conn)
+        self._new.pop(conn, None)
+        self.idle.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(conn.sock)
+
+    def _drop(self, conn: _Conn) -> None:
+        self._forget(conn)
+        _close(conn.sock)
+        self._dropped(conn)
+
+    def close_idle(self, conn: _Conn) -> None:
+        """Close a served connection idle in the room (room thread only)."""
+        self._drop(conn)
 
     def _expire(self, now: float) -> None:
-        while self._order and (self._order[0][0] <= now or len(self._addresses) > self._capacity):
-            _, sock = self._order.popleft()
-            if sock in self._addresses:  # still silent
-                del self._addresses[sock]
-                self._selector.unregister(sock)
-                _close(sock)
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, _, conn = heapq.heappop(self._deadlines)
+            if conn in self._waiting and conn.deadline == deadline:
+                self._drop(conn)
+        while len(self._new) > self._capacity:
+            self._drop(next(iter(self._new)))
+        if len(self._deadlines) > 4 * len(self._waiting) + 64:  # stale entries: rebuild
+            self._deadlines = [e for e in self._deadlines if e[2] in self._waiting]
+            heapq.heapify(self._deadlines)
+
+    def _advance(self, conn: _Conn) -> None:
+        """Move a connection on as far as it can go without blocking."""
+        sock = conn.sock
+        try:
+            if conn.handshaking:
+                sock.do_handshake()
+                conn.handshaking = False
+            buf = conn.buf  # may hold a whole pipelined head already
+            while b"\r\n\r\n" not in buf and b"\n\n" not in buf and len(buf) <= MAX_HEAD:
+                chunk = sock.recv(65536)
+                if not chunk:  # the client went away
+                    self._drop(conn)
+                    return
+                if not buf and conn.served:  # a kept-alive one starts its next request
+                    conn.deadline = time.monotonic() + HEADER_TIMEOUT
+                    self._track(conn)
+                buf = conn.buf = buf + chunk
+        except ssl.SSLWantReadError:
+            self._want(conn, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(conn, selectors.EVENT_WRITE)
+            return
+        except (BlockingIOError, InterruptedError):
+            self._want(conn, selectors.EVENT_READ)
+            return
+        except (ssl.SSLError, OSError) as exc:  # a plain-text client to TLS, a bad certificate
+            log.debug("connection from %s failed: %s", conn.address, exc)
+            self._drop(conn)
+            return
+        head = conn.head()
+        if head is None:  # larger than any head we take
+            with contextlib.suppress(OSError, ssl.SSLError):
+                sock.send(TOO_LARGE)
+            self._drop(conn)
+            return
+        self._forget(conn)
+        self._dispatch(conn, head)
+
+    def _want(self, conn: _Conn, events: int) -> None:
+        if conn.want != events:
+            conn.want = events
+            self._selector.modify(conn.sock, events, conn)
 
     def _run(self) -> None:
         while not self._closed:
-            deadline = self._order[0][0] if self._order else None
+            deadline = self._deadlines[0][0] if self._deadlines else None
             timeout = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
             for key, _events in self._selector.select(min(timeout, 1.0)):
                 if key.fileobj is self._wake_r:
                     with contextlib.suppress(BlockingIOError, OSError):
                         self._wake_r.recv(65536)
                     continue
-                sock = key.fileobj
-                self._selector.unregister(sock)
-                address = self._addresses.pop(sock, None)
-                self._dispatch(sock, address)
+                if key.data in self._waiting:
+                    self._advance(key.data)
             now = time.monotonic()
             self._admit(now)
             self._expire(now)
@@ -382,8 +465,8 @@ class _WaitingRoom:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
         self._thread.join(5)
-        for sock in list(self._addresses):
-            _close(sock)
+        for conn in list(self._waiting):
+            _close(conn.sock)
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -394,13 +477,93 @@ def _close(sock: Any) -> None:
         sock.close()
 
 
+class _Writer(io.BufferedIOBase):
+    """The response side of a connection: every write sent whole (a socket's raw file may
+    send part of a large body)."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._sock.sendall(data)
+        return len(data)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request whose head has already been read, answered with HTTP/1.1 keep-alive, so
+    Prometheus reuses its connection between scrapes."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = f"memorywatch/{__version__}"
+    app: ExporterApp
+    server: _Server
+    request: tuple[_Conn, bytes]
+
+    def setup(self) -> None:
+        conn, head = self.request
+        self.conn = conn
+        self.connection = conn.sock
+        conn.sock.settimeout(HEADER_TIMEOUT)  # each write of the response
+        self.rfile = io.BytesIO(head)
+        self.wfile = _Writer(conn.sock)
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+
+    def finish(self) -> None:
+        self.wfile.close()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        length = self.headers.get("Content-Length", "0").strip()
+        if length not in ("", "0") or "Transfer-Encoding" in self.headers:
+            self.close_connection = True  # a body is never read: do not take it for a request
+        return True
+
+    def _serve(self) -> None:
+        if not self.server.auth.allowed(self.headers.get("Authorization")):
+            self._send(
+                Response(401, b"unauthorized\n"),
+                [("WWW-Authenticate", 'Basic realm="memorywatch"')],
+            )
+            return
+        path, _, query = self.path.partition("?")
+        self._send(
+            self.app.respond(self.command, path, query, self.headers.get("Accept-Encoding", ""))
+        )
+
+    def _send(self, response: Response, extra: list[tuple[str, str]] | None = None) -> None:
+        """Status, headers and body in one write (one system call, one packet for most)."""
+        status = HTTPStatus(response.status)
+        lines = [
+            f"HTTP/1.1 {status.value} {status.phrase}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+            *(f"{name}: {value}" for name, value in (extra or [])),
+            *(f"{name}: {value}" for name, value in response.headers()),
+        ]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head if self.command == "HEAD" else head + response.body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Access logs are left to the proxy in front, if any."""
+
+
 class _Server(ThreadingHTTPServer):
-    """The stdlib's threading server, made to hold up: a deep listen backlog; new
-    connections wait for their first bytes in a thread-less waiting room (``_WaitingRoom``);
-    header and idle timeouts; TLS handshakes in the connection's own thread, never in the
-    accept loop; at most ``max_connections`` handler threads. Past the bound, the connection
-    that has waited longest for its next request (an idle keep-alive) is closed to make room,
-    so no flood of connections keeps Prometheus's scrape out."""
+    """The stdlib's threading server, made to hold up: a deep listen backlog; every
+    connection waits in a thread-less waiting room (``_WaitingRoom``) until it has sent a
+    whole request head, TLS handshake included, under a total deadline; a handler thread
+    answers that one request and hands the connection back. At most ``max_connections``
+    connections are served (answered once and kept alive); past the bound, the one idle
+    longest is closed to make room, so no flood of connections keeps Prometheus's scrape
+    out, and when every one of them is mid-request the newcomer gets a 503 at once."""
 
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
@@ -417,61 +580,125 @@ class _Server(ThreadingHTTPServer):
         self.tls = tls
         self.auth = auth
         self.max_connections = max_connections
-        self._active = 0
-        self._idle: dict[_Handler, float] = {}
+        self._active = 0  # handler threads answering a request
+        self._served = 0  # connections answered once and still open
+        self._spare = 0  # handler threads waiting for a request
+        self._jobs: queue.SimpleQueue[tuple[_Conn, bytes] | None] = queue.SimpleQueue()
         self._guard = threading.Lock()
-        self._room = _WaitingRoom(self._dispatch, capacity=8 * max_connections)
+        self._room = _WaitingRoom(
+            self._dispatch, self._dropped, capacity=8 * max_connections, tls=tls
+        )
         super().__init__(address, handler)  # closes the room itself if the bind fails
 
-    def waiting(self, handler: _Handler, idle: bool) -> None:
-        with self._guard:
-            if idle:
-                self._idle[handler] = time.monotonic()
-            else:
-                self._idle.pop(handler, None)
+    def server_activate(self) -> None:
+        super().server_activate()
+        self.socket.setblocking(False)
+
+    def _handle_request_noblock(self) -> None:
+        """Accept every pending connection (up to ACCEPT_BATCH) per wake-up, not one, and
+        hand them to the room at once: a burst waiting in the backlog is drained in one go,
+        so a scrape queued behind it waits less."""
+        accepted = []
+        for _ in range(ACCEPT_BATCH):
+            try:
+                request, client_address = self.socket.accept()
+            except OSError:  # nothing more pending (EAGAIN), or the client gave up
+                break
+            accepted.append(_Conn(request, client_address))
+        if accepted:
+            self._room.add(*accepted)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        self._room.add(request, client_address)
+        self._room.add(_Conn(request, client_address))
 
-    def _dispatch(self, request: Any, client_address: Any) -> None:
+    def _dropped(self, conn: _Conn) -> None:
+        if conn.served:
+            with self._guard:
+                self._served -= 1
+
+    def _dispatch(self, conn: _Conn, head: bytes) -> None:
+        """In the room's thread: a whole head arrived; a handler thread answers it."""
+        if not conn.served:
+            with self._guard:
+                full = self._served >= self.max_connections
+            if full and self._room.idle:
+                self._room.close_idle(next(iter(self._room.idle)))
+                full = False
+            if full:  # every served connection is mid-request: say so without a thread
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    conn.sock.send(BUSY)
+                _close(conn.sock)
+                return
+            conn.served = True
+            with self._guard:
+                self._served += 1
         with self._guard:
-            victim = None
-            if self._active >= self.max_connections and self._idle:
-                victim = min(self._idle, key=self._idle.__getitem__)
-                del self._idle[victim]
-            full = self._active >= self.max_connections and victim is None
-            if not full:
-                self._active += 1
-        if victim is not None:
-            with contextlib.suppress(OSError):
-                victim.raw.shutdown(socket.SHUT_RDWR)
-        if full:  # every handler is mid-request: say so without a thread
-            if self.tls is None:
-                with contextlib.suppress(OSError):
-                    request.sendall(BUSY)
-            self.shutdown_request(request)
+            self._active += 1
+            reuse = self._spare > 0
+            if reuse:
+                self._spare -= 1  # taken: that thread will get this job
+        if reuse:
+            self._jobs.put((conn, head))
             return
-        try:
-            super().process_request(request, client_address)
+        try:  # a new thread, which stays on to answer later requests
+            super().process_request((conn, head), conn.address)  # type: ignore[arg-type]
         except Exception as exc:  # no thread to be had (a tasks limit): this one connection
             # is dropped; raising would end the waiting room's thread and with it every
             # connection still to come
             self._release()
+            self._finished(conn, close=True)
             log.warning("dropped a connection: cannot start its handler thread: %s", exc)
-            self.shutdown_request(request)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Answer this request, then wait for others: a thread is started only when none is
+        spare, and one left spare for HANDLER_IDLE seconds ends."""
+        job: tuple[_Conn, bytes] | None = request
+        while job is not None:
+            self._answer(job)
+            with self._guard:
+                self._spare += 1
+            try:
+                job = self._jobs.get(timeout=HANDLER_IDLE)
+            except queue.Empty:
+                with self._guard:
+                    if self._spare > 0:  # not taken: end
+                        self._spare -= 1
+                        return
+                job = self._jobs.get()  # taken just now: its job is on the way
+
+    def _answer(self, request: tuple[_Conn, bytes]) -> None:
+        conn, _head = request
+        client_address = conn.address
+        close = True
         try:
-            super().process_request_thread(request, client_address)
+            handler = self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
+            close = handler.close_connection  # type: ignore[attr-defined]
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
             self._release()
+            self._finished(conn, close)
+
+    def _finished(self, conn: _Conn, close: bool) -> None:
+        if close or self._room_closed:
+            _close(conn.sock)
+            self._dropped(conn)
+        else:
+            self._room.add(conn)
 
     def _release(self) -> None:
         with self._guard:
             self._active -= 1
 
+    _room_closed = False
+
     def server_close(self) -> None:
+        self._room_closed = True
         self._room.close()
+        with self._guard:
+            spare, self._spare = self._spare, 0
+        for _ in range(spare):
+            self._jobs.put(None)
         super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -480,6 +707,10 @@ class _Server(ThreadingHTTPServer):
 
 
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
+    b"Connection: close\r\n\r\n"
+)
 
 
 class _Server6(_Server):

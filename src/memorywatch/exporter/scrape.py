@@ -8,9 +8,10 @@ scrape is reported as `redis_up 0` and the next one connects again.
 from __future__ import annotations
 
 import threading
+import time as mod_time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Generic, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -56,11 +57,77 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+MAX_TARGETS = 256
+"""Nodes (and /scrape targets) the exporter keeps a client and state for at once: past it,
+the least recently scraped is closed and forgotten."""
+TARGET_IDLE_SECONDS = 600.0
+"""A node or target not scraped for this long is closed and forgotten at the next scrape of
+any other: ten 60 s scrape intervals, so a Prometheus that moved on frees its memory."""
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """A map bounded in size and in age: past ``limit`` entries the least recently used one
+    goes, and an entry unused for ``idle`` seconds goes at the next lookup of any key.
+    ``on_evict`` closes what an entry holds. Thread-safe."""
+
+    def __init__(
+        self,
+        limit: int = MAX_TARGETS,
+        idle: float = TARGET_IDLE_SECONDS,
+        on_evict: Callable[[V], None] | None = None,
+    ) -> None:
+        self.limit = limit
+        self.idle = idle
+        self._on_evict = on_evict
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, factory: Callable[[], V]) -> V:
+        """The entry for ``key``, made by ``factory`` (under the lock) if there is none."""
+        now = mod_time.monotonic()
+        evicted: list[V] = []
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            value = factory() if entry is None else entry[1]
+            self._entries[key] = (now, value)
+            entries = self._entries
+            while len(entries) > self.limit or next(iter(entries.values()))[0] < now - self.idle:
+                evicted.append(entries.popitem(last=False)[1][1])
+        if self._on_evict is not None:
+            for old in evicted:
+                self._on_evict(old)
+        return value
+
+    def peek(self, key: K) -> V | None:
+        """The entry for ``key`` if there is one, without touching its age."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            values = [value for _, value in self._entries.values()]
+            self._entries.clear()
+        if self._on_evict is not None:
+            for value in values:
+                self._on_evict(value)
+
+
 class ClientCache:
     """One redis-py client per (host, port), each with a single-connection pool.
 
-    Bounded: past `max_clients` nodes the least recently used client is closed, so a
-    multi-target exporter cannot pile up connections.
+    Bounded: past ``max_clients`` nodes the least recently used client is closed, and a
+    client not used for ``idle`` seconds is closed at the next lookup, so a multi-target
+    exporter holds connections only for the nodes it is still asked to scrape. Concurrent
+    scrapes of one node take turns on its connection (Redis runs one command at a time
+    anyway), each waiting at most the scrape timeout.
     """
 
     def __init__(
@@ -68,31 +135,28 @@ class ClientCache:
         credentials: Credentials,
         tls: TLSOptions,
         timeout: float,
-        max_clients: int = 256,
+        max_clients: int = MAX_TARGETS,
+        idle: float = TARGET_IDLE_SECONDS,
     ) -> None:
         self._credentials = credentials
         self._tls = tls
         self._timeout = timeout
-        self._max = max_clients
-        self._clients: OrderedDict[tuple[str, int, bool, int, bool], redis.Redis] = OrderedDict()
+        self._clients: Recent[tuple[str, int, bool, int, bool], redis.Redis] = Recent(
+            max_clients, idle, lambda client: client.connection_pool.disconnect()
+        )
         self._lock = threading.Lock()
         self._cluster: RedisCluster | None = None
+
+    def __len__(self) -> int:
+        return len(self._clients)
 
     def get(
         self, host: str, port: int, *, tls: bool, db: int = 0, authenticate: bool = True
     ) -> redis.Redis:
-        key = (host, port, tls, db, authenticate)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is not None:
-                self._clients.move_to_end(key)
-                return client
-            client = self._new_client(host, port, tls=tls, db=db, authenticate=authenticate)
-            self._clients[key] = client
-            while len(self._clients) > self._max:
-                _, old = self._clients.popitem(last=False)
-                old.connection_pool.disconnect()
-            return client
+        return self._clients.get(
+            (host, port, tls, db, authenticate),
+            lambda: self._new_client(host, port, tls=tls, db=db, authenticate=authenticate),
+        )
 
     def _new_client(
         self,
@@ -157,10 +221,8 @@ class ClientCache:
         return self._new_client(host, port, tls=tls, db=db, connections=2)
 
     def close(self) -> None:
+        self._clients.clear()
         with self._lock:
-            for client in self._clients.values():
-                client.connection_pool.disconnect()
-            self._clients.clear()
             if self._cluster is not None:
                 self._cluster.close()
                 self._cluster = None

@@ -609,6 +609,9 @@ def add_node_families(snap: Snapshot, out: Families) -> None:
         if field_name not in info:
             continue
         raw = info[field_name]
+        if convert is None and type(raw) is str and raw.isdigit():
+            out.add_text(name, help_text, kind, raw)  # most fields: integer text as it is
+            continue
         value = convert(raw) if convert else _number(raw)
         if value is not None:
             out.add(name, help_text, kind, value)
@@ -789,7 +792,11 @@ def _add_commandstats(info: Mapping[str, Any], out: Families) -> None:
             for lines, (name, _help, field_name, scale) in zip(
                 series, _COMMAND_FAMILIES, strict=True
             ):
-                number = (_number(stats.get(field_name)) or 0.0) / scale
+                raw = stats.get(field_name)
+                if scale == 1.0 and type(raw) is str and raw.isdigit():
+                    lines.append(f"{name}{{{labels}}} {raw}")
+                    continue
+                number = (_number(raw) or 0.0) / scale
                 lines.append(f"{name}{{{labels}}} {format_value(number)}")
         elif key.startswith("errorstat_") and isinstance(stats, Mapping):
             out.counter(

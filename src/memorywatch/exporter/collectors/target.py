@@ -13,8 +13,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
 
 import redis
 
@@ -23,29 +24,74 @@ from memorywatch.exporter.collectors.fleet import Fleet, FleetSnapshot
 from memorywatch.exporter.collectors.redis_info import Snapshot, add_node_families
 from memorywatch.exporter.discovery import DiscoveryError, discover
 from memorywatch.exporter.exposition import Families
-from memorywatch.exporter.scrape import REASONS, ClientCache, classify, describe, fetch_snapshot
+from memorywatch.exporter.scrape import (
+    MAX_TARGETS,
+    REASONS,
+    TARGET_IDLE_SECONDS,
+    ClientCache,
+    Recent,
+    classify,
+    describe,
+    fetch_snapshot,
+)
 from memorywatch.redisurl import Target, Topology, format_addr
 
 log = logging.getLogger("memorywatch.exporter")
 
 FleetResult = FleetSnapshot | Exception | None
+T = TypeVar("T")
+
+
+def _inline(call: Callable[..., T], *args: Any) -> Future[T]:
+    """``call(*args)`` run now, as a finished future."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(call(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
+class _TargetHealth:
+    __slots__ = ("errors", "state")
+
+    def __init__(self) -> None:
+        self.errors: Counter[str] = Counter()
+        self.state: dict[str, str] = {}
 
 
 class ScrapeHealth:
-    """Error counters per target and the last known state of every node."""
+    """Error counters per target and the last known state of each of its nodes.
 
-    def __init__(self) -> None:
-        self._errors: Counter[tuple[str, str]] = Counter()
-        self._state: dict[str, str] = {}
+    Bounded as the clients are (``Recent``): a /scrape target not scraped for a while is
+    forgotten, and its counters start again from zero if it comes back (a counter reset,
+    which ``rate()`` handles). The configured target is never forgotten.
+    """
+
+    def __init__(
+        self, pinned: str = "", limit: int = MAX_TARGETS, idle: float = TARGET_IDLE_SECONDS
+    ) -> None:
+        self._pinned = _TargetHealth()
+        self._pinned_name = pinned
+        self._targets: Recent[str, _TargetHealth] = Recent(limit, idle)
         self._lock = threading.Lock()
 
+    def _of(self, target: str) -> _TargetHealth:
+        if target == self._pinned_name:
+            return self._pinned
+        return self._targets.get(target, _TargetHealth)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
     def record(self, target: str, node: str, reason: str | None, detail: str = "") -> None:
+        health = self._of(target)
         with self._lock:
             if reason is not None:
-                self._errors[(target, reason)] += 1
-            previous = self._state.get(node)
+                health.errors[reason] += 1
+            previous = health.state.get(node)
             current = reason or "up"
-            self._state[node] = current
+            health.state[node] = current
         if previous == current:
             return
         if reason is None:
@@ -55,8 +101,9 @@ class ScrapeHealth:
             log.error("redis %s scrape failed (%s): %s", node, reason, detail)
 
     def errors(self, target: str) -> dict[str, int]:
+        health = self._of(target)
         with self._lock:
-            return {reason: self._errors[(target, reason)] for reason in REASONS}
+            return {reason: health.errors[reason] for reason in REASONS}
 
 
 class TargetCollector:
@@ -125,10 +172,16 @@ class TargetCollector:
                 )
             nodes = [n for n in nodes if n not in refused]
         labelled = self._target.topology is not Topology.STANDALONE
-        futures = [
-            ((host, port), self._executor.submit(self._fetch, host, port, index == 0))
-            for index, (host, port) in enumerate(nodes)
-        ]
+        futures: list[tuple[tuple[str, int], Future[tuple[Snapshot, FleetResult]]]]
+        if len(nodes) == 1 and self._fleet is None:
+            # One node: fetched in this (the request's) thread, bounded by the socket
+            # timeouts, so a hung node holds its own request and no shared worker.
+            futures = [(nodes[0], _inline(self._fetch, *nodes[0], True))]
+        else:
+            futures = [
+                ((host, port), self._executor.submit(self._fetch, host, port, index == 0))
+                for index, (host, port) in enumerate(nodes)
+            ]
         fleet: FleetResult = None
         cluster_fleet = None
         if self._fleet is not None and self._target.topology is Topology.CLUSTER:
