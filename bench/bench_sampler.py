@@ -27,8 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_exporter import PEER, Scraper, cpu_seconds, keeps_alive  # noqa: E402
-from harness import (  # noqa: E402
+from bench_exporter import PEER, Scraper, cpu_seconds, keeps_alive
+from harness import (
     LOOPBACK,
     ExporterProcess,
     RedisServer,
@@ -37,9 +37,8 @@ from harness import (  # noqa: E402
     stop_pid,
     wait_until,
 )
-
-from memorywatch import names, schema  # noqa: E402
-from memorywatch.exporter.profiles import BUILTIN  # noqa: E402
+from memorywatch import names, schema
+from memorywatch.exporter.profiles import BUILTIN
 
 BURST = 100
 OFF = ("--sample-budget", "1", "--sample-interval", "86400")
