@@ -12,8 +12,8 @@ The rules come first in the script's text, written once per classifier by export
   ESTIMATE      MEMORY USAGE SAMPLES for unclaimed keys (their members may be millions)
   P_PATTERN[i], P_SLOT[i], P_TTL[i] (true: TTL required), P_TYPE[i] ("" any), P_SAMPLES[i]:
                 the profile rules in the classifier's order (the first match wins)
-  BY_FIRST[byte] the rule numbers a key starting with that byte can match, in order; WILD
-                those starting with a wildcard (for every other first byte)
+  BY_FIRST[byte] the rule numbers a key starting with that byte (a number) can match, in
+                order; WILD those starting with a wildcard (for every other first byte)
   S_RULE[lookup] a schema rule number, lookup "schema" | "id:KIND" | "shard:KIND" |
                 "index:KIND:PART" | "stats"; S_SLOT, S_TYPE, S_TTL, S_CHECK ("lock" | "tool"
                 | ""), S_SAMPLES its fields
@@ -24,6 +24,7 @@ TYPE is asked only of keys whose rule expects a type: an unclaimed key costs PTT
 USAGE (either says when it vanished between SCAN and now).
 ]]
 local plen = #PREFIX
+local p1 = string.byte(PREFIX)
 
 -- The schema rule of a key under the prefix, or nil (foreign): exporter/keyclass.py's parse.
 local function parse(key)
@@ -57,7 +58,8 @@ local count, bytes, leaks, naked = {}, {}, {}, {}
 for _, key in ipairs(keys) do
   -- classify: matched slot, TTL required, expected type, record check, samples, ours, foreign
   local mslot, ttl, want, check, samples, ours, bad = nil, false, '', '', ESTIMATE, false, false
-  if string.sub(key, 1, plen) == PREFIX then
+  local b1 = string.byte(key)
+  if b1 == p1 and string.sub(key, 1, plen) == PREFIX then
     ours = true
     local rule = parse(key)
     if rule then
@@ -67,7 +69,7 @@ for _, key in ipairs(keys) do
       mslot, bad = MW_OTHER, true
     end
   else
-    for _, i in ipairs(BY_FIRST[string.sub(key, 1, 1)] or WILD) do
+    for _, i in ipairs(BY_FIRST[b1] or WILD) do
       if string.find(key, P_PATTERN[i]) then
         mslot, ttl, want, samples = P_SLOT[i], P_TTL[i], P_TYPE[i], P_SAMPLES[i]
         break
