@@ -1,16 +1,34 @@
 """A budgeted background pass over the keyspace: what each kind of agent memory holds.
 
-A scrape never runs SCAN. This thread walks the whole keyspace with `SCAN COUNT n`, at most
-`budget` keys walked per cycle, classifies each key by name (our schema under its namespace,
-then the key profiles: exporter/profiles.py), and asks TYPE, PTTL and MEMORY USAGE of each
-batch in one pipelined round trip. When a full pass ends its totals replace the served ones:
-keys, bytes and keys without a required TTL per (profile, key class), and schema errors.
-Scrapes read the last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a
-stale result is visible as stale.
+A scrape never runs SCAN. This thread walks the whole keyspace, classifies each key by name
+(our schema under its namespace, then the key profiles: exporter/profiles.py) and counts
+keys, bytes (MEMORY USAGE) and keys without a required TTL per (profile, key class), and
+schema errors. When a full pass ends its totals replace the served ones. Scrapes read the
+last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a stale result is
+visible as stale.
+
+Where the work happens. The classification and the counting run next to the data, in one Lua
+script per SCAN step (_scripts/sampler.lua): `SCAN cursor COUNT 200`, then per key PTTL,
+MEMORY USAGE and (when its rule expects a type) TYPE, and only aggregates per slot come back,
+a few dozen integers. The classifier's rules are written into the script once as constant
+tables (`ScriptPlan`); the Python classifier stays the reference (a test compares both on
+every built-in profile's layouts) and the fallback: a Redis that refuses scripts (an ACL
+without EVALSHA, `-@scripting`) is walked with SCAN and pipelined TYPE/PTTL/MEMORY USAGE
+classified in the exporter, said in one log line.
+
+Pacing. At most `budget` keys per `interval` seconds (default 54,000 per 30 s: 1,800 keys/s,
+a pass over 1M keys in 9.3 min), spread evenly: the thread wakes every `WAKE` (0.5 s) and runs
+the calls due back to back, each call one short step; a new pass starts at most once per
+`interval`, so a small keyspace is not walked in a loop.
+
+Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, 2-core machine):
+about 5 us of Redis CPU (commandstats of the script: ~1.2 us for SCAN's reply inside Lua, ~1 us
+per redis.call), so 1,800 keys/s is ~0.9 % of a core and one call of 200 keys ~1 ms; about
+0.8 us of exporter CPU (one EVALSHA on a connection of its own per 200 keys), against 27 us
+when every key came back to be classified in Python, which is still the fallback's cost.
 
 MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
-profile claims may hold millions of members and are estimated from 64, so the slowest command
-stays far below a millisecond.
+profile claims may hold millions of members and are estimated from 64.
 """
 
 from __future__ import annotations
