@@ -16,16 +16,17 @@ every built-in profile's layouts) and the fallback: a Redis that refuses scripts
 without EVALSHA, `-@scripting`) is walked with SCAN and pipelined TYPE/PTTL/MEMORY USAGE
 classified in the exporter, said in one log line.
 
-Pacing. At most `budget` keys per `interval` seconds (default 54,000 per 30 s: 1,800 keys/s,
-a pass over 1M keys in 9.3 min), spread evenly: the thread wakes every `WAKE` (0.5 s) and runs
+Pacing. At most `budget` keys per `interval` seconds (default 51,000 per 30 s: 1,700 keys/s,
+a pass over 1M keys in 9.8 min), spread evenly: the thread wakes every `WAKE` (0.5 s) and runs
 the calls due back to back, each call one short step; a new pass starts at most once per
 `interval`, so a small keyspace is not walked in a loop.
 
-Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, 2-core machine):
-about 5 us of Redis CPU (commandstats of the script: ~1.2 us for SCAN's reply inside Lua, ~1 us
-per redis.call), so 1,800 keys/s is ~0.9 % of a core and one call of 200 keys ~1 ms; about
-0.8 us of exporter CPU (one EVALSHA on a connection of its own per 200 keys), against 27 us
-when every key came back to be classified in Python, which is still the fallback's cost.
+Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, a shared 2-core
+machine): 4.5-7 us of Redis CPU (commandstats of the script: ~1.2 us for SCAN's reply inside
+Lua, ~1 us per redis.call, the rest the classification), so 1,700 keys/s is about 1 % of a core
+and one call of 200 keys 1-1.4 ms; about 1.1 us of exporter CPU (one EVALSHA on a connection
+of its own per 200 keys), against 27 us when every key came back to be classified in Python,
+which is still the fallback's cost.
 
 MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
 profile claims may hold millions of members and are estimated from 64.

@@ -23,43 +23,45 @@ of keys with no TTL}. Slots are the caller's indexes of (profile, key class).
 TYPE is asked only of keys whose rule expects a type: an unclaimed key costs PTTL and MEMORY
 USAGE (either says when it vanished between SCAN and now).
 ]]
+local call, byte, sub, find = redis.call, string.byte, string.sub, string.find
 local plen = #PREFIX
-local p1 = string.byte(PREFIX)
+local p1 = byte(PREFIX)
 
 -- The schema rule of a key under the prefix, or nil (foreign): exporter/keyclass.py's parse.
 local function parse(key)
-  local rest = string.sub(key, plen + 1)
+  local rest = sub(key, plen + 1)
   if rest == 'schema' then return S_RULE['schema'] end
   local kind, tail = string.match(rest, '^{%d+}:([a-z]+)(.*)$')
   if not kind then return nil end
   if tail == '' then return S_RULE['shard:' .. kind] end
-  if string.sub(tail, 1, 1) ~= ':' or #tail == 1 then return nil end
-  local found = S_RULE['id:' .. kind] or S_RULE['index:' .. kind .. ':' .. string.sub(tail, 2)]
+  if sub(tail, 1, 1) ~= ':' or #tail == 1 then return nil end
+  local found = S_RULE['id:' .. kind] or S_RULE['index:' .. kind .. ':' .. sub(tail, 2)]
   if not found and kind == 'stats' then found = S_RULE['stats'] end
   return found
 end
 
 local function record_ok(key, check)
   if check == 'lock' then
-    local value = redis.call('GET', key)
-    return (not value) or string.find(value, '^%d+|.') ~= nil
+    local value = call('GET', key)
+    return (not value) or find(value, '^%d+|.') ~= nil
   end
-  local r = redis.call('HMGET', key, STATE, FENCE)
+  local r = call('HMGET', key, STATE, FENCE)
   local state, fence = r[1], r[2]
   if not state and not fence then return true end
-  return state and string.find(STATES, '|' .. state .. '|', 1, true) ~= nil
-    and fence and string.find(fence, '^%d+$') ~= nil
+  return state and find(STATES, '|' .. state .. '|', 1, true) ~= nil
+    and fence and find(fence, '^%d+$') ~= nil
 end
 
-local scan = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2])
+local scan = call('SCAN', ARGV[1], 'COUNT', ARGV[2])
 local keys = scan[2]
 local foreign, wrong, missing, unparsable, seen = 0, 0, 0, 0, 0
 local count, bytes, leaks, naked = {}, {}, {}, {}
-for _, key in ipairs(keys) do
+for k = 1, #keys do
+  local key = keys[k]
   -- classify: matched slot, TTL required, expected type, record check, samples, ours, foreign
   local mslot, ttl, want, check, samples, ours, bad = nil, false, '', '', ESTIMATE, false, false
-  local b1 = string.byte(key)
-  if b1 == p1 and string.sub(key, 1, plen) == PREFIX then
+  local b1 = byte(key)
+  if b1 == p1 and sub(key, 1, plen) == PREFIX then
     ours = true
     local rule = parse(key)
     if rule then
@@ -69,18 +71,20 @@ for _, key in ipairs(keys) do
       mslot, bad = MW_OTHER, true
     end
   else
-    for _, i in ipairs(BY_FIRST[b1] or WILD) do
-      if string.find(key, P_PATTERN[i]) then
+    local tried = BY_FIRST[b1] or WILD
+    for j = 1, #tried do
+      local i = tried[j]
+      if find(key, P_PATTERN[i]) then
         mslot, ttl, want, samples = P_SLOT[i], P_TTL[i], P_TYPE[i], P_SAMPLES[i]
         break
       end
     end
   end
   local rtype = want
-  if want ~= '' then rtype = redis.call('TYPE', key)['ok'] end
+  if want ~= '' then rtype = call('TYPE', key)['ok'] end
   if rtype ~= 'none' then
-    local pttl = redis.call('PTTL', key)
-    local usage = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', samples)
+    local pttl = call('PTTL', key)
+    local usage = call('MEMORY', 'USAGE', key, 'SAMPLES', samples)
     if pttl ~= -2 then
       local slot = mslot or UNCLAIMED
       if ours then
