@@ -147,8 +147,9 @@ def main() -> None:
     show_envvar=True,
     type=float,
     default=fleet_options.DEFAULT_SAMPLE_INTERVAL,
-    help="Seconds between keyspace sampler cycles (keys and bytes by key profile and class, "
-    "keys without TTL, schema errors).",
+    help="The keyspace sampler's period (keys and bytes by key profile and class, keys without "
+    "TTL, schema errors): it walks --sample-budget keys per period, evenly, and starts a "
+    "new pass at most once per period.",
 )
 @click.option(
     "--sample-budget",
@@ -156,7 +157,8 @@ def main() -> None:
     show_envvar=True,
     type=int,
     default=fleet_options.DEFAULT_SAMPLE_BUDGET,
-    help="Keys the sampler walks per cycle at most (SCAN COUNT steps, matching or not).",
+    help="Keys the sampler walks per --sample-interval at most, matching or not (default: "
+    "1,700 keys/s, a pass over 1M keys in 9.8 min; each key costs ~5-7 us of Redis CPU).",
 )
 @click.option(
     "--web-config-file",

@@ -65,7 +65,8 @@ def test_wrong_password_is_up_0_with_one_clear_log_line_and_no_secret(tmp_path: 
 HEALTH_ACL = "+info +config|get +slowlog +ping +client|setname"
 FLEET_ACL = (
     "+time +hgetall +zcount +zrange +zrangebyscore +zmscore +zcard +type +xlen +xinfo|groups "
-    "+xpending +llen +scan +pttl +get +hmget +subscribe ~mw:* &__keyevent@0__:evicted"
+    "+xpending +llen +scan +pttl +get +hmget +subscribe +evalsha +eval +memory|usage %R~* "
+    "&__keyevent@0__:evicted"
 )
 
 

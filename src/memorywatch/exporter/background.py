@@ -43,21 +43,28 @@ class BackgroundWorker:
     def step(self, client: redis.Redis) -> None:
         raise NotImplementedError
 
+    def pause(self) -> float:
+        """Seconds to wait after a step that succeeded (a paced worker computes them from its
+        last step); after a failure the worker waits `interval`."""
+        return self._interval
+
     def on_error(self, exc: Exception) -> None:
         log.warning("%s: %s: %s", self.name, type(exc).__name__, exc)
 
     def _run(self) -> None:
         client: redis.Redis | None = None
         while not self._stop.is_set():
+            wait = self._interval
             try:
                 if client is None:
                     client = self._factory()
                 self.step(client)
+                wait = self.pause()
             except Exception as exc:  # a background worker must outlive any failure
                 self.on_error(exc)
                 if client is not None:
                     client.close()
                 client = None
-            self._stop.wait(self._interval)
+            self._stop.wait(wait)
         if client is not None:
             client.close()

@@ -10,7 +10,8 @@ from memorywatch.exporter.profiles import BUILTIN, Profile
 DEFAULT_MAX_LABEL_VALUES = 100
 DEFAULT_SESSION_WINDOW = 1800.0
 DEFAULT_SAMPLE_INTERVAL = 30.0
-DEFAULT_SAMPLE_BUDGET = 20_000
+DEFAULT_SAMPLE_BUDGET = 51_000
+DEFAULT_SAMPLE_BATCH = 200
 DEFAULT_TOP_INSTANCES = 3
 """The exporter's fleet defaults, once: the CLI, the config and the workers read them here."""
 

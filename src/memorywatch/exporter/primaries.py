@@ -111,17 +111,20 @@ class PrimaryWorkers(BackgroundWorker):
         keys: Counter[Slot] = Counter()
         sizes: Counter[Slot] = Counter()
         leaks: Counter[Slot] = Counter()
+        naked: Counter[Slot] = Counter()
         errors: Counter[str] = Counter()
         for r in done:
             keys.update(r.keys)
             sizes.update(r.bytes)
             leaks.update(r.without_ttl)
+            naked.update(r.bytes_without_ttl)
             errors.update(r.errors)
         return SampleResult(
             finished_at=min(r.finished_at for r in done),
             keys=dict(keys),
             bytes=dict(sizes),
             without_ttl=dict(leaks),
+            bytes_without_ttl=dict(naked),
             errors=dict(errors),
             seen=frozenset().union(*(r.seen for r in done)),
         )

@@ -194,6 +194,30 @@ BUILTIN: Final[dict[str, Profile]] = {
 """Filled from the libraries' sources; docs/profiles.md cites each."""
 
 
+LUA_MAGIC: Final = frozenset("^$()%.[]*+-?")
+LUA_ONE_CHAR: Final = b"[%z\x01-\x7f\xc2-\xf4][\x80-\xbf]*"
+"""One UTF-8 character (a lead byte and its continuation bytes): what ``?`` means in the
+Python classifier, which matches decoded key names."""
+
+
+def glob_lua(glob: str) -> bytes:
+    """The anchored Lua pattern of a glob, as the sampler's script matches key names (bytes,
+    sent as an argument): ``*`` any run of bytes, ``?`` one UTF-8 character, the rest literal
+    with Lua's magic characters escaped."""
+    out = [b"^"]
+    for char in glob:
+        if char == "*":
+            out.append(b".*")
+        elif char == "?":
+            out.append(LUA_ONE_CHAR)
+        elif char in LUA_MAGIC:
+            out.append(b"%" + char.encode())
+        else:
+            out.append(char.encode())
+    out.append(b"$")
+    return b"".join(out)
+
+
 def glob_regex(glob: str) -> str:
     """The regex of a glob: ``*`` any run of characters, ``?`` one, the rest literal."""
     out = []
@@ -218,6 +242,11 @@ class Classifier:
             f"(?P<g{i}>{glob_regex(pattern.glob)})" for i, (_, pattern) in enumerate(self._patterns)
         )
         self._regex = re.compile(alternation, re.DOTALL) if self._patterns else None
+
+    @property
+    def rules(self) -> tuple[tuple[str, KeyPattern], ...]:
+        """(profile, pattern) in the order they are tried (the first match wins)."""
+        return tuple(self._patterns)
 
     def classify(self, key: str) -> Match | None:
         if key.startswith(self._prefix):
