@@ -99,6 +99,19 @@ def redis_cost(conn: Any, scrape: Callable[[], object], n: int) -> tuple[float, 
     return (after[0] - before[0] - own[0]) / n, (after[1] - before[1] - own[1]) / n
 
 
+def start_peer(stack: contextlib.ExitStack, redis_url: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """Debian's prometheus-redis-exporter against ``redis_url`` on a free loopback port; the
+    stack stops it by pid. Returns its port and process."""
+    port = free_port()
+    peer = subprocess.Popen(
+        [PEER, "--redis.addr", redis_url, f"--web.listen-address={LOOPBACK}:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stack.callback(stop_pid, peer)
+    return port, peer
+
+
 def peer_version() -> str:
     out = subprocess.run([PEER, "--version"], capture_output=True, text=True, timeout=10)
     match = re.search(r"Redis Metrics Exporter (\S+)", out.stdout + out.stderr)
@@ -126,13 +139,7 @@ def run(scrapes: int, fleet: bool = True) -> dict[str, Any]:
         )
         stack.callback(ours.cleanup)
         ours.start()
-        peer_port = free_port()
-        peer = subprocess.Popen(
-            [PEER, "--redis.addr", master.url, "--web.listen-address", f"{LOOPBACK}:{peer_port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        stack.callback(stop_pid, peer)
+        peer_port, peer = start_peer(stack, master.url)
         assert ours.proc is not None
         procs = {"memorywatch": ours.proc.pid, "prometheus-redis-exporter": peer.pid}
 

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import statistics
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis
 
-from bench_exporter import PEER, Scraper, peer_version
-from harness import LOOPBACK, ExporterProcess, free_port, redis_server, stop_pid, wait_until
+from bench_exporter import Scraper, peer_version, start_peer
+from harness import ExporterProcess, redis_server, wait_until
 from memorywatch import schema
 
 WARMUP = 10
@@ -135,13 +134,7 @@ def main() -> int:
         env = {"PYTHONPATH": args.exporter_src} if args.exporter_src else {}
         ours = ExporterProcess(["--redis-url", server.url, "--sample-interval", "3600"], env=env)
         stack.callback(ours.cleanup)
-        peer_port = free_port()
-        peer = subprocess.Popen(
-            [PEER, "--redis.addr", server.url, "--web.listen-address", f"{LOOPBACK}:{peer_port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        stack.callback(stop_pid, peer)
+        peer_port, _ = start_peer(stack, server.url)
         ours.start()
         wait_until(lambda: Scraper(peer_port, True).get(False) or True, 15, what="peer")
         # a first pass over every size runs every command once, so that the redis_commands_*

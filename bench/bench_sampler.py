@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,14 +26,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_exporter import PEER, Scraper, cpu_seconds, keeps_alive
+from bench_exporter import Scraper, cpu_seconds, keeps_alive, start_peer
 from harness import (
-    LOOPBACK,
     ExporterProcess,
     RedisServer,
-    free_port,
     redis_server,
-    stop_pid,
     wait_until,
 )
 from memorywatch import names, schema
@@ -149,13 +145,7 @@ def run_size(keys: int, seconds: float) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(redis_server())
         total = fill(server, keys)
-        peer_port = free_port()
-        peer = subprocess.Popen(
-            [PEER, "--redis.addr", server.url, "--web.listen-address", f"{LOOPBACK}:{peer_port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        stack.callback(stop_pid, peer)
+        peer_port, peer = start_peer(stack, server.url)
         wait_until(lambda: keeps_alive(peer_port) or True, 15, what="peer /metrics")
         on = phase(server, peer_port, peer.pid, [], seconds)
         off = phase(server, peer_port, peer.pid, list(OFF), seconds)

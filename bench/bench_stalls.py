@@ -18,7 +18,6 @@ import resource
 import selectors
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from bench_exporter import PEER, rss_mb, verdict
-from harness import LOOPBACK, ExporterProcess, free_port, redis_server, stop_pid, wait_until
+from bench_exporter import rss_mb, start_peer, verdict
+from harness import LOOPBACK, ExporterProcess, redis_server, wait_until
 from memorywatch.exporter.http import HEADER_TIMEOUT
 
 
@@ -118,13 +117,7 @@ def main() -> int:
         ours.start()
         assert ours.proc is not None
         rows.append(measure("memorywatch", ours.port, ours.proc.pid, args))
-        peer_port = free_port()
-        peer = subprocess.Popen(
-            [PEER, "--redis.addr", server.url, f"--web.listen-address={LOOPBACK}:{peer_port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        stack.callback(stop_pid, peer)
+        peer_port, peer = start_peer(stack, server.url)
         wait_until(lambda: scrape(peer_port)[0] == 200, 15, what="prometheus-redis-exporter")
         rows.append(measure("prometheus-redis-exporter", peer_port, peer.pid, args))
     print(f"{args.stalled} connections stalled after 'GET /metr', {args.scrapes} scrapes beside")

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import http.client
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -24,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from bench_exporter import PEER, cpu_seconds, rss_mb, verdict
-from harness import LOOPBACK, ExporterProcess, RedisServer, free_port, stop_pid, wait_until
+from bench_exporter import cpu_seconds, rss_mb, start_peer, verdict
+from harness import LOOPBACK, ExporterProcess, RedisServer, wait_until
 
 WARMUP = 5
 
@@ -92,13 +91,7 @@ def main() -> int:
         )
         stack.callback(ours.cleanup)
         ours.start()
-        peer_port = free_port()
-        peer = subprocess.Popen(
-            [PEER, "--redis.addr", servers[0].url, f"--web.listen-address={LOOPBACK}:{peer_port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        stack.callback(stop_pid, peer)
+        peer_port, peer = start_peer(stack, servers[0].url)
 
         def peer_up() -> bool:
             with contextlib.suppress(OSError):
