@@ -1,6 +1,6 @@
 """What `memorywatch diagnose` reads, read-only: every node's INFO, CONFIG and SLOWLOG (the
 exporter's own round trip), the primary's fleet state (the exporter's fleet read: indexes and
-counters), the oldest in-progress tool claims with whether their holder still beats, a summary
+counters, and the oldest in-progress tool claims with whether their holder still beats), a summary
 of CLIENT LIST, the primary's recent SLOWLOG entries (command names only), a bounded one-shot
 sample of the keyspace, and the primary's INFO a second time at the end of a window, so that
 what Redis counts (command time, errors) can be read as a rate. Nothing here keeps an id or an
@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from memorywatch.exporter.collectors.fleet.read import FleetSnapshot, ToolClaim, read_fleet
+from memorywatch.exporter.collectors.fleet.read import FleetSnapshot, read_fleet
 from memorywatch.exporter.config import ExporterConfig
 from memorywatch.exporter.discovery import DiscoveryError, discover
 from memorywatch.exporter.fleet_options import FleetOptions
@@ -26,10 +26,6 @@ from memorywatch.exporter.sampler import OneShot, sample_once
 from memorywatch.exporter.scrape import ClientCache, describe, fetch_snapshot, parse_info
 from memorywatch.redisurl import Topology, format_addr
 
-Claim = ToolClaim
-"""An in-progress tool claim: its tool (a label), age, whether its holder beats, and the
-seconds until a retry may reclaim it. The fleet read's own (`read.CLAIMS_READ` oldest per
-shard), so diagnose asks Redis nothing more for them."""
 SLOWLOG_READ = 128
 """Newest SLOWLOG entries read from the primary (Redis keeps 128 by default)."""
 
@@ -108,7 +104,6 @@ class Facts:
     """`addr: error` of the nodes discovery named that did not answer."""
     fleet: FleetSnapshot | None = None
     fleet_error: str | None = None
-    claims: tuple[Claim, ...] = ()
     clients: ClientSummary | None = None
     slow: tuple[SlowEntry, ...] | None = None
     """None: SLOWLOG GET was refused (an ACL, a renamed command)."""
@@ -197,7 +192,6 @@ def gather(
             unreachable=tuple(failed),
             fleet=fleet,
             fleet_error=fleet_error,
-            claims=fleet.tool_claims if fleet is not None else (),
             clients=summary,
             slow=slow,
             window=window,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from memorywatch.diagnose.facts import Facts
 from memorywatch.diagnose.model import CannotTell
 from memorywatch.exporter.collectors.fleet.read import FleetSnapshot
@@ -38,8 +41,8 @@ def fleet_of(facts: Facts) -> FleetSnapshot:
 
 
 def sample_of(facts: Facts) -> OneShot:
-    """The keyspace sample, or :class:`CannotTell` when none could be taken or it saw no key
-    although the keyspace has some."""
+    """The keyspace sample, or :class:`CannotTell` when none could be taken or it stopped
+    before its key budget (its time ran out)."""
     sample = facts.sample
     if sample is None:
         raise CannotTell(
@@ -59,3 +62,12 @@ def slot_name(slot: tuple[str, str]) -> str:
 
 def seconds(value: float) -> str:
     return f"{value * 1000:,.0f} ms" if value < 1 else f"{value:,.1f} s"
+
+
+def stat(stats: Any, field: str) -> float:
+    """A number of an INFO section entry (``cmdstat_get``, ``errorstat_OOM``); 0 when the
+    entry or the field is missing or not a number."""
+    try:
+        return float(stats.get(field, 0) or 0) if isinstance(stats, Mapping) else 0.0
+    except (TypeError, ValueError):
+        return 0.0

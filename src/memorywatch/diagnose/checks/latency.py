@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from memorywatch import names
-from memorywatch.diagnose.checks._util import pct, seconds
-from memorywatch.diagnose.facts import Facts
+from memorywatch.diagnose.checks._util import pct, seconds, stat
+from memorywatch.diagnose.facts import Facts, SlowEntry
 from memorywatch.diagnose.model import CannotTell, Finding, Hypothesis
 from memorywatch.thresholds import Thresholds
 
@@ -39,21 +39,13 @@ def command_times(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[C
         if not key.startswith("cmdstat_") or not isinstance(stats, Mapping):
             continue
         old = before.get(key)
-        old = old if isinstance(old, Mapping) else {}
-        calls = _float(stats, "calls") - _float(old, "calls")
-        usec = _float(stats, "usec") - _float(old, "usec")
+        calls = stat(stats, "calls") - stat(old, "calls")
+        usec = stat(stats, "usec") - stat(old, "usec")
         if calls < 0 or usec < 0:
-            calls, usec = _float(stats, "calls"), _float(stats, "usec")
+            calls, usec = stat(stats, "calls"), stat(stats, "usec")
         if usec > 0:
             out.append(CommandTime(key.removeprefix("cmdstat_"), calls, usec / 1e6))
     return sorted(out, key=lambda c: -c.seconds)
-
-
-def _float(stats: Mapping[str, Any], field: str) -> float:
-    try:
-        return float(stats.get(field, 0) or 0)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _window(facts: Facts) -> tuple[list[CommandTime], float]:
@@ -100,7 +92,9 @@ def slow_commands(facts: Facts, th: Thresholds) -> Finding | None:
     limit = th["slow_command_seconds"].number()
     times, window = _window(facts)
     slow_now = [t for t in times if t.calls and t.seconds / t.calls >= limit]
-    recent = [] if slow_now and facts.slow is None else _recent_slow(facts, limit)
+    if not slow_now and facts.slow is None:
+        raise CannotTell("SLOWLOG GET was refused (an ACL or a renamed command)")
+    recent = _recent(facts, th)
     if not slow_now and not recent:
         return None
     evidence = [
@@ -120,21 +114,15 @@ def slow_commands(facts: Facts, th: Thresholds) -> Finding | None:
     )
 
 
-def _recent_slow(facts: Facts, limit: float) -> list[Any]:
-    if facts.slow is None:
-        raise CannotTell("SLOWLOG GET was refused (an ACL or a renamed command)")
-    return [e for e in facts.slow if e.age <= SLOWLOG_RECENT and e.seconds >= limit]
+def _recent(facts: Facts, th: Thresholds) -> list[SlowEntry]:
+    """SLOWLOG's entries of the last 5 min past the threshold ([] when SLOWLOG was refused)."""
+    limit = th["slow_command_seconds"].number()
+    return [e for e in facts.slow or () if e.age <= SLOWLOG_RECENT and e.seconds >= limit]
 
 
 def _slowlog_lines(facts: Facts, th: Thresholds) -> list[str]:
-    """SLOWLOG's recent entries past the threshold, by command name: count and longest."""
-    if facts.slow is None:
-        return []
-    recent = [
-        e
-        for e in facts.slow
-        if e.age <= SLOWLOG_RECENT and e.seconds >= th["slow_command_seconds"].number()
-    ]
+    """The recent slow entries by command name: count and longest."""
+    recent = _recent(facts, th)
     if not recent:
         return []
     by_command: dict[str, list[float]] = {}

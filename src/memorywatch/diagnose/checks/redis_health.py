@@ -3,9 +3,7 @@ RedisWriteErrors, RedisRestartedWithoutPersistence)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from memorywatch.diagnose.checks._util import stat
 from memorywatch.diagnose.facts import Facts
 from memorywatch.diagnose.model import CannotTell, Finding, Hypothesis
 from memorywatch.thresholds import Thresholds
@@ -37,10 +35,12 @@ def write_errors(facts: Facts, th: Thresholds) -> Finding | None:
     ):
         raise CannotTell("INFO holds no errorstats section (Redis older than 6.2?)")
     after = facts.window.info if facts.window is not None else node.info
-    totals = {err: _count(after, err) for err in WRITE_ERRORS}
+    totals = {err: stat(after.get(f"errorstat_{err}"), "count") for err in WRITE_ERRORS}
     if not any(totals.values()):
         return None
-    grew = {err: totals[err] - _count(node.info, err) for err in WRITE_ERRORS}
+    grew = {
+        err: totals[err] - stat(node.info.get(f"errorstat_{err}"), "count") for err in WRITE_ERRORS
+    }
     evidence = [
         f"{err} replies: {totals[err]:,.0f} since the restart"
         + (f", {grew[err]:,.0f} in the last {facts.window.seconds:.1f} s" if facts.window else "")
@@ -56,14 +56,6 @@ def write_errors(facts: Facts, th: Thresholds) -> Finding | None:
         tuple(evidence),
         excess=(2.0 + now) if now else 1.0,
     )
-
-
-def _count(info: Mapping[str, Any], err: str) -> float:
-    stats = info.get(f"errorstat_{err}")
-    try:
-        return float(stats.get("count", 0)) if isinstance(stats, Mapping) else 0.0
-    except (TypeError, ValueError):
-        return 0.0
 
 
 HYPOTHESES = (

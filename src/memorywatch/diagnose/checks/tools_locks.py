@@ -19,8 +19,7 @@ SINCE = "since the fleet's counters began"
 def orphaned(facts: Facts, th: Thresholds) -> Finding | None:
     """Claims whose holder's heartbeat is gone: the side effect may or may not have happened,
     and at the claim's deadline a retry reclaims it and runs the tool again."""
-    fleet_of(facts)
-    dead = [c for c in facts.claims if not c.holder_alive]
+    dead = [c for c in fleet_of(facts).tool_claims if not c.holder_alive]
     if not dead:
         return None
     tools: dict[str, float] = {}
@@ -50,9 +49,8 @@ def orphaned(facts: Facts, th: Thresholds) -> Finding | None:
 
 
 def stuck_tools(facts: Facts, th: Thresholds) -> Finding | None:
-    fleet_of(facts)
     limit = th["tool_stuck_in_progress"].number()
-    stuck = [c for c in facts.claims if c.age >= limit]
+    stuck = [c for c in fleet_of(facts).tool_claims if c.age >= limit]
     if not stuck:
         return None
     dead = [c for c in stuck if not c.holder_alive]
