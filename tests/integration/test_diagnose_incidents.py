@@ -41,11 +41,18 @@ def test_a_fragmented_redis_comes_first(fleet: Fleet) -> None:
         raw.eval(script, 0, start, start + 99_999)
     raw.slowlog_reset()  # the seed's own bulk commands are not the incident
     table = tuned(fragmentation_min_memory=10 * MIB)
+    before = float(raw.info("memory")["mem_fragmentation_ratio"])
     report = fleet.run(table)
+    after = float(raw.info("memory")["mem_fragmentation_ratio"])
     assert first(report) == "RedisFragmentationHigh"
-    ratio = float(raw.info("memory")["mem_fragmentation_ratio"])
-    assert ratio > 1.5
-    assert f"mem_fragmentation_ratio {ratio:.1f}"[:-1] in evidence(report, "RedisFragmentationHigh")
+    # the allocator keeps returning pages while the run reads: the ratio it reports is the one
+    # Redis gave between the two reads around it, not a number of its own
+    shown = re.search(
+        r"mem_fragmentation_ratio ([0-9.]+)", evidence(report, "RedisFragmentationHigh")
+    )
+    assert shown is not None
+    assert min(before, after) - 0.05 <= float(shown.group(1)) <= max(before, after) + 0.05
+    assert float(shown.group(1)) > 1.5
     # below the table's minimum memory the ratio is noise: the default table rules it out
     assert "RedisFragmentationHigh" not in [c.alert for c in fleet.run().causes]
 
