@@ -56,6 +56,11 @@ DEFAULT_PREFERENCES_TTL: Final = 365 * 24 * 3600
 DEFAULT_LOCK_TTL: Final = 30.0
 DEFAULT_TOOL_RETENTION: Final = 24 * 3600
 DEFAULT_TOOL_DEADLINE: Final = 30.0
+DEFAULT_TOOL_WAIT: Final = 5.0
+"""How long ``run_tool`` waits for a concurrent call of the same key to finish before raising
+``ToolInProgress``: long enough for a page refresh (typically 1-3 s after the first submit) to get
+the first call's answer, short enough not to pin a request worker; well under the tool deadline
+(30 s), so a waiter never waits out a dead holder."""
 DEFAULT_HEARTBEAT_TTL: Final = 15.0
 PROBE_TTL: Final = 5.0
 DEFAULT_NAME_CAP: Final = 100

@@ -21,6 +21,7 @@ from memorywatch.agent import (
     StateUnavailable,
     ToolContext,
     ToolInProgress,
+    ToolOptions,
     aio,
 )
 
@@ -116,7 +117,7 @@ def test_run_tool_parity(server: RedisServer, raw: redis.Redis, namespace: str) 
         while not calls:
             await asyncio.sleep(0.005)
         with pytest.raises(ToolInProgress):
-            await state.run_tool("t", "k", tool, 1)
+            await state.run_tool("t", "k", tool, 1, tool_options=ToolOptions(wait=0))
         gate.set()
         assert await first == {"x": 1}
         # concurrent replays: all answered from the record
@@ -132,6 +133,43 @@ def test_run_tool_parity(server: RedisServer, raw: redis.Redis, namespace: str) 
     assert calls == [1]
     assert counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {"t": 5}
     assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {"t|completed": 1}
+
+
+def test_concurrent_call_waits_for_the_first_answer_by_default(
+    server: RedisServer, raw: redis.Redis, namespace: str
+) -> None:
+    """A refresh landing while the first call runs gets its answer (default wait), and one
+    whose wait runs out first gets ToolInProgress."""
+    calls: list[int] = []
+
+    async def main() -> None:
+        state = aio.AgentState.from_url(server.url, namespace=namespace)
+        gate = asyncio.Event()
+
+        async def tool(ctx: ToolContext) -> str:
+            calls.append(ctx.fencing_token)
+            await gate.wait()
+            return "first answer"
+
+        first = asyncio.create_task(state.run_tool("pay", "k", tool))
+        while not calls:
+            await asyncio.sleep(0.005)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ToolInProgress):
+            await state.run_tool("pay", "k", tool, tool_options=ToolOptions(wait=0.3))
+        assert asyncio.get_running_loop().time() - started >= 0.3
+        refresh = asyncio.create_task(state.run_tool("pay", "k", tool))
+        await asyncio.sleep(0.5)
+        assert not refresh.done()
+        gate.set()
+        assert await first == "first answer"
+        assert await refresh == "first answer"
+        await state.aclose()
+
+    run(main)
+    assert calls == [1]
+    assert ToolOptions().wait == schema.DEFAULT_TOOL_WAIT > 0
+    assert counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {"pay": 1}
 
 
 def test_unreachable_redis_is_named() -> None:

@@ -30,7 +30,7 @@ def test_renewal_keeps_a_long_tool_from_being_reclaimed(
         )
         await asyncio.sleep(1.0)  # past the unrenewed deadline
         with pytest.raises(ToolInProgress):
-            await other.run_tool("charge", "k1", slow)
+            await other.run_tool("charge", "k1", slow, tool_options=ToolOptions(wait=0))
         assert await task == "done"
         assert runs == ["slow"]
         await state.aclose()

@@ -31,7 +31,7 @@ from harness import (
     thaw,
 )
 from memorywatch import schema
-from memorywatch.agent import AgentStateError, StateNotDurable, ToolInProgress
+from memorywatch.agent import AgentStateError, StateNotDurable, ToolInProgress, ToolOptions
 
 HEALTHY_STEPS = 30
 FROZEN_SECONDS = 1.5
@@ -159,7 +159,9 @@ async def check(c: Any, ledger: Ledger) -> None:
     before = Counter(ledger.side_effects)
     for key in ledger.attempted:
         try:
-            replayed = await c.run_tool("charge", key, charge(ledger), key)
+            replayed = await c.run_tool(
+                "charge", key, charge(ledger), key, tool_options=ToolOptions(wait=0)
+            )
         except ToolInProgress:
             continue  # a claim the failover caught mid-call: it is not run a second time
         if key in ledger.acked_tools and replayed != ledger.acked_tools[key]:

@@ -128,7 +128,10 @@ async def tools(c: Any, s: Steps) -> None:
     claim |= {"owner": "agent-2|x", "instance": "agent-2", "fence": "1"}
     s.raw.hset(record, mapping={**claim, "deadline_ms": now_ms + 60_000})
     s.raw.pexpire(record, 60_000)
-    await s.expect(ToolInProgress, c.run_tool("send_email", "idem-5", _tool, "o-5"))
+    no_wait = ToolOptions(wait=0)
+    await s.expect(
+        ToolInProgress, c.run_tool("send_email", "idem-5", _tool, "o-5", tool_options=no_wait)
+    )
     s.raw.hset(record, "deadline_ms", now_ms - 1)
     s.note(await c.run_tool("send_email", "idem-5", _tool, "o-5"))  # reclaimed
     options = ToolOptions(call_id="call-7", renew=True, deadline=0.6)

@@ -110,7 +110,7 @@ def test_sigkill_mid_tool_then_takeover_with_higher_fencing_tokens(
     record = raw.hgetall(sch.tool("ship-9"))
     assert record["state"] == "in_progress" and record["instance"] == "doomed"
     with pytest.raises(ToolInProgress):
-        state.run_tool("ship", "ship-9", lambda c: "never")
+        state.run_tool("ship", "ship-9", lambda c: "never", tool_options=ToolOptions(wait=0))
     # after the TTL / deadline, takeover with strictly higher tokens
     with state.lock("order-9", ttl=5, wait=5) as lease:
         assert lease.fencing_token > old_lock

@@ -130,17 +130,17 @@ def test_concurrent_caller_gets_in_progress_or_waits_for_the_result(
     runner.start()
     assert started.wait(5)
     with pytest.raises(ToolInProgress) as info:
-        state.run_tool("book", KEY, slow)
+        state.run_tool("book", KEY, slow, tool_options=ToolOptions(wait=0))
     assert 0 < info.value.retry_after <= schema.DEFAULT_TOOL_DEADLINE
-    waiter: list[str] = []
-    second = threading.Thread(
-        target=lambda: waiter.append(
-            state.run_tool("book", KEY, slow, tool_options=ToolOptions(wait=10))
-        )
-    )
+    began = time.monotonic()
+    with pytest.raises(ToolInProgress):  # a wait that runs out before the first call ends
+        state.run_tool("book", KEY, slow, tool_options=ToolOptions(wait=0.3))
+    assert time.monotonic() - began >= 0.3
+    waiter: list[str] = []  # a refresh with the default wait gets the first call's answer
+    second = threading.Thread(target=lambda: waiter.append(state.run_tool("book", KEY, slow)))
     second.start()
     wait_until(
-        lambda: counters(raw, namespace, schema.FAMILY_TOOL_IN_PROGRESS_CONFLICTS).get("book") == 2,
+        lambda: counters(raw, namespace, schema.FAMILY_TOOL_IN_PROGRESS_CONFLICTS).get("book") == 3,
         what="second conflict",
     )
     release.set()
@@ -205,7 +205,7 @@ def test_renewal_keeps_a_long_tool_from_being_reclaimed(state: AgentState) -> No
         deadline = time.monotonic() + 2.5  # 2.5 x its deadline
         while time.monotonic() < deadline:
             with pytest.raises(ToolInProgress):
-                state.run_tool("long", KEY, long)
+                state.run_tool("long", KEY, long, tool_options=ToolOptions(wait=0))
             time.sleep(0.1)
         return "ok"
 

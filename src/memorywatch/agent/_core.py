@@ -229,8 +229,9 @@ class ToolContext:
 class ToolOptions:
     """Per-call options of ``run_tool`` (passed as ``tool_options=``)."""
 
-    wait: float = 0.0
-    """Seconds to wait for a concurrent holder's result before raising ToolInProgress."""
+    wait: float = schema.DEFAULT_TOOL_WAIT
+    """Seconds to wait for a concurrent holder's result before raising ToolInProgress (default
+    5 s: a refresh that lands while the first call runs gets its answer; 0 answers at once)."""
     deadline: float | None = None
     """In-progress deadline; past it another caller may reclaim (default: state setting)."""
     retention: float | None = None

@@ -388,7 +388,9 @@ class AgentState(StateBase):
         tool_options: _core.ToolOptions | None = None,
         **kwargs: Any,
     ) -> R:
-        """Await ``fn(ctx, *args, **kwargs)`` at most once per idempotency key."""
+        """Await ``fn(ctx, *args, **kwargs)`` at most once per idempotency key; a concurrent
+        call waits up to ``tool_options.wait`` (default 5 s) for the first call's answer, see
+        the sync ``run_tool``."""
         options = tool_options or _core.ToolOptions()
         result: R = await self._drive(
             _tools.run_tool(self._core, tool_name, idempotency_key, fn, args, kwargs, options)

@@ -424,8 +424,10 @@ class AgentState(StateBase):
 
         A replay returns the stored result (or raises the stored final error as
         :class:`ToolFailed`); a replay with other arguments raises :class:`FingerprintMismatch`;
-        a concurrent call raises :class:`ToolInProgress` (or waits ``tool_options.wait``).
-        Happy path: two round trips (claim, complete).
+        a concurrent call of the same key waits up to ``tool_options.wait`` (default 5 s) for
+        the first call's answer and returns it, raising :class:`ToolInProgress` only past that
+        wait (``ToolOptions(wait=0)`` answers at once). Happy path: two round trips (claim,
+        complete).
         """
         options = tool_options or _core.ToolOptions()
         result: R = self._drive(
