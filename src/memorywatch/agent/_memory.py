@@ -152,6 +152,19 @@ def load(core: Core, history: HistoryBase) -> Op[list[dict[str, Any]]]:
     return messages
 
 
+def pop(core: Core, history: HistoryBase) -> Op[dict[str, Any] | None]:
+    """Remove and return the newest message; ``None`` for a new (empty) session;
+    :class:`StateMiss` (counted) when the history is lost, as :func:`load`."""
+    with client_span(core, _name(_DELETE_HISTORY), _DELETE_HISTORY) as span:
+        raw = yield Command(("RPOP", core.schema.history(history.session_id)), "history.pop")
+        span.set_attribute(attr.MEMORY_ITEMS, 0 if raw is None else 1)
+    if raw is None:
+        yield from load(core, history)  # tells a new session from a lost one
+        return None
+    message: dict[str, Any] = _core.decode_messages([raw])[0]
+    return message
+
+
 def forget_session(core: Core, session_id: str) -> Op[int]:
     sch = core.schema
     removed = yield Script(

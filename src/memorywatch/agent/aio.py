@@ -108,6 +108,10 @@ class History(_memory.HistoryBase):
         """Messages oldest first; raises :class:`StateMiss` (counted) if the history is lost."""
         return await self._state._drive(_memory.load(self._core, self))
 
+    async def pop(self) -> dict[str, Any] | None:
+        """Remove and return the newest message; :class:`StateMiss` if the history is lost."""
+        return await self._state._drive(_memory.pop(self._core, self))
+
     async def forget(self) -> int:
         return await self._state._drive(_memory.forget_history(self._core, self))
 

@@ -102,6 +102,11 @@ class History(_memory.HistoryBase):
         """
         return self._state._drive(_memory.load(self._core, self))
 
+    def pop(self) -> dict[str, Any] | None:
+        """Remove and return the newest message (``None`` when the session is new);
+        :class:`StateMiss` when the history is lost, as :meth:`load`."""
+        return self._state._drive(_memory.pop(self._core, self))
+
     def forget(self) -> int:
         """Delete the history and its index entry (a later load() sees a new session)."""
         return self._state._drive(_memory.forget_history(self._core, self))

@@ -1,0 +1,132 @@
+"""An offline model for the openai-agents Runner and the worker process of the fleet tests.
+
+The model is deterministic in what it says and, like a real one, emits a fresh tool-call id on
+every run: on a user message it calls ``book`` with the message as argument; on the tool's
+output it answers ``booked: <output>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis
+from agents import Agent, Model, ModelResponse, RunConfig, Usage, function_tool
+from agents.items import TResponseInputItem, TResponseStreamEvent
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
+
+from memorywatch.agent import AgentState, aio
+from memorywatch.integrations.openai_agents import (
+    AgentStateSession,
+    idempotent_tool,
+    run_fencing_token,
+    run_once,
+    tool_context,
+)
+
+EFFECTS = "effects"
+"""Outside the namespace: the "external system" the tool writes to, one entry per side effect."""
+RUN_CONFIG = RunConfig(tracing_disabled=True)
+
+
+class BookingModel(Model):
+    """Calls ``book`` once per user message, then answers with the tool's output."""
+
+    def __init__(self, hang_after_tool: str | None = None) -> None:
+        self.hang_after_tool = hang_after_tool
+        """A raw Redis URL: after the tool ran, note it there and hang (a process killed
+        mid-turn)."""
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        items: str | list[TResponseInputItem] = kwargs.get(
+            "input", args[1] if len(args) > 1 else ""
+        )
+        if isinstance(items, str):
+            items = [{"role": "user", "content": items}]
+        last: Any = items[-1]
+        if last.get("type") == "function_call_output":
+            if self.hang_after_tool:
+                redis.Redis.from_url(self.hang_after_tool).rpush("hung", 1)
+                await asyncio.sleep(120)
+            text = ResponseOutputText(
+                type="output_text", text=f"booked: {last['output']}", annotations=[]
+            )
+            message = ResponseOutputMessage(
+                id=f"msg_{uuid.uuid4().hex}",
+                type="message",
+                role="assistant",
+                status="completed",
+                content=[text],
+            )
+            return ModelResponse(output=[message], usage=Usage(), response_id=None)
+        call = ResponseFunctionToolCall(
+            type="function_call",
+            id=f"fc_{uuid.uuid4().hex}",
+            call_id=f"call_{uuid.uuid4().hex}",  # fresh on every run, as a real model's
+            name="book",
+            arguments=json.dumps({"what": str(last.get("content"))}),
+            status="completed",
+        )
+        return ModelResponse(output=[call], usage=Usage(), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[TResponseStreamEvent]:
+        raise NotImplementedError("the tests do not stream")
+
+
+def booking_agent(
+    state: AgentState | aio.AgentState, url: str, namespace: str, hang: str | None = None
+) -> Agent[Any]:
+    side = redis.Redis.from_url(url, decode_responses=True)
+
+    @function_tool
+    def book(what: str) -> str:
+        """Book something (writes one entry to the external system)."""
+        ctx = tool_context()
+        side.rpush(f"{namespace}-{EFFECTS}", f"{what}|{ctx.fencing_token}|{run_fencing_token()}")
+        return f"{what} #{ctx.fencing_token}"
+
+    return Agent(
+        name="booker",
+        instructions="Book what the user asks for.",
+        model=BookingModel(hang),
+        tools=[idempotent_tool(state, book)],
+    )
+
+
+def worker(url: str, namespace: str, name: str, jobs: Any, results: Any, hang: bool) -> None:
+    """A fleet instance: runs (request_id, input, start) jobs until ``None``; answers
+    (name, request_id, output or error, the session's items afterwards)."""
+
+    async def serve() -> None:
+        state = aio.AgentState.from_url(url, namespace=namespace, instance_id=name)
+        agent = booking_agent(state, url, namespace, url if hang else None)
+        session = AgentStateSession("conv-1", state)
+        while True:
+            job = await asyncio.to_thread(jobs.get, True, 60)
+            if job is None:
+                break
+            request_id, text, start = job
+            if start is not None:
+                await asyncio.to_thread(start.wait, 30)
+            try:
+                output: Any = await run_once(
+                    agent,
+                    text,
+                    session=session,
+                    request_id=request_id,
+                    ttl=1.5,
+                    run_config=RUN_CONFIG,
+                )
+            except Exception as exc:  # reported to the test, which fails on it
+                output = f"error: {type(exc).__name__}: {exc}"
+            results.put((name, request_id, output, await session.get_items()))
+        await state.aclose()
+
+    asyncio.run(serve())
