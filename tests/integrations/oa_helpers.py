@@ -39,10 +39,11 @@ RUN_CONFIG = RunConfig(tracing_disabled=True)
 class BookingModel(Model):
     """Calls ``book`` once per user message, then answers with the tool's output."""
 
-    def __init__(self, hang_after_tool: str | None = None) -> None:
-        self.hang_after_tool = hang_after_tool
-        """A raw Redis URL: after the tool ran, note it there and hang (a process killed
-        mid-turn)."""
+    def __init__(self) -> None:
+        self.hang_after_tool: tuple[str, str] | None = None
+        """(Redis URL, key): after the tool ran, push to that key and hang (to be killed)."""
+        self.fail_after_tool = False
+        """After the tool ran, raise (a model API error mid-turn)."""
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
         items: str | list[TResponseInputItem] = kwargs.get(
@@ -52,8 +53,11 @@ class BookingModel(Model):
             items = [{"role": "user", "content": items}]
         last: Any = items[-1]
         if last.get("type") == "function_call_output":
+            if self.fail_after_tool:
+                raise RuntimeError("the model API is down")
             if self.hang_after_tool:
-                redis.Redis.from_url(self.hang_after_tool).rpush("hung", 1)
+                url, key = self.hang_after_tool
+                redis.Redis.from_url(url).rpush(key, 1)
                 await asyncio.sleep(120)
             text = ResponseOutputText(
                 type="output_text", text=f"booked: {last['output']}", annotations=[]
@@ -80,41 +84,47 @@ class BookingModel(Model):
         raise NotImplementedError("the tests do not stream")
 
 
-def booking_agent(
-    state: AgentState | aio.AgentState, url: str, namespace: str, hang: str | None = None
-) -> Agent[Any]:
+def booking_agent(state: AgentState | aio.AgentState, url: str, namespace: str) -> Agent[Any]:
     side = redis.Redis.from_url(url, decode_responses=True)
 
     @function_tool
     def book(what: str) -> str:
         """Book something (writes one entry to the external system)."""
         ctx = tool_context()
-        side.rpush(f"{namespace}-{EFFECTS}", f"{what}|{ctx.fencing_token}|{run_fencing_token()}")
+        try:
+            run = run_fencing_token()
+        except LookupError:  # called by a plain Runner.run, outside run_once
+            run = 0
+        side.rpush(f"{namespace}-{EFFECTS}", f"{what}|{ctx.fencing_token}|{run}")
         return f"{what} #{ctx.fencing_token}"
 
     return Agent(
         name="booker",
         instructions="Book what the user asks for.",
-        model=BookingModel(hang),
+        model=BookingModel(),
         tools=[idempotent_tool(state, book)],
     )
 
 
-def worker(url: str, namespace: str, name: str, jobs: Any, results: Any, hang: bool) -> None:
-    """A fleet instance: runs (request_id, input, start) jobs until ``None``; answers
+def worker(url: str, namespace: str, name: str, jobs: Any, results: Any, go: Any) -> None:
+    """A fleet instance: runs (request_id, input, wait for ``go``, hang after the tool) jobs
+    until ``None``; answers
     (name, request_id, output or error, the session's items afterwards)."""
 
     async def serve() -> None:
         state = aio.AgentState.from_url(url, namespace=namespace, instance_id=name)
-        agent = booking_agent(state, url, namespace, url if hang else None)
+        agent = booking_agent(state, url, namespace)
+        model = agent.model
+        assert isinstance(model, BookingModel)
         session = AgentStateSession("conv-1", state)
         while True:
             job = await asyncio.to_thread(jobs.get, True, 60)
             if job is None:
                 break
-            request_id, text, start = job
-            if start is not None:
-                await asyncio.to_thread(start.wait, 30)
+            request_id, text, together, hang = job
+            model.hang_after_tool = (url, f"{namespace}-hung") if hang else None
+            if together:
+                await asyncio.to_thread(go.wait, 30)
             try:
                 output: Any = await run_once(
                     agent,

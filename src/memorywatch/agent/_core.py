@@ -31,6 +31,7 @@ SCRIPT_NAMES: Final = (
     "tool_extend",
     "history_append",
     "history_load",
+    "history_pop",
     "turn_end",
     "prefs_set",
     "session_link",

@@ -133,35 +133,49 @@ def load(core: Core, history: HistoryBase) -> Op[list[dict[str, Any]]]:
             "history.load",
         )
         if int(code) < 0:
-            yield Command(
-                (
-                    "HINCRBY",
-                    sch.stats(schema.FAMILY_STATE_MISSES, history.session_id),
-                    schema.MISS_HISTORY,
-                    1,
-                ),
-                "count.state_miss",
-            )
-            raise StateMiss(
-                schema.MISS_HISTORY,
-                "history.load: the session is in the index but its history is gone "
-                "(evicted or deleted before its TTL)",
-            )
+            yield from _miss(core, history, "history.load")
         messages = _core.decode_messages(raw)
         span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(messages))
     return messages
 
 
+def _miss(core: Core, history: HistoryBase, op: str) -> Op[None]:
+    sch = core.schema
+    yield Command(
+        (
+            "HINCRBY",
+            sch.stats(schema.FAMILY_STATE_MISSES, history.session_id),
+            schema.MISS_HISTORY,
+            1,
+        ),
+        "count.state_miss",
+    )
+    raise StateMiss(
+        schema.MISS_HISTORY,
+        f"{op}: the session is in the index but its history is gone "
+        "(evicted or deleted before its TTL)",
+    )
+
+
 def pop(core: Core, history: HistoryBase) -> Op[dict[str, Any] | None]:
     """Remove and return the newest message; ``None`` for a new (empty) session;
-    :class:`StateMiss` (counted) when the history is lost, as :func:`load`."""
+    :class:`StateMiss` (counted) when the history is lost, as :func:`load`. Popping the last
+    message leaves a new session, not a lost one."""
+    sch = core.schema
     with client_span(core, _name(_DELETE_HISTORY), _DELETE_HISTORY) as span:
-        raw = yield Command(("RPOP", core.schema.history(history.session_id)), "history.pop")
-        span.set_attribute(attr.MEMORY_ITEMS, 0 if raw is None else 1)
-    if raw is None:
-        yield from load(core, history)  # tells a new session from a lost one
+        reply = yield Script(
+            "history_pop",
+            [sch.history(history.session_id), sch.sessions_index(history.session_id)],
+            [history.session_id, _core.ms(core.settings.session_ttl)],
+            "history.pop",
+        )
+        code = int(reply[0])
+        span.set_attribute(attr.MEMORY_ITEMS, 1 if code > 0 else 0)
+        if code < 0:
+            yield from _miss(core, history, "history.pop")
+    if code == 0:
         return None
-    message: dict[str, Any] = _core.decode_messages([raw])[0]
+    message: dict[str, Any] = _core.decode_messages(reply[1:])[0]
     return message
 
 

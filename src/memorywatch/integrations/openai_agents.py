@@ -163,8 +163,9 @@ class AgentStateSession:
         await call(self._history.forget)
 
     async def _roll_back(self, request_id: str) -> int:
-        """Drop the newest items a crashed run of ``request_id`` wrote (under the run lock,
-        so nothing was appended after them by a live run). Returns how many."""
+        """Drop the newest items an earlier, unfinished run of ``request_id`` wrote (one that
+        raised or died): under the run lock and with the request's record claimed, no live or
+        finished run of the request wrote them. Returns how many."""
         messages = await call(self._history.load)
         partial = 0
         for message in reversed(messages):
@@ -183,7 +184,8 @@ def _output(final_output: Any) -> Any:
 
 
 def _record_options(wait: float, ttl: float | None) -> ToolOptions:
-    return ToolOptions(wait=wait, deadline=ttl, renew=True)
+    """A run that raises frees its record (a retry of the request runs the turn again)."""
+    return ToolOptions(wait=wait, deadline=ttl, renew=True, retryable=(Exception,))
 
 
 async def run_once(
@@ -203,11 +205,12 @@ async def run_once(
     ``ttl`` or the state's lock TTL): another run of the session waits up to ``wait`` seconds
     (then ``LockTimeout``). Under the lock the request's record is claimed: a double submit or
     a later replay finds it completed and returns its output without running the agent; the
-    same ``request_id`` with another ``input`` raises ``FingerprintMismatch``. If the holder
-    died mid-turn, the next run of the request (after the lock TTL) takes the record over,
-    drops the items the dead run appended to the session, and runs the turn again; tools
-    wrapped with :func:`idempotent_tool` replay their recorded results instead of running
-    their side effects again.
+    same ``request_id`` with another ``input`` raises ``FingerprintMismatch``. A run that
+    raises is not recorded; if the holder died mid-turn, the next run of the request (after
+    the lock TTL) takes the record over. Either way the retry drops the items the unfinished
+    run appended to the session and runs the turn again; tools wrapped with
+    :func:`idempotent_tool` replay their recorded results instead of running their side
+    effects again.
     """
     state = session.state
     if not isinstance(state, aio.AgentState):
@@ -217,8 +220,7 @@ async def run_once(
         async def turn(record: ToolContext, given: Any) -> Any:
             token = _RUN.set(_Run(session.session_id, request_id, lease.fencing_token, record))
             try:
-                if record.reclaimed:
-                    await session._roll_back(request_id)
+                await session._roll_back(request_id)
                 result = await Runner.run(agent, given, session=session, **runner_kwargs)
             finally:
                 _RUN.reset(token)
@@ -249,8 +251,7 @@ def run_once_sync(
         def turn(record: ToolContext, given: Any) -> Any:
             token = _RUN.set(_Run(session.session_id, request_id, lease.fencing_token, record))
             try:
-                if record.reclaimed:
-                    asyncio.run(session._roll_back(request_id))
+                asyncio.run(session._roll_back(request_id))
                 result = Runner.run_sync(agent, given, session=session, **runner_kwargs)
             finally:
                 _RUN.reset(token)
@@ -283,6 +284,7 @@ def _wrap(tool: FunctionTool, state: AgentState | aio.AgentState, options: ToolO
         def body_sync(mw: ToolContext, given: str) -> Any:
             token = _TOOL.set(mw)  # copied into the task the loop runs the tool in
             try:
+
                 async def invoked() -> Any:
                     return await invoke(ctx, given)
 
