@@ -108,9 +108,9 @@ def _decode(message: Mapping[str, Any]) -> TResponseInputItem:
     if not isinstance(item, dict):  # written by History.append: a plain chat message
         plain: Any = {"role": message.get("role", "user"), "content": message.get("text", "")}
         return plain  # type: ignore[no-any-return]
-    decoded: Any = dict(item)
-    if message.get(_TEXT):
-        decoded["content"] = message.get("text", "")
+    if message.get(_TEXT):  # the message was decoded for this call: its item is ours
+        item["content"] = message.get("text", "")
+    decoded: Any = item
     return decoded  # type: ignore[no-any-return]
 
 
