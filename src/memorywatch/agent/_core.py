@@ -166,7 +166,11 @@ def decode_messages(raw: Sequence[Any]) -> list[dict[str, Any]]:
     """One ``json.loads`` of the joined list: a fifth faster than one per message."""
     if not raw:
         return []
-    messages: list[dict[str, Any]] = json.loads("[" + ",".join(text(item) for item in raw) + "]")
+    if all(isinstance(item, bytes) for item in raw):
+        joined: str | bytes = b"[" + b",".join(raw) + b"]"
+    else:
+        joined = "[" + ",".join(text(item) for item in raw) + "]"
+    messages: list[dict[str, Any]] = json.loads(joined)
     return messages
 
 

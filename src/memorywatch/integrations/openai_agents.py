@@ -105,6 +105,8 @@ def _encode(item: Mapping[str, Any], request_id: str | None) -> tuple[str, str, 
 
 def _decode(message: Mapping[str, Any]) -> TResponseInputItem:
     item = message.get("item")
+    if item.__class__ is dict and _TEXT not in message:  # the common case, first
+        return item  # type: ignore[return-value]
     if not isinstance(item, dict):  # written by History.append: a plain chat message
         plain: Any = {"role": message.get("role", "user"), "content": message.get("text", "")}
         return plain  # type: ignore[no-any-return]
@@ -141,8 +143,9 @@ class AgentStateSession:
         if wanted is not None and wanted <= 0:
             return []
         messages = await call(self._history.load)
-        items = [_decode(m) for m in messages]
-        return items if wanted is None else items[-wanted:]
+        if wanted is not None:
+            messages = messages[-wanted:]
+        return [_decode(m) for m in messages]
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append in one round trip; refreshes the session's TTL."""
