@@ -216,15 +216,11 @@ def test_a_failed_turn_is_retried_with_its_tool_replayed(
     assert len(_effects(raw, namespace)) == 1  # the retry replayed the tool
 
 
-def _start(ctx: Any, url: str, namespace: str, name: str) -> tuple[Any, Any]:
+def _start(ctx: Any, url: str, namespace: str, name: str, results: Any, go: Any) -> tuple[Any, Any]:
     jobs = ctx.Queue()
-    results, go = RESULTS
     proc = ctx.Process(target=worker, args=(url, namespace, name, jobs, results, go), daemon=True)
     proc.start()
     return proc, jobs
-
-
-RESULTS: list[Any] = []
 
 
 def _effects(raw: redis.Redis, namespace: str) -> list[tuple[str, int, int]]:
@@ -240,10 +236,9 @@ def test_a_fleet_double_submits_continues_replays_and_survives_a_kill(
     other one; the first replays the first request; then an instance dies mid-turn (after its
     tool ran, while the model answers) and the replay of that request finishes the turn."""
     ctx = multiprocessing.get_context("spawn")
-    RESULTS[:] = [ctx.Queue(), ctx.Event()]
-    results, go = RESULTS
-    a, a_jobs = _start(ctx, server.url, namespace, "a")
-    b, b_jobs = _start(ctx, server.url, namespace, "b")
+    results, go = ctx.Queue(), ctx.Event()
+    a, a_jobs = _start(ctx, server.url, namespace, "a", results, go)
+    b, b_jobs = _start(ctx, server.url, namespace, "b", results, go)
     try:
         a_jobs.put(("r1", "a table", True, False))
         b_jobs.put(("r1", "a table", True, False))
