@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +23,7 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 
-from memorywatch.agent import AgentState, aio
+from memorywatch.agent import AgentState, ToolOptions, aio
 from memorywatch.integrations.openai_agents import (
     AgentStateSession,
     idempotent_tool,
@@ -34,6 +35,8 @@ from memorywatch.integrations.openai_agents import (
 EFFECTS = "effects"
 """Outside the namespace: the "external system" the tool writes to, one entry per side effect."""
 RUN_CONFIG = RunConfig(tracing_disabled=True)
+TOOL_OPTIONS = ToolOptions(deadline=1.0)
+"""The fleet's tools: a claim whose holder died is reclaimed after 1 s (30 s by default)."""
 
 
 class BookingModel(Model):
@@ -84,7 +87,16 @@ class BookingModel(Model):
         raise NotImplementedError("the tests do not stream")
 
 
-def booking_agent(state: AgentState | aio.AgentState, url: str, namespace: str) -> Agent[Any]:
+HANG_IN_TOOL: list[tuple[str, str]] = []
+"""(Redis URL, key) while set: the tool pushes to that key after its side effect and hangs."""
+
+
+def booking_agent(
+    state: AgentState | aio.AgentState,
+    url: str,
+    namespace: str,
+    options: ToolOptions | None = None,
+) -> Agent[Any]:
     side = redis.Redis.from_url(url, decode_responses=True)
 
     @function_tool
@@ -96,24 +108,27 @@ def booking_agent(state: AgentState | aio.AgentState, url: str, namespace: str) 
         except LookupError:  # called by a plain Runner.run, outside run_once
             run = 0
         side.rpush(f"{namespace}-{EFFECTS}", f"{what}|{ctx.fencing_token}|{run}")
+        for hang_url, key in HANG_IN_TOOL:
+            redis.Redis.from_url(hang_url).rpush(key, 1)
+            time.sleep(120)
         return f"{what} #{ctx.fencing_token}"
 
     return Agent(
         name="booker",
         instructions="Book what the user asks for.",
         model=BookingModel(),
-        tools=[idempotent_tool(state, book)],
+        tools=[idempotent_tool(state, book, options=options)],
     )
 
 
 def worker(url: str, namespace: str, name: str, jobs: Any, results: Any, go: Any) -> None:
-    """A fleet instance: runs (request_id, input, wait for ``go``, hang after the tool) jobs
-    until ``None``; answers
-    (name, request_id, output or error, the session's items afterwards)."""
+    """A fleet instance: runs (request_id, input, wait for ``go``, hang: None, "model" (after
+    the tool) or "tool" (in it, after its side effect)) jobs until ``None``; answers (name,
+    request_id, output or error, the session's items afterwards)."""
 
     async def serve() -> None:
         state = aio.AgentState.from_url(url, namespace=namespace, instance_id=name)
-        agent = booking_agent(state, url, namespace)
+        agent = booking_agent(state, url, namespace, TOOL_OPTIONS)
         model = agent.model
         assert isinstance(model, BookingModel)
         session = AgentStateSession("conv-1", state)
@@ -122,7 +137,8 @@ def worker(url: str, namespace: str, name: str, jobs: Any, results: Any, go: Any
             if job is None:
                 break
             request_id, text, together, hang = job
-            model.hang_after_tool = (url, f"{namespace}-hung") if hang else None
+            model.hang_after_tool = (url, f"{namespace}-hung") if hang == "model" else None
+            HANG_IN_TOOL[:] = [(url, f"{namespace}-hung")] if hang == "tool" else []
             if together:
                 await asyncio.to_thread(go.wait, 30)
             try:

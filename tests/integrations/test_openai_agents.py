@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 from agents import Runner
 from agents.extensions.memory import RedisSession
 from agents.memory import Session, SessionSettings
-from oa_helpers import EFFECTS, RUN_CONFIG, BookingModel, booking_agent, worker
+from oa_helpers import EFFECTS, RUN_CONFIG, TOOL_OPTIONS, BookingModel, booking_agent, worker
 
 from harness import RedisServer, redis_server, wait_until
 from memorywatch import schema
@@ -223,34 +223,48 @@ def _start(ctx: Any, url: str, namespace: str, name: str, results: Any, go: Any)
     return proc, jobs
 
 
+async def retry_here(url: str, namespace: str, request_id: str, text: str) -> tuple[Any, Any]:
+    """A third instance, this process, retries the request of a dead one."""
+    state = aio.AgentState.from_url(url, namespace=namespace, instance_id="c")
+    session = AgentStateSession("conv-1", state)
+    agent = booking_agent(state, url, namespace, TOOL_OPTIONS)
+    output = await run_once(
+        agent, text, session=session, request_id=request_id, ttl=1.5, run_config=RUN_CONFIG
+    )
+    items = await session.get_items()
+    await state.aclose()
+    return output, items
+
+
 def _effects(raw: redis.Redis, namespace: str) -> list[tuple[str, int, int]]:
     entries = raw.lrange(f"{namespace}-{EFFECTS}", 0, -1)
     return [(w, int(t), int(r)) for w, t, r in (e.split("|") for e in entries)]
 
 
 @pytest.mark.slow
-def test_a_fleet_double_submits_continues_replays_and_survives_a_kill(
+def test_a_fleet_double_submits_continues_replays_and_survives_kills(
     server: RedisServer, raw: redis.Redis, namespace: str
 ) -> None:
     """Two instances get the same turn at the same moment; the conversation goes on on the
     other one; the first replays the first request; then an instance dies mid-turn (after its
-    tool ran, while the model answers) and the replay of that request finishes the turn."""
+    tool ran, while the model answers) and the replay of that request finishes the turn; then
+    one dies inside its tool and the retry, past the tool's deadline, runs the tool again."""
     ctx = multiprocessing.get_context("spawn")
     results, go = ctx.Queue(), ctx.Event()
     a, a_jobs = _start(ctx, server.url, namespace, "a", results, go)
     b, b_jobs = _start(ctx, server.url, namespace, "b", results, go)
     try:
-        a_jobs.put(("r1", "a table", True, False))
-        b_jobs.put(("r1", "a table", True, False))
+        a_jobs.put(("r1", "a table", True, None))
+        b_jobs.put(("r1", "a table", True, None))
         go.set()
         first = {results.get(timeout=30)[0:3] for _ in range(2)}
         assert {out for _, _, out in first} == {next(iter(first))[2]}, first
         answer = next(iter(first))[2]
         assert answer.startswith("booked: a table #"), answer
-        b_jobs.put(("r2", "a taxi", False, False))
+        b_jobs.put(("r2", "a taxi", False, None))
         _, _, second, b_items = results.get(timeout=30)
         assert second.startswith("booked: a taxi #"), second
-        a_jobs.put(("r1", "a table", False, False))  # the replay of the first request
+        a_jobs.put(("r1", "a table", False, None))  # the replay of the first request
         name, _, replayed, a_items = results.get(timeout=30)
         assert (name, replayed) == ("a", answer)
         assert a_items == b_items and len(a_items) == 8
@@ -259,23 +273,30 @@ def test_a_fleet_double_submits_continues_replays_and_survives_a_kill(
             "a taxi",
         ]
         # a process killed mid-turn: its tool ran, the model had not answered
-        b_jobs.put(("r3", "a cab", False, True))  # b dies in this turn
+        b_jobs.put(("r3", "a cab", False, "model"))  # b dies in this turn
         wait_until(lambda: raw.llen(f"{namespace}-hung") == 1, timeout=30, what="b hung")
         history = schema.Schema(namespace, schema.default_shards(False)).history("conv-1")
         assert raw.llen(history) > 8  # the dead turn had written its input and its tool call
         os.kill(b.pid, signal.SIGKILL)  # type: ignore[arg-type]
         b.join(10)
-        a_jobs.put(("r3", "a cab", False, False))  # the client's retry lands on another instance
+        a_jobs.put(("r3", "a cab", False, None))  # the client's retry lands on another instance
         _, _, third, a_items = results.get(timeout=30)
         assert third.startswith("booked: a cab #"), third
-        a_jobs.put(None)
+        # a process killed inside its tool, after the side effect: its claim is in progress
+        a_jobs.put(("r4", "a bus", False, "tool"))
+        wait_until(lambda: raw.llen(f"{namespace}-hung") == 2, timeout=30, what="a hung")
+        os.kill(a.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        a.join(10)
+        fourth, c_items = asyncio.run(retry_here(server.url, namespace, "r4", "a bus"))
     finally:
         for proc in (a, b):
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
     effects = _effects(raw, namespace)
-    assert [what for what, _, _ in effects] == ["a table", "a taxi", "a cab"]  # once each
+    # once each, but the bus: its holder died inside the tool, and past the tool's deadline the
+    # retry ran it again, with a higher fencing token the booking system can tell apart
+    assert [what for what, _, _ in effects] == ["a table", "a taxi", "a cab", "a bus", "a bus"]
     tool_tokens = [t for _, t, _ in effects]
     run_tokens = [r for _, _, r in effects]
     assert tool_tokens == sorted(set(tool_tokens)) and run_tokens == sorted(set(run_tokens))
@@ -288,6 +309,14 @@ def test_a_fleet_double_submits_continues_replays_and_survives_a_kill(
     ]
     assert a_items[-1]["content"][0]["text"] == third
     assert a_items[-2]["output"] == third.removeprefix("booked: ")
+    assert fourth == f"booked: a bus #{tool_tokens[-1]}"
+    assert [i.get("type") or i["role"] for i in c_items[12:]] == [
+        "user",
+        "function_call",
+        "function_call_output",
+        "message",
+    ]
+    assert c_items[:12] == a_items
     executions = counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS)
-    assert executions["book|completed"] == 3
-    assert counters(raw, namespace, schema.FAMILY_TOOL_RECLAIMS) == {"agent_run": 1}
+    assert executions["book|completed"] == 4
+    assert counters(raw, namespace, schema.FAMILY_TOOL_RECLAIMS) == {"agent_run": 2, "book": 1}
