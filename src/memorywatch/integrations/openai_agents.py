@@ -181,7 +181,8 @@ class AgentStateSession:
 
 
 def _output(final_output: Any) -> Any:
-    """The final output as recorded (JSON): a pydantic model as its JSON dict."""
+    """An output as recorded (JSON): a pydantic model (a structured tool output, a typed final
+    output) as its JSON dict, which the SDK accepts back."""
     dump = getattr(final_output, "model_dump", None)
     return dump(mode="json") if callable(dump) else final_output
 
@@ -276,7 +277,7 @@ def _wrap(tool: FunctionTool, state: AgentState | aio.AgentState, options: ToolO
             async def body(mw: ToolContext, given: str) -> Any:
                 token = _TOOL.set(mw)
                 try:
-                    return await invoke(ctx, given)
+                    return _output(await invoke(ctx, given))
                 finally:
                     _TOOL.reset(token)
 
@@ -291,7 +292,7 @@ def _wrap(tool: FunctionTool, state: AgentState | aio.AgentState, options: ToolO
                 async def invoked() -> Any:
                     return await invoke(ctx, given)
 
-                return asyncio.run_coroutine_threadsafe(invoked(), loop).result()
+                return _output(asyncio.run_coroutine_threadsafe(invoked(), loop).result())
             finally:
                 _TOOL.reset(token)
 
