@@ -117,6 +117,12 @@ def test_every_clause_keeps_the_cluster_and_selector_labels(scoped: Path) -> Non
     assert checked >= 10
 
 
+def test_dashboard_links_open_on_the_alerts_cluster(scoped: Path) -> None:
+    groups = yaml.safe_load((scoped / render.RULES_FILE).read_text())["groups"]
+    urls = [r["annotations"]["dashboard_url"] for g in groups for r in g["rules"] if "alert" in r]
+    assert urls and all(u.endswith("&var-cluster={{ $labels.cluster }}") for u in urls)
+
+
 def test_alertmanager_groups_and_inhibits_within_one_cluster(scoped: Path) -> None:
     config = yaml.safe_load((scoped / ALERTMANAGER_FILE).read_text())
     route = config["route"]["routes"][0]

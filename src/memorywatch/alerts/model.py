@@ -46,6 +46,13 @@ class AlertsConfig:
     """The cluster label every rule keeps and the selector every metric gets (default:
     neither, one Prometheus per cluster)."""
 
+    def __post_init__(self) -> None:
+        job = dict(self.scope.selector).get("job", self.exporter_job)
+        if job != self.exporter_job:
+            raise ValueError(
+                f"the selector's job {job} is not the exporter job {self.exporter_job}"
+            )
+
     def t(self, name: str) -> Threshold:
         return self.thresholds[name]
 

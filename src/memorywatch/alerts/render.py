@@ -16,6 +16,7 @@ from memorywatch.alerts.model import (
     RuleGroup,
     go_template,
 )
+from memorywatch.scope import CLUSTER_VAR
 from memorywatch.thresholds import format_duration
 
 RULES_FILE: Final = "memorywatch.rules.yaml"
@@ -42,7 +43,15 @@ def dashboard_url(rule: AlertRule, cfg: AlertsConfig) -> str:
         raise ValueError(
             f"{rule.alert}: no panel of {rule.dashboard} watches {rule.threshold.name}"
         )
-    return f"{cfg.dashboard_base_url}{rule.dashboard}?viewPanel={panel}"
+    url = f"{cfg.dashboard_base_url}{rule.dashboard}?viewPanel={panel}"
+    if cfg.scope.cluster_label:
+        url += f"&var-{CLUSTER_VAR}={_cluster_template(cfg)}"
+    return url
+
+
+def _cluster_template(cfg: AlertsConfig) -> str:
+    """The alert's cluster, as the annotation template Prometheus expands."""
+    return "{{ $labels." + str(cfg.scope.cluster_label) + " }}"
 
 
 def rule_annotations(rule: AlertRule, cfg: AlertsConfig) -> dict[str, str]:
@@ -167,6 +176,8 @@ def _expected(
         labels = _labels(cfg, {**rule.probe.labels, "severity": other.severity}, cluster)
         notes = probe_annotations(other, cfg)
         notes[VALUE_ANNOTATION] = f"{value:.6f}"
+        if cluster is not None:  # the dashboard opens on the alert's cluster
+            notes["dashboard_url"] = notes["dashboard_url"].replace(_cluster_template(cfg), cluster)
         out.append({"exp_labels": labels, "exp_annotations": notes})
     return out
 
