@@ -617,7 +617,7 @@ def prometheus(
     static: list[dict[str, Any]] = [
         {"targets": [t], "labels": dict(labels[t])} for t in targets if t in labels
     ]
-    if rest := [t for t in targets if t not in labels]:
+    if (rest := [t for t in targets if t not in labels]) or not static:
         static.insert(0, {"targets": rest})
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
