@@ -19,9 +19,10 @@ cluster_label: Final = click.option(
 selector: Final = click.option(
     "--selector",
     default="",
+    show_default=False,
     metavar='LABEL="VALUE",...',
-    help="Matchers every metric selector gets, e.g. 'job=\"memorywatch\"' (equality only). "
-    "Default: none.",
+    help="Matchers every metric selector gets, e.g. 'job=\"memorywatch\"' (equality only); "
+    "aggregations keep these labels too. Default: none.",
 )
 
 

@@ -60,7 +60,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=alertmanager.DEFAULT_IDENTITY_LABELS,
             show_default=True,
             help="alertmanager.yaml: a label naming one Redis deployment on every alert "
-            "(repeatable); group_by and every inhibition's equal.",
+            "(repeatable); group_by and every inhibition's equal. --cluster-label adds "
+            "the cluster label to them.",
         ),
         click.option(
             "--out-dir",
