@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from dashboards_helpers import committed
 
+from harness import binary
 from memorywatch import names
 from memorywatch.alerts.exporter_self import UP
 from memorywatch.dashboards.cli import dashboards as dashboards_cli
@@ -85,3 +88,25 @@ def test_a_bad_cluster_label_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not a Prometheus label name" in result.output and "Traceback" not in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_every_scoped_query_parses(scoped: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    """promtool parses each query (variables replaced as Grafana would) as a recording rule."""
+    values = {"$__rate_interval": "1m", "$__range": "1h", "$cluster": "a", "$job": ".+"}
+    values["$instance"] = ".+"
+    rules = []
+    for uid, data in scoped.items():
+        for i, expr in enumerate(_exprs(data)):
+            for name, value in values.items():
+                expr = expr.replace(name, value)
+            rules.append({"record": f"check:{uid.replace('-', '_')}:{i}", "expr": expr})
+    path = tmp_path / "queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
+    result = subprocess.run(
+        [binary("promtool"), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout
