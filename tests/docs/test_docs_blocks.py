@@ -82,6 +82,7 @@ def test_the_readme_and_the_sdk_page_have_python_blocks() -> None:
     assert {"README.md", "docs/sdk.md"} <= pages, "the SDK examples are gone"
 
 
+@pytest.mark.slow  # a fresh interpreter per block: 2-3 s each
 @pytest.mark.parametrize("block", [b for _, b in BLOCKS], ids=[w for w, _ in BLOCKS])
 def test_doc_block_runs(block: str, server: RedisServer, raw: redis.Redis) -> None:
     missing = _missing_modules(block)
