@@ -9,6 +9,7 @@ operators read and refuse unknown ones. A kind in neither fails, so a new kind n
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import shutil
@@ -54,7 +55,7 @@ def kubectl() -> Path:
 
 
 @functools.cache
-def _render_text(directory: Path) -> str:
+def _rendered(directory: Path) -> tuple[Doc, ...]:
     result = subprocess.run(
         [str(kubectl()), "kustomize", str(directory)],
         capture_output=True,
@@ -65,12 +66,14 @@ def _render_text(directory: Path) -> str:
     assert result.returncode == 0, (
         f"kubectl kustomize {directory.relative_to(REPO)} failed: {result.stderr.strip()}"
     )
-    return result.stdout
+    # the C loader: the dashboards' JSON makes the output a few hundred kB
+    docs = yaml.load_all(result.stdout, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return tuple(doc for doc in docs if doc is not None)
 
 
 def render(directory: Path) -> list[Doc]:
-    """The objects `kubectl kustomize DIR` builds (a fresh copy for each caller)."""
-    return [doc for doc in yaml.safe_load_all(_render_text(directory)) if doc is not None]
+    """The objects `kubectl kustomize DIR` builds (a fresh copy for each caller to change)."""
+    return copy.deepcopy(list(_rendered(directory)))
 
 
 def find(docs: list[Doc], kind: str, name: str) -> Doc:

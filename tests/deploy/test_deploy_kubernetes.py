@@ -20,6 +20,7 @@ from deploy_helpers import (
     EXPORTER,
     K8S,
     PASSWORD_ENV,
+    REPO,
     SYNC_COMMAND,
     Doc,
     cli_envvars,
@@ -549,3 +550,86 @@ def test_web_config_overlay_scrapes_over_tls_with_basic_auth() -> None:
     meta = service["metadata"]
     assert tls["serverName"] == f"{meta['name']}.{meta['namespace']}.svc"
     assert tls["cert"]["secret"]["name"] == tls["keySecret"]["name"]
+
+
+KUBERNETES_DOC = REPO / "docs" / "kubernetes.md"
+SECRET_COMMAND = re.compile(
+    r"kubectl -n (?P<namespace>\S+) create secret (?P<type>generic|tls) (?P<name>\S+)(?P<flags>.*)"
+)
+SecretKeys = dict[tuple[str, str], set[str]]
+
+
+def documented_secrets() -> SecretKeys:
+    """(namespace, name) -> keys of every Secret the commands of docs/kubernetes.md create."""
+    out: SecretKeys = {}
+    for match in SECRET_COMMAND.finditer(KUBERNETES_DOC.read_text().replace("\\\n", " ")):
+        keys = out.setdefault((match["namespace"], match["name"]), set())
+        if match["type"] == "tls":
+            keys |= {"tls.crt", "tls.key"}
+        for value in re.findall(r"--from-(?:file|literal)=(\S+)", match["flags"]):
+            key, eq, _ = value.partition("=")
+            keys.add(key if eq else Path(value).name)
+    return out
+
+
+def referenced_secrets(docs: list[Doc]) -> SecretKeys:
+    """(namespace, name) -> keys the objects mount, read from files, or select by name and key."""
+    out: SecretKeys = {}
+
+    def walk(namespace: str, node: object, parent: str) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(namespace, item, parent)
+        if not isinstance(node, dict):
+            return
+        if "secretName" in node:
+            keys = out.setdefault((namespace, node["secretName"]), set())
+            keys |= {item["key"] for item in node.get("items", [])}
+        elif {"name", "key"} <= set(node) <= {
+            "name",
+            "key",
+            "optional",
+        } and not parent.lower().startswith("configmap"):
+            out.setdefault((namespace, node["name"]), set()).add(node["key"])
+        for key, value in node.items():
+            walk(namespace, value, key)
+
+    for doc in docs:
+        namespace = doc["metadata"].get("namespace", "")
+        walk(namespace, doc, "")
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        secrets = {
+            v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v
+        }
+        for box in pod["containers"]:
+            mounted = {
+                Path(m["mountPath"]): secrets[m["name"]]
+                for m in box.get("volumeMounts", [])
+                if m["name"] in secrets
+            }
+            for var in box.get("env", []):
+                path = Path(var.get("value", ""))
+                if path.parent in mounted:
+                    out[(namespace, mounted[path.parent])].add(path.name)
+    return out
+
+
+def test_referenced_secrets_are_found() -> None:
+    assert referenced_secrets(render(K8S / "web-config")) == {
+        ("monitoring", "memorywatch-redis"): {"password"},
+        ("monitoring", WEB_SECRET): {"web.yml", "ca.crt"},
+        ("monitoring", SCRAPE_SECRET): {"username", "password"},
+        ("monitoring", "memorywatch-scrape-tls"): {"tls.crt", "tls.key"},
+    }
+
+
+@pytest.mark.parametrize("directory", kustomization_dirs(), ids=rel)
+def test_the_documented_commands_create_every_secret_the_objects_use(directory: Path) -> None:
+    """Following docs/kubernetes.md leaves no pod waiting on a missing Secret or key."""
+    documented = documented_secrets()
+    for secret, keys in referenced_secrets(render(directory)).items():
+        assert secret in documented, f"{rel(directory)} uses Secret {secret}: document it"
+        missing = keys - documented[secret]
+        assert not missing, f"{rel(directory)}: Secret {secret} lacks {sorted(missing)} in the doc"
