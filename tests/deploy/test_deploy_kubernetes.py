@@ -557,6 +557,8 @@ SECRET_COMMAND = re.compile(
     r"kubectl -n (?P<namespace>\S+) create secret (?P<type>generic|tls) (?P<name>\S+)(?P<flags>.*)"
 )
 SecretKeys = dict[tuple[str, str], set[str]]
+KEY_SELECTOR = {"name", "key"}
+"""A Secret's (or ConfigMap's) key picked by name: secretKeyRef, and prometheus-operator's refs."""
 
 
 def documented_secrets() -> SecretKeys:
@@ -585,10 +587,8 @@ def referenced_secrets(docs: list[Doc]) -> SecretKeys:
         if "secretName" in node:
             keys = out.setdefault((namespace, node["secretName"]), set())
             keys |= {item["key"] for item in node.get("items", [])}
-        elif {"name", "key"} <= set(node) <= {
-            "name",
-            "key",
-            "optional",
+        elif KEY_SELECTOR <= set(node) <= KEY_SELECTOR | {
+            "optional"
         } and not parent.lower().startswith("configmap"):
             out.setdefault((namespace, node["name"]), set()).add(node["key"])
         for key, value in node.items():
