@@ -574,6 +574,12 @@ def documented_secrets() -> SecretKeys:
     return out
 
 
+def is_secret_key_selector(node: Doc, parent: str) -> bool:
+    if parent.lower().startswith("configmap"):
+        return False
+    return KEY_SELECTOR <= set(node) <= KEY_SELECTOR | {"optional"}
+
+
 def referenced_secrets(docs: list[Doc]) -> SecretKeys:
     """(namespace, name) -> keys the objects mount, read from files, or select by name and key."""
     out: SecretKeys = {}
@@ -587,9 +593,7 @@ def referenced_secrets(docs: list[Doc]) -> SecretKeys:
         if "secretName" in node:
             keys = out.setdefault((namespace, node["secretName"]), set())
             keys |= {item["key"] for item in node.get("items", [])}
-        elif KEY_SELECTOR <= set(node) <= KEY_SELECTOR | {
-            "optional"
-        } and not parent.lower().startswith("configmap"):
+        elif is_secret_key_selector(node, parent):
             out.setdefault((namespace, node["name"]), set()).add(node["key"])
         for key, value in node.items():
             walk(namespace, value, key)
