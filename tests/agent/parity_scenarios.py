@@ -23,7 +23,7 @@ from memorywatch.agent import (
     ToolFailed,
     ToolInProgress,
     ToolOptions,
-    _core,
+    _values,
 )
 
 
@@ -117,7 +117,7 @@ async def tools(c: Any, s: Steps) -> None:
     # a live claim of another instance, then one past its deadline
     record = c.schema.tool("idem-5")
     now_ms = int(s.raw.time()[0]) * 1000
-    fp = _core.fingerprint("send_email", ["o-5"], {})
+    fp = _values.fingerprint("send_email", ["o-5"], {})
     claim = {"state": "in_progress", "tool": "send_email", "label": "send_email", "fp": fp}
     claim |= {"owner": "agent-2|x", "instance": "agent-2", "fence": "1"}
     s.raw.hset(record, mapping={**claim, "deadline_ms": now_ms + 60_000})

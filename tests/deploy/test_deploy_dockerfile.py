@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from deploy_helpers import (
     DEFAULT_PORT,
-    K8S,
+    EXPORTER,
     REPO,
     Instruction,
     dockerfile_instructions,
@@ -102,7 +102,7 @@ def test_runs_as_the_non_root_user_the_pod_expects() -> None:
     (user,) = instructions("USER")
     uid = user.args.split(":")[0]
     assert uid not in ("root", "0") and uid.isdigit()
-    pod = load_one(K8S / "exporter-deployment.yaml")["spec"]["template"]["spec"]
+    pod = load_one(EXPORTER / "exporter-deployment.yaml")["spec"]["template"]["spec"]
     assert int(uid) == pod["securityContext"]["runAsUser"]
 
 
