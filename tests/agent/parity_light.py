@@ -1,6 +1,6 @@
 """Run by test_agent_light_install.py with the interpreter of a virtual environment holding
-``pip install memorywatch`` alone: ``python parity_light.py REDIS_URL`` imports the SDK, runs
-every parity scenario on both clients (no tracer provider: the API's no-op one, which is what
+``pip install memorywatch`` alone: ``python parity_light.py REDIS_URL CASE...`` imports the
+SDK, runs those parity scenarios (parity_scenarios.CASES) on both clients (no tracer provider: the API's no-op one, which is what
 an agent without an OpenTelemetry SDK gets) and prints, as JSON, what each run noted and left
 in Redis, and which modules outside the standard library the SDK's import loaded."""
 
@@ -20,10 +20,11 @@ from parity import FLAVOURS, run_one  # noqa: E402
 from parity_scenarios import CASES  # noqa: E402
 
 
-def main(url: str) -> None:
+def main(url: str, names: list[str]) -> None:
     raw = redis.Redis.from_url(url, decode_responses=True)
     cases = {}
-    for name, (scenario, settings) in CASES.items():
+    for name in names:
+        scenario, settings = CASES[name]
         options = memorywatch.agent.Settings(**settings) if settings else None
         cases[name] = [
             {"namespace": o.namespace, "log": o.log, "state": o.state}
@@ -34,4 +35,4 @@ def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])
