@@ -16,7 +16,6 @@ SETUP_COMMANDS = ("bash scripts/run-exporter", "bash scripts/test")
 # five exist this set has no effect (a link is checked whenever its file exists).
 PENDING = {
     "docs/install.md",
-    "docs/kubernetes.md",
     "docs/multi-cluster.md",
     "docs/integrations.md",
     "docs/benchmarks-fleet-scale.md",
