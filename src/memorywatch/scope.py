@@ -116,10 +116,8 @@ class Scope:
     @property
     def kept_labels(self) -> tuple[str, ...]:
         """Labels every aggregation and join of a rule keeps."""
-        labels = ((self.cluster_label,) if self.cluster_label else ()) + tuple(
-            label for label, _ in self.selector
-        )
-        return labels
+        cluster = (self.cluster_label,) if self.cluster_label else ()
+        return cluster + tuple(label for label, _ in self.selector)
 
     @property
     def matchers(self) -> tuple[str, ...]:
