@@ -30,7 +30,9 @@ local function ns_of(m)
   return string.sub(m, a + 1)
 end
 
--- delete the given members (set: member -> true), their records and their writes
+-- delete the given members (set: member -> true) and their records, then the writes of those
+-- members and every write older than the oldest member kept (writes may reach Redis before
+-- their checkpoint does, so a write of a member not in the index is kept while it is recent)
 local function drop(cp, ix, wr, gone)
   local n = 0
   for m in pairs(gone) do
@@ -39,8 +41,12 @@ local function drop(cp, ix, wr, gone)
     n = n + 1
   end
   if n > 0 then
+    local oldest = redis.call('ZRANGE', ix, 0, 0)[1]
+    local floor = oldest and string.sub(oldest, 1, string.find(oldest, NUL, 1, true) - 1) or nil
     for _, f in ipairs(redis.call('HKEYS', wr)) do
-      if gone[member_of(f)] then redis.call('HDEL', wr, f) end
+      local m = member_of(f)
+      local id = string.sub(m, 1, string.find(m, NUL, 1, true) - 1)
+      if gone[m] or floor == nil or id < floor then redis.call('HDEL', wr, f) end
     end
   end
   return n
@@ -77,18 +83,15 @@ return trimmed
 """
 
 WRITES: Final = r"""
--- KEYS: checkpoints hash, index zset, writes hash, the shard's state_misses counter hash
--- ARGV: member, ttl ms, miss field, then (field, value, replace) triples
--- Writes of a checkpoint the thread no longer holds (expired, evicted, trimmed) are refused
--- and counted as a miss (-1): they would otherwise outlive every bound. A regular write keeps
--- the first value stored for its (task, idx); special channels (error, interrupt) replace.
+-- KEYS: checkpoints hash, index zset, writes hash
+-- ARGV: ttl ms, then (field, value, replace) triples
+-- A regular write keeps the first value stored for its (task, idx); special channels (error,
+-- interrupt, ...) replace. LangGraph may send a checkpoint's writes before the checkpoint
+-- itself (both leave in background threads), so the checkpoint is not required to exist:
+-- writes of checkpoints the thread no longer holds are trimmed by the next store.
 local cp, ix, wr = KEYS[1], KEYS[2], KEYS[3]
-if not redis.call('ZSCORE', ix, ARGV[1]) then
-  redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
-  return -1
-end
 local stored = 0
-for i = 4, #ARGV, 3 do
+for i = 2, #ARGV, 3 do
   if ARGV[i + 2] == '1' then
     redis.call('HSET', wr, ARGV[i], ARGV[i + 1])
     stored = stored + 1
@@ -96,15 +99,15 @@ for i = 4, #ARGV, 3 do
     stored = stored + redis.call('HSETNX', wr, ARGV[i], ARGV[i + 1])
   end
 end
-touch(ARGV[2], cp, ix, wr)
+touch(ARGV[1], cp, ix, wr)
 return stored
 """
 
 GET: Final = r"""
--- KEYS: checkpoints hash, index zset, writes hash
--- ARGV: namespace, checkpoint id ('' = the newest of the namespace), ttl ms ('0' = no refresh)
--- Returns {} (no such checkpoint), {member} (the index holds it, its record is gone: a miss),
--- or {member, record, write field, write value, ...}.
+-- KEYS: checkpoints hash, index zset, writes hash, the shard's state_misses counter hash
+-- ARGV: namespace, checkpoint id ('' = the newest of the namespace), ttl ms, miss field
+-- Returns {} (no such checkpoint), {member} (the index holds it, its record is gone: a miss,
+-- counted), or {member, record, write field, write value, ...}. Refreshes the thread's TTL.
 local cp, ix, wr = KEYS[1], KEYS[2], KEYS[3]
 local member
 if ARGV[2] ~= '' then
@@ -117,8 +120,11 @@ else
   if not member then return {} end
 end
 local record = redis.call('HGET', cp, member)
-if not record then return {member} end
-if ARGV[3] ~= '0' then touch(ARGV[3], cp, ix, wr) end
+if not record then
+  redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+  return {member}
+end
+touch(ARGV[3], cp, ix, wr)
 local out = {member, record}
 for _, f in ipairs(redis.call('HKEYS', wr)) do
   if member_of(f) == member then

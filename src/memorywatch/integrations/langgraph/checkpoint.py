@@ -50,7 +50,6 @@ from memorywatch.integrations.langgraph import _lua
 NUL: Final = "\0"
 STORE_CHECKPOINTS: Final = "checkpoints"
 """``gen_ai.memory.store.name`` of the savers' spans."""
-_NO_REFRESH: Final = "0"
 
 
 def _ms(seconds: float) -> int:
@@ -187,25 +186,30 @@ class _SaverBase(BaseCheckpointSaver[int]):
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str,
-    ) -> tuple[str, list[str], list[Any]]:
+    ) -> tuple[str, list[Any]]:
         thread_id, ns = _thread(config), _ns(config)
         checkpoint_id = _check("checkpoint_id", str(config["configurable"]["checkpoint_id"]))
         member = f"{checkpoint_id}{NUL}{ns}"
-        args: list[Any] = [member, self.ttl_ms, schema.MISS_CHECKPOINT]
+        args: list[Any] = [self.ttl_ms]
         for idx, (channel, value) in enumerate(writes):
             special = WRITES_IDX_MAP.get(channel)
             field = f"{member}{NUL}{_check('task_id', task_id)}{NUL}{special or idx}"
             args += [field, self._codec.write(task_path, channel, value), int(special is not None)]
+        return thread_id, args
+
+    def _get_args(self, config: RunnableConfig) -> tuple[str, list[str], list[Any]]:
+        thread_id, checkpoint_id = _thread(config), get_checkpoint_id(config) or ""
         keys = [
             *self._keys(thread_id),
             self.state.schema.stats(schema.FAMILY_STATE_MISSES, thread_id),
         ]
+        args = [
+            _ns(config),
+            _check("checkpoint_id", checkpoint_id),
+            self.ttl_ms,
+            schema.MISS_CHECKPOINT,
+        ]
         return thread_id, keys, args
-
-    @staticmethod
-    def _get_args(config: RunnableConfig, refresh: str) -> tuple[str, list[Any]]:
-        checkpoint_id = get_checkpoint_id(config)
-        return _thread(config), [_ns(config), _check("checkpoint_id", checkpoint_id or ""), refresh]
 
     @staticmethod
     def _list_args(
@@ -267,13 +271,6 @@ class _SaverBase(BaseCheckpointSaver[int]):
                 continue
             out.append(tup)
         return out
-
-    def _miss_writes(self) -> StateMiss:
-        return StateMiss(
-            schema.MISS_CHECKPOINT,
-            "checkpoint put_writes: the thread no longer holds the checkpoint (expired, "
-            "evicted or trimmed past max_checkpoints)",
-        )
 
     @staticmethod
     def _not_durable_key(thread_key: str) -> str:
@@ -400,14 +397,14 @@ class AgentStateSaver(_SaverBase):
             span.set_attribute(attr.MEMORY_ITEMS, len(writes))
             if not writes:
                 return
-            _, keys, args = self._writes_args(config, writes, task_id, task_path)
-            if int(self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)) < 0:
-                raise self._miss_writes()
+            thread_id, args = self._writes_args(config, writes, task_id, task_path)
+            keys = self._keys(thread_id)
+            self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         with self._span(_SEARCH, "get_tuple") as span:
-            thread_id, args = self._get_args(config, self.ttl_ms)
-            found = self._from_get(thread_id, self._eval("get", self._keys(thread_id), args))
+            thread_id, keys, args = self._get_args(config)
+            found = self._from_get(thread_id, self._eval("get", keys, args))
             span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
         return found
 
@@ -602,15 +599,14 @@ class AsyncAgentStateSaver(_SaverBase):
             span.set_attribute(attr.MEMORY_ITEMS, len(writes))
             if not writes:
                 return
-            _, keys, args = self._writes_args(config, writes, task_id, task_path)
-            stored = await self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
-            if int(stored) < 0:
-                raise self._miss_writes()
+            thread_id, args = self._writes_args(config, writes, task_id, task_path)
+            keys = self._keys(thread_id)
+            await self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         with self._span(_SEARCH, "get_tuple") as span:
-            thread_id, args = self._get_args(config, self.ttl_ms)
-            reply = await self._eval("get", self._keys(thread_id), args)
+            thread_id, keys, args = self._get_args(config)
+            reply = await self._eval("get", keys, args)
             found = self._from_get(thread_id, reply)
             span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
         return found
