@@ -30,23 +30,41 @@ local function ns_of(m)
   return string.sub(m, a + 1)
 end
 
--- delete the given members (set: member -> true) and their records, then the writes of those
--- members and every write older than the oldest member kept (writes may reach Redis before
--- their checkpoint does, so a write of a member not in the index is kept while it is recent)
-local function drop(cp, ix, wr, gone)
+-- the fields and values of the writes of one member: HSCAN matches the prefix in C (cheaper
+-- than comparing every field in Lua); the loop ends when the cursor comes back to 0
+local function writes_of(wr, member)
+  local pattern = string.gsub(member .. NUL, '[%*%?%[%]\\]', '\\%0') .. '*'
+  local out, cursor = {}, '0'
+  repeat
+    local reply = redis.call('HSCAN', wr, cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = reply[1]
+    for _, x in ipairs(reply[2]) do out[#out + 1] = x end
+  until cursor == '0'
+  return out
+end
+
+local function id_of(m)
+  return string.sub(m, 1, string.find(m, NUL, 1, true) - 1)
+end
+
+-- delete the given members (set: member -> true), their records and their writes. Writes may
+-- reach Redis before their checkpoint does, so writes of a member not in the index are kept;
+-- once the writes hash holds more than `sweep` fields, every write older than the oldest
+-- member kept goes too (the checkpoint it waited for never came, or was trimmed since).
+local function drop(cp, ix, wr, gone, sweep)
   local n = 0
   for m in pairs(gone) do
     redis.call('HDEL', cp, m)
     redis.call('ZREM', ix, m)
+    local found = writes_of(wr, m)
+    for i = 1, #found, 2 do redis.call('HDEL', wr, found[i]) end
     n = n + 1
   end
-  if n > 0 then
+  if n > 0 and redis.call('HLEN', wr) > sweep then
     local oldest = redis.call('ZRANGE', ix, 0, 0)[1]
-    local floor = oldest and string.sub(oldest, 1, string.find(oldest, NUL, 1, true) - 1) or nil
+    local floor = oldest and id_of(oldest)
     for _, f in ipairs(redis.call('HKEYS', wr)) do
-      local m = member_of(f)
-      local id = string.sub(m, 1, string.find(m, NUL, 1, true) - 1)
-      if gone[m] or floor == nil or id < floor then redis.call('HDEL', wr, f) end
+      if floor == nil or id_of(f) < floor then redis.call('HDEL', wr, f) end
     end
   end
   return n
@@ -76,7 +94,7 @@ local trimmed = 0
 if excess > 0 then
   local gone = {}
   for _, m in ipairs(redis.call('ZRANGE', ix, 0, excess - 1)) do gone[m] = true end
-  trimmed = drop(cp, ix, wr, gone)
+  trimmed = drop(cp, ix, wr, gone, 4 * tonumber(ARGV[2]))
 end
 touch(ARGV[1], cp, ix, wr)
 return trimmed
@@ -114,8 +132,12 @@ if ARGV[2] ~= '' then
   member = ARGV[2] .. NUL .. ARGV[1]
   if not redis.call('ZSCORE', ix, member) then return {} end
 else
-  for _, m in ipairs(redis.call('ZREVRANGE', ix, 0, -1)) do
-    if ns_of(m) == ARGV[1] then member = m break end
+  local start, size = 0, redis.call('ZCARD', ix)
+  while not member and start < size do  -- newest first, 16 at a time
+    for _, m in ipairs(redis.call('ZREVRANGE', ix, start, start + 15)) do
+      if ns_of(m) == ARGV[1] then member = m break end
+    end
+    start = start + 16
   end
   if not member then return {} end
 end
@@ -126,12 +148,7 @@ if not record then
 end
 touch(ARGV[3], cp, ix, wr)
 local out = {member, record}
-for _, f in ipairs(redis.call('HKEYS', wr)) do
-  if member_of(f) == member then
-    out[#out + 1] = f
-    out[#out + 1] = redis.call('HGET', wr, f)
-  end
-end
+for _, x in ipairs(writes_of(wr, member)) do out[#out + 1] = x end
 return out
 """
 
@@ -179,7 +196,7 @@ for _, m in ipairs(redis.call('ZREVRANGE', ix, 0, -1)) do
   local ns = ns_of(m)
   if seen[ns] then gone[m] = true else seen[ns] = true end
 end
-return drop(cp, ix, wr, gone)
+return drop(cp, ix, wr, gone, 0)
 """
 
 
