@@ -17,6 +17,9 @@ from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from harness import RedisServer, wait_until
 from memorywatch import names, schema
@@ -238,3 +241,25 @@ def test_the_exporter_counts_checkpoint_keys_under_the_memorywatch_profile(
     for sample in scrape.samples(names.KEYSPACE_KEYS):  # no thread id ever becomes a label
         assert not any("thread-" in value for value in sample.labels.values())
     raw.close()
+
+
+def test_each_saver_call_is_a_span_without_ids(server: RedisServer, namespace: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    state = AgentState.from_url(server.url, namespace=namespace, tracer_provider=provider)
+    try:
+        graph = build(AgentStateSaver(state))
+        graph.invoke(
+            {"messages": [HumanMessage("secret text")]}, {"configurable": {"thread_id": "t-42"}}
+        )
+    finally:
+        state.close()
+    spans = [s for s in exporter.get_finished_spans() if s.name.endswith(" checkpoints")]
+    names_seen = {s.name for s in spans}
+    assert {"update_memory checkpoints", "search_memory checkpoints"} <= names_seen
+    ops = {s.attributes["memorywatch.checkpoint.op"] for s in spans if s.attributes}
+    assert {"put", "put_writes", "get_tuple"} <= ops
+    for span in spans:
+        values = [str(v) for v in (span.attributes or {}).values()]
+        assert not any("t-42" in v or "secret" in v for v in values), span.name
