@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
+import redis
 import redis.asyncio as aredis
 import redis.cluster
 from langchain_core.runnables import RunnableConfig
@@ -38,7 +39,8 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from redis.asyncio.cluster import PipelineCommand
 from redis.client import NEVER_DECODE
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.observability import recorder as observability
 
 from memorywatch import schema
 from memorywatch.agent import AgentState
@@ -315,6 +317,36 @@ class _SaverBase(BaseCheckpointSaver[int]):
             span.end()
 
 
+def _direct_pool(client: Any) -> redis.ConnectionPool | None:
+    """The pool a script may take a connection from directly, skipping redis-py's retry and
+    observability wrappers (about as much Python as a saver call's own): a plain client, no
+    command retries configured, redis-py's observability off. Else None: use the client."""
+    if type(client) is not redis.Redis or client.connection is not None:
+        return None
+    if observability.is_enabled():
+        return None
+    pool: redis.ConnectionPool = client.connection_pool
+    retry = pool.connection_kwargs.get("retry")
+    if retry is not None and retry.get_retries():
+        return None
+    return pool
+
+
+def _on_connection(pool: redis.ConnectionPool, *command: Any) -> Any:
+    """One command on a pooled connection, its reply not decoded (records are binary)."""
+    conn = pool.get_connection()
+    try:
+        conn.send_command(*command)
+        return conn.read_response(disable_decoding=True)
+    except ResponseError:
+        raise  # a whole reply was read: the connection is clean
+    except BaseException:
+        conn.disconnect()  # a reply may be half read: never reuse this connection
+        raise
+    finally:
+        pool.release(conn)
+
+
 _UPDATE: Final = attr.GEN_AI_OPERATION_UPDATE_MEMORY
 _SEARCH: Final = attr.GEN_AI_OPERATION_SEARCH_MEMORY
 _DELETE: Final = attr.GEN_AI_OPERATION_DELETE_MEMORY
@@ -347,7 +379,10 @@ class AgentStateSaver(_SaverBase):
         wanted = self.state.settings.min_replicas if durable else 0
         if wanted:
             return self._eval_durable(script, keys, args, durable, wanted)
+        pool = _direct_pool(client)
         try:
+            if pool is not None:
+                return _on_connection(pool, "EVALSHA", script.sha, len(keys), *keys, *args)
             return client.execute_command(
                 "EVALSHA", script.sha, len(keys), *keys, *args, **{NEVER_DECODE: True}
             )
