@@ -287,6 +287,8 @@ KIND_CHECKPOINT_INDEX: Final = "lgix"
 """The thread's checkpoint index (zset of members, score 0, newest = greatest)."""
 KIND_CHECKPOINT_WRITES: Final = "lgw"
 """The pending writes of the thread's checkpoints (hash: write field -> record)."""
+KIND_CHECKPOINT_RUN: Final = "lgrun"
+"""The threads a LangGraph run wrote checkpoints to (set), for ``delete_for_runs``."""
 DEFAULT_MAX_CHECKPOINTS: Final = 100
 """Checkpoints a LangGraph thread keeps (all namespaces together); older ones are trimmed."""
 
@@ -311,6 +313,7 @@ ID_KINDS: Final[dict[str, KeyKind]] = {
     KIND_CHECKPOINTS: KeyKind(KEY_CLASS_CHECKPOINT, "hash", True),
     KIND_CHECKPOINT_INDEX: KeyKind(KEY_CLASS_CHECKPOINT, "zset", True),
     KIND_CHECKPOINT_WRITES: KeyKind(KEY_CLASS_CHECKPOINT, "hash", True),
+    KIND_CHECKPOINT_RUN: KeyKind(KEY_CLASS_CHECKPOINT, "set", True),
 }
 """``{ns}:{N}:<kind>:<id>`` keys."""
 SHARD_KEYS: Final[dict[str, KeyKind]] = {
@@ -468,6 +471,11 @@ class Schema:
         ``{checkpoint_id}\\0{checkpoint_ns}\\0{task_id}\\0{idx}``; trimmed with their checkpoint;
         same TTL."""
         return self._key(thread_id, KIND_CHECKPOINT_WRITES, thread_id)
+
+    def checkpoint_run(self, run_id: str) -> str:
+        """Set of the thread ids a LangGraph run wrote checkpoints to (usually one), so
+        ``delete_for_runs`` finds them without SCAN; TTL = the threads' retention."""
+        return self._key(run_id, KIND_CHECKPOINT_RUN, run_id)
 
     def heartbeat(self, instance_id: str) -> str:
         """Instance hash (see ``HEARTBEAT_FIELDS``) with a short TTL."""

@@ -25,6 +25,7 @@ from harness import RedisServer, wait_until
 from memorywatch import names, schema
 from memorywatch.agent import AgentState, StateMiss
 from memorywatch.agent import aio as agent_aio
+from memorywatch.exporter import keyclass
 from memorywatch.integrations.langgraph import AgentStateSaver, AsyncAgentStateSaver
 from metrics import InProcessExporter
 
@@ -80,11 +81,12 @@ def states(server: RedisServer, namespace: str) -> Iterator[tuple[AgentState, Ag
     b.close()
 
 
-def thread_keys(raw: redis.Redis, namespace: str) -> list[str]:
+def checkpoint_keys(raw: redis.Redis, namespace: str) -> list[str]:
+    """Every key of the namespace the exporter files under the ``checkpoint`` class."""
     return sorted(
         k
-        for kind in (schema.KIND_CHECKPOINTS, schema.KIND_CHECKPOINT_INDEX, "lgw")
-        for k in raw.scan_iter(f"{namespace}:*:{kind}:*")
+        for k in raw.scan_iter(f"{namespace}:*")
+        if keyclass.key_class(k, namespace) == schema.KEY_CLASS_CHECKPOINT
     )
 
 
@@ -122,8 +124,9 @@ def test_a_thread_keeps_its_newest_checkpoints_and_every_key_expires(
     saver = AgentStateSaver(states[0], ttl=120, max_checkpoints=5)
     graph = build(saver)
     config = {"configurable": {"thread_id": "long-thread"}}
-    for i in range(8):  # 8 turns of 5 checkpoints each
-        graph.invoke({"messages": [HumanMessage(f"turn {i}")]}, config)
+    for i in range(8):  # 8 turns (runs) of 5 checkpoints each
+        run = {"configurable": {"thread_id": "long-thread", "run_id": f"run-{i}"}}
+        graph.invoke({"messages": [HumanMessage(f"turn {i}")]}, run)
     listed = list(saver.list(config))
     assert len(listed) == 5
     ids = [t.checkpoint["id"] for t in listed]
@@ -140,19 +143,21 @@ def test_a_thread_keeps_its_newest_checkpoints_and_every_key_expires(
     kept = {f"{t.checkpoint['id']}\0" for t in listed}
     writes = raw.hkeys(sch.checkpoint_writes("long-thread"))
     assert writes and all(any(f.startswith(k) for k in kept) for f in writes)
-    keys = thread_keys(raw, namespace)
-    assert len(keys) == 3
+    keys = checkpoint_keys(raw, namespace)
+    assert len(keys) == 3 + 8  # the thread's three, and one thread set per run
     for key in keys:
         assert 0 < raw.pttl(key) <= 120_000, key
 
-    # activity refreshes the retention of all three keys
-    for key in keys:
+    # activity refreshes the retention of the thread's keys
+    thread = [sch.checkpoints("long-thread"), sch.checkpoint_index("long-thread")]
+    thread.append(sch.checkpoint_writes("long-thread"))
+    for key in thread:
         raw.pexpire(key, 1000)
     saver.get_tuple(config)
-    assert all(raw.pttl(key) > 100_000 for key in keys)
+    assert all(raw.pttl(key) > 100_000 for key in thread)
 
     saver.delete_thread("long-thread")
-    assert thread_keys(raw, namespace) == []
+    assert not any(raw.exists(key) for key in thread)
     raw.close()
 
 

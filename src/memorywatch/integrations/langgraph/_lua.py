@@ -76,17 +76,24 @@ end
 """
 
 STORE: Final = r"""
--- KEYS: checkpoints hash, index zset, writes hash
--- ARGV: ttl ms, max checkpoints, n, then n (member, record) pairs, then (field, value) pairs
+-- KEYS: checkpoints hash, index zset, writes hash[, the run's thread set when it shares the
+--       thread's slot]
+-- ARGV: ttl ms, max checkpoints, thread id, n, then n (member, record) pairs, then (field,
+--       value) pairs
 -- Stores the checkpoints and writes, trims the thread to its newest `max` checkpoints (their
--- writes go with them), refreshes the thread's TTL. Returns how many checkpoints it trimmed.
+-- writes go with them), refreshes the thread's TTL; adds the thread to the run's set (TTL as
+-- the thread). Returns how many checkpoints it trimmed.
 local cp, ix, wr = KEYS[1], KEYS[2], KEYS[3]
-local n = tonumber(ARGV[3])
-for i = 4, 3 + 2 * n, 2 do
+if KEYS[4] then
+  redis.call('SADD', KEYS[4], ARGV[3])
+  redis.call('PEXPIRE', KEYS[4], ARGV[1])
+end
+local n = tonumber(ARGV[4])
+for i = 5, 4 + 2 * n, 2 do
   redis.call('HSET', cp, ARGV[i], ARGV[i + 1])
   redis.call('ZADD', ix, 0, ARGV[i])
 end
-for i = 4 + 2 * n, #ARGV, 2 do
+for i = 5 + 2 * n, #ARGV, 2 do
   redis.call('HSET', wr, ARGV[i], ARGV[i + 1])
 end
 local excess = redis.call('ZCARD', ix) - tonumber(ARGV[2])
@@ -186,6 +193,23 @@ end
 return {found, writes}
 """
 
+DELETE_RUNS: Final = r"""
+-- KEYS: checkpoints hash, index zset, writes hash
+-- ARGV: run ids. Deletes the thread's checkpoints whose record starts with one of them (the
+-- record's head is `{run id}\0...`) and their writes; returns how many it deleted.
+local cp, ix, wr = KEYS[1], KEYS[2], KEYS[3]
+local runs, gone = {}, {}
+for _, run in ipairs(ARGV) do runs[run] = true end
+for _, m in ipairs(redis.call('ZRANGE', ix, 0, -1)) do
+  local record = redis.call('HGET', cp, m)
+  if record then
+    local cut = string.find(record, NUL, 1, true)
+    if cut and runs[string.sub(record, 1, cut - 1)] then gone[m] = true end
+  end
+end
+return drop(cp, ix, wr, gone, 0)
+"""
+
 PRUNE: Final = r"""
 -- KEYS: checkpoints hash, index zset, writes hash
 -- ARGV: none. Keeps the newest checkpoint of each namespace (and its writes), deletes the
@@ -224,5 +248,6 @@ SCRIPTS: Final = {
         Script("get", GET),
         Script("list", LIST),
         Script("prune", PRUNE),
+        Script("delete_runs", DELETE_RUNS),
     )
 }

@@ -94,7 +94,7 @@ def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
 class _Codec:
     """Records as Redis stores them: binary, NUL-separated heads (no id holds a NUL).
 
-    checkpoint record: ``{parent id}\\0{checkpoint type}\\0{metadata type}\\0{len}\\0`` then the
+    checkpoint record: ``{run id}\\0{parent id}\\0{checkpoint type}\\0{metadata type}\\0{len}\\0`` then the
     checkpoint bytes (``len`` of them) and the metadata bytes.
     write record: ``{task path}\\0{channel}\\0{type}\\0`` then the value bytes.
     """
@@ -103,15 +103,16 @@ class _Codec:
         self.serde = serde
 
     def checkpoint(
-        self, checkpoint: Checkpoint, metadata: CheckpointMetadata, parent: str | None
+        self, checkpoint: Checkpoint, metadata: CheckpointMetadata, parent: str | None, run: str
     ) -> bytes:
         cp_type, cp_bytes = self.serde.dumps_typed(checkpoint)
         md_type, md_bytes = self.serde.dumps_typed(metadata)
-        head = NUL.join((parent or "", cp_type, md_type, str(len(cp_bytes)), "")).encode()
+        parts = (run, parent or "", cp_type, md_type, str(len(cp_bytes)), "")
+        head = NUL.join(parts).encode()
         return head + cp_bytes + md_bytes
 
     def load_checkpoint(self, record: bytes) -> tuple[Checkpoint, CheckpointMetadata, str]:
-        parent, cp_type, md_type, size, rest = record.split(b"\0", 4)
+        _, parent, cp_type, md_type, size, rest = record.split(b"\0", 5)
         cut = int(size)
         checkpoint: Checkpoint = self.serde.loads_typed((cp_type.decode(), rest[:cut]))
         metadata: CheckpointMetadata = self.serde.loads_typed((md_type.decode(), rest[cut:]))
@@ -173,14 +174,39 @@ class _SaverBase(BaseCheckpointSaver[int]):
         config: RunnableConfig,
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
-    ) -> tuple[str, list[Any], RunnableConfig]:
+    ) -> tuple[list[str], list[Any], RunnableConfig, str | None]:
+        """Keys and arguments of ``store``, the stored config, and the run's thread-set key
+        when it cannot go in the same script (another Cluster slot than the thread's)."""
         thread_id, ns = _thread(config), _ns(config)
         checkpoint_id = _check("checkpoint_id", checkpoint["id"])
-        record = self._codec.checkpoint(
-            checkpoint, get_checkpoint_metadata(config, metadata), get_checkpoint_id(config)
-        )
-        args = [self.ttl_ms, self.max_checkpoints, 1, f"{checkpoint_id}{NUL}{ns}", record]
-        return thread_id, args, _config(thread_id, ns, checkpoint_id)
+        stored_metadata = get_checkpoint_metadata(config, metadata)
+        run = _check("run_id", str(stored_metadata.get("run_id") or ""))
+        record = self._codec.checkpoint(checkpoint, stored_metadata, get_checkpoint_id(config), run)
+        member = f"{checkpoint_id}{NUL}{ns}"
+        args = [self.ttl_ms, self.max_checkpoints, thread_id, 1, member, record]
+        keys, apart = self._keys(thread_id), None
+        if run:
+            sch = self.state.schema
+            if sch.shard(run) == sch.shard(thread_id):
+                keys.append(sch.checkpoint_run(run))
+            else:
+                apart = sch.checkpoint_run(run)
+        return keys, args, _config(thread_id, ns, checkpoint_id), apart
+
+    def _copy_args(
+        self, target: str, found: Sequence[bytes], writes: Sequence[bytes]
+    ) -> tuple[list[Any], set[str]]:
+        args = [self.ttl_ms, self.max_checkpoints, target, len(found) // 2, *found, *writes]
+        runs = {_text(found[i].split(b"\0", 1)[0]) for i in range(1, len(found), 2)}
+        return args, {self.state.schema.checkpoint_run(run) for run in runs if run}
+
+    @staticmethod
+    def _runs_by_thread(run_ids: Sequence[str], members: Sequence[Any]) -> dict[str, list[str]]:
+        by_thread: dict[str, list[str]] = {}
+        for run, threads in zip(run_ids, members, strict=True):
+            for thread in threads:
+                by_thread.setdefault(_text(thread), []).append(run)
+        return by_thread
 
     def _writes_args(
         self,
@@ -417,8 +443,10 @@ class AgentStateSaver(_SaverBase):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         with self._span(_UPDATE, "put"):
-            thread_id, args, stored = self._put_args(config, checkpoint, metadata)
-            self._eval("store", self._keys(thread_id), args, schema.DURABLE_CHECKPOINT_PUT)
+            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
+            self._eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
+            if apart:
+                self._add_to_runs([apart], _thread(config))
         return stored
 
     def put_writes(
@@ -469,9 +497,36 @@ class AgentStateSaver(_SaverBase):
             found, writes = self._eval("list", self._keys(source), [0, "", "", 0])
             if not found:
                 return
-            args = [self.ttl_ms, self.max_checkpoints, len(found) // 2, *found, *writes]
             target = _check("thread_id", str(target_thread_id))
+            args, run_keys = self._copy_args(target, found, writes)
             self._eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
+            self._add_to_runs(sorted(run_keys), target)
+
+    def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> None:
+        if not run_keys:
+            return
+        pipe = self.state.client.pipeline(transaction=False)
+        for key in run_keys:
+            pipe.sadd(key, thread_id)
+            pipe.pexpire(key, int(self.ttl_ms))
+        pipe.execute()
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
+        with self._span(_DELETE, "delete_for_runs"):
+            runs = [_check("run_id", str(run)) for run in run_ids]
+            if not runs:
+                return
+            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
+            pipe = self.state.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.smembers(key)
+            for thread_id, thread_runs in self._runs_by_thread(runs, pipe.execute()).items():
+                self._eval("delete_runs", self._keys(thread_id), thread_runs)
+            pipe = self.state.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.delete(key)
+            pipe.execute()
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
@@ -526,6 +581,9 @@ class AgentStateSaver(_SaverBase):
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
@@ -619,8 +677,10 @@ class AsyncAgentStateSaver(_SaverBase):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         with self._span(_UPDATE, "put"):
-            thread_id, args, stored = self._put_args(config, checkpoint, metadata)
-            await self._eval("store", self._keys(thread_id), args, schema.DURABLE_CHECKPOINT_PUT)
+            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
+            await self._eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
+            if apart:
+                await self._add_to_runs([apart], _thread(config))
         return stored
 
     async def aput_writes(
@@ -673,9 +733,37 @@ class AsyncAgentStateSaver(_SaverBase):
             found, writes = await self._eval("list", self._keys(source), [0, "", "", 0])
             if not found:
                 return
-            args = [self.ttl_ms, self.max_checkpoints, len(found) // 2, *found, *writes]
             target = _check("thread_id", str(target_thread_id))
+            args, run_keys = self._copy_args(target, found, writes)
             await self._eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
+            await self._add_to_runs(sorted(run_keys), target)
+
+    async def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> None:
+        if not run_keys:
+            return
+        pipe = self.state.client.pipeline(transaction=False)
+        for key in run_keys:
+            pipe.sadd(key, thread_id)
+            pipe.pexpire(key, int(self.ttl_ms))
+        await pipe.execute()
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
+        with self._span(_DELETE, "delete_for_runs"):
+            runs = [_check("run_id", str(run)) for run in run_ids]
+            if not runs:
+                return
+            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
+            pipe = self.state.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.smembers(key)
+            members = await pipe.execute()
+            for thread_id, thread_runs in self._runs_by_thread(runs, members).items():
+                await self._eval("delete_runs", self._keys(thread_id), thread_runs)
+            pipe = self.state.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.delete(key)
+            await pipe.execute()
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
@@ -734,6 +822,9 @@ class AsyncAgentStateSaver(_SaverBase):
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         self._sync(self.acopy_thread(source_thread_id, target_thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._sync(self.adelete_for_runs(run_ids))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         self._sync(self.aprune(thread_ids, strategy=strategy))
