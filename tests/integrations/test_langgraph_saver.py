@@ -268,3 +268,14 @@ def test_each_saver_call_is_a_span_without_ids(server: RedisServer, namespace: s
     for span in spans:
         values = [str(v) for v in (span.attributes or {}).values()]
         assert not any("t-42" in v or "secret" in v for v in values), span.name
+
+
+def test_bad_use_is_one_clear_error(states: tuple[AgentState, AgentState]) -> None:
+    with pytest.raises(RuntimeError, match="inside the running event loop"):
+        AsyncAgentStateSaver(states[0])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_checkpoints must be at least 1"):
+        AgentStateSaver(states[0], max_checkpoints=0)
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        AgentStateSaver(states[0], ttl=0)
+    with pytest.raises(ValueError, match="thread_id"):
+        list(AgentStateSaver(states[0]).list(None))

@@ -608,7 +608,13 @@ class AsyncAgentStateSaver(_SaverBase):
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
-        self.loop = asyncio.get_running_loop()
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "AsyncAgentStateSaver must be built inside the running event loop of the graph "
+                "(in an async function); for sync code use AgentStateSaver"
+            ) from None
 
     async def _eval(self, name: str, keys: list[str], args: list[Any], durable: str = "") -> Any:
         script = _lua.SCRIPTS[name]
