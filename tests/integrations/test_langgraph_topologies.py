@@ -1,6 +1,6 @@
 """The savers on the topologies the SDK supports: Redis Cluster (each thread's keys on one
-slot, both clients) and durable mode (a write the replica did not acknowledge is refused and
-counted)."""
+slot, both clients, runs deleted across slots), a Sentinel-managed master, and durable mode (a
+write the replica did not acknowledge is refused and counted)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from test_langgraph_saver import build
 
-from harness import LOOPBACK, freeze, master_with_replica, redis_cluster, thaw
+from harness import LOOPBACK, freeze, master_with_replica, redis_cluster, sentinel_group, thaw
 from memorywatch import schema
 from memorywatch.agent import AgentState, StateNotDurable
 from memorywatch.agent import aio as agent_aio
@@ -97,3 +97,18 @@ def test_durable_mode_refuses_a_checkpoint_the_replica_did_not_acknowledge() -> 
         finally:
             patient.close()
             strict.close()
+
+
+def test_a_sentinel_managed_master_through_the_state_url() -> None:
+    with sentinel_group("agents") as (master, _, sentinel):
+        url = f"redis+sentinel://{LOOPBACK}:{sentinel.port}/agents"
+        state = AgentState.from_url(url, namespace="lgs")
+        try:
+            graph = build(AgentStateSaver(state))
+            config = {"configurable": {"thread_id": "sentinel-thread"}}
+            graph.invoke({"messages": [HumanMessage("via sentinel")]}, config)
+        finally:
+            state.close()
+        raw = master.client()
+        assert raw.exists(f"lgs:{{0}}:{schema.KIND_CHECKPOINTS}:sentinel-thread") == 1
+        raw.close()
