@@ -279,3 +279,47 @@ def test_bad_use_is_one_clear_error(states: tuple[AgentState, AgentState]) -> No
         AgentStateSaver(states[0], ttl=0)
     with pytest.raises(ValueError, match="thread_id"):
         list(AgentStateSaver(states[0]).list(None))
+
+
+@pytest.mark.slow
+def test_ten_thousand_threads_leave_no_key_without_a_ttl(
+    server: RedisServer, namespace: str
+) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    threads = 10_000
+
+    async def write_all() -> None:
+        state = agent_aio.AgentState.from_url(server.url, namespace=namespace)
+        saver = AsyncAgentStateSaver(state, ttl=3600)
+        try:
+
+            async def one(i: int) -> None:
+                config = {"configurable": {"thread_id": f"churn-{i}", "checkpoint_ns": ""}}
+                checkpoint = empty_checkpoint()
+                checkpoint["id"] = f"1ef00000-0000-6000-8000-{i:012d}"
+                metadata: Any = {"source": "input", "step": -1, "parents": {}}
+                stored = await saver.aput(config, checkpoint, metadata, {})
+                await saver.aput_writes(stored, [("messages", "hi")], "task")
+
+            for start in range(0, threads, 200):
+                await asyncio.gather(*(one(i) for i in range(start, start + 200)))
+        finally:
+            await state.aclose()
+
+    asyncio.run(write_all())
+    raw = server.client()
+    keys = list(raw.scan_iter(f"{namespace}:*", count=1000))
+    pipe = raw.pipeline(transaction=False)
+    for key in keys:
+        pipe.pttl(key)
+    ttls = dict(zip(keys, pipe.execute(), strict=True))
+    by_class: dict[str, int] = {}
+    for key in keys:
+        by_class[keyclass.key_class(key, namespace)] = (
+            by_class.get(keyclass.key_class(key, namespace), 0) + 1
+        )
+    assert by_class[schema.KEY_CLASS_CHECKPOINT] == 3 * threads
+    without_ttl = sorted(k for k, ttl in ttls.items() if ttl == -1)
+    assert without_ttl == [f"{namespace}:schema"]  # docs/schema.md: 1 key, 2 fields
+    raw.close()

@@ -159,6 +159,9 @@ class _SaverBase(BaseCheckpointSaver[int]):
         self.max_checkpoints = max_checkpoints
         self._codec = _Codec(self.serde)
         self._tracer = state.telemetry.tracer
+        self._schema_written = False
+        """``{ns}:schema`` checked (written if absent) before the first script, as every SDK
+        operation does: the exporter reads the shard count from it."""
 
     # -- keys and arguments -------------------------------------------------------------------------
     def _keys(self, thread_id: str) -> list[str]:
@@ -400,6 +403,9 @@ class AgentStateSaver(_SaverBase):
         super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
 
     def _eval(self, name: str, keys: list[str], args: list[Any], durable: str = "") -> Any:
+        if not self._schema_written:
+            self.state.ensure_schema()
+            self._schema_written = True
         script = _lua.SCRIPTS[name]
         client: Any = self.state.client
         wanted = self.state.settings.min_replicas if durable else 0
@@ -617,6 +623,9 @@ class AsyncAgentStateSaver(_SaverBase):
             ) from None
 
     async def _eval(self, name: str, keys: list[str], args: list[Any], durable: str = "") -> Any:
+        if not self._schema_written:
+            await self.state.ensure_schema()
+            self._schema_written = True
         script = _lua.SCRIPTS[name]
         client: Any = self.state.client
         wanted = self.state.settings.min_replicas if durable else 0
