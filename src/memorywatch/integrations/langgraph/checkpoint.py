@@ -1,7 +1,8 @@
 """LangGraph checkpoint savers on the memorywatch schema: plain Redis 7, no modules.
 
 ``AgentStateSaver(state)`` and ``AsyncAgentStateSaver(state)`` keep a graph's checkpoints in
-three keys per thread (``lgcp``, ``lgix``, ``lgw``; docs/schema.md, "LangGraph checkpoints"),
+three keys per thread (``lgcp``, ``lgix``, ``lgw``) and one set per run (``lgrun``, for
+``delete_for_runs``; docs/schema.md, "LangGraph checkpoints"),
 on the state's own Redis client: its shards and hash tags (each thread's keys on one Cluster
 slot, every operation one script), its Sentinel or Cluster connection, its durable mode.
 
@@ -125,7 +126,8 @@ class _Codec:
 
     def write(self, task_path: str, channel: str, value: Any) -> bytes:
         kind, raw = self.serde.dumps_typed(value)
-        return NUL.join((task_path, _check("channel", channel), kind, "")).encode() + raw
+        head = (_check("task_path", task_path), _check("channel", channel), kind, "")
+        return NUL.join(head).encode() + raw
 
     def load_writes(self, pairs: Sequence[bytes]) -> list[PendingWrite]:
         ordered: list[tuple[tuple[str, str, int], PendingWrite]] = []
@@ -157,11 +159,16 @@ class _SaverBase(BaseCheckpointSaver[int]):
         self.ttl = float(ttl if ttl is not None else state.settings.session_ttl)
         self.ttl_ms = str(_ms(self.ttl))
         self.max_checkpoints = max_checkpoints
-        self._codec = _Codec(self.serde)
         self._tracer = state.telemetry.tracer
         self._schema_written = False
         """``{ns}:schema`` checked (written if absent) before the first script, as every SDK
         operation does: the exporter reads the shard count from it."""
+
+    @property
+    def _codec(self) -> _Codec:
+        """Built on the current ``serde``: LangGraph's ``with_allowlist`` clones the saver
+        with another serializer (its msgpack allowlist), which must be the one used."""
+        return _Codec(self.serde)
 
     # -- keys and arguments -------------------------------------------------------------------------
     def _keys(self, thread_id: str) -> list[str]:
