@@ -25,6 +25,7 @@ from harness import RedisServer, wait_until
 from memorywatch import names, schema
 from memorywatch.agent import AgentState, StateMiss
 from memorywatch.agent import aio as agent_aio
+from memorywatch.agent import attributes as attr
 from memorywatch.exporter import keyclass
 from memorywatch.integrations.langgraph import AgentStateSaver, AsyncAgentStateSaver
 from metrics import InProcessExporter
@@ -263,7 +264,7 @@ def test_each_saver_call_is_a_span_without_ids(server: RedisServer, namespace: s
     spans = [s for s in exporter.get_finished_spans() if s.name.endswith(" checkpoints")]
     names_seen = {s.name for s in spans}
     assert {"update_memory checkpoints", "search_memory checkpoints"} <= names_seen
-    ops = {s.attributes["memorywatch.checkpoint.op"] for s in spans if s.attributes}
+    ops = {s.attributes[attr.CHECKPOINT_OP] for s in spans if s.attributes}
     assert {"put", "put_writes", "get_tuple"} <= ops
     for span in spans:
         values = [str(v) for v in (span.attributes or {}).values()]

@@ -51,7 +51,7 @@ from memorywatch.agent.errors import StateMiss, StateNotDurable
 from memorywatch.integrations.langgraph import _lua
 
 NUL: Final = "\0"
-STORE_CHECKPOINTS: Final = "checkpoints"
+STORE_CHECKPOINTS: Final = attr.STORE_CHECKPOINTS
 """``gen_ai.memory.store.name`` of the savers' spans."""
 
 
@@ -340,7 +340,7 @@ class _SaverBase(BaseCheckpointSaver[int]):
                 attr.GEN_AI_MEMORY_STORE_NAME: STORE_CHECKPOINTS,
                 attr.GEN_AI_MEMORY_TYPE: "short_term",
                 attr.GEN_AI_MEMORY_SCOPE: "session",
-                "memorywatch.checkpoint.op": op,
+                attr.CHECKPOINT_OP: op,
             },
         )
         try:
