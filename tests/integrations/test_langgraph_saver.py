@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
-from langchain_core.tools import tool
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.graph.state import CompiledStateGraph
-from langgraph.prebuilt import ToolNode
+from langchain_core.messages import HumanMessage, ToolMessage
+from lg_graph import TOOL_RUNS, build
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -29,42 +30,6 @@ from memorywatch.agent import attributes as attr
 from memorywatch.exporter import keyclass
 from memorywatch.integrations.langgraph import AgentStateSaver, AsyncAgentStateSaver
 from metrics import InProcessExporter
-
-TOOL_RUNS: list[str] = []
-"""The side effects of the test tool, one entry per execution."""
-
-
-@tool
-def add_note(text: str) -> str:
-    """Store a note (the test's side effect)."""
-    TOOL_RUNS.append(text)
-    return f"noted: {text}"
-
-
-def fake_model(state: MessagesState) -> dict[str, list[AnyMessage]]:
-    """A deterministic model: a human turn asks for the tool (with a fresh call id, as a real
-    model emits), a tool result gets a final answer that counts the conversation so far."""
-    last = state["messages"][-1]
-    if isinstance(last, HumanMessage):
-        call = {"name": "add_note", "args": {"text": str(last.content)}, "id": uuid.uuid4().hex}
-        return {"messages": [AIMessage(content="", tool_calls=[call])]}
-    humans = sum(isinstance(m, HumanMessage) for m in state["messages"])
-    return {"messages": [AIMessage(content=f"done with {humans} requests")]}
-
-
-def route(state: MessagesState) -> str:
-    last = state["messages"][-1]
-    return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
-
-
-def build(checkpointer: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
-    builder = StateGraph(MessagesState)
-    builder.add_node("model", fake_model)
-    builder.add_node("tools", ToolNode([add_note]))
-    builder.add_edge(START, "model")
-    builder.add_conditional_edges("model", route, ["tools", END])
-    builder.add_edge("tools", "model")
-    return builder.compile(checkpointer=checkpointer)
 
 
 @pytest.fixture
@@ -116,6 +81,51 @@ def test_a_graph_resumes_on_another_instance_with_its_history(
     assert steps == sorted(steps, reverse=True) and len(steps) == len(set(steps))
     other = {"configurable": {"thread_id": "conversation-2"}}
     assert first.get_state(other).values == {}
+
+
+CHILD = """
+import json, sys
+sys.path[:0] = sys.argv[3:]
+from lg_graph import TOOL_RUNS, build
+from langchain_core.messages import HumanMessage
+from memorywatch.agent import AgentState
+from memorywatch.integrations.langgraph import AgentStateSaver
+state = AgentState.from_url(sys.argv[1], namespace=sys.argv[2], instance_id="child")
+graph = build(AgentStateSaver(state))
+out = graph.invoke({"messages": [HumanMessage("feed cat")]}, {"configurable": {"thread_id": "c-1"}})
+print(json.dumps({"messages": len(out["messages"]), "last": out["messages"][-1].content,
+                  "tool_runs": TOOL_RUNS}))
+state.close()
+"""
+
+
+@pytest.mark.slow
+def test_another_process_continues_the_conversation(
+    server: RedisServer, states: tuple[AgentState, AgentState], namespace: str
+) -> None:
+    TOOL_RUNS.clear()
+    graph = build(AgentStateSaver(states[0]))
+    config = {"configurable": {"thread_id": "c-1"}}
+    for text in ("buy milk", "call bob"):
+        graph.invoke({"messages": [HumanMessage(text)]}, config)
+    here = Path(__file__).resolve().parent
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, server.url, namespace, str(here.parent), str(here)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert child == {"messages": 12, "last": "done with 3 requests", "tool_runs": ["feed cat"]}
+    back = graph.get_state(config).values["messages"]
+    assert [m.content for m in back if isinstance(m, HumanMessage)] == [
+        "buy milk",
+        "call bob",
+        "feed cat",
+    ]
+    assert TOOL_RUNS == ["buy milk", "call bob"]  # each side effect ran once, where it ran
 
 
 def test_a_thread_keeps_its_newest_checkpoints_and_every_key_expires(

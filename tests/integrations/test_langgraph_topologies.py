@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from langchain_core.messages import HumanMessage
-from test_langgraph_saver import build
+from lg_graph import build
 
 from harness import LOOPBACK, freeze, master_with_replica, redis_cluster, sentinel_group, thaw
 from memorywatch import schema
