@@ -281,8 +281,14 @@ def test_each_saver_call_is_a_span_without_ids(server: RedisServer, namespace: s
         assert not any("t-42" in v or "secret" in v for v in values), span.name
 
 
-def test_bad_use_is_one_clear_error(states: tuple[AgentState, AgentState]) -> None:
+def test_bad_use_is_one_clear_error(
+    server: RedisServer, states: tuple[AgentState, AgentState], namespace: str
+) -> None:
+    outside = agent_aio.AgentState.from_url(server.url, namespace=namespace)
     with pytest.raises(RuntimeError, match="inside the running event loop"):
+        AsyncAgentStateSaver(outside)
+    asyncio.run(outside.aclose())
+    with pytest.raises(TypeError, match="use AgentStateSaver"):
         AsyncAgentStateSaver(states[0])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_checkpoints must be at least 1"):
         AgentStateSaver(states[0], max_checkpoints=0)

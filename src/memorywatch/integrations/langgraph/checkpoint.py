@@ -407,6 +407,11 @@ class AgentStateSaver(_SaverBase):
         max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
         serde: SerializerProtocol | None = None,
     ) -> None:
+        if not isinstance(state, AgentState):
+            raise TypeError(
+                "AgentStateSaver needs memorywatch.agent.AgentState (the sync client); "
+                "for memorywatch.agent.aio.AgentState use AsyncAgentStateSaver"
+            )
         super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
 
     def _eval(self, name: str, keys: list[str], args: list[Any], durable: str = "") -> Any:
@@ -620,6 +625,11 @@ class AsyncAgentStateSaver(_SaverBase):
         max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
         serde: SerializerProtocol | None = None,
     ) -> None:
+        if not isinstance(state, AsyncAgentState):
+            raise TypeError(
+                "AsyncAgentStateSaver needs memorywatch.agent.aio.AgentState (the asyncio "
+                "client); for memorywatch.agent.AgentState use AgentStateSaver"
+            )
         super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
         try:
             self.loop = asyncio.get_running_loop()
