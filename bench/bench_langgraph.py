@@ -196,9 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.supersteps < args.rounds or args.rounds < 1:
         parser.error("--supersteps must be at least --rounds, and --rounds at least 1")
-    from langgraph.checkpoint.postgres import PostgresSaver
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
 
-    from memorywatch.integrations.langgraph import AgentStateSaver
+        from memorywatch.integrations.langgraph import AgentStateSaver
+    except ImportError as exc:
+        print(f"bench_langgraph: {exc.name} is not installed: pip install -e '.[dev]'")
+        return 2
 
     per_round = args.supersteps // args.rounds
     results: dict[str, list[float]] = {OURS: [], PEER: []}
