@@ -1,0 +1,1 @@
+"""LangGraph on memorywatch (``pip install memorywatch[langgraph]``)."""
