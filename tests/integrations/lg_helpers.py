@@ -34,9 +34,10 @@ def model_fail_key(namespace: str) -> str:
     return f"{namespace}-model-fail"
 
 
-def block_key(namespace: str) -> str:
-    """When set, the next tool call takes it and hangs (before or after its side effect)."""
-    return f"{namespace}-block"
+def block_key(namespace: str, text: str) -> str:
+    """When set (to ``before`` or ``after``), the next tool call with this text takes it and
+    hangs before or after its side effect (where the test kills its process)."""
+    return f"{namespace}-block:{text}"
 
 
 def started_key(namespace: str) -> str:
@@ -67,8 +68,8 @@ def build_graph(
             request = current_run().request_id
         except LookupError:  # a plain graph.invoke, outside run_once
             request = "-"
-        where = side.getdel(block_key(namespace))
-        entry = f"{text}|{ctx.fencing_token}|{os.getpid()}|{int(ctx.reclaimed)}|{request}"
+        where = side.getdel(block_key(namespace, text))
+        entry = f"{text}|{ctx.fencing_token}|{os.getpid()}|{int(ctx.reclaimed)}|{request}|{ctx.idempotency_key}"
         if where == "before":
             side.rpush(started_key(namespace), entry)
             time.sleep(60)  # killed here
