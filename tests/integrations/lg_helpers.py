@@ -16,8 +16,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from memorywatch.agent import AgentState
-from memorywatch.agent import aio
+from memorywatch.agent import AgentState, aio
 from memorywatch.integrations.langgraph.runs import current_run, idempotent_tool, tool_context
 
 

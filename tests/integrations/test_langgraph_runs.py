@@ -93,9 +93,7 @@ def test_without_run_once_a_double_submit_runs_the_tool_twice_with_run_once_once
     assert isinstance(again["messages"][2], ToolMessage)
     assert len(side.lrange(effects_key(namespace), 0, -1)) == 1
     assert side.get(model_calls_key(namespace)) == "2"  # the replay called no model
-    assert counters(side, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {
-        RUN_TOOL_NAME: 1
-    }
+    assert counters(side, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {RUN_TOOL_NAME: 1}
     # another instance (another AgentState, same Redis) replays the same record
     other = AgentState(side, namespace=namespace, instance_id="other")
     replayed = run_once(graph, turn("hello"), config("t1"), request_id="r1", state=other)

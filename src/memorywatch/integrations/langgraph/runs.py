@@ -32,8 +32,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel, ConfigDict
 
-from memorywatch.agent import AgentState, LockTimeout, ToolContext, ToolInProgress, ToolOptions
-from memorywatch.agent import aio
+from memorywatch.agent import AgentState, LockTimeout, ToolContext, ToolInProgress, ToolOptions, aio
 
 RUN_TOOL_NAME: Final = "langgraph_run"
 """The tool name a run's record is counted under (``tool`` label of the fleet counters)."""
@@ -175,9 +174,7 @@ def _pending_own(snapshot: Any, request_id: str) -> bool:
 
 
 def _busy(thread_id: str, wait: float, error: LockTimeout) -> ThreadBusy:
-    busy = ThreadBusy(
-        f"thread {thread_id!r} is running another request; still busy after {wait}s"
-    )
+    busy = ThreadBusy(f"thread {thread_id!r} is running another request; still busy after {wait}s")
     busy.__cause__ = error
     return busy
 
@@ -316,11 +313,11 @@ async def arun_once(
 def _visible_args(tool: BaseTool, args: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments the model wrote (what the call's fingerprint covers): injected state,
     store, runtime or tool-call id are neither the model's nor JSON."""
-    schema = tool.tool_call_schema
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        names = set(schema.model_fields)
-    else:
-        names = set((schema or {}).get("properties", {}))
+    schema: Any = tool.tool_call_schema
+    if isinstance(schema, dict):
+        names = set(schema.get("properties", {}))
+    else:  # a pydantic model class (v2 or v1)
+        names = set(getattr(schema, "model_fields", None) or getattr(schema, "__fields__", {}))
     return {name: value for name, value in args.items() if name in names}
 
 
@@ -346,7 +343,8 @@ class IdempotentTool(BaseTool):
     """The wrapped function, so ToolNode finds its injected parameters (state, runtime)."""
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
-        return self.inner.get_input_schema(config)
+        schema: type[BaseModel] = self.inner.get_input_schema(config)  # type: ignore[assignment]
+        return schema
 
     @property
     def tool_call_schema(self) -> Any:
