@@ -4,6 +4,7 @@ one process (the two-process races and the SIGKILL are in test_langgraph_runs_pr
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ import pytest
 import redis
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from lg_helpers import (
     build_graph,
     effects_key,
@@ -25,10 +27,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from harness import RedisServer, redis_server
 from memorywatch import schema
-from memorywatch.agent import AgentState, aio
+from memorywatch.agent import AgentState, ToolContext, aio
+from memorywatch.integrations.langgraph import runs
 from memorywatch.integrations.langgraph.runs import (
     RUN_TOOL_NAME,
     THREAD_LOCK_KIND,
+    RunInProgress,
     ThreadBusy,
     arun_once,
     idempotent_tool,
@@ -209,3 +213,35 @@ def test_asyncio_double_submit_and_two_requests_of_one_thread(
             assert len(side.lrange(effects_key(namespace), 0, -1)) == 3
 
     asyncio.run(scenario())
+
+
+def test_the_same_request_running_elsewhere_is_waited_for_then_refused(
+    state: AgentState, side: redis.Redis, namespace: str
+) -> None:
+    graph = build_graph(state, side, namespace, InMemorySaver())
+    started, finish = threading.Event(), threading.Event()
+
+    def elsewhere(ctx: ToolContext) -> dict[str, str]:  # the run of another instance
+        started.set()
+        finish.wait(10)
+        return runs._encode(JsonPlusSerializer(), {"messages": [AIMessage("from elsewhere")]})
+
+    holder = threading.Thread(target=state.run_tool, args=(RUN_TOOL_NAME, "lgrun:t1:r1", elsewhere))
+    holder.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(RunInProgress, match="request 'r1' is still running on another"):
+            run_once(graph, turn("q"), config("t1"), request_id="r1", state=state, wait=0.2)
+    finally:
+        finish.set()
+        holder.join(10)
+    # a replay within the wait gets the other instance's recorded output; the graph never ran
+    out = run_once(graph, turn("q"), config("t1"), request_id="r1", state=state)
+    assert out["messages"][0].content == "from elsewhere"
+    assert side.get(model_calls_key(namespace)) is None
+    with pytest.raises(ValueError, match="request_id"):
+        run_once(graph, turn("q"), config("t1"), request_id="", state=state)
+    with pytest.raises(ValueError, match="thread_id"):
+        run_once(graph, turn("q"), {}, request_id="r2", state=state)
+    with pytest.raises(TypeError, match="state=AgentState"):
+        run_once(graph, turn("q"), config("t1"), request_id="r2")
