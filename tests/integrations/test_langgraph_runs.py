@@ -7,12 +7,16 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Annotated, Any
 
 import pytest
 import redis
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import InjectedToolCallId
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import InjectedState, ToolNode, ToolRuntime, tools_condition
 from lg_helpers import (
     build_graph,
     effects_key,
@@ -245,3 +249,43 @@ def test_the_same_request_running_elsewhere_is_waited_for_then_refused(
         run_once(graph, turn("q"), {}, request_id="r2", state=state)
     with pytest.raises(TypeError, match="state=AgentState"):
         run_once(graph, turn("q"), config("t1"), request_id="r2")
+
+
+def test_injected_state_runtime_and_call_id_reach_the_tool_and_stay_out_of_the_key(
+    state: AgentState, side: redis.Redis, namespace: str
+) -> None:
+    seen: list[tuple[int, str, str]] = []
+
+    @idempotent_tool(state)
+    def count(
+        word: str,
+        graph_state: Annotated[dict[str, Any], InjectedState],
+        call_id: Annotated[str, InjectedToolCallId],
+        runtime: ToolRuntime,
+    ) -> str:
+        """Count the messages so far."""
+        seen.append((len(graph_state["messages"]), call_id, runtime.tool_call_id or ""))
+        return f"{word}={len(graph_state['messages'])}"
+
+    assert set(count.tool_call_schema.model_json_schema()["properties"]) == {"word"}
+
+    def model(graph_state: MessagesState) -> dict[str, list[AIMessage]]:  # repeats one call id
+        last = graph_state["messages"][-1]
+        if isinstance(last, ToolMessage):
+            return {"messages": [AIMessage(f"done {last.content}")]}
+        call = {"name": "count", "args": {"word": "n"}, "id": "c1"}
+        return {"messages": [AIMessage("", tool_calls=[call])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", model)
+    builder.add_node("tools", ToolNode([count]))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    first = run_once(graph, turn("a"), config("t1"), request_id="r1", state=state)
+    second = run_once(graph, turn("b"), config("t1"), request_id="r2", state=state)
+    assert first["messages"][-1].content == "done n=2"
+    # a new run whose model repeats the call id gets the recorded answer: the tool ran once
+    assert second["messages"][-1].content == "done n=2"
+    assert seen == [(2, "c1", "c1")]
