@@ -289,3 +289,28 @@ def test_injected_state_runtime_and_call_id_reach_the_tool_and_stay_out_of_the_k
     # a new run whose model repeats the call id gets the recorded answer: the tool ran once
     assert second["messages"][-1].content == "done n=2"
     assert seen == [(2, "c1", "c1")]
+
+
+def test_a_tool_on_the_sync_client_serves_an_asyncio_graph(
+    state: AgentState, side: redis.Redis, namespace: str
+) -> None:
+    """``ainvoke`` of a tool wrapped with the sync AgentState runs it in a worker thread,
+    with its context (the fencing token) visible to the tool."""
+    tokens: list[int] = []
+
+    def ping(host: str) -> str:
+        """Ping a host."""
+        from memorywatch.integrations.langgraph.runs import tool_context
+
+        tokens.append(tool_context().fencing_token)
+        return f"pong {host}"
+
+    wrapped = idempotent_tool(state)(ping)
+    call = {"name": "ping", "args": {"host": "db"}, "id": "c9", "type": "tool_call"}
+
+    async def twice() -> tuple[ToolMessage, ToolMessage]:
+        return await wrapped.ainvoke(call, config("t1")), await wrapped.ainvoke(call, config("t1"))
+
+    first, second = asyncio.run(twice())
+    assert first.content == second.content == "pong db"
+    assert len(tokens) == 1 and tokens[0] > 0

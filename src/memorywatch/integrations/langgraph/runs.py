@@ -26,13 +26,23 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import run_in_executor
 from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel, ConfigDict
 
-from memorywatch.agent import AgentState, LockTimeout, ToolContext, ToolInProgress, ToolOptions, aio
+from memorywatch.agent import (
+    AgentState,
+    LockLost,
+    LockTimeout,
+    ToolContext,
+    ToolInProgress,
+    ToolOptions,
+    aio,
+)
 
 RUN_TOOL_NAME: Final = "langgraph_run"
 """The tool name a run's record is counted under (``tool`` label of the fleet counters)."""
@@ -165,6 +175,10 @@ def _options(wait: float, deadline: float | None, retention: float | None) -> To
     )
 
 
+def _has_checkpointer(graph: Any) -> bool:
+    return isinstance(getattr(graph, "checkpointer", None), BaseCheckpointSaver)
+
+
 def _pending_own(snapshot: Any, request_id: str) -> bool:
     """Does the thread's latest checkpoint belong to this request and still have tasks to run
     (the run died or failed mid-turn)? An interrupt of this request also has tasks, but its
@@ -232,18 +246,26 @@ def run_once(
             lease = st.lock(THREAD_LOCK_KIND, thread_id, wait=lock_wait, ttl=lock_ttl, renew=True)
         except LockTimeout as exc:
             raise _busy(thread_id, lock_wait, exc) from exc
-        with lease:
-            resume = graph.checkpointer is not None and _pending_own(
-                graph.get_state(run_config), request_id
-            )
-            run = RunContext(
-                thread_id, request_id, lease.fencing_token, ctx.fencing_token,
-                ctx.reclaimed, resume,
-            )  # fmt: skip
-            with _bound(_RUN, run):
-                output = graph.invoke(None if resume else input, run_config, **invoke_kwargs)
-        fresh.append(output)
-        return _encode(serde, output)
+        try:
+            with lease:
+                resume = _has_checkpointer(graph) and _pending_own(
+                    graph.get_state(run_config), request_id
+                )
+                run = RunContext(
+                    thread_id, request_id, lease.fencing_token, ctx.fencing_token,
+                    ctx.reclaimed, resume,
+                )  # fmt: skip
+                with _bound(_RUN, run):
+                    fresh.append(
+                        graph.invoke(None if resume else input, run_config, **invoke_kwargs)
+                    )
+        except LockLost:
+            # Lost at release, after the graph finished (renewals failed for a whole TTL):
+            # the turn is done and checkpointed, so record it (a retry would run it again);
+            # the loss is counted (locks_lost) and overlapping work shows in the tokens.
+            if not fresh:
+                raise
+        return _encode(serde, fresh[0])
 
     key = f"{RUN_KEY_PREFIX}:{thread_id}:{request_id}"
     try:
@@ -286,18 +308,26 @@ async def arun_once(
             )
         except LockTimeout as exc:
             raise _busy(thread_id, lock_wait, exc) from exc
-        async with lease:
-            resume = graph.checkpointer is not None and _pending_own(
-                await graph.aget_state(run_config), request_id
-            )
-            run = RunContext(
-                thread_id, request_id, lease.fencing_token, ctx.fencing_token,
-                ctx.reclaimed, resume,
-            )  # fmt: skip
-            with _bound(_RUN, run):
-                output = await graph.ainvoke(None if resume else input, run_config, **invoke_kwargs)
-        fresh.append(output)
-        return _encode(serde, output)
+        try:
+            async with lease:
+                resume = _has_checkpointer(graph) and _pending_own(
+                    await graph.aget_state(run_config), request_id
+                )
+                run = RunContext(
+                    thread_id, request_id, lease.fencing_token, ctx.fencing_token,
+                    ctx.reclaimed, resume,
+                )  # fmt: skip
+                with _bound(_RUN, run):
+                    fresh.append(
+                        await graph.ainvoke(None if resume else input, run_config, **invoke_kwargs)
+                    )
+        except LockLost:
+            # Lost at release, after the graph finished (renewals failed for a whole TTL):
+            # the turn is done and checkpointed, so record it (a retry would run it again);
+            # the loss is counted (locks_lost) and overlapping work shows in the tokens.
+            if not fresh:
+                raise
+        return _encode(serde, fresh[0])
 
     key = f"{RUN_KEY_PREFIX}:{thread_id}:{request_id}"
     try:
@@ -376,8 +406,8 @@ class IdempotentTool(BaseTool):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         state = self.agent_state
-        if isinstance(state, AgentState):
-            return await super().ainvoke(input, config, **kwargs)  # invoke() in a thread
+        if isinstance(state, AgentState):  # the sync client: invoke() in a worker thread
+            return await run_in_executor(config, self.invoke, input, config, **kwargs)
         key, visible, options = self._call(input, config)
         serde = JsonPlusSerializer()
 
