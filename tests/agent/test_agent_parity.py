@@ -329,11 +329,16 @@ async def not_durable(c: Any, s: Steps) -> None:
     s.note(bool(await c.ready()))  # reachable and writable: ready, the refusals are counted
 
 
+CHECKPOINT_OPS = (schema.DURABLE_CHECKPOINT_PUT, schema.DURABLE_CHECKPOINT_WRITES)
+"""Durable writes of the LangGraph savers (tests/integrations): not in this scenario."""
+
+
 def test_durable_mode_refusals_parity(server: RedisServer, raw: redis.Redis) -> None:
     outcome = both(server, raw, not_durable, min_replicas=1, replica_timeout=0.05)
     view = outcome.exporter
     for op in schema.DURABLE_OPS:
-        counted = 0 if op == schema.DURABLE_TOOL_COMPLETE else 1
+        unused = (schema.DURABLE_TOOL_COMPLETE, *CHECKPOINT_OPS)  # zero-filled
+        counted = 0 if op in unused else 1
         assert view[f"{names.STATE_NOT_DURABLE}[('op', '{op}')]"] == counted, op
     assert outcome.log[1] == '[[], "tool_claim", 0, 1, null]'  # the function never ran
     assert outcome.log[2] == "0"
