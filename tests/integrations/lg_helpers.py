@@ -5,7 +5,6 @@ outside the namespace (the "external system")."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 import uuid
 from typing import Any
@@ -86,13 +85,6 @@ def build_graph(
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")
     return builder.compile(checkpointer=checkpointer)
-
-
-def sqlite_saver(path: str) -> BaseCheckpointSaver[Any]:
-    """LangGraph's SQLite saver on a file both processes open (the shared checkpointer)."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    return SqliteSaver(sqlite3.connect(path, check_same_thread=False, timeout=30))
 
 
 def turn(text: str) -> dict[str, list[AnyMessage]]:

@@ -29,10 +29,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from harness import RedisServer, redis_server
+from harness import RedisServer
 from memorywatch import schema
 from memorywatch.agent import AgentState, ToolContext, aio
-from memorywatch.integrations.langgraph import runs
+from memorywatch.integrations.langgraph import AsyncAgentStateSaver, runs
 from memorywatch.integrations.langgraph.runs import (
     RUN_TOOL_NAME,
     THREAD_LOCK_KIND,
@@ -42,12 +42,6 @@ from memorywatch.integrations.langgraph.runs import (
     idempotent_tool,
     run_once,
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with redis_server() as srv:
-        yield srv
 
 
 @pytest.fixture
@@ -197,10 +191,11 @@ def test_asyncio_double_submit_and_two_requests_of_one_thread(
 ) -> None:
     async def scenario() -> None:
         async with aio.AgentState.from_url(server.url, namespace=namespace) as st:
-            graph = build_graph(st, side, namespace, InMemorySaver())
+            # the saver lends its state to arun_once (no state=)
+            graph = build_graph(st, side, namespace, AsyncAgentStateSaver(st))
             a, b = await asyncio.gather(
-                arun_once(graph, turn("one"), config("t1"), request_id="r1", state=st),
-                arun_once(graph, turn("one"), config("t1"), request_id="r1", state=st),
+                arun_once(graph, turn("one"), config("t1"), request_id="r1"),
+                arun_once(graph, turn("one"), config("t1"), request_id="r1"),
             )
             assert summary(a["messages"]) == summary(b["messages"])
             assert len(side.lrange(effects_key(namespace), 0, -1)) == 1

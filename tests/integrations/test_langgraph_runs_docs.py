@@ -7,12 +7,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import RedisServer, redis_server
+from harness import RedisServer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations-langgraph-runs.md"
 DOC_URL = "redis://127.0.0.1:6379"
@@ -35,9 +34,3 @@ def test_doc_block_runs(block: str, server: RedisServer) -> None:
     with server.client() as client:  # it reached Redis: the run's record is there
         assert client.hget("mw:schema", "version") == "2"
         assert any(client.scan_iter("mw:*:tool:lgrun:conv-42:req-1", count=1000))
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with redis_server() as srv:
-        yield srv

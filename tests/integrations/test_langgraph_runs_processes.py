@@ -2,8 +2,9 @@
 moment, the conversation continued on the other process, a replay of the first request; and a
 process SIGKILLed in the middle of a turn (in its tool).
 
-The checkpointer both processes share is a fixture parameter: LangGraph's SQLite saver on a
-shared file (any saver both processes reach works the same)."""
+The checkpointer both processes share is a fixture parameter: memorywatch's AgentStateSaver on
+the same Redis, which also lends run_once its AgentState (no ``state=``). Any saver both
+processes reach works the same way (add it to the fixture's params)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,27 +22,21 @@ from lg_helpers import (
     build_graph,
     effects_key,
     model_calls_key,
-    sqlite_saver,
     started_key,
     summary,
     turn,
     wait_for,
 )
 
-from harness import RedisServer, redis_server
+from harness import RedisServer
 from memorywatch.agent import AgentState, Settings
+from memorywatch.integrations.langgraph import AgentStateSaver
 from memorywatch.integrations.langgraph.runs import run_once
 
 pytestmark = pytest.mark.slow
 
 SHORT = 1.0
 """Claim deadlines and lock TTL of the crash test (s): what a dead holder costs the retry."""
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with redis_server() as srv:
-        yield srv
 
 
 @pytest.fixture
@@ -57,26 +51,25 @@ def side(server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(params=["sqlite"])
-def saver_spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """(kind, where) of the checkpointer each process opens for itself."""
-    return request.param, str(tmp_path / "checkpoints.sqlite")
+@pytest.fixture(params=["agentstate"])
+def saver_spec(request: pytest.FixtureRequest) -> str:
+    """The checkpointer each process opens for itself (on the state it is given)."""
+    return str(request.param)
 
 
-def _open_saver(spec: tuple[str, str]) -> Any:
-    kind, where = spec
-    assert kind == "sqlite", kind
-    return sqlite_saver(where)
+def _open_saver(spec: str, state: AgentState) -> Any:
+    assert spec == "agentstate", spec
+    return AgentStateSaver(state)
 
 
-def _worker(url: str, namespace: str, spec: tuple[str, str], short: bool, inbox: Any, outbox: Any,
+def _worker(url: str, namespace: str, spec: str, short: bool, inbox: Any, outbox: Any,
             go: Any) -> None:  # fmt: skip
     """Serve commands: ("run", thread, request, text) -> (request, pid, messages, lock token,
     claim token, reclaimed, resumed); ("history", thread) -> messages; ("stop",)."""
     settings = Settings(tool_deadline=SHORT, lock_ttl=SHORT) if short else None
     state = AgentState.from_url(url, namespace=namespace, settings=settings)
     side = redis.Redis.from_url(url, decode_responses=True)
-    graph = build_graph(state, side, namespace, _open_saver(spec))
+    graph = build_graph(state, side, namespace, _open_saver(spec, state))
     outbox.put(("ready", os.getpid()))
     for _ in range(100):
         command = inbox.get(timeout=60)
@@ -91,7 +84,7 @@ def _worker(url: str, namespace: str, spec: tuple[str, str], short: bool, inbox:
             go.wait(30)
         cfg = {"configurable": {"thread_id": thread}}
         try:
-            out = run_once(graph, turn(text), cfg, request_id=request, state=state, wait=20)
+            out = run_once(graph, turn(text), cfg, request_id=request, wait=20)  # the saver's state
             outbox.put(("ran", request, os.getpid(), summary(out["messages"])))
         except Exception as exc:  # reported to the test, which fails on it
             outbox.put(("error", request, os.getpid(), f"{type(exc).__name__}: {exc}"))
@@ -101,7 +94,7 @@ def _worker(url: str, namespace: str, spec: tuple[str, str], short: bool, inbox:
 class Fleet:
     """Worker processes (spawned), each with its inbox; one shared outbox per worker."""
 
-    def __init__(self, url: str, namespace: str, spec: tuple[str, str], short: bool = False):
+    def __init__(self, url: str, namespace: str, spec: str, short: bool = False):
         self.ctx = multiprocessing.get_context("spawn")
         self.go = self.ctx.Event()
         self.args = (url, namespace, spec, short)
@@ -157,7 +150,7 @@ def _kinds(history: list[Any]) -> list[str]:
 
 
 def test_double_submit_then_the_other_process_then_a_replay(
-    server: RedisServer, side: redis.Redis, namespace: str, saver_spec: tuple[str, str]
+    server: RedisServer, side: redis.Redis, namespace: str, saver_spec: str
 ) -> None:
     fleet = Fleet(server.url, namespace, saver_spec)
     try:
@@ -189,7 +182,7 @@ def test_double_submit_then_the_other_process_then_a_replay(
 
 
 def test_processes_killed_in_their_tool_before_and_after_its_side_effect(
-    server: RedisServer, side: redis.Redis, namespace: str, saver_spec: tuple[str, str]
+    server: RedisServer, side: redis.Redis, namespace: str, saver_spec: str
 ) -> None:
     """SIGKILL in the tool, before its side effect (thread ``t-before``) and after it
     (``t-after``). The retry of the same request (the client's retry, on another process)
