@@ -34,7 +34,8 @@ def model_fail_key(namespace: str) -> str:
 
 def block_key(namespace: str, text: str) -> str:
     """When set (to ``before`` or ``after``), the next tool call with this text takes it and
-    hangs before or after its side effect (where the test kills its process)."""
+    hangs before or after its side effect (where the test kills its process); ``pause``:
+    it sleeps half a second first."""
     return f"{namespace}-block:{text}"
 
 
@@ -68,6 +69,8 @@ def build_graph(
             request = "-"
         where = side.getdel(block_key(namespace, text))
         entry = f"{text}|{ctx.fencing_token}|{os.getpid()}|{int(ctx.reclaimed)}|{request}|{ctx.idempotency_key}"
+        if where == "pause":  # long enough for a double submit to find the run in progress
+            time.sleep(0.5)
         if where == "before":
             side.rpush(started_key(namespace), entry)
             time.sleep(60)  # killed here

@@ -29,9 +29,10 @@ from lg_helpers import (
 )
 
 from harness import RedisServer
+from memorywatch import schema
 from memorywatch.agent import AgentState, Settings
 from memorywatch.integrations.langgraph import AgentStateSaver
-from memorywatch.integrations.langgraph.runs import run_once
+from memorywatch.integrations.langgraph.runs import RUN_TOOL_NAME, run_once
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +142,11 @@ class Fleet:
                 proc.join(5)
 
 
+def counters(side: redis.Redis, namespace: str, family: str) -> dict[str, float]:
+    sch = schema.Schema(namespace)
+    return schema.merge_counters(side.hgetall(k) for k in sch.stats_keys(family))
+
+
 def _effects(side: redis.Redis, namespace: str) -> list[list[str]]:
     return [e.split("|") for e in side.lrange(effects_key(namespace), 0, -1)]
 
@@ -156,6 +162,7 @@ def test_double_submit_then_the_other_process_then_a_replay(
     try:
         a, b = fleet.start(2)
         # the same turn of one thread, submitted to both processes at the same moment
+        side.set(block_key(namespace, "book a table"), "pause")
         fleet.send(a, "run", "t1", "req-1", "book a table", True)
         fleet.send(b, "run", "t1", "req-1", "book a table", True)
         fleet.go.set()
@@ -179,6 +186,14 @@ def test_double_submit_then_the_other_process_then_a_replay(
     assert _kinds(history_a) == ["human", "ai", "tool", "ai"] * 2
     assert history_a[1][2] == history_a[2][2] and history_a[5][2] == history_a[6][2]
     assert history_a[1][2] != history_a[5][2]  # the model's fresh tool-call ids
+    # the second submit found the first in progress and waited for its output; the replay
+    # was answered from the record
+    assert counters(side, namespace, schema.FAMILY_TOOL_IN_PROGRESS_CONFLICTS) == {RUN_TOOL_NAME: 1}
+    assert counters(side, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {RUN_TOOL_NAME: 2}
+    assert counters(side, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {
+        f"{RUN_TOOL_NAME}|completed": 2,
+        "record|completed": 2,
+    }
 
 
 def test_processes_killed_in_their_tool_before_and_after_its_side_effect(
@@ -225,3 +240,5 @@ def test_processes_killed_in_their_tool_before_and_after_its_side_effect(
         assert history[1][2] == history[2][2]  # the dead run's tool-call id, answered
         assert history == retries[where][3] == again[where][3]
     assert side.get(model_calls_key(namespace)) == "4"  # the done steps were not re-run
+    # both dead runs and both dead tool calls were taken over, and counted so
+    assert counters(side, namespace, schema.FAMILY_TOOL_RECLAIMS) == {RUN_TOOL_NAME: 2, "record": 2}
