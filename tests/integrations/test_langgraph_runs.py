@@ -36,6 +36,7 @@ from memorywatch.integrations.langgraph import AsyncAgentStateSaver, runs
 from memorywatch.integrations.langgraph.runs import (
     RUN_TOOL_NAME,
     THREAD_LOCK_KIND,
+    OutputNotRecorded,
     RunInProgress,
     ThreadBusy,
     arun_once,
@@ -309,3 +310,26 @@ def test_a_tool_on_the_sync_client_serves_an_asyncio_graph(
     first, second = asyncio.run(twice())
     assert first.content == second.content == "pong db"
     assert len(tokens) == 1 and tokens[0] > 0
+
+
+def test_an_output_the_serializer_refuses_is_not_run_again(state: AgentState) -> None:
+    """The graph ran; its output cannot be recorded: the replay says so instead of running
+    the turn a second time."""
+    runs_seen: list[int] = []
+
+    class Handle:  # not serialisable by LangGraph's serializer
+        pass
+
+    def node(graph_state: dict[str, Any]) -> dict[str, Any]:
+        runs_seen.append(1)
+        return {"value": Handle()}
+
+    builder = StateGraph(dict)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    graph = builder.compile()  # no checkpointer: the output is all there is
+    out = run_once(graph, {"value": 0}, config("t1"), request_id="r1", state=state)
+    assert isinstance(out["value"], Handle)  # the first caller gets the live output
+    with pytest.raises(OutputNotRecorded, match="could not be serialised"):
+        run_once(graph, {"value": 0}, config("t1"), request_id="r1", state=state)
+    assert runs_seen == [1]

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 
 from memorywatch.agent import (
     AgentState,
+    AgentStateError,
     LockLost,
     LockTimeout,
     ToolContext,
@@ -64,6 +65,11 @@ AnyState = AgentState | aio.AgentState
 
 class ThreadBusy(LockTimeout):
     """Another run of the same thread held its run lock for the whole wait."""
+
+
+class OutputNotRecorded(AgentStateError):
+    """A replay of a request whose run finished with an output its serializer refused: the
+    run happened (once) and is not run again, but there is no output to hand back."""
 
 
 class RunInProgress(ToolInProgress):
@@ -132,7 +138,19 @@ def _encode(serde: SerializerProtocol, value: Any) -> dict[str, str]:
 
 
 def _decode(serde: SerializerProtocol, record: Mapping[str, str]) -> Any:
+    if "unrecorded" in record:
+        raise OutputNotRecorded(f"the run of this request is done; {record['unrecorded']}")
     return serde.loads_typed((record["type"], base64.b64decode(record["data"])))
+
+
+def _record(serde: SerializerProtocol, output: Any) -> dict[str, str]:
+    """The run's output for its record. The graph has run: an output the serializer refuses
+    is recorded as such (a replay raises :class:`OutputNotRecorded`), never as a failure that
+    would free the request to run again."""
+    try:
+        return _encode(serde, output)
+    except Exception as exc:
+        return {"unrecorded": f"its output could not be serialised ({type(exc).__name__}: {exc})"}
 
 
 # -- identities -----------------------------------------------------------------------------------
@@ -265,7 +283,7 @@ def run_once(
             # the loss is counted (locks_lost) and overlapping work shows in the tokens.
             if not fresh:
                 raise
-        return _encode(serde, fresh[0])
+        return _record(serde, fresh[0])
 
     key = f"{RUN_KEY_PREFIX}:{thread_id}:{request_id}"
     try:
@@ -327,7 +345,7 @@ async def arun_once(
             # the loss is counted (locks_lost) and overlapping work shows in the tokens.
             if not fresh:
                 raise
-        return _encode(serde, fresh[0])
+        return _record(serde, fresh[0])
 
     key = f"{RUN_KEY_PREFIX}:{thread_id}:{request_id}"
     try:
@@ -465,6 +483,7 @@ __all__ = [
     "RUN_TOOL_NAME",
     "THREAD_LOCK_KIND",
     "IdempotentTool",
+    "OutputNotRecorded",
     "RunContext",
     "RunInProgress",
     "ThreadBusy",
