@@ -102,7 +102,7 @@ def test_without_run_once_a_double_submit_runs_the_tool_twice_with_run_once_once
     replayed = run_once(graph, turn("hello"), config("t1"), request_id="r1", state=other)
     assert summary(replayed["messages"]) == summary(first["messages"])
     assert side.get(model_calls_key(namespace)) == "2"
-    ttl = side.pttl(state.schema.tool("lgrun:t1:r1"))
+    ttl = side.pttl(state.schema.tool("lgreq:t1:r1"))
     assert 0 < ttl <= schema.DEFAULT_TOOL_RETENTION * 1000
 
 
@@ -226,7 +226,7 @@ def test_the_same_request_running_elsewhere_is_waited_for_then_refused(
         finish.wait(10)
         return runs._encode(JsonPlusSerializer(), {"messages": [AIMessage("from elsewhere")]})
 
-    holder = threading.Thread(target=state.run_tool, args=(RUN_TOOL_NAME, "lgrun:t1:r1", elsewhere))
+    holder = threading.Thread(target=state.run_tool, args=(RUN_TOOL_NAME, "lgreq:t1:r1", elsewhere))
     holder.start()
     try:
         assert started.wait(10)

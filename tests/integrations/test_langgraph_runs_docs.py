@@ -33,4 +33,4 @@ def test_doc_block_runs(block: str, server: RedisServer) -> None:
     assert proc.returncode == 0, f"the example failed:\n{code}\n--- stderr ---\n{proc.stderr}"
     with server.client() as client:  # it reached Redis: the run's record is there
         assert client.hget("mw:schema", "version") == "2"
-        assert any(client.scan_iter("mw:*:tool:lgrun:conv-42:req-1", count=1000))
+        assert any(client.scan_iter("mw:*:tool:lgreq:conv-42:req-1", count=1000))
