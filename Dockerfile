@@ -1,14 +1,17 @@
 # memorywatch exporter image: docker build -t memorywatch:0.2.0 .
 # Python 3.11 on Debian 12, the versions the test suite runs on. The build stage installs the
-# package (no dev extras) into a venv; the runtime stage gets only that venv, no source tree.
+# package with its command (the exporter extra, no dev extras) into a venv; the runtime stage
+# gets only that venv, no source tree. The build needs setup.py and runbooks/: setup.py copies
+# the runbooks into the package, which `memorywatch runbook` and /runbooks/NAME serve.
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY src ./src
+COPY runbooks ./runbooks
 RUN python -m venv /opt/memorywatch \
-    && /opt/memorywatch/bin/pip install .
+    && /opt/memorywatch/bin/pip install ".[exporter]"
 
 FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="memorywatch" \

@@ -24,7 +24,7 @@ from pathlib import Path
 import redis
 import redis_lock
 
-from memorywatch.agent import AgentState, ToolContext, _core
+from memorywatch.agent import AgentState, ToolContext, _values
 
 LOOPBACK = "127.0.0.1"
 
@@ -117,7 +117,7 @@ def bench_locks(url: str, cycles: int, rounds: int) -> None:
 
 SCRIPT_COMMANDS = {
     cmd.lower()
-    for text in _core.SCRIPT_TEXTS.values()
+    for text in _values.SCRIPT_TEXTS.values()
     for cmd in re.findall(r"redis\.call\('([A-Z]+)'", text)
 }
 

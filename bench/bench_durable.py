@@ -47,7 +47,7 @@ import redis
 import redis.asyncio as aredis
 
 from harness import master_with_replica
-from memorywatch.agent import AgentState, ToolContext, _core, aio
+from memorywatch.agent import AgentState, ToolContext, _values, aio
 from memorywatch.agent.errors import StateNotDurable
 
 OPS = ("run_tool", "history.append", "lock")
@@ -61,7 +61,7 @@ CONTENDERS = (OURS, OURS_DURABLE, PEER, PEER_DURABLE)
 TEXT = "A message of typical length for a chat turn, about a hundred characters long......"
 SCRIPT_COMMANDS = frozenset(
     cmd.lower()
-    for text in _core.SCRIPT_TEXTS.values()
+    for text in _values.SCRIPT_TEXTS.values()
     for cmd in re.findall(r"redis\.call\('([A-Z]+)'", text)
 )
 # The peer's lock release: compare-and-delete, as redis-py's own Lock does it.
@@ -129,9 +129,9 @@ class PeerSettings:
     """What the raw peer writes, taken from the SDK's own defaults."""
 
     wait_ms: int
-    claim_px: int = _core.ms(_core.Settings().tool_deadline)
-    retention_px: int = _core.ms(_core.Settings().tool_retention)
-    session_px: int = _core.ms(_core.Settings().session_ttl)
+    claim_px: int = _values.ms(_values.Settings().tool_deadline)
+    retention_px: int = _values.ms(_values.Settings().tool_retention)
+    session_px: int = _values.ms(_values.Settings().session_ttl)
     lock_px: int = 30_000
 
 
@@ -147,7 +147,7 @@ def sync_contenders(url: str, timeout: float, closers: list[Callable[[], Any]]) 
     client = redis.Redis.from_url(url)
     closers += [default.close, durable.close, client.close]
     release_sha = client.script_load(PEER_RELEASE)
-    peer = PeerSettings(wait_ms=_core.ms(timeout))
+    peer = PeerSettings(wait_ms=_values.ms(timeout))
     found: list[Contender] = []
 
     for name, state in ((OURS, default), (OURS_DURABLE, durable)):
@@ -231,7 +231,7 @@ def async_contenders(url: str, timeout: float, closers: list[Callable[[], Any]])
     )
     client = aredis.Redis.from_url(url)
     closers += [default.aclose, durable.aclose, client.aclose]
-    peer = PeerSettings(wait_ms=_core.ms(timeout))
+    peer = PeerSettings(wait_ms=_values.ms(timeout))
     found: list[Contender] = []
 
     for name, state in ((OURS, default), (OURS_DURABLE, durable)):
@@ -518,7 +518,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per contender")
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds")
     parser.add_argument("--count-calls", type=int, default=500, help="calls per INFO count")
-    parser.add_argument("--replica-timeout", type=float, default=_core.DEFAULT_REPLICA_TIMEOUT)
+    parser.add_argument("--replica-timeout", type=float, default=_values.DEFAULT_REPLICA_TIMEOUT)
     parser.add_argument(
         "--asyncio",
         action=argparse.BooleanOptionalAction,
@@ -540,7 +540,7 @@ def main() -> None:
             f"{replica.client().info('replication')['master_link_status']})\n"
             f"redis-py {redis.__version__}, Python {sys.version.split()[0]}, "
             f"{os.cpu_count()} CPUs; durable: min_replicas=1, "
-            f"replica_timeout={args.replica_timeout:g}s (WAIT 1 {_core.ms(args.replica_timeout)})"
+            f"replica_timeout={args.replica_timeout:g}s (WAIT 1 {_values.ms(args.replica_timeout)})"
         )
         closers: list[Callable[[], Any]] = []
         try:

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -605,14 +605,24 @@ class PrometheusServer:
 
 @contextlib.contextmanager
 def prometheus(
-    targets: Sequence[str], rule_files: Sequence[Path] = (), job: str = "memorywatch"
+    targets: Sequence[str],
+    rule_files: Sequence[Path] = (),
+    job: str = "memorywatch",
+    target_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[PrometheusServer]:
-    """Prometheus scraping `targets` as `job` and evaluating `rule_files`, both every second."""
+    """Prometheus scraping `targets` as `job` and evaluating `rule_files`, both every second.
+    `target_labels`: target -> labels Prometheus attaches to its series (e.g. a cluster)."""
     workdir = Path(tempfile.mkdtemp(prefix="mw-prometheus-"))
+    labels = target_labels or {}
+    static: list[dict[str, Any]] = [
+        {"targets": [t], "labels": dict(labels[t])} for t in targets if t in labels
+    ]
+    if (rest := [t for t in targets if t not in labels]) or not static:
+        static.insert(0, {"targets": rest})
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(Path(f).resolve()) for f in rule_files],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}],
+        "scrape_configs": [{"job_name": job, "static_configs": static}],
     }
     (workdir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     port = free_port()

@@ -1,9 +1,9 @@
-"""Copy the generated PrometheusRule and Grafana dashboards next to the kustomization.
+"""Copy the generated PrometheusRule and Grafana dashboards into the kustomizations that load them.
 
-kustomize refuses to load files outside the kustomization's folder, so `alerts/prometheusrule.yaml`
-and `dashboards/*.json` are kept here as copies, one dashboards ConfigMap per file (each stays far
-from the 1 MiB ConfigMap limit). Run after `memorywatch alerts generate` or
-`memorywatch dashboards generate`:
+kustomize refuses to load files outside a kustomization's folder, so `alerts/prometheusrule.yaml`
+is kept as a copy in base/ and `dashboards/*.json` in dashboards/ (which base/ loads), one
+dashboards ConfigMap per file (each stays far from the 1 MiB ConfigMap limit). Run after
+`memorywatch alerts generate` or `memorywatch dashboards generate`:
 
     python deploy/kubernetes/sync_generated.py          # write the copies
     python deploy/kubernetes/sync_generated.py --check  # exit 1 if a copy is stale
@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 RULE_SOURCE = ROOT / "alerts" / "prometheusrule.yaml"
-RULE_COPY = HERE / "prometheusrule.yaml"
+RULE_COPY = HERE / "base" / "prometheusrule.yaml"
 DASHBOARD_SOURCE = ROOT / "dashboards"
 DASHBOARD_COPY = HERE / "dashboards"
 DASHBOARD_KUSTOMIZATION = DASHBOARD_COPY / "kustomization.yaml"

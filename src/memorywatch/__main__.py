@@ -1,3 +1,3 @@
-from memorywatch.cli import main
+from memorywatch.console import main
 
 main()

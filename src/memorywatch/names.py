@@ -324,7 +324,7 @@ KEY_CLASS_HISTORY: Final = schema.KEY_CLASS_HISTORY
 KEY_CLASS_PREFERENCES: Final = schema.KEY_CLASS_PREFERENCES
 KEY_CLASS_TOOL: Final = schema.KEY_CLASS_TOOL
 KEY_CLASS_LOCK: Final = schema.KEY_CLASS_LOCK
-KEY_CLASS_CHECKPOINT: Final = "checkpoint"
+KEY_CLASS_CHECKPOINT: Final = schema.KEY_CLASS_CHECKPOINT
 KEY_CLASS_LONG_TERM_MEMORY: Final = "long_term_memory"
 KEY_CLASS_CACHE: Final = "cache"
 KEY_CLASS_INDEX: Final = "index"
@@ -357,7 +357,7 @@ TOOL_STATUSES: Final = (
     schema.TOOL_STATUS_RETRYABLE,
 )
 """memorywatch_tool_executions_total{status}."""
-MISS_KINDS: Final = (schema.MISS_HISTORY, schema.MISS_TOOL_RECORD)
+MISS_KINDS: Final = (schema.MISS_HISTORY, schema.MISS_TOOL_RECORD, schema.MISS_CHECKPOINT)
 """memorywatch_state_misses_total{kind}."""
 DURABLE_OPS: Final = schema.DURABLE_OPS
 """memorywatch_state_not_durable_total{op}: a closed set."""

@@ -193,16 +193,25 @@ HISTOGRAM_FAMILIES: Final = (FAMILY_LOCK_WAIT, FAMILY_TURN_DURATION)
 
 MISS_HISTORY: Final = "history"
 MISS_TOOL_RECORD: Final = "tool_record"
+MISS_CHECKPOINT: Final = "checkpoint"
+"""A LangGraph thread's index lists a checkpoint whose record is gone, or pending writes
+arrived for a checkpoint the thread no longer holds."""
 
 DURABLE_TOOL_CLAIM: Final = "tool_claim"
 DURABLE_TOOL_COMPLETE: Final = "tool_complete"
 DURABLE_HISTORY_APPEND: Final = "history_append"
 DURABLE_LOCK_ACQUIRE: Final = "lock_acquire"
+DURABLE_CHECKPOINT_PUT: Final = "checkpoint_put"
+"""A LangGraph checkpoint (``put``, ``copy_thread``)."""
+DURABLE_CHECKPOINT_WRITES: Final = "checkpoint_writes"
+"""A LangGraph checkpoint's pending writes (``put_writes``)."""
 DURABLE_OPS: Final = (
     DURABLE_TOOL_CLAIM,
     DURABLE_TOOL_COMPLETE,
     DURABLE_HISTORY_APPEND,
     DURABLE_LOCK_ACQUIRE,
+    DURABLE_CHECKPOINT_PUT,
+    DURABLE_CHECKPOINT_WRITES,
 )
 """The writes durable mode waits for replicas on: what the user or the outside world relies on."""
 
@@ -257,12 +266,15 @@ KEY_CLASS_HISTORY: Final = "history"
 KEY_CLASS_PREFERENCES: Final = "preferences"
 KEY_CLASS_LOCK: Final = "lock"
 KEY_CLASS_TOOL: Final = "tool"
+KEY_CLASS_CHECKPOINT: Final = "checkpoint"
+"""LangGraph checkpoints written by ``memorywatch.integrations.langgraph``."""
 KEY_CLASS_OTHER: Final = "other"
 KEY_CLASSES: Final = (
     KEY_CLASS_HISTORY,
     KEY_CLASS_PREFERENCES,
     KEY_CLASS_LOCK,
     KEY_CLASS_TOOL,
+    KEY_CLASS_CHECKPOINT,
     KEY_CLASS_OTHER,
 )
 
@@ -274,6 +286,16 @@ KIND_TOOL: Final = "tool"
 KIND_HEARTBEAT: Final = "inst"
 KIND_PROBE: Final = "probe"
 KIND_STATS: Final = "stats"
+KIND_CHECKPOINTS: Final = "lgcp"
+"""LangGraph checkpoints of one thread (hash: member -> record)."""
+KIND_CHECKPOINT_INDEX: Final = "lgix"
+"""The thread's checkpoint index (zset of members, score 0, newest = greatest)."""
+KIND_CHECKPOINT_WRITES: Final = "lgw"
+"""The pending writes of the thread's checkpoints (hash: write field -> record)."""
+KIND_CHECKPOINT_RUN: Final = "lgrun"
+"""The threads a LangGraph run wrote checkpoints to (set), for ``delete_for_runs``."""
+DEFAULT_MAX_CHECKPOINTS: Final = 100
+"""Checkpoints a LangGraph thread keeps (all namespaces together); older ones are trimmed."""
 
 
 @dataclass(frozen=True)
@@ -293,6 +315,10 @@ ID_KINDS: Final[dict[str, KeyKind]] = {
     KIND_TOOL: KeyKind(KEY_CLASS_TOOL, "hash", True),
     KIND_HEARTBEAT: KeyKind(KEY_CLASS_OTHER, "hash", True),
     KIND_PROBE: KeyKind(KEY_CLASS_OTHER, "string", True),
+    KIND_CHECKPOINTS: KeyKind(KEY_CLASS_CHECKPOINT, "hash", True),
+    KIND_CHECKPOINT_INDEX: KeyKind(KEY_CLASS_CHECKPOINT, "zset", True),
+    KIND_CHECKPOINT_WRITES: KeyKind(KEY_CLASS_CHECKPOINT, "hash", True),
+    KIND_CHECKPOINT_RUN: KeyKind(KEY_CLASS_CHECKPOINT, "set", True),
 }
 """``{ns}:{N}:<kind>:<id>`` keys."""
 SHARD_KEYS: Final[dict[str, KeyKind]] = {
@@ -433,6 +459,28 @@ class Schema:
         or its record's retention passes, which is what "stuck in progress" means.
         """
         return self.prefix(self.shard(idempotency_key)) + "tools:inprog"
+
+    def checkpoints(self, thread_id: str) -> str:
+        """LangGraph checkpoints of a thread: hash, field = ``{checkpoint_id}\\0{checkpoint_ns}``,
+        value = the serialized checkpoint and metadata; TTL = thread retention, refreshed on
+        every write and read (see docs/schema.md, "LangGraph checkpoints")."""
+        return self._key(thread_id, KIND_CHECKPOINTS, thread_id)
+
+    def checkpoint_index(self, thread_id: str) -> str:
+        """Sorted set of the thread's checkpoints (score 0, so ordered by checkpoint id, which
+        LangGraph makes time-ordered); at most ``max_checkpoints`` members; same TTL."""
+        return self._key(thread_id, KIND_CHECKPOINT_INDEX, thread_id)
+
+    def checkpoint_writes(self, thread_id: str) -> str:
+        """Pending writes of the thread's checkpoints: hash, field =
+        ``{checkpoint_id}\\0{checkpoint_ns}\\0{task_id}\\0{idx}``; trimmed with their checkpoint;
+        same TTL."""
+        return self._key(thread_id, KIND_CHECKPOINT_WRITES, thread_id)
+
+    def checkpoint_run(self, run_id: str) -> str:
+        """Set of the thread ids a LangGraph run wrote checkpoints to (usually one), so
+        ``delete_for_runs`` finds them without SCAN; TTL = the threads' retention."""
+        return self._key(run_id, KIND_CHECKPOINT_RUN, run_id)
 
     def heartbeat(self, instance_id: str) -> str:
         """Instance hash (see ``HEARTBEAT_FIELDS``) with a short TTL."""

@@ -21,12 +21,10 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import TracerProvider
 
 from memorywatch import names
 from memorywatch.agent import AgentState, Settings, aio
@@ -34,7 +32,12 @@ from memorywatch.agent import attributes as attr
 from memorywatch.agent._health import Heartbeat, TurnBase
 from memorywatch.agent._locks import LeaseBase
 from memorywatch.agent._memory import HistoryBase, PreferencesBase
-from metrics import InProcessExporter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+# The OpenTelemetry SDK (spans) and the exporter (its view) are imported where they are used:
+# run_one, and the scenarios, also run where only `pip install memorywatch` is (parity_light.py).
 
 SDK_OBJECTS = (HistoryBase, PreferencesBase, LeaseBase, TurnBase, Heartbeat)
 
@@ -195,6 +198,8 @@ def span_view(exporter: InMemorySpanExporter, namespace: str) -> list[Any]:
 
 
 def exporter_view(url: str, namespace: str) -> dict[str, float]:
+    from metrics import InProcessExporter
+
     with InProcessExporter(redis_url=url, namespace=namespace, sample_interval=0.05) as exporter:
         fleet = exporter.app.fleet
         assert fleet is not None and fleet.sampler is not None
@@ -236,43 +241,64 @@ def run_on(
 
 
 CLIENTS = ("sync", "asyncio")
+FLAVOURS = ("sync", "async")
+"""The two clients as run_one names them (in namespaces: psync..., pasync...)."""
+
+
+def run_one(
+    flavour: str,
+    url: str,
+    raw: redis.Redis,
+    scenario: Scenario,
+    settings: Settings | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Outcome:
+    """The scenario on a ``sync`` or an ``async`` client, on a fresh namespace: what it noted
+    and the Redis state it left (no tracer provider: the API's no-op one)."""
+    namespace = f"p{flavour}{uuid.uuid4().hex[:8]}"
+    outcome = Outcome(namespace)
+    common: dict[str, Any] = {
+        "namespace": namespace,
+        "instance_id": "agent-1",
+        "tracer_provider": tracer_provider,
+        "settings": settings,
+    }
+    if flavour == "sync":
+        # check_schema=False: like the asyncio client, nothing is written before the
+        # scenario's first step, so both show the same "visible from the first write"
+        sync_state = AgentState.from_url(url, check_schema=False, **common)
+        try:
+            asyncio.run(scenario(SyncView(sync_state), Steps(outcome, raw)))
+        finally:
+            sync_state.close()
+    else:
+
+        async def main() -> None:
+            async with aio.AgentState.from_url(url, **common) as state:
+                await scenario(state, Steps(outcome, raw))
+
+        asyncio.run(main())
+    outcome.state = dump(raw, namespace)
+    return outcome
 
 
 def run_both(
     url: str, raw: redis.Redis, scenario: Scenario, settings: Settings | None = None
 ) -> tuple[Outcome, Outcome]:
-    """The scenario on a sync and on an asyncio client, each on its own fresh namespace."""
+    """The scenario on a sync and on an asyncio client, each on its own fresh namespace, with
+    the spans it recorded and the exporter's view of its namespace."""
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
     outcomes = []
-    for flavour in ("sync", "async"):
-        namespace = f"p{flavour}{uuid.uuid4().hex[:8]}"
+    for flavour in FLAVOURS:
         spans = InMemorySpanExporter()
-        provider = TracerProvider()
+        provider = SdkTracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(spans))
-        outcome = Outcome(namespace)
-        common: dict[str, Any] = {
-            "namespace": namespace,
-            "instance_id": "agent-1",
-            "tracer_provider": provider,
-            "settings": settings,
-        }
-        if flavour == "sync":
-            # check_schema=False: like the asyncio client, nothing is written before the
-            # scenario's first step, so both show the same "visible from the first write"
-            sync_state = AgentState.from_url(url, check_schema=False, **common)
-            try:
-                asyncio.run(scenario(SyncView(sync_state), Steps(outcome, raw)))
-            finally:
-                sync_state.close()
-        else:
-
-            async def main(common: dict[str, Any], outcome: Outcome) -> None:
-                async with aio.AgentState.from_url(url, **common) as state:
-                    await scenario(state, Steps(outcome, raw))
-
-            asyncio.run(main(common, outcome))
-        outcome.spans = span_view(spans, namespace)
-        outcome.state = dump(raw, namespace)
-        outcome.exporter = exporter_view(url, namespace)
+        outcome = run_one(flavour, url, raw, scenario, settings, provider)
+        outcome.spans = span_view(spans, outcome.namespace)
+        outcome.exporter = exporter_view(url, outcome.namespace)
         outcomes.append(outcome)
     return outcomes[0], outcomes[1]
 

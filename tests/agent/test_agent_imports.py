@@ -23,8 +23,8 @@ def test_agent_does_not_import_exporter_stack() -> None:
 
 
 def test_every_script_declares_its_contract() -> None:
-    from memorywatch.agent import _core
+    from memorywatch.agent import _values
 
-    for name, text in _core.SCRIPT_TEXTS.items():
+    for name, text in _values.SCRIPT_TEXTS.items():
         assert text.startswith("#!lua"), name
         assert "KEYS[1]" in text and "Returns" in text, name

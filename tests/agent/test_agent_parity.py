@@ -9,25 +9,11 @@ from typing import Any
 import pytest
 import redis
 from parity import Outcome, Steps, compare, run_both
+from parity_scenarios import CASES, _tool
 
 from harness import RedisServer
 from memorywatch import names, schema
-from memorywatch.agent import (
-    FingerprintMismatch,
-    LockLost,
-    LockTimeout,
-    RetryableToolError,
-    SchemaMismatch,
-    Settings,
-    StateMiss,
-    StateNotDurable,
-    StateOutOfMemory,
-    ToolContext,
-    ToolFailed,
-    ToolInProgress,
-    ToolOptions,
-    _core,
-)
+from memorywatch.agent import Settings
 
 
 def both(server: RedisServer, raw: redis.Redis, scenario: Any, **settings: Any) -> Outcome:
@@ -36,143 +22,20 @@ def both(server: RedisServer, raw: redis.Redis, scenario: Any, **settings: Any) 
     return sync
 
 
-async def memory(c: Any, s: Steps) -> None:
-    h = c.history("session-1", user_id="user-1")
-    s.note(await h.load())
-    s.note(await h.append("user", "Book a table for two"))
-    s.note(await h.extend([("assistant", "For when?"), ("user", "Tonight", {"lang": "en"})]))
-    s.note([(m["role"], m["text"]) for m in await h.load()])
-    await c.history("session-2", user_id="user-1").append("user", "hi")
-    s.raw.delete(c.schema.history("session-2"))
-    await s.expect(StateMiss, c.history("session-2").load())
-    s.note(await c.history("session-3").forget())
-    p = c.preferences("user-1")
-    await p.set("language", "en")
-    await p.update({"seat": "window", "party": 2})
-    s.note([await p.get("language"), await p.get("absent", "dflt"), await p.all()])
-    s.note(await p.delete("seat"))
-    async with c.turn("session-1"):
-        pass
-    with pytest.raises(KeyError):
-        async with c.turn("session-1"):
-            raise KeyError("the turn's own error")
-    s.note(await c.forget_user("user-1"))
-    s.note(await c.history("session-1").load())
-
-
-async def locks(c: Any, s: Steps) -> None:
-    async with c.lock("charge", "order-42", ttl=5) as lease:
-        s.note([lease.kind, lease.resource, lease.label, lease.fencing_token])
-        first = lease.fencing_token
-        await s.expect(LockTimeout, c.lock("charge", "order-42", ttl=5, wait=0.05))
-    async with c.lock("order-43") as lease:  # the one-argument form, counted as "order"
-        s.note([lease.kind, lease.name, lease.fencing_token > first])
-    held = await c.lock("refund", "r-1", ttl=5)
-    await held.extend(ttl=2)
-    await held.release()
-    await held.release()  # a second release is a no-op
-    short = await c.lock("charge", "order-44", ttl=0.2)
-    await asyncio.sleep(0.3)
-    await s.expect(LockLost, short.release())
-
-    async def body_fails() -> None:
-        async with c.lock("charge", "order-45", ttl=0.2):
-            await asyncio.sleep(0.3)
-            raise KeyError("the body's own error")
-
-    await s.expect(KeyError, body_fails())  # the lost release is a note on it, not a LockLost
-    async with c.lock("charge", "order-46", ttl=1.5, renew=True) as renewed:
-        await asyncio.sleep(2.0)  # past the TTL: only renewal keeps it
-        s.note(renewed.lost.is_set())
-    for kind in ("k1", "k2", "k3", "k4"):  # the cap of this scenario is 4 (charge, order...)
-        async with c.lock(kind, "x"):
-            pass
-    await s.expect(ValueError, _later(lambda: c.lock("a|b", "x")))
-
-
-async def _later(make: Any) -> Any:
-    result = make()
-    return await result
-
-
-def _tool(ctx: ToolContext, order_id: str) -> dict[str, Any]:
-    return {"order": order_id, "fence": ctx.fencing_token, "reclaimed": ctx.reclaimed}
-
-
-def _final_error(ctx: ToolContext) -> None:
-    raise ValueError("card declined")
-
-
-def _retryable(ctx: ToolContext) -> None:
-    raise RetryableToolError("gateway busy")
-
-
-def _not_json(ctx: ToolContext) -> object:
-    return object()
-
-
-async def tools(c: Any, s: Steps) -> None:
-    s.note(await c.run_tool("create_ticket", "idem-1", _tool, "o-1"))
-    s.note(await c.run_tool("create_ticket", "idem-1", _tool, "o-1"))  # replay
-    await s.expect(FingerprintMismatch, c.run_tool("create_ticket", "idem-1", _tool, "o-2"))
-    await s.expect(ValueError, c.run_tool("charge_card", "idem-2", _final_error))
-    await s.expect(ToolFailed, c.run_tool("charge_card", "idem-2", _final_error))
-    await s.expect(RetryableToolError, c.run_tool("charge_card", "idem-3", _retryable))
-    s.note(await c.run_tool("charge_card", "idem-3", _tool, "o-3"))  # the key was freed
-    await s.expect(TypeError, c.run_tool("lookup", "idem-4", _not_json))
-    # a live claim of another instance, then one past its deadline
-    record = c.schema.tool("idem-5")
-    now_ms = int(s.raw.time()[0]) * 1000
-    fp = _core.fingerprint("send_email", ["o-5"], {})
-    claim = {"state": "in_progress", "tool": "send_email", "label": "send_email", "fp": fp}
-    claim |= {"owner": "agent-2|x", "instance": "agent-2", "fence": "1"}
-    s.raw.hset(record, mapping={**claim, "deadline_ms": now_ms + 60_000})
-    s.raw.pexpire(record, 60_000)
-    no_wait = ToolOptions(wait=0)
-    await s.expect(
-        ToolInProgress, c.run_tool("send_email", "idem-5", _tool, "o-5", tool_options=no_wait)
-    )
-    s.raw.hset(record, "deadline_ms", now_ms - 1)
-    s.note(await c.run_tool("send_email", "idem-5", _tool, "o-5"))  # reclaimed
-    options = ToolOptions(call_id="call-7", renew=True, deadline=0.6)
-
-    async def slow(ctx: ToolContext) -> str:
-        await asyncio.sleep(0.5)
-        return "slow done"
-
-    def slow_sync(ctx: ToolContext) -> str:
-        import time
-
-        time.sleep(0.5)
-        return "slow done"
-
-    fn = slow if asyncio.iscoroutinefunction(c.run_tool) else slow_sync
-    s.note(await c.run_tool("report", "idem-6", fn, tool_options=options))
-    decorated = c.idempotent_tool("create_ticket", key=lambda order_id: f"dec:{order_id}")(_tool)
-    s.note([await decorated("o-9"), await decorated("o-9")])
-
-
-async def health(c: Any, s: Steps) -> None:
-    report = await c.ready()
-    s.note([bool(report), report.reachable, report.writable, report.loading, report.error])
-    await c.heartbeat()
-    beat = await c.start_heartbeat(interval=0.05)
-    for _ in range(200):
-        if beat.beats >= 2:
-            break
-        await asyncio.sleep(0.01)
-    await c.stop_heartbeat()
-    s.note([beat.beats >= 2, beat.last_error])
+def case(server: RedisServer, raw: redis.Redis, name: str) -> Outcome:
+    """The scenario of that name, with its settings (parity_scenarios.CASES)."""
+    scenario, settings = CASES[name]
+    return both(server, raw, scenario, **settings)
 
 
 def test_memory_parity(server: RedisServer, raw: redis.Redis) -> None:
-    outcome = both(server, raw, memory)
+    outcome = case(server, raw, "memory")
     assert outcome.exporter[f"{names.STATE_MISSES}[('kind', 'history')]"] == 1
     assert outcome.exporter[f"{names.TURN_DURATION}_count[]"] == 2
 
 
 def test_lock_parity(server: RedisServer, raw: redis.Redis) -> None:
-    outcome = both(server, raw, locks, name_cap=5)
+    outcome = case(server, raw, "locks")
     view = outcome.exporter
     assert view[f"{names.LOCK_ACQUISITIONS}[('lock', 'charge')]"] == 4
     assert view[f"{names.LOCK_ACQUISITIONS}[('lock', 'order')]"] == 1
@@ -185,7 +48,7 @@ def test_lock_parity(server: RedisServer, raw: redis.Redis) -> None:
 
 
 def test_tool_parity(server: RedisServer, raw: redis.Redis) -> None:
-    outcome = both(server, raw, tools)
+    outcome = case(server, raw, "tools")
     view = outcome.exporter
     assert view[f"{names.TOOL_DUPLICATES_SUPPRESSED}[('tool', 'create_ticket')]"] == 2
     assert view[f"{names.TOOL_RECLAIMS}[('tool', 'send_email')]"] == 1
@@ -194,33 +57,21 @@ def test_tool_parity(server: RedisServer, raw: redis.Redis) -> None:
 
 
 def test_health_parity(server: RedisServer, raw: redis.Redis) -> None:
-    outcome = both(server, raw, health)
+    outcome = case(server, raw, "health")
     assert outcome.exporter[f"{names.AGENT_INSTANCES}[('state', 'ready')]"] == 1
-
-
-async def first_write(c: Any, s: Steps) -> None:
-    await c.history("s").append("user", "hi")
 
 
 def test_first_write_of_either_client_makes_the_fleet_visible(
     server: RedisServer, raw: redis.Redis
 ) -> None:
-    outcome = both(server, raw, first_write)
+    outcome = case(server, raw, "first_write")
     assert outcome.exporter[f"{names.SCHEMA_INFO}[('version', '2')]"] == 1
-
-
-async def old_schema(c: Any, s: Steps) -> None:
-    s.raw.hset(c.schema.schema_key(), mapping={"version": "1", "shards": "1"})
-    error = await s.expect(SchemaMismatch, c.history("s").append("user", "hi"))
-    assert "version 1" in str(error) and "\n" not in str(error)
-    report = await c.ready()
-    s.note([bool(report), report.error])
 
 
 def test_version_1_data_is_refused_in_one_line_by_both(
     server: RedisServer, raw: redis.Redis
 ) -> None:
-    outcome = both(server, raw, old_schema)
+    outcome = case(server, raw, "old_schema")
     assert outcome.exporter[f"{names.SCHEMA_INFO}[('version', '1')]"] == 1
     assert outcome.exporter[f"{names.AGENT_INSTANCES}[('state', 'not_ready')]"] == 0
 
@@ -284,59 +135,21 @@ def test_counter_hashes_stay_bounded_however_callers_name_things(
     assert raw.scard(layout.names("lock", "x")) == raw.scard(layout.names("tool", "x")) == 10
 
 
-async def out_of_memory(c: Any, s: Steps) -> None:
-    h = c.history("session-1")
-    await h.append("user", "before the limit")
-    config = s.raw.config_get("maxmemory*")
-    s.raw.config_set("maxmemory-policy", "noeviction")
-    s.raw.config_set("maxmemory", 1)
-    try:
-        await s.expect(StateOutOfMemory, h.append("user", "refused"))
-        await s.expect(StateOutOfMemory, c.lock("charge", "order-1"))
-        await s.expect(StateOutOfMemory, c.run_tool("create_ticket", "idem-1", _tool, "o-1"))
-        s.note(len(await h.load()))  # reads still answer: the agent keeps its memory
-        report = await c.ready()
-        s.note([bool(report), report.reachable, report.writable])
-    finally:
-        s.raw.config_set("maxmemory", config["maxmemory"])
-        s.raw.config_set("maxmemory-policy", config["maxmemory-policy"])
-
-
 def test_out_of_memory_parity(server: RedisServer, raw: redis.Redis) -> None:
-    outcome = both(server, raw, out_of_memory)
+    outcome = case(server, raw, "out_of_memory")
     assert outcome.log[-1] == "[false, true, false]"
 
 
-def _charge(ran: list[str]) -> Any:
-    def charge(ctx: ToolContext, order: str) -> str:
-        ran.append(order)
-        return f"charged {order}"
-
-    return charge
-
-
-async def not_durable(c: Any, s: Steps) -> None:
-    """Durable mode on a master with no replica: every write that matters is refused, and
-    what it took is given back."""
-    ran: list[str] = []
-    refused = await s.expect(StateNotDurable, c.run_tool("charge", "idem-1", _charge(ran), "o-1"))
-    assert isinstance(refused, StateNotDurable)
-    s.note([ran, refused.op, refused.acked, refused.wanted, refused.result])
-    s.note(s.raw.exists(c.schema.tool("idem-1")))  # the claim was given back
-    h = c.history("session-1")
-    await s.expect(StateNotDurable, h.append("user", "unreplicated"))
-    s.note(await h.load())  # refused is not rolled back: the master has it, a failover may not
-    await s.expect(StateNotDurable, c.lock("refund", "order-1"))
-    s.note(s.raw.exists(c.schema.lock(schema.lock_id("refund", "order-1"))))  # given back
-    s.note(await c.preferences("user-1").set("language", "en"))  # not a durable write
-    s.note(bool(await c.ready()))  # reachable and writable: ready, the refusals are counted
+CHECKPOINT_OPS = (schema.DURABLE_CHECKPOINT_PUT, schema.DURABLE_CHECKPOINT_WRITES)
+"""Durable writes of the LangGraph savers (tests/integrations): not in this scenario."""
 
 
 def test_durable_mode_refusals_parity(server: RedisServer, raw: redis.Redis) -> None:
-    outcome = both(server, raw, not_durable, min_replicas=1, replica_timeout=0.05)
+    outcome = case(server, raw, "not_durable")
     view = outcome.exporter
     for op in schema.DURABLE_OPS:
-        counted = 0 if op == schema.DURABLE_TOOL_COMPLETE else 1
+        unused = (schema.DURABLE_TOOL_COMPLETE, *CHECKPOINT_OPS)  # zero-filled
+        counted = 0 if op in unused else 1
         assert view[f"{names.STATE_NOT_DURABLE}[('op', '{op}')]"] == counted, op
     assert outcome.log[1] == '[[], "tool_claim", 0, 1, null]'  # the function never ran
     assert outcome.log[2] == "0"

@@ -18,6 +18,8 @@ from memorywatch.exporter.config import DEFAULT_LISTEN, ExporterConfig, build_co
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
+EXPORTER = K8S / "base"
+"""The exporter stack's kustomization; the overlays (web-config, ...) are its siblings."""
 AGENT = K8S / "agent-example"
 SYSTEMD = DEPLOY / "systemd"
 ALERTS = REPO / "alerts"

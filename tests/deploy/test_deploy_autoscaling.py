@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from deploy_helpers import AGENT, ALERTS, K8S, Doc, container, load_one, parse_exporter_args
+from deploy_helpers import AGENT, ALERTS, EXPORTER, Doc, container, load_one, parse_exporter_args
 
 from memorywatch import schema
 from memorywatch.agent import AgentState, ReadyReport
@@ -56,7 +56,7 @@ def records_in(queries: Iterable[str]) -> set[str]:
 
 
 def exporter_queues() -> list[str]:
-    exporter = container(load_one(K8S / "exporter-deployment.yaml"), "exporter")
+    exporter = container(load_one(EXPORTER / "exporter-deployment.yaml"), "exporter")
     return parse_exporter_args(exporter["args"]).get("--queue", [])
 
 

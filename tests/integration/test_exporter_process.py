@@ -70,8 +70,17 @@ FLEET_ACL = (
 )
 
 
+def test_the_documented_acls_are_the_tested_ones() -> None:
+    """docs/exporter.md's two ACL commands grant exactly what the tests below run with."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "exporter.md").read_text()
+    text = doc.replace("\\\n", " ")
+    commands = [line.split() for line in text.splitlines() if line.startswith("ACL SETUSER")]
+    grants = [set(words[5:]) for words in commands]  # after ACL SETUSER monitor on >PASSWORD
+    assert grants == [set(HEALTH_ACL.split()), set(HEALTH_ACL.split()) | set(FLEET_ACL.split())]
+
+
 def test_acl_user_from_the_url() -> None:
-    """The README's minimal ACL: Redis health, and one log line for the fleet it cannot read."""
+    """The minimal ACL of docs/exporter.md: Redis health, and one log line for the fleet it cannot read."""
     with redis_server() as server:
         server.client().execute_command(
             "ACL", "SETUSER", "monitor", "on", f">{PASSWORD}", *HEALTH_ACL.split()

@@ -307,14 +307,14 @@ def _closed_later(sock: socket.socket, timeout: float = 5.0) -> bool:
     return False
 
 
-def test_the_readme_web_config_loads(certs: dict[str, Path], tmp_path: Path) -> None:
+def test_the_documented_web_config_loads(certs: dict[str, Path], tmp_path: Path) -> None:
     import re
     import shutil
 
     from memorywatch.exporter.webconfig import BasicAuth, load
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    [block] = re.findall(r"```yaml\n(# /etc/memorywatch/web/web.yml.*?)```", readme, re.DOTALL)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "exporter.md").read_text()
+    [block] = re.findall(r"```yaml\n(# /etc/memorywatch/web/web.yml.*?)```", doc, re.DOTALL)
     for source, target in (
         ("server.crt", "tls.crt"),
         ("server.key", "tls.key"),

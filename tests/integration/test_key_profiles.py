@@ -338,7 +338,7 @@ def test_the_documented_profile_files_load() -> None:
     from memorywatch.exporter.profiles import parse_profiles
 
     root = Path(__file__).resolve().parents[2]
-    for doc in ("README.md", "docs/profiles.md"):
+    for doc in ("docs/exporter.md", "docs/profiles.md"):
         blocks = re.findall(r"```yaml\n(profiles:.*?)```", (root / doc).read_text(), re.S)
         assert blocks, doc
         for block in blocks:

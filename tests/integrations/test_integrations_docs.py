@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from harness import RedisServer, redis_server
+from harness import RedisServer
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 URL = "redis://127.0.0.1:6379"
@@ -32,12 +31,6 @@ def blocks(section: str) -> list[str]:
 
 
 BLOCKS = [(section, i, block) for section in SECTIONS for i, block in enumerate(blocks(section))]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with redis_server() as srv:
-        yield srv
 
 
 def test_each_framework_has_an_example() -> None:

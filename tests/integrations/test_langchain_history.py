@@ -21,15 +21,9 @@ from langchain_core.messages import (
     message_to_dict,
 )
 
-from harness import RedisServer, redis_server
+from harness import RedisServer
 from memorywatch.agent import AgentState, StateMiss, aio
 from memorywatch.integrations.langchain import AgentStateChatHistory
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with redis_server() as srv:
-        yield srv
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from agents.extensions.memory import RedisSession
 from agents.memory import Session, SessionSettings
 from oa_helpers import EFFECTS, RUN_CONFIG, TOOL_OPTIONS, BookingModel, booking_agent, worker
 
-from harness import RedisServer, redis_server, wait_until
+from harness import RedisServer, wait_until
 from memorywatch import schema
 from memorywatch.agent import AgentState, FingerprintMismatch, StateMiss, aio
 from memorywatch.integrations.openai_agents import AgentStateSession, run_once, run_once_sync
@@ -29,12 +29,6 @@ from memorywatch.integrations.openai_agents import AgentStateSession, run_once, 
 def counters(client: redis.Redis, namespace: str, family: str) -> dict[str, float]:
     sch = schema.Schema(namespace)
     return schema.merge_counters(client.hgetall(k) for k in sch.stats_keys(family))
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with redis_server() as srv:
-        yield srv
 
 
 @pytest.fixture

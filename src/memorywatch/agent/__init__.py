@@ -5,9 +5,9 @@ instance heartbeats in Redis, with fleet counters kept in Redis itself (see docs
 Depends on redis-py and opentelemetry-api only.
 """
 
-from memorywatch.agent._core import ReadyReport, Settings, ToolContext, ToolOptions
 from memorywatch.agent._health import Heartbeat
 from memorywatch.agent._tools import idempotent_tool
+from memorywatch.agent._values import ReadyReport, Settings, ToolContext, ToolOptions
 from memorywatch.agent.errors import (
     AgentStateError,
     DuplicateExecution,

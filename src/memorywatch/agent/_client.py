@@ -11,7 +11,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from memorywatch import redisurl, schema
-from memorywatch.agent import _connect, _core, _tools
+from memorywatch.agent import _connect, _tools, _values
 from memorywatch.agent._context import Core
 from memorywatch.agent.pool import pool_numbers
 from memorywatch.agent.telemetry import Telemetry
@@ -30,7 +30,7 @@ class StateBase:
         namespace: str,
         instance_id: str | None,
         shards: int | None,
-        settings: _core.Settings | None,
+        settings: _values.Settings | None,
         telemetry: Telemetry,
         min_replicas: int | None = None,
         replica_timeout: float | None = None,
@@ -39,8 +39,8 @@ class StateBase:
         cluster = isinstance(client, self.cluster_type)
         self._core = Core(
             schema=schema.Schema(namespace, shards or schema.default_shards(cluster)),
-            instance_id=instance_id or _core.default_instance_id(),
-            settings=(settings or _core.Settings()).durable(min_replicas, replica_timeout),
+            instance_id=instance_id or _values.default_instance_id(),
+            settings=(settings or _values.Settings()).durable(min_replicas, replica_timeout),
             telemetry=telemetry,
             pool_stats=lambda: pool_numbers(client),
         )
@@ -87,7 +87,7 @@ class StateBase:
         password file, the environment) win over the URL's. ``min_replicas`` and
         ``replica_timeout`` switch on durable mode (see :class:`Settings`)."""
         schema.Schema(namespace, 1)  # a bad namespace fails before any connection is made
-        given: _core.Settings = kwargs.get("settings") or _core.Settings()
+        given: _values.Settings = kwargs.get("settings") or _values.Settings()
         durable = given.durable(min_replicas, replica_timeout)  # validated before connecting
         if durable.min_replicas and durable.replica_timeout >= socket_timeout:
             raise ValueError(
@@ -95,7 +95,7 @@ class StateBase:
                 f"socket_timeout ({socket_timeout:g}s): WAIT would look like a dead socket"
             )
         telemetry = Telemetry(tracer_provider, meter_provider)
-        options = _core.pool_options(
+        options = _values.pool_options(
             namespace=namespace,
             pool_name=pool_name,
             meter=telemetry.meter,
@@ -142,7 +142,7 @@ class StateBase:
         name: str | None = None,
         *,
         key: Callable[..., str],
-        options: _core.ToolOptions | None = None,
+        options: _values.ToolOptions | None = None,
     ) -> Any:
         """Method form of :func:`memorywatch.agent.idempotent_tool`."""
         return _tools.idempotent_tool(self, name, key=key, options=options)

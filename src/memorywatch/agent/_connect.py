@@ -54,7 +54,7 @@ def connect(
     tls: Mapping[str, Any],
     sentinel_auth: Mapping[str, Any],
 ) -> Connected:
-    """A client for ``url``. ``pool_options`` are ``_core.pool_options``'s (credentials
+    """A client for ``url``. ``pool_options`` are ``_values.pool_options``'s (credentials
     given apart from the URL among them, and winning over the URL's); ``tls``, redis-py's
     ``ssl_*`` keywords, go to every node and sentinel of a TLS URL."""
     tls = {k: v for k, v in tls.items() if v is not None}

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from memorywatch import schema
-from memorywatch.agent import _core
+from memorywatch.agent import _values
 from memorywatch.agent import attributes as attr
 from memorywatch.agent._effects import Command, Op, Replicated, Script
 from memorywatch.agent.errors import AgentStateError, SchemaMismatch, StateNotDurable
@@ -27,7 +27,7 @@ class Core:
 
     schema: schema.Schema
     instance_id: str
-    settings: _core.Settings
+    settings: _values.Settings
     telemetry: Telemetry
     pool_stats: Callable[[], Mapping[str, int]]
     """The client pool's numbers for the heartbeat (``pool.pool_numbers``)."""
@@ -69,7 +69,7 @@ def ensure_schema(core: Core, op: str = "schema.check") -> Op[None]:
         [schema.SCHEMA_VERSION, core.schema.shards],
         op,
     )
-    check_schema(_core.pairs(stored), core.schema)
+    check_schema(_values.pairs(stored), core.schema)
     core.schema_checked = True
 
 
@@ -139,7 +139,7 @@ def durable(
     if wanted <= 0:
         return (yield script)
     timeout = core.settings.replica_timeout
-    reply = yield script._replace(replicas=wanted, replica_timeout_ms=_core.ms(timeout))
+    reply = yield script._replace(replicas=wanted, replica_timeout_ms=_values.ms(timeout))
     assert isinstance(reply, Replicated)
     if reply.acked >= wanted or (matters is not None and not matters(reply.value)):
         return reply.value

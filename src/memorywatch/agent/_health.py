@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from memorywatch import __version__, schema
-from memorywatch.agent import _core
+from memorywatch.agent import _values
 from memorywatch.agent._context import Core, prepared
 from memorywatch.agent._effects import Deadline, DeadlineExceeded, Join, Op, Pause, Script, Spawn
 from memorywatch.agent.errors import (
@@ -23,29 +23,29 @@ def probe(core: Core) -> Op[None]:
     """One scripted write: refused up front by a Redis that is loading, read-only or out of
     memory, so it proves reachable, writable and not loading at once."""
     yield Script(
-        "ready", [core.schema.probe(core.instance_id)], [_core.ms(schema.PROBE_TTL)], "ready"
+        "ready", [core.schema.probe(core.instance_id)], [_values.ms(schema.PROBE_TTL)], "ready"
     )
 
 
-def report_for(exc: AgentStateError, latency: float, deadline: float) -> _core.ReadyReport:
+def report_for(exc: AgentStateError, latency: float, deadline: float) -> _values.ReadyReport:
     error = str(exc)
     if isinstance(exc, StateLoading):
-        return _core.ReadyReport(False, True, False, True, latency, deadline, error)
+        return _values.ReadyReport(False, True, False, True, latency, deadline, error)
     if isinstance(exc, StateUnavailable):
-        return _core.ReadyReport(False, False, False, False, None, deadline, error)
+        return _values.ReadyReport(False, False, False, False, None, deadline, error)
     if isinstance(exc, StateReadOnly | StateOutOfMemory):
-        return _core.ReadyReport(False, True, False, False, latency, deadline, error)
-    return _core.ReadyReport(False, True, False, False, latency, deadline, error)
+        return _values.ReadyReport(False, True, False, False, latency, deadline, error)
+    return _values.ReadyReport(False, True, False, False, latency, deadline, error)
 
 
-def ready(core: Core, deadline: float) -> Op[_core.ReadyReport]:
+def ready(core: Core, deadline: float) -> Op[_values.ReadyReport]:
     """Can this instance serve a user with memory right now? Reachable, writable, not
     loading, and answering within ``deadline`` seconds. Never raises."""
     started = time.monotonic()
     try:
         yield Deadline(prepared(core, probe(core)), deadline)
     except DeadlineExceeded:
-        report = _core.ReadyReport(
+        report = _values.ReadyReport(
             False, False, False, False, None, deadline, f"no answer within {deadline}s"
         )
     except AgentStateError as exc:
@@ -53,7 +53,7 @@ def ready(core: Core, deadline: float) -> Op[_core.ReadyReport]:
     else:
         latency = time.monotonic() - started
         ok = latency <= deadline
-        report = _core.ReadyReport(
+        report = _values.ReadyReport(
             ok, True, True, False, latency, deadline, None if ok else "too slow"
         )
     core.ready_flag = report.ready
@@ -81,7 +81,7 @@ def heartbeat(core: Core, ready_flag: bool | None = None) -> Op[None]:
         ],
         [
             core.instance_id,
-            _core.ms(core.settings.heartbeat_ttl),
+            _values.ms(core.settings.heartbeat_ttl),
             *[x for pair in fields.items() for x in pair],
         ],
         "heartbeat",

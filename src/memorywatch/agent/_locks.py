@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from memorywatch import schema
-from memorywatch.agent import _context, _core
+from memorywatch.agent import _context, _values
 from memorywatch.agent import attributes as attr
 from memorywatch.agent._context import Core, durable, fail_span, now_ns_minus, remember_label
 from memorywatch.agent._effects import Join, Op, Pause, Script, Sleep, Spawn
@@ -169,11 +169,11 @@ def acquire(
     """One round trip when the lock is free; jittered retries (2-50 ms) up to ``wait``."""
     counted, lock_id = identity(kind, resource)
     ttl = ttl or core.settings.lock_ttl
-    ttl_ms = _core.ms(ttl)
+    ttl_ms = _values.ms(ttl)
     key = core.schema.lock(lock_id)
     shard = shard_keys(core, lock_id)
     keys = [key, *shard.acquire]
-    owner = _core.owner_token(core.instance_id)
+    owner = _values.owner_token(core.instance_id)
     known = (schema.NAMES_LOCK, shard.shard, counted)
     started = time.monotonic()
     deadline = started + max(0.0, wait)
@@ -193,7 +193,7 @@ def acquire(
             args = [owner, ttl_ms, name, int(attempt == 1), int(final), le, waited, cap, lock_id]
 
             def give_back(value: Any) -> Op[None]:  # the lock was taken: nobody holds it now
-                taken = new_lease(counted, resource, lock_id, _core.text(value[1]),
+                taken = new_lease(counted, resource, lock_id, _values.text(value[1]),
                                   int(value[0]), owner, ttl, key, shard)  # fmt: skip
                 yield from release(core, taken)
 
@@ -201,7 +201,7 @@ def acquire(
             fence, label = yield from durable(
                 core, script, schema.DURABLE_LOCK_ACQUIRE, lock_id, _took_lock, give_back
             )
-            fence, label = int(fence), _core.text(label)
+            fence, label = int(fence), _values.text(label)
             if name != label or cap:
                 remember_label(core, known, label)
             if fence:
@@ -225,7 +225,7 @@ def acquire(
                 error = LockTimeout(f"lock {lock_id!r} still held by another owner after {wait}s")
                 fail_span(span, error)
                 raise error
-            yield Sleep(min(max(0.0, deadline - time.monotonic()), _core.backoff(attempt)))
+            yield Sleep(min(max(0.0, deadline - time.monotonic()), _values.backoff(attempt)))
             attempt += 1
     finally:
         if span is not None:
@@ -237,7 +237,7 @@ def extend(core: Core, lease: LeaseBase, ttl: float | None = None) -> Op[None]:
     ok = yield Script(
         "lock_extend",
         [lease._key, *lease._shard.extend],
-        [lease._value, _core.ms(ttl or lease.ttl), lease._member],
+        [lease._value, _values.ms(ttl or lease.ttl), lease._member],
         "lock.extend",
     )
     if not int(ok):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from memorywatch import schema
-from memorywatch.agent import _core
+from memorywatch.agent import _values
 from memorywatch.agent import attributes as attr
 from memorywatch.agent._context import Core, client_span, durable
 from memorywatch.agent._effects import Command, Op, Script
@@ -84,14 +84,14 @@ def link_session(core: Core, user_id: str, session_id: str) -> Op[None]:
     yield Script(
         "session_link",
         [core.schema.user_sessions(user_id)],
-        [session_id, _core.ms(core.settings.session_ttl)],
+        [session_id, _values.ms(core.settings.session_ttl)],
         "session.link",
     )
 
 
 def _encode(message: Message, now: float) -> str:
     role, content, *rest = message
-    return _core.encode_message(role, content, now, rest[0] if rest else None)
+    return _values.encode_message(role, content, now, rest[0] if rest else None)
 
 
 def extend(core: Core, history: HistoryBase, messages: Iterable[Message]) -> Op[int]:
@@ -111,7 +111,7 @@ def extend(core: Core, history: HistoryBase, messages: Iterable[Message]) -> Op[
             [sch.history(history.session_id), sch.sessions_index(history.session_id)],
             [
                 history.session_id,
-                _core.ms(core.settings.session_ttl),
+                _values.ms(core.settings.session_ttl),
                 core.settings.max_messages,
                 *encoded,
             ],
@@ -136,12 +136,12 @@ def load(core: Core, history: HistoryBase) -> Op[list[dict[str, Any]]]:
             code, raw = yield Script(
                 "history_load",
                 [key, sch.sessions_index(history.session_id)],
-                [history.session_id, _core.ms(core.settings.session_ttl)],
+                [history.session_id, _values.ms(core.settings.session_ttl)],
                 "history.load",
             )
             if int(code) < 0:
                 yield from _miss(core, history, "history.load")
-        messages = _core.decode_messages(raw)
+        messages = _values.decode_messages(raw)
         span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(messages))
     return messages
 
@@ -173,7 +173,7 @@ def pop(core: Core, history: HistoryBase) -> Op[dict[str, Any] | None]:
         reply = yield Script(
             "history_pop",
             [sch.history(history.session_id), sch.sessions_index(history.session_id)],
-            [history.session_id, _core.ms(core.settings.session_ttl)],
+            [history.session_id, _values.ms(core.settings.session_ttl)],
             "history.pop",
         )
         code = int(reply[0])
@@ -182,7 +182,7 @@ def pop(core: Core, history: HistoryBase) -> Op[dict[str, Any] | None]:
             yield from _miss(core, history, "history.pop")
     if code == 0:
         return None
-    message: dict[str, Any] = _core.decode_messages(reply[1:])[0]
+    message: dict[str, Any] = _values.decode_messages(reply[1:])[0]
     return message
 
 
@@ -208,7 +208,7 @@ def forget_history(core: Core, history: HistoryBase) -> Op[int]:
 def update_preferences(core: Core, prefs: PreferencesBase, values: Mapping[str, Any]) -> Op[None]:
     pairs: list[Any] = []
     for name, value in values.items():
-        pairs += [name, _core.encode_value(value)]
+        pairs += [name, _values.encode_value(value)]
     if not pairs:
         raise ValueError("preferences.update: no values given")
     with client_span(core, _name(_UPDATE_PREFS), _UPDATE_PREFS) as span:
@@ -216,7 +216,7 @@ def update_preferences(core: Core, prefs: PreferencesBase, values: Mapping[str, 
         yield Script(
             "prefs_set",
             [core.schema.preferences(prefs.user_id)],
-            [_core.ms(core.settings.preferences_ttl), *pairs],
+            [_values.ms(core.settings.preferences_ttl), *pairs],
             "preferences.set",
         )
 
@@ -227,15 +227,15 @@ def get_preference(core: Core, prefs: PreferencesBase, name: str, default: Any) 
             ("HGET", core.schema.preferences(prefs.user_id), name), "preferences.get"
         )
         span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, 0 if raw is None else 1)
-    return default if raw is None else _core.decode_value(raw)
+    return default if raw is None else _values.decode_value(raw)
 
 
 def all_preferences(core: Core, prefs: PreferencesBase) -> Op[dict[str, Any]]:
     with client_span(core, _name(_SEARCH_PREFS), _SEARCH_PREFS) as span:
         raw = yield Command(("HGETALL", core.schema.preferences(prefs.user_id)), "preferences.all")
-        values = _core.pairs(raw)
+        values = _values.pairs(raw)
         span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(values))
-    return {name: _core.decode_value(value) for name, value in values.items()}
+    return {name: _values.decode_value(value) for name, value in values.items()}
 
 
 def delete_preferences(core: Core, prefs: PreferencesBase, names: tuple[str, ...]) -> Op[int]:
@@ -256,7 +256,7 @@ def forget_user(core: Core, user_id: str) -> Op[int]:
     with client_span(core, _name(_DELETE_PREFS), _DELETE_PREFS) as span:
         sessions = yield Command(("SMEMBERS", sch.user_sessions(user_id)), "forget_user")
         removed = 0
-        for session_id in sorted(_core.text(s) for s in sessions):
+        for session_id in sorted(_values.text(s) for s in sessions):
             removed += yield from forget_session(core, session_id)
         removed += int(
             (

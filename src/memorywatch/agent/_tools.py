@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from memorywatch import schema
-from memorywatch.agent import _context, _core
+from memorywatch.agent import _context, _values
 from memorywatch.agent import attributes as attr
 from memorywatch.agent._context import Core, client_span, durable, fail_span, remember_label
 from memorywatch.agent._effects import Call, Join, Op, Pause, Script, Sleep, Spawn
@@ -70,7 +70,7 @@ class ToolCall:
         key: str,
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
-        options: _core.ToolOptions,
+        options: _values.ToolOptions,
     ) -> None:
         if not tool:
             raise ValueError("a tool name is required")
@@ -83,12 +83,12 @@ class ToolCall:
         self.keys = shard_keys(core, key)
         self.options = options
         self.instance_id = core.instance_id
-        self.owner = _core.owner_token(core.instance_id)
-        self.fp = _core.fingerprint(tool, args, kwargs)
+        self.owner = _values.owner_token(core.instance_id)
+        self.fp = _values.fingerprint(tool, args, kwargs)
         self.deadline = options.deadline or settings.tool_deadline
-        self.deadline_ms = _core.ms(self.deadline)
-        self.retention_ms = _core.ms(options.retention or settings.tool_retention)
-        self.derived = _core.derived_key(core.schema.namespace, tool, key)
+        self.deadline_ms = _values.ms(self.deadline)
+        self.retention_ms = _values.ms(options.retention or settings.tool_retention)
+        self.derived = _values.derived_key(core.schema.namespace, tool, key)
         self.cap = settings.name_cap
         self.known = (schema.NAMES_TOOL, self.keys.shard, tool)
         self.core = core
@@ -108,7 +108,7 @@ class ToolCall:
         ]
         return Script("tool_claim", [self.record, *self.keys.claim], args, "run_tool.claim")
 
-    def complete(self, outcome: str, payload: str, reply: _core.ClaimReply) -> Script:
+    def complete(self, outcome: str, payload: str, reply: _values.ClaimReply) -> Script:
         args = [
             self.owner,
             outcome,
@@ -133,12 +133,12 @@ class ToolCall:
             attributes[attr.GEN_AI_TOOL_CALL_ID] = self.options.call_id
         return attributes
 
-    def replay(self, reply: _core.ClaimReply) -> Any:
+    def replay(self, reply: _values.ClaimReply) -> Any:
         """Turn a claim reply that is not a claim into a result or an exception."""
         if reply.status == schema.TOOL_STATE_COMPLETED:
             return json.loads(reply.payload)
         if reply.status == schema.TOOL_STATE_FAILED:
-            raise ToolFailed(self.tool, *_core.parse_error_payload(reply.payload))
+            raise ToolFailed(self.tool, *_values.parse_error_payload(reply.payload))
         if reply.status == "mismatch":
             raise FingerprintMismatch(
                 f"tool {self.tool!r}: idempotency key reused with different arguments"
@@ -152,17 +152,17 @@ class ToolCall:
         if error is not None:
             if isinstance(error, self.options.retryable):
                 return schema.TOOL_STATE_RELEASED, "", error
-            return schema.TOOL_STATE_FAILED, _core.error_payload(error), error
+            return schema.TOOL_STATE_FAILED, _values.error_payload(error), error
         try:
             return schema.TOOL_STATE_COMPLETED, json.dumps(result, ensure_ascii=False), None
         except (TypeError, ValueError) as exc:
             bad = TypeError(f"tool {self.tool!r} returned a value that is not JSON: {exc}")
-            return schema.TOOL_STATE_FAILED, _core.error_payload(bad), bad
+            return schema.TOOL_STATE_FAILED, _values.error_payload(bad), bad
 
     def check_completion(
         self, reply: Sequence[Any], result: Any, error: BaseException | None
     ) -> None:
-        status, info = _core.text(reply[0]), _core.text(reply[1])
+        status, info = _values.text(reply[0]), _values.text(reply[1])
         if status == "ok":
             return
         if status == "stolen":
@@ -207,7 +207,7 @@ def _claim(call: ToolCall, first: bool) -> Op[Any]:
     runs on it and a retry after the failover can claim again."""
 
     def give_back(value: Any) -> Op[None]:
-        reply = _core.ClaimReply.parse(value)
+        reply = _values.ClaimReply.parse(value)
         if reply.status in ("claimed", "reclaimed"):
             yield call.complete(schema.TOOL_OUTCOME_ABANDONED, "", reply)
 
@@ -217,7 +217,7 @@ def _claim(call: ToolCall, first: bool) -> Op[Any]:
             call.claim(first),
             schema.DURABLE_TOOL_CLAIM,
             call.key,
-            lambda value: _core.text(value[0]) in _TAKES_EFFECT,
+            lambda value: _values.text(value[0]) in _TAKES_EFFECT,
             give_back,
         )
     )
@@ -230,7 +230,7 @@ def run_tool(
     fn: Callable[..., Any],
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
-    options: _core.ToolOptions,
+    options: _values.ToolOptions,
 ) -> Op[Any]:
     """``fn(ctx, *args, **kwargs)`` at most once per idempotency key; happy path: two round
     trips (claim, complete). See ``AgentState.run_tool``."""
@@ -240,7 +240,7 @@ def run_tool(
         started = time.monotonic()
         attempt = 1
         while True:
-            reply = _core.ClaimReply.parse((yield from _claim(call, attempt == 1)))
+            reply = _values.ClaimReply.parse((yield from _claim(call, attempt == 1)))
             if call.known not in core.labels:
                 remember_label(core, call.known, reply.label)
             if reply.status in ("claimed", "reclaimed"):
@@ -250,7 +250,7 @@ def run_tool(
                 if remaining <= 0:
                     span.set_attribute(attr.TOOL_OUTCOME, "in_progress")
                     raise ToolInProgress(tool, int(reply.payload) / 1000)
-                yield Sleep(min(remaining, _core.backoff(attempt, 0.005, 0.2)))
+                yield Sleep(min(remaining, _values.backoff(attempt, 0.005, 0.2)))
                 attempt += 1
                 continue
             span.set_attribute(attr.TOOL_OUTCOME, "replayed" if reply.fence else "mismatch")
@@ -260,7 +260,7 @@ def run_tool(
         span.set_attribute(attr.TOOL_OUTCOME, "executed")
         span.set_attribute(attr.TOOL_FENCING_TOKEN, reply.fence)
         span.set_attribute(attr.TOOL_RECLAIMED, reclaimed)
-        ctx = _core.ToolContext(tool, reply.fence, call.derived, core.instance_id, reclaimed)
+        ctx = _values.ToolContext(tool, reply.fence, call.derived, core.instance_id, reclaimed)
         renewal = (
             (yield Spawn(_renewal(call), f"mw-tool-renew-{reply.label}")) if options.renew else None
         )
@@ -308,7 +308,7 @@ def idempotent_tool(
     name: str | None = None,
     *,
     key: Callable[..., str],
-    options: _core.ToolOptions | None = None,
+    options: _values.ToolOptions | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate ``fn(ctx, *args, **kwargs)`` so that calls run through ``state.run_tool``
     (a coroutine function on the asyncio client, a plain one on the sync client).

@@ -23,7 +23,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from memorywatch import schema
-from memorywatch.agent import _connect, _core, _health, _locks, _memory, _tools
+from memorywatch.agent import _connect, _health, _locks, _memory, _tools, _values
 from memorywatch.agent import _effects as fx
 from memorywatch.agent._client import StateBase
 from memorywatch.agent._context import ensure_schema, prepared
@@ -36,7 +36,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 AsyncHandlers = dict[type, Callable[[Any], Awaitable[Any]]]
 
-__all__ = ["AgentState", "AsyncLease", "History", "Preferences", "Turn", "idempotent_tool"]
+__all__ = ["AgentState", "History", "Lease", "Preferences", "Turn", "idempotent_tool"]
 
 
 async def _drive(op: fx.Op[T], handlers: AsyncHandlers) -> T:
@@ -135,7 +135,7 @@ class Preferences(_memory.PreferencesBase):
         return await self._state._drive(_memory.delete_preferences(self._core, self, names))
 
 
-class AsyncLease(_locks.LeaseBase):
+class Lease(_locks.LeaseBase):
     """A held lock (``async with``); see :class:`memorywatch.agent.Lease`."""
 
     event_type = asyncio.Event
@@ -151,7 +151,7 @@ class AsyncLease(_locks.LeaseBase):
     async def release(self) -> None:
         await self._state._drive(_locks.release(self.core, self))
 
-    async def __aenter__(self) -> AsyncLease:
+    async def __aenter__(self) -> Lease:
         return self
 
     async def __aexit__(
@@ -160,17 +160,21 @@ class AsyncLease(_locks.LeaseBase):
         await self._state._drive(_locks.release(self.core, self, exc))
 
 
+AsyncLease = Lease
+"""The name before 0.3: ``aio.Lease`` mirrors ``aio.AgentState`` as the sync names do."""
+
+
 class _LockRequest:
     """``async with state.lock(...) as lease`` or ``lease = await state.lock(...)``."""
 
-    def __init__(self, acquire: Callable[[], Awaitable[AsyncLease]]) -> None:
+    def __init__(self, acquire: Callable[[], Awaitable[Lease]]) -> None:
         self._acquire = acquire
-        self._lease: AsyncLease | None = None
+        self._lease: Lease | None = None
 
-    def __await__(self) -> Generator[Any, None, AsyncLease]:
+    def __await__(self) -> Generator[Any, None, Lease]:
         return self._acquire().__await__()
 
-    async def __aenter__(self) -> AsyncLease:
+    async def __aenter__(self) -> Lease:
         self._lease = await self._acquire()
         return self._lease
 
@@ -219,7 +223,7 @@ class AgentState(StateBase):
         namespace: str = schema.DEFAULT_NAMESPACE,
         instance_id: str | None = None,
         shards: int | None = None,
-        settings: _core.Settings | None = None,
+        settings: _values.Settings | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         telemetry: Telemetry | None = None,
@@ -260,14 +264,14 @@ class AgentState(StateBase):
         if effect.replicas:
             return await self._replicated(effect)
         client = self._side_client() if effect.side else self.client
-        sha = _core.SCRIPT_SHAS[effect.name]
+        sha = _values.SCRIPT_SHAS[effect.name]
         return await client.execute_command(
             "EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args
         )
 
     async def _replicated(self, effect: fx.Script) -> fx.Replicated:
         """The script and ``WAIT`` in one pipeline on one connection (of the key's node)."""
-        evalsha = ("EVALSHA", _core.SCRIPT_SHAS[effect.name], len(effect.keys), *effect.keys)
+        evalsha = ("EVALSHA", _values.SCRIPT_SHAS[effect.name], len(effect.keys), *effect.keys)
         wait = ("WAIT", effect.replicas, effect.replica_timeout_ms)
         client = self.client
         if isinstance(client, aredis.RedisCluster):
@@ -301,7 +305,7 @@ class AgentState(StateBase):
 
     async def _load_script(self, effect: fx.LoadScript) -> Any:
         client = self._side_client() if effect.side else self.client
-        return await client.script_load(_core.SCRIPT_TEXTS[effect.name])
+        return await client.script_load(_values.SCRIPT_TEXTS[effect.name])
 
     async def _command(self, effect: fx.Command) -> Any:
         return await self.client.execute_command(*effect.args)
@@ -373,12 +377,12 @@ class AgentState(StateBase):
     ) -> _LockRequest:
         """``async with state.lock("charge", "order-42") as lease:`` (or ``await``)."""
 
-        async def acquire() -> AsyncLease:
-            new_lease = lambda *facts: AsyncLease(self, *facts)  # noqa: E731
+        async def acquire() -> Lease:
+            new_lease = lambda *facts: Lease(self, *facts)  # noqa: E731
             lease = await self._drive(
                 _locks.acquire(self._core, new_lease, kind, resource, ttl, wait, renew)
             )
-            assert isinstance(lease, AsyncLease)
+            assert isinstance(lease, Lease)
             return lease
 
         return _LockRequest(acquire)
@@ -389,20 +393,20 @@ class AgentState(StateBase):
         idempotency_key: str,
         fn: Callable[..., Awaitable[R]],
         *args: Any,
-        tool_options: _core.ToolOptions | None = None,
+        tool_options: _values.ToolOptions | None = None,
         **kwargs: Any,
     ) -> R:
         """Await ``fn(ctx, *args, **kwargs)`` at most once per idempotency key; a concurrent
         call waits up to ``tool_options.wait`` (default 5 s) for the first call's answer, see
         the sync ``run_tool``."""
-        options = tool_options or _core.ToolOptions()
+        options = tool_options or _values.ToolOptions()
         result: R = await self._drive(
             _tools.run_tool(self._core, tool_name, idempotency_key, fn, args, kwargs, options)
         )
         return result
 
     # -- health -----------------------------------------------------------------------------------
-    async def ready(self, deadline: float = 1.0) -> _core.ReadyReport:
+    async def ready(self, deadline: float = 1.0) -> _values.ReadyReport:
         """See the sync ``ready()``; ``bool(report)`` is the verdict."""
         return await _drive(_health.ready(self._core, deadline), self._handlers)
 

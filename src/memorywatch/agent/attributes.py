@@ -73,3 +73,8 @@ MEMORY_ITEMS: Final = "memorywatch.memory.items"
 ``delete_memory`` span."""
 STORE_HISTORY: Final = "history"
 STORE_PREFERENCES: Final = "preferences"
+STORE_CHECKPOINTS: Final = "checkpoints"
+"""LangGraph checkpoints (``memorywatch.integrations.langgraph``)."""
+CHECKPOINT_OP: Final = "memorywatch.checkpoint.op"
+"""The saver call of a checkpoints span: ``put``, ``put_writes``, ``get_tuple``, ``list``,
+``delete_thread``, ``copy_thread``, ``prune``, ``delete_for_runs`` (a closed set)."""

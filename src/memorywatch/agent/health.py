@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Protocol
 
-from memorywatch.agent._core import ReadyReport
+from memorywatch.agent._values import ReadyReport
 
 LIVEZ = "/livez"
 READYZ = "/readyz"

@@ -27,7 +27,7 @@ from redis.observability import recorder as observability
 from redis.retry import Retry
 
 from memorywatch import schema
-from memorywatch.agent import _connect, _core, _health, _locks, _memory, _tools
+from memorywatch.agent import _connect, _health, _locks, _memory, _tools, _values
 from memorywatch.agent import _effects as fx
 from memorywatch.agent._client import StateBase
 from memorywatch.agent._context import ensure_schema, prepared
@@ -203,7 +203,7 @@ class AgentState(StateBase):
         namespace: str = schema.DEFAULT_NAMESPACE,
         instance_id: str | None = None,
         shards: int | None = None,
-        settings: _core.Settings | None = None,
+        settings: _values.Settings | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         telemetry: Telemetry | None = None,
@@ -249,7 +249,7 @@ class AgentState(StateBase):
     def _script(self, effect: fx.Script) -> Any:
         if effect.replicas:
             return self._replicated(effect)
-        sha = _core.SCRIPT_SHAS[effect.name]
+        sha = _values.SCRIPT_SHAS[effect.name]
         pool = self._direct
         if effect.side or pool is None or observability.is_enabled():
             client = self._side_client() if effect.side else self.client
@@ -280,7 +280,7 @@ class AgentState(StateBase):
         if cluster:
             client = client.get_redis_connection(client.get_node_from_key(effect.keys[0]))
         pipe = client.pipeline(transaction=False)
-        sha = _core.SCRIPT_SHAS[effect.name]
+        sha = _values.SCRIPT_SHAS[effect.name]
         pipe.execute_command("EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args)
         pipe.execute_command("WAIT", effect.replicas, effect.replica_timeout_ms)
         try:
@@ -300,7 +300,7 @@ class AgentState(StateBase):
     def _replicated_direct(pool: redis.ConnectionPool, effect: fx.Script) -> fx.Replicated:
         """:meth:`_replicated` on a pooled connection: one packed write, two replies (half
         the client CPU of a redis-py pipeline, the same reason as ``_script``'s path)."""
-        sha = _core.SCRIPT_SHAS[effect.name]
+        sha = _values.SCRIPT_SHAS[effect.name]
         evalsha = ("EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args)
         conn = pool.get_connection()
         try:
@@ -329,7 +329,7 @@ class AgentState(StateBase):
 
     def _load_script(self, effect: fx.LoadScript) -> Any:
         client = self._side_client() if effect.side else self.client
-        return client.script_load(_core.SCRIPT_TEXTS[effect.name])
+        return client.script_load(_values.SCRIPT_TEXTS[effect.name])
 
     def _command(self, effect: fx.Command) -> Any:
         return self.client.execute_command(*effect.args)
@@ -422,7 +422,7 @@ class AgentState(StateBase):
         idempotency_key: str,
         fn: Callable[..., R],
         *args: Any,
-        tool_options: _core.ToolOptions | None = None,
+        tool_options: _values.ToolOptions | None = None,
         **kwargs: Any,
     ) -> R:
         """Run ``fn(ctx, *args, **kwargs)`` at most once per idempotency key.
@@ -434,14 +434,14 @@ class AgentState(StateBase):
         wait (``ToolOptions(wait=0)`` answers at once). Happy path: two round trips (claim,
         complete).
         """
-        options = tool_options or _core.ToolOptions()
+        options = tool_options or _values.ToolOptions()
         result: R = self._drive(
             _tools.run_tool(self._core, tool_name, idempotency_key, fn, args, kwargs, options)
         )
         return result
 
     # -- health -----------------------------------------------------------------------------------
-    def ready(self, deadline: float = 1.0) -> _core.ReadyReport:
+    def ready(self, deadline: float = 1.0) -> _values.ReadyReport:
         """Is Redis reachable, writable (not read-only, not out of memory), not loading, and
         answering within ``deadline`` seconds? ``bool(report)`` is the verdict."""
         return _drive(_health.ready(self._core, deadline), self._handlers)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from memorywatch import scope_options
 from memorywatch import thresholds as th
 from memorywatch.alerts import alertmanager, runbooks
 from memorywatch.alerts.generate import GENERATE_COMMAND, GenerateConfig, check, generate
@@ -46,9 +47,12 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--exporter-job",
-            default=DEFAULT_EXPORTER_JOB,
-            help="Prometheus job label of the memorywatch exporter (for RedisExporterDown).",
+            default=None,
+            help="Prometheus job label of the memorywatch exporter (for RedisExporterDown). "
+            f"Default: the job of --selector, else {DEFAULT_EXPORTER_JOB}.",
         ),
+        scope_options.cluster_label,
+        scope_options.selector,
         click.option(
             "--identity-label",
             "identity_labels",
@@ -56,7 +60,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=alertmanager.DEFAULT_IDENTITY_LABELS,
             show_default=True,
             help="alertmanager.yaml: a label naming one Redis deployment on every alert "
-            "(repeatable); group_by and every inhibition's equal.",
+            "(repeatable); group_by and every inhibition's equal. --cluster-label adds "
+            "the cluster label to them.",
         ),
         click.option(
             "--out-dir",
@@ -84,7 +89,9 @@ def _config(
     profile: str,
     runbook_base_url: str,
     dashboard_base_url: str,
-    exporter_job: str,
+    exporter_job: str | None,
+    cluster_label: str | None,
+    selector: str,
     identity_labels: tuple[str, ...],
     out_dir: Path,
     runbooks_dir: Path,
@@ -94,6 +101,16 @@ def _config(
         table = th.load(thresholds_file, profile)
     except th.ThresholdsError as exc:
         raise click.ClickException(str(exc)) from None
+    scope = scope_options.parse(cluster_label, selector)
+    selected_job = dict(scope.selector).get("job")
+    if exporter_job is not None and selected_job is not None and exporter_job != selected_job:
+        raise click.BadParameter(
+            f"--exporter-job {exporter_job} differs from the selector's job {selected_job}",
+            param_hint="--exporter-job",
+        )
+    if cluster_label is not None and cluster_label not in identity_labels:
+        # one incident of one cluster: grouped and inhibited within that cluster only
+        identity_labels = (cluster_label, *identity_labels)
     try:
         routing = alertmanager.RoutingConfig(identity_labels=tuple(identity_labels))
     except ValueError as exc:
@@ -103,7 +120,8 @@ def _config(
             thresholds=table,
             runbook_base_url=runbook_base_url,
             dashboard_base_url=dashboard_base_url,
-            exporter_job=exporter_job,
+            exporter_job=exporter_job or selected_job or DEFAULT_EXPORTER_JOB,
+            scope=scope,
         ),
         out_dir=out_dir,
         runbooks_dir=None if skip_runbooks else runbooks_dir,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -52,7 +52,17 @@ class GenerateConfig:
 
 
 def build_groups(cfg: AlertsConfig) -> tuple[RuleGroup, ...]:
-    return tuple(module.group(cfg) for module in GROUP_MODULES)
+    return tuple(_scoped(module.group(cfg), cfg) for module in GROUP_MODULES)
+
+
+def _scoped(group: RuleGroup, cfg: AlertsConfig) -> RuleGroup:
+    """Every expression of the group with the cluster label kept and the selector applied."""
+    scope = cfg.scope
+    return replace(
+        group,
+        alerts=tuple(replace(a, expr=scope.rule(a.expr)) for a in group.alerts),
+        records=tuple(replace(r, expr=scope.rule(r.expr)) for r in group.records),
+    )
 
 
 def alert_rules(groups: tuple[RuleGroup, ...]) -> list[AlertRule]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from memorywatch.scope import Scope
 from memorywatch.thresholds import Threshold, Thresholds
 
 DEFAULT_RUNBOOK_BASE_URL: Final = "https://github.com/memorywatch/memorywatch/blob/main/runbooks/"
@@ -28,6 +29,9 @@ ONSET: Final = 5
 """Probe series are healthy for steps 0..ONSET-1 and show the fault from step ONSET on."""
 
 TEST_INSTANCE: Final = "127.0.0.1:9121"
+TEST_CLUSTERS: Final = ("a", "b")
+"""With a cluster label, the promtool tests hold two clusters with the same instance and job:
+the first shows each probe's fault, the second sits on the threshold."""
 
 ValueFormat = Literal["percentage", "duration", "bytes", "number", "count"]
 
@@ -38,6 +42,16 @@ class AlertsConfig:
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
     dashboard_base_url: str = DEFAULT_DASHBOARD_BASE_URL
     exporter_job: str = DEFAULT_EXPORTER_JOB
+    scope: Scope = field(default_factory=Scope)
+    """The cluster label every rule keeps and the selector every metric gets (default:
+    neither, one Prometheus per cluster)."""
+
+    def __post_init__(self) -> None:
+        job = dict(self.scope.selector).get("job", self.exporter_job)
+        if job != self.exporter_job:
+            raise ValueError(
+                f"the selector's job {job} is not the exporter job {self.exporter_job}"
+            )
 
     def t(self, name: str) -> Threshold:
         return self.thresholds[name]

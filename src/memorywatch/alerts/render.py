@@ -9,12 +9,14 @@ import yaml
 
 from memorywatch.alerts.model import (
     ONSET,
+    TEST_CLUSTERS,
     TEST_INSTANCE,
     AlertRule,
     AlertsConfig,
     RuleGroup,
     go_template,
 )
+from memorywatch.scope import CLUSTER_VAR
 from memorywatch.thresholds import format_duration
 
 RULES_FILE: Final = "memorywatch.rules.yaml"
@@ -41,7 +43,15 @@ def dashboard_url(rule: AlertRule, cfg: AlertsConfig) -> str:
         raise ValueError(
             f"{rule.alert}: no panel of {rule.dashboard} watches {rule.threshold.name}"
         )
-    return f"{cfg.dashboard_base_url}{rule.dashboard}?viewPanel={panel}"
+    url = f"{cfg.dashboard_base_url}{rule.dashboard}?viewPanel={panel}"
+    if cfg.scope.cluster_label:
+        url += f"&var-{CLUSTER_VAR}={_cluster_template(cfg)}"
+    return url
+
+
+def _cluster_template(cfg: AlertsConfig) -> str:
+    """The alert's cluster, as the annotation template Prometheus expands."""
+    return "{{ $labels." + str(cfg.scope.cluster_label) + " }}"
 
 
 def rule_annotations(rule: AlertRule, cfg: AlertsConfig) -> dict[str, str]:
@@ -132,27 +142,42 @@ def dump(document: Mapping[str, Any], note: str = "") -> str:
 # promtool tests --------------------------------------------------------------------------------
 
 
-def _labels(cfg: AlertsConfig, extra: Mapping[str, str]) -> dict[str, str]:
-    return {"instance": TEST_INSTANCE, "job": cfg.exporter_job, **extra}
+def _labels(cfg: AlertsConfig, extra: Mapping[str, str], cluster: str | None) -> dict[str, str]:
+    return {**_series_labels(cfg, cluster), **extra}
 
 
-def _series(selector: str, cfg: AlertsConfig) -> str:
-    base = f'instance="{TEST_INSTANCE}",job="{cfg.exporter_job}"'
+def _series_labels(cfg: AlertsConfig, cluster: str | None) -> dict[str, str]:
+    """What every input series carries: the target's labels, the selector's, the cluster's."""
+    labels = {"instance": TEST_INSTANCE, "job": cfg.exporter_job, **dict(cfg.scope.selector)}
+    if cfg.scope.cluster_label and cluster is not None:
+        labels[cfg.scope.cluster_label] = cluster
+    return labels
+
+
+def _series(selector: str, cfg: AlertsConfig, cluster: str | None = None) -> str:
+    base = ",".join(f'{k}="{v}"' for k, v in _series_labels(cfg, cluster).items())
     if selector.endswith("}"):
         return selector[:-1] + "," + base + "}"
     return selector + "{" + base + "}"
 
 
 def _expected(
-    rule: AlertRule, firing: Iterable[AlertRule], cfg: AlertsConfig, steps: int, quiet: bool
+    rule: AlertRule,
+    firing: Iterable[AlertRule],
+    cfg: AlertsConfig,
+    steps: int,
+    quiet: bool,
+    cluster: str | None = None,
 ) -> list[dict[str, Any]]:
     value_at = rule.probe.quiet_value if quiet else rule.probe.value
     value = value_at(steps, cfg.test_interval)
     out = []
     for other in firing:
-        labels = _labels(cfg, {**rule.probe.labels, "severity": other.severity})
+        labels = _labels(cfg, {**rule.probe.labels, "severity": other.severity}, cluster)
         notes = probe_annotations(other, cfg)
         notes[VALUE_ANNOTATION] = f"{value:.6f}"
+        if cluster is not None:  # the dashboard opens on the alert's cluster
+            notes["dashboard_url"] = notes["dashboard_url"].replace(_cluster_template(cfg), cluster)
         out.append({"exp_labels": labels, "exp_annotations": notes})
     return out
 
@@ -164,22 +189,39 @@ def _case(
     steps: int,
     firing: list[AlertRule],
     cfg: AlertsConfig,
+    weaker: list[AlertRule],
 ) -> dict[str, Any]:
+    """One promtool case. With a cluster label, the first test cluster gets the case's
+    series and the second the quiet ones, on which only weaker rules may fire: an
+    aggregation or a join that merged the clusters would change the labels or the values."""
     interval = cfg.test_interval
     series = rule.probe.quiet if quiet else rule.probe.fire
     length = max(steps, 0) + 2
+    if not cfg.scope.cluster_label:
+        inputs = [
+            {"series": _series(sel, cfg), "values": s.values(length)}
+            for sel, s in sorted(series.items())
+        ]
+        expected = _expected(rule, firing, cfg, steps, quiet)
+    else:
+        shown, other = TEST_CLUSTERS
+        inputs = [
+            {"series": _series(sel, cfg, cluster), "values": s.values(length)}
+            for cluster, chosen in ((shown, series), (other, rule.probe.quiet))
+            for sel, s in sorted(chosen.items())
+        ]
+        expected = _expected(rule, firing, cfg, steps, quiet, shown) + _expected(
+            rule, _due(steps, interval, weaker), cfg, steps, True, other
+        )
     return {
         "name": name,
         "interval": format_duration(interval),
-        "input_series": [
-            {"series": _series(sel, cfg), "values": s.values(length)}
-            for sel, s in sorted(series.items())
-        ],
+        "input_series": inputs,
         "alert_rule_test": [
             {
                 "eval_time": format_duration((ONSET + steps) * interval),
                 "alertname": rule.alert,
-                "exp_alerts": _expected(rule, firing, cfg, steps, quiet),
+                "exp_alerts": expected,
             }
         ],
     }
@@ -213,6 +255,7 @@ def test_cases(group: RuleGroup, cfg: AlertsConfig) -> list[dict[str, Any]]:
                 boundary,
                 _due(boundary, interval, [*weaker, rule]),
                 cfg,
+                weaker,
             )
         )
         cases.append(
@@ -223,6 +266,7 @@ def test_cases(group: RuleGroup, cfg: AlertsConfig) -> list[dict[str, Any]]:
                 before,
                 _due(before, interval, weaker),
                 cfg,
+                weaker,
             )
         )
         cases.append(
@@ -233,6 +277,7 @@ def test_cases(group: RuleGroup, cfg: AlertsConfig) -> list[dict[str, Any]]:
                 boundary,
                 _due(boundary, interval, weaker),
                 cfg,
+                weaker,
             )
         )
     return cases

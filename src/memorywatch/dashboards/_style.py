@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 import grafanalib.core as g
 from grafanalib._gen import DashboardEncoder
 
+from memorywatch.scope import CLUSTER_VAR, Scope
 from memorywatch.thresholds import Threshold, Thresholds
 
 TAG: Final = "memorywatch"
@@ -138,6 +139,8 @@ class Context:
 
     thresholds: Thresholds
     runbook_base_url: str
+    scope: Scope = field(default_factory=Scope)
+    """With a cluster label: a $cluster variable, and every query restricted to it."""
 
     def t(self, name: str) -> Threshold:
         return self.thresholds[name]
@@ -188,10 +191,10 @@ def _description(panel: Panel) -> str:
     return panel.description + " Empty while healthy: " + " ".join(dict.fromkeys(empty))
 
 
-def _targets(panel: Panel) -> list[g.Target]:
+def _targets(ctx: Context, panel: Panel) -> list[g.Target]:
     return [
         g.Target(
-            expr=q.expr,
+            expr=ctx.scope.panel(q.expr),
             legendFormat=q.legend,
             refId=chr(ord("A") + i),
             instant=q.instant,
@@ -228,7 +231,7 @@ def _grafanalib_panel(ctx: Context, placed: PlacedPanel, pos: g.GridPos) -> Any:
         "title": panel.title,
         "description": _description(panel),
         "dataSource": dict(DATASOURCE),
-        "targets": _targets(panel),
+        "targets": _targets(ctx, panel),
         "gridPos": pos,
         "id": placed.id,
         "links": links,
@@ -326,23 +329,37 @@ def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, cls=DashboardEncoder))
 
 
-def _template(name: str, label: str, query: str) -> g.Template:
+def _template(name: str, label: str, query: str, *, pick_one: bool = False) -> g.Template:
     return g.Template(
         name=name,
         label=label,
         query=query,
         dataSource=dict(DATASOURCE),
-        includeAll=True,
-        multi=True,
-        allValue=".+",
+        includeAll=not pick_one,
+        multi=not pick_one,
+        allValue=None if pick_one else ".+",
         refresh=2,
         sort=1,
-        default="$__all",
+        default=None if pick_one else "$__all",
     )
 
 
-def templating(up_metric: str) -> g.Templating:
-    """Data source, then job and instance from the series every memorywatch target has."""
+def templating(up_metric: str, scope: Scope | None = None) -> g.Templating:
+    """Data source, then job and instance from the series every memorywatch target has. With
+    a cluster label, a cluster variable (one cluster at a time) comes first and the job and
+    instance lists are of that cluster."""
+    scope = scope or Scope()
+    job_matchers = [*scope.panel_matchers]
+    by_job = f'job=~"${JOB_VAR}"'
+
+    def listed_by(matchers: list[str]) -> str:
+        return up_metric + ("{" + ",".join(matchers) + "}" if matchers else "")
+
+    cluster = []
+    if scope.cluster_label:
+        query = f"label_values({listed_by([*scope.matchers])}, {scope.cluster_label})"
+        cluster = [_template(CLUSTER_VAR, "Cluster", query, pick_one=True)]
+
     return g.Templating(
         list=[
             g.Template(
@@ -352,11 +369,12 @@ def templating(up_metric: str) -> g.Templating:
                 type="datasource",
                 default="default",
             ),
-            _template(JOB_VAR, "Job", f"label_values({up_metric}, job)"),
+            *cluster,
+            _template(JOB_VAR, "Job", f"label_values({listed_by(job_matchers)}, job)"),
             _template(
                 INSTANCE_VAR,
                 "Instance",
-                f'label_values({up_metric}{{job=~"${JOB_VAR}"}}, instance)',
+                f"label_values({listed_by([*job_matchers, by_job])}, instance)",
             ),
         ]
     )
@@ -384,7 +402,7 @@ def build_dashboard(ctx: Context, spec: DashboardSpec, up_metric: str) -> dict[s
                 keepTime=True,
             )
         ],
-        templating=templating(up_metric),
+        templating=templating(up_metric, ctx.scope),
         refresh="30s",
         timezone="browser",
         graphTooltip=g.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from memorywatch import scope_options
 from memorywatch import thresholds as th
 from memorywatch.alerts.model import DEFAULT_RUNBOOK_BASE_URL
 from memorywatch.dashboards.generate import (
@@ -38,12 +40,23 @@ _runbook_base_url = click.option(
 )
 
 
-def _config(out_dir: Path, thresholds_file: Path | None, runbook_base_url: str) -> DashboardsConfig:
+def _config(
+    out_dir: Path,
+    thresholds_file: Path | None,
+    runbook_base_url: str,
+    cluster_label: str | None,
+    selector: str,
+) -> DashboardsConfig:
     try:
         table = th.load(thresholds_file)
     except th.ThresholdsError as exc:
         raise click.ClickException(str(exc)) from None
-    return DashboardsConfig(thresholds=table, runbook_base_url=runbook_base_url, out_dir=out_dir)
+    return DashboardsConfig(
+        thresholds=table,
+        runbook_base_url=runbook_base_url,
+        out_dir=out_dir,
+        scope=scope_options.parse(cluster_label, selector),
+    )
 
 
 @click.group("dashboards")
@@ -55,9 +68,11 @@ def dashboards() -> None:
 @_out_dir
 @_thresholds
 @_runbook_base_url
-def generate_command(out_dir: Path, thresholds_file: Path | None, runbook_base_url: str) -> None:
+@scope_options.cluster_label
+@scope_options.selector
+def generate_command(**options: Any) -> None:
     """Write dashboards/*.json."""
-    written = generate(_config(out_dir, thresholds_file, runbook_base_url))
+    written = generate(_config(**options))
     for path in written:
         click.echo(f"wrote {path}")
     if not written:
@@ -68,9 +83,11 @@ def generate_command(out_dir: Path, thresholds_file: Path | None, runbook_base_u
 @_out_dir
 @_thresholds
 @_runbook_base_url
-def check_command(out_dir: Path, thresholds_file: Path | None, runbook_base_url: str) -> None:
+@scope_options.cluster_label
+@scope_options.selector
+def check_command(**options: Any) -> None:
     """Exit 1 if the files on disk differ from what `dashboards generate` would write."""
-    drifted = check(_config(out_dir, thresholds_file, runbook_base_url))
+    drifted = check(_config(**options))
     if drifted:
         click.echo(
             f"out of date: {', '.join(map(str, drifted))}; run `{GENERATE_COMMAND}`", err=True

@@ -13,6 +13,7 @@ from memorywatch import names
 from memorywatch.alerts.model import DEFAULT_RUNBOOK_BASE_URL
 from memorywatch.dashboards import locks_tools, overview, redis_memory
 from memorywatch.dashboards._style import Context, DashboardSpec, build_dashboard, placed_panels
+from memorywatch.scope import Scope
 from memorywatch.thresholds import Thresholds
 
 GENERATE_COMMAND: Final = "memorywatch dashboards generate"
@@ -32,10 +33,13 @@ class DashboardsConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
     out_dir: Path = DEFAULT_OUT_DIR
+    scope: Scope = field(default_factory=Scope)
 
     @property
     def context(self) -> Context:
-        return Context(thresholds=self.thresholds, runbook_base_url=self.runbook_base_url)
+        return Context(
+            thresholds=self.thresholds, runbook_base_url=self.runbook_base_url, scope=self.scope
+        )
 
 
 def specs(config: DashboardsConfig) -> tuple[DashboardSpec, ...]:

@@ -3,7 +3,9 @@
 The standard library's threading HTTP server: request heads (and TLS handshakes) are read
 by one selector thread, each whole request is answered by a handler thread of its own so a
 slow target cannot hold up the others; HTTP/1.1 keep-alive, hardened (see ``_Server``), with
-the exporter-toolkit web configuration (TLS, basic auth). The app is also a WSGI callable.
+the exporter-toolkit web configuration (TLS, basic auth). The app is also a WSGI callable,
+for embedding: it asks for the web configuration's basic auth users as this server does (TLS
+is the embedding server's own).
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ class ExporterApp:
         self.clients = ClientCache(config.credentials, config.tls, config.scrape_timeout)
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="memorywatch-scrape")
         self.health = ScrapeHealth(pinned=config.target.display)
+        # --web-config-file's basic_auth_users, asked of every request by both ways in (the
+        # server below and __call__, when embedded)
+        self.auth = BasicAuth(config.web.users if config.web is not None else {})
         # /scrape targets already checked (parsed, allow-listed), by their target= text:
         # bounded and forgotten when no longer scraped, as their clients are.
         self.targets: Recent[str, TargetCollector] = Recent()
@@ -169,15 +174,21 @@ class ExporterApp:
         return Response(404, b"not found\n")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """WSGI, for embedding the exporter in another server (and for tests)."""
-        response = self.respond(
-            environ.get("REQUEST_METHOD", "GET"),
-            environ.get("PATH_INFO", "/"),
-            environ.get("QUERY_STRING", ""),
-            environ.get("HTTP_ACCEPT_ENCODING", ""),
-        )
+        """WSGI, for embedding the exporter in another server (and for tests). Every path
+        asks for the web configuration's basic auth, if it has users."""
+        extra: list[tuple[str, str]] = []
+        if not self.auth.allowed(environ.get("HTTP_AUTHORIZATION")):
+            response = UNAUTHORIZED
+            extra = [CHALLENGE]
+        else:
+            response = self.respond(
+                environ.get("REQUEST_METHOD", "GET"),
+                environ.get("PATH_INFO", "/"),
+                environ.get("QUERY_STRING", ""),
+                environ.get("HTTP_ACCEPT_ENCODING", ""),
+            )
         start_response(
-            f"{response.status} {HTTPStatus(response.status).phrase}", response.headers()
+            f"{response.status} {HTTPStatus(response.status).phrase}", extra + response.headers()
         )
         return [response.body]
 
@@ -246,6 +257,9 @@ class Response:
             headers.append(("Content-Encoding", self.encoding))
         return headers
 
+
+UNAUTHORIZED = Response(401, b"unauthorized\n")
+CHALLENGE = ("WWW-Authenticate", 'Basic realm="memorywatch"')
 
 IDLE_TIMEOUT = 65.0
 """Seconds a connection may wait for its next request: longer than the 60 s scrape interval
@@ -527,10 +541,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         if not self.server.auth.allowed(self.headers.get("Authorization")):
-            self._send(
-                Response(401, b"unauthorized\n"),
-                [("WWW-Authenticate", 'Basic realm="memorywatch"')],
-            )
+            self._send(UNAUTHORIZED, [CHALLENGE])
             return
         path, _, query = self.path.partition("?")
         self._send(
@@ -739,7 +750,7 @@ def serve(config: ExporterConfig) -> None:
             handler,
             max_connections=config.max_connections,
             tls=web.tls if web is not None else None,
-            auth=BasicAuth(web.users if web is not None else {}),
+            auth=app.auth,
         )
     except OSError as exc:
         app.close()

@@ -1,3 +1,5 @@
-"""memorywatch.integrations: the SDK's guarantees (TTL-bounded state, run locks with fencing
-tokens, idempotent tools) behind the APIs of agent frameworks. Each submodule imports its
-framework, installed with the matching extra (``memorywatch[openai-agents]``, ...)."""
+"""memorywatch for agent frameworks: their persistence interfaces on the memorywatch schema.
+
+Each framework lives in its own subpackage and needs its extra (``memorywatch[langgraph]``, ...);
+importing this package alone pulls no framework.
+"""

@@ -1,0 +1,862 @@
+"""LangGraph checkpoint savers on the memorywatch schema: plain Redis 7, no modules.
+
+``AgentStateSaver(state)`` and ``AsyncAgentStateSaver(state)`` keep a graph's checkpoints in
+three keys per thread (``lgcp``, ``lgix``, ``lgw``) and one set per run (``lgrun``, for
+``delete_for_runs``; docs/schema.md, "LangGraph checkpoints"),
+on the state's own Redis client: its shards and hash tags (each thread's keys on one Cluster
+slot, every operation one script), its Sentinel or Cluster connection, its durable mode.
+
+Bounds: every key carries the thread's retention TTL (``ttl=``, default the state's
+``Settings.session_ttl``), refreshed by every write and by ``get_tuple``; a thread keeps its
+newest ``max_checkpoints`` checkpoints (all namespaces together), the pending writes of older
+ones go with them. Each checkpoint is stored whole (every channel value), so trimming an old
+one never breaks a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+import redis
+import redis.asyncio as aredis
+import redis.cluster
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from redis.asyncio.cluster import PipelineCommand
+from redis.client import NEVER_DECODE
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.observability import recorder as observability
+
+from memorywatch import schema
+from memorywatch.agent import AgentState
+from memorywatch.agent import attributes as attr
+from memorywatch.agent.aio import AgentState as AsyncAgentState
+from memorywatch.agent.errors import StateMiss, StateNotDurable
+from memorywatch.integrations.langgraph import _lua
+
+NUL: Final = "\0"
+STORE_CHECKPOINTS: Final = attr.STORE_CHECKPOINTS
+"""``gen_ai.memory.store.name`` of the savers' spans."""
+
+
+def _ms(seconds: float) -> int:
+    value = int(seconds * 1000)
+    if value <= 0:
+        raise ValueError(f"ttl must be positive, got {seconds!r}s")
+    return value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _check(name: str, value: str) -> str:
+    if NUL in value:
+        raise ValueError(f"a LangGraph {name} must not contain a NUL character")
+    return value
+
+
+def _ns(config: RunnableConfig) -> str:
+    return _check("checkpoint_ns", str(config["configurable"].get("checkpoint_ns", "")))
+
+
+def _thread(config: RunnableConfig | None) -> str:
+    if not config or not config.get("configurable", {}).get("thread_id"):
+        raise ValueError("these savers need configurable.thread_id (no listing across threads)")
+    return _check("thread_id", str(config["configurable"]["thread_id"]))
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+class _Codec:
+    """Records as Redis stores them: binary, NUL-separated heads (no id holds a NUL).
+
+    checkpoint record: ``{run id}\\0{parent id}\\0{checkpoint type}\\0{metadata type}\\0{len}\\0`` then the
+    checkpoint bytes (``len`` of them) and the metadata bytes.
+    write record: ``{task path}\\0{channel}\\0{type}\\0`` then the value bytes.
+    """
+
+    def __init__(self, serde: SerializerProtocol) -> None:
+        self.serde = serde
+
+    def checkpoint(
+        self, checkpoint: Checkpoint, metadata: CheckpointMetadata, parent: str | None, run: str
+    ) -> bytes:
+        cp_type, cp_bytes = self.serde.dumps_typed(checkpoint)
+        md_type, md_bytes = self.serde.dumps_typed(metadata)
+        parts = (run, parent or "", cp_type, md_type, str(len(cp_bytes)), "")
+        head = NUL.join(parts).encode()
+        return head + cp_bytes + md_bytes
+
+    def load_checkpoint(self, record: bytes) -> tuple[Checkpoint, CheckpointMetadata, str]:
+        _, parent, cp_type, md_type, size, rest = record.split(b"\0", 5)
+        cut = int(size)
+        checkpoint: Checkpoint = self.serde.loads_typed((cp_type.decode(), rest[:cut]))
+        metadata: CheckpointMetadata = self.serde.loads_typed((md_type.decode(), rest[cut:]))
+        versions = checkpoint.get("channel_versions", {})
+        values = checkpoint.get("channel_values", {})
+        # A channel no longer versioned is no longer part of the state (as LangGraph's own
+        # savers load only the channels the checkpoint versions).
+        checkpoint["channel_values"] = {k: v for k, v in values.items() if k in versions}
+        return checkpoint, metadata, parent.decode()
+
+    def write(self, task_path: str, channel: str, value: Any) -> bytes:
+        kind, raw = self.serde.dumps_typed(value)
+        head = (_check("task_path", task_path), _check("channel", channel), kind, "")
+        return NUL.join(head).encode() + raw
+
+    def load_writes(self, pairs: Sequence[bytes]) -> list[PendingWrite]:
+        ordered: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for i in range(0, len(pairs), 2):
+            _, _, task_id, idx = _text(pairs[i]).split(NUL)
+            path, channel, kind, raw = pairs[i + 1].split(b"\0", 3)
+            value = self.serde.loads_typed((kind.decode(), raw))
+            write: PendingWrite = (task_id, channel.decode(), value)
+            ordered.append((writes_sort_key(path.decode(), task_id, int(idx)), write))
+        ordered.sort(key=lambda item: item[0])
+        return [write for _, write in ordered]
+
+
+class _SaverBase(BaseCheckpointSaver[int]):
+    """What both savers share: settings, keys, encodings, spans. No I/O here."""
+
+    def __init__(
+        self,
+        state: AgentState | AsyncAgentState,
+        *,
+        ttl: float | None = None,
+        max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        if max_checkpoints < 1:
+            raise ValueError(f"max_checkpoints must be at least 1, got {max_checkpoints!r}")
+        self.state = state
+        self.ttl = float(ttl if ttl is not None else state.settings.session_ttl)
+        self.ttl_ms = str(_ms(self.ttl))
+        self.max_checkpoints = max_checkpoints
+        self._tracer = state.telemetry.tracer
+        self._schema_written = False
+        """``{ns}:schema`` checked (written if absent) before the first script, as every SDK
+        operation does: the exporter reads the shard count from it."""
+
+    @property
+    def _codec(self) -> _Codec:
+        """Built on the current ``serde``: LangGraph's ``with_allowlist`` clones the saver
+        with another serializer (its msgpack allowlist), which must be the one used."""
+        return _Codec(self.serde)
+
+    # -- keys and arguments -------------------------------------------------------------------------
+    def _keys(self, thread_id: str) -> list[str]:
+        sch = self.state.schema
+        return [
+            sch.checkpoints(thread_id),
+            sch.checkpoint_index(thread_id),
+            sch.checkpoint_writes(thread_id),
+        ]
+
+    def _put_args(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+    ) -> tuple[list[str], list[Any], RunnableConfig, str | None]:
+        """Keys and arguments of ``store``, the stored config, and the run's thread-set key
+        when it cannot go in the same script (another Cluster slot than the thread's)."""
+        thread_id, ns = _thread(config), _ns(config)
+        checkpoint_id = _check("checkpoint_id", checkpoint["id"])
+        stored_metadata = get_checkpoint_metadata(config, metadata)
+        run = _check("run_id", str(stored_metadata.get("run_id") or ""))
+        record = self._codec.checkpoint(checkpoint, stored_metadata, get_checkpoint_id(config), run)
+        member = f"{checkpoint_id}{NUL}{ns}"
+        args = [self.ttl_ms, self.max_checkpoints, thread_id, 1, member, record]
+        keys, apart = self._keys(thread_id), None
+        if run:
+            sch = self.state.schema
+            if sch.shard(run) == sch.shard(thread_id):
+                keys.append(sch.checkpoint_run(run))
+            else:
+                apart = sch.checkpoint_run(run)
+        return keys, args, _config(thread_id, ns, checkpoint_id), apart
+
+    def _copy_args(
+        self, target: str, found: Sequence[bytes], writes: Sequence[bytes]
+    ) -> tuple[list[Any], set[str]]:
+        args = [self.ttl_ms, self.max_checkpoints, target, len(found) // 2, *found, *writes]
+        runs = {_text(found[i].split(b"\0", 1)[0]) for i in range(1, len(found), 2)}
+        return args, {self.state.schema.checkpoint_run(run) for run in runs if run}
+
+    @staticmethod
+    def _runs_by_thread(run_ids: Sequence[str], members: Sequence[Any]) -> dict[str, list[str]]:
+        by_thread: dict[str, list[str]] = {}
+        for run, threads in zip(run_ids, members, strict=True):
+            for thread in threads:
+                by_thread.setdefault(_text(thread), []).append(run)
+        return by_thread
+
+    def _writes_args(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> tuple[str, list[Any]]:
+        thread_id, ns = _thread(config), _ns(config)
+        checkpoint_id = _check("checkpoint_id", str(config["configurable"]["checkpoint_id"]))
+        member = f"{checkpoint_id}{NUL}{ns}"
+        args: list[Any] = [self.ttl_ms]
+        for idx, (channel, value) in enumerate(writes):
+            special = WRITES_IDX_MAP.get(channel)
+            field = f"{member}{NUL}{_check('task_id', task_id)}{NUL}{special or idx}"
+            args += [field, self._codec.write(task_path, channel, value), int(special is not None)]
+        return thread_id, args
+
+    def _get_args(self, config: RunnableConfig) -> tuple[str, list[str], list[Any]]:
+        thread_id, checkpoint_id = _thread(config), get_checkpoint_id(config) or ""
+        keys = [
+            *self._keys(thread_id),
+            self.state.schema.stats(schema.FAMILY_STATE_MISSES, thread_id),
+        ]
+        args = [
+            _ns(config),
+            _check("checkpoint_id", checkpoint_id),
+            self.ttl_ms,
+            schema.MISS_CHECKPOINT,
+        ]
+        return thread_id, keys, args
+
+    @staticmethod
+    def _list_args(
+        config: RunnableConfig | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+        filtered: bool,
+    ) -> tuple[str, list[Any]]:
+        thread_id = _thread(config)
+        assert config is not None
+        ns = config["configurable"].get("checkpoint_ns")
+        before_id = (get_checkpoint_id(before) if before else None) or ""
+        server_limit = 0 if filtered or not limit else limit
+        return thread_id, [int(ns is not None), ns or "", before_id, server_limit]
+
+    # -- replies --------------------------------------------------------------------------------------
+    def _tuple(
+        self, thread_id: str, member: bytes, record: bytes, writes: Sequence[bytes]
+    ) -> CheckpointTuple:
+        checkpoint_id, _, ns = _text(member).partition(NUL)
+        checkpoint, metadata, parent = self._codec.load_checkpoint(record)
+        return CheckpointTuple(
+            config=_config(thread_id, ns, checkpoint_id),
+            checkpoint=checkpoint,
+            metadata=metadata,
+            parent_config=_config(thread_id, ns, parent) if parent else None,
+            pending_writes=self._codec.load_writes(writes),
+        )
+
+    def _from_get(self, thread_id: str, reply: Sequence[Any]) -> CheckpointTuple | None:
+        if not reply:
+            return None
+        if len(reply) == 1:
+            raise StateMiss(
+                schema.MISS_CHECKPOINT,
+                "checkpoint get: the thread's index lists the checkpoint but its record is "
+                "gone (evicted or deleted before its TTL)",
+            )
+        return self._tuple(thread_id, reply[0], reply[1], reply[2:])
+
+    def _from_list(
+        self,
+        thread_id: str,
+        reply: Sequence[Any],
+        filter: dict[str, Any] | None,
+        limit: int | None,
+    ) -> list[CheckpointTuple]:
+        found, writes = reply
+        by_member: dict[bytes, list[bytes]] = {}
+        for i in range(0, len(writes), 2):
+            member = writes[i].rsplit(b"\0", 2)[0]
+            by_member.setdefault(member, []).extend((writes[i], writes[i + 1]))
+        out: list[CheckpointTuple] = []
+        for i in range(0, len(found), 2):
+            if limit and len(out) >= limit:
+                break
+            tup = self._tuple(thread_id, found[i], found[i + 1], by_member.get(found[i], []))
+            if filter and any(tup.metadata.get(k) != v for k, v in filter.items()):
+                continue
+            out.append(tup)
+        return out
+
+    @staticmethod
+    def _not_durable_key(thread_key: str) -> str:
+        """The ``state_not_durable`` counter hash of the shard of a thread's key (its
+        ``{ns}:{N}:`` prefix), counted once after a refusal, as the SDK does."""
+        prefix = thread_key[: thread_key.index("}:") + 2]
+        return f"{prefix}{schema.KIND_STATS}:{schema.FAMILY_STATE_NOT_DURABLE}"
+
+    def _not_durable(self, op: str, acked: int) -> StateNotDurable:
+        wanted = self.state.settings.min_replicas
+        return StateNotDurable(
+            op,
+            acked,
+            wanted,
+            f"{op}: {acked} of {wanted} replicas acknowledged the write within "
+            f"{self.state.settings.replica_timeout:g}s",
+        )
+
+    @contextmanager
+    def _span(self, operation: str, op: str) -> Iterator[Span]:
+        """A CLIENT span per saver operation, after the GenAI memory conventions; never the
+        thread id, checkpoint ids or any channel value."""
+        span = self._tracer.start_span(
+            f"{operation} {STORE_CHECKPOINTS}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                attr.GEN_AI_OPERATION_NAME: operation,
+                attr.GEN_AI_PROVIDER_NAME: attr.DB_SYSTEM_REDIS,
+                attr.GEN_AI_MEMORY_STORE_NAME: STORE_CHECKPOINTS,
+                attr.GEN_AI_MEMORY_TYPE: "short_term",
+                attr.GEN_AI_MEMORY_SCOPE: "session",
+                attr.CHECKPOINT_OP: op,
+            },
+        )
+        try:
+            yield span
+        except Exception as exc:
+            span.set_attribute(attr.ERROR_TYPE, type(exc).__qualname__)
+            span.set_status(Status(StatusCode.ERROR))
+            raise
+        finally:
+            span.end()
+
+
+def _direct_pool(client: Any) -> redis.ConnectionPool | None:
+    """The pool a script may take a connection from directly, skipping redis-py's retry and
+    observability wrappers (about as much Python as a saver call's own): a plain client, no
+    command retries configured, redis-py's observability off. Else None: use the client."""
+    if type(client) is not redis.Redis or client.connection is not None:
+        return None
+    if observability.is_enabled():
+        return None
+    pool: redis.ConnectionPool = client.connection_pool
+    retry = pool.connection_kwargs.get("retry")
+    if retry is not None and retry.get_retries():
+        return None
+    return pool
+
+
+def _on_connection(pool: redis.ConnectionPool, *command: Any) -> Any:
+    """One command on a pooled connection, its reply not decoded (records are binary)."""
+    conn = pool.get_connection()
+    try:
+        conn.send_command(*command)
+        return conn.read_response(disable_decoding=True)
+    except ResponseError:
+        raise  # a whole reply was read: the connection is clean
+    except BaseException:
+        conn.disconnect()  # a reply may be half read: never reuse this connection
+        raise
+    finally:
+        pool.release(conn)
+
+
+_UPDATE: Final = attr.GEN_AI_OPERATION_UPDATE_MEMORY
+_SEARCH: Final = attr.GEN_AI_OPERATION_SEARCH_MEMORY
+_DELETE: Final = attr.GEN_AI_OPERATION_DELETE_MEMORY
+
+
+class AgentStateSaver(_SaverBase):
+    """A LangGraph checkpointer on a sync :class:`memorywatch.agent.AgentState`.
+
+    ``graph = builder.compile(checkpointer=AgentStateSaver(state))``. ``ttl`` (seconds): thread
+    retention, refreshed on activity (default ``state.settings.session_ttl``);
+    ``max_checkpoints``: checkpoints a thread keeps (default 100). The async forms run the sync
+    calls in a worker thread.
+    """
+
+    state: AgentState
+
+    def __init__(
+        self,
+        state: AgentState,
+        *,
+        ttl: float | None = None,
+        max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        if not isinstance(state, AgentState):
+            raise TypeError(
+                "AgentStateSaver needs memorywatch.agent.AgentState (the sync client); "
+                "for memorywatch.agent.aio.AgentState use AsyncAgentStateSaver"
+            )
+        super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
+
+    def _eval(self, name: str, keys: list[str], args: list[Any], durable: str = "") -> Any:
+        if not self._schema_written:
+            self.state.ensure_schema()
+            self._schema_written = True
+        script = _lua.SCRIPTS[name]
+        client: Any = self.state.client
+        wanted = self.state.settings.min_replicas if durable else 0
+        if wanted:
+            return self._eval_durable(script, keys, args, durable, wanted)
+        pool = _direct_pool(client)
+        try:
+            if pool is not None:
+                return _on_connection(pool, "EVALSHA", script.sha, len(keys), *keys, *args)
+            return client.execute_command(
+                "EVALSHA", script.sha, len(keys), *keys, *args, **{NEVER_DECODE: True}
+            )
+        except NoScriptError:
+            return client.execute_command(
+                "EVAL", script.text, len(keys), *keys, *args, **{NEVER_DECODE: True}
+            )
+
+    def _eval_durable(
+        self, script: _lua.Script, keys: list[str], args: list[Any], op: str, wanted: int
+    ) -> Any:
+        """The script and ``WAIT`` in one pipeline, on the connection of the keys' node."""
+        client: Any = self.state.client
+        if isinstance(client, redis.cluster.RedisCluster):
+            client = client.get_redis_connection(client.get_node_from_key(keys[0]))
+        timeout_ms = int(self.state.settings.replica_timeout * 1000)
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command("EVAL", script.text, len(keys), *keys, *args)
+        pipe.execute_command("WAIT", wanted, timeout_ms)
+        value, acked = pipe.execute()
+        if int(acked) < wanted:
+            self.state.client.hincrby(self._not_durable_key(keys[0]), op, 1)
+            raise self._not_durable(op, int(acked))
+        return value
+
+    # -- BaseCheckpointSaver -------------------------------------------------------------------------
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        with self._span(_UPDATE, "put"):
+            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
+            self._eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
+            if apart:
+                self._add_to_runs([apart], _thread(config))
+        return stored
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        with self._span(_UPDATE, "put_writes") as span:
+            span.set_attribute(attr.MEMORY_ITEMS, len(writes))
+            if not writes:
+                return
+            thread_id, args = self._writes_args(config, writes, task_id, task_path)
+            keys = self._keys(thread_id)
+            self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        with self._span(_SEARCH, "get_tuple") as span:
+            thread_id, keys, args = self._get_args(config)
+            found = self._from_get(thread_id, self._eval("get", keys, args))
+            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
+        return found
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        with self._span(_SEARCH, "list") as span:
+            thread_id, args = self._list_args(config, before, limit, bool(filter))
+            reply = self._eval("list", self._keys(thread_id), args)
+            found = self._from_list(thread_id, reply, filter, limit)
+            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
+        yield from found
+
+    def delete_thread(self, thread_id: str) -> None:
+        with self._span(_DELETE, "delete_thread"):
+            self.state.client.delete(*self._keys(_check("thread_id", str(thread_id))))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
+        with self._span(_UPDATE, "copy_thread"):
+            source = _check("thread_id", str(source_thread_id))
+            found, writes = self._eval("list", self._keys(source), [0, "", "", 0])
+            if not found:
+                return
+            target = _check("thread_id", str(target_thread_id))
+            args, run_keys = self._copy_args(target, found, writes)
+            self._eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
+            self._add_to_runs(sorted(run_keys), target)
+
+    def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> None:
+        if not run_keys:
+            return
+        pipe = self.state.client.pipeline(transaction=False)
+        for key in run_keys:
+            pipe.sadd(key, thread_id)
+            pipe.pexpire(key, int(self.ttl_ms))
+        pipe.execute()
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
+        with self._span(_DELETE, "delete_for_runs"):
+            runs = [_check("run_id", str(run)) for run in run_ids]
+            if not runs:
+                return
+            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
+            pipe = self.state.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.smembers(key)
+            for thread_id, thread_runs in self._runs_by_thread(runs, pipe.execute()).items():
+                self._eval("delete_runs", self._keys(thread_id), thread_runs)
+            pipe = self.state.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.delete(key)
+            pipe.execute()
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"unknown prune strategy {strategy!r} (keep_latest, delete)")
+        with self._span(_DELETE, "prune"):
+            for thread_id in thread_ids:
+                keys = self._keys(_check("thread_id", str(thread_id)))
+                if strategy == "delete":
+                    self.state.client.delete(*keys)
+                else:
+                    self._eval("prune", keys, [])
+
+    # -- async forms: the sync calls in a worker thread ----------------------------------------------
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        found = await asyncio.to_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for tup in found:
+            yield tup
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+
+
+class AsyncAgentStateSaver(_SaverBase):
+    """A LangGraph checkpointer on the asyncio :class:`memorywatch.agent.aio.AgentState`.
+
+    Build it inside the event loop the graph runs in. The sync forms (``graph.invoke`` or
+    ``get_state`` from another thread) hand the call to that loop and wait for it; called from
+    the loop's own thread they raise instead of deadlocking.
+    """
+
+    state: AsyncAgentState
+
+    def __init__(
+        self,
+        state: AsyncAgentState,
+        *,
+        ttl: float | None = None,
+        max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        if not isinstance(state, AsyncAgentState):
+            raise TypeError(
+                "AsyncAgentStateSaver needs memorywatch.agent.aio.AgentState (the asyncio "
+                "client); for memorywatch.agent.AgentState use AgentStateSaver"
+            )
+        super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "AsyncAgentStateSaver must be built inside the running event loop of the graph "
+                "(in an async function); for sync code use AgentStateSaver"
+            ) from None
+
+    async def _eval(self, name: str, keys: list[str], args: list[Any], durable: str = "") -> Any:
+        if not self._schema_written:
+            await self.state.ensure_schema()
+            self._schema_written = True
+        script = _lua.SCRIPTS[name]
+        client: Any = self.state.client
+        wanted = self.state.settings.min_replicas if durable else 0
+        if wanted:
+            return await self._eval_durable(script, keys, args, durable, wanted)
+        try:
+            return await client.execute_command(
+                "EVALSHA", script.sha, len(keys), *keys, *args, **{NEVER_DECODE: True}
+            )
+        except NoScriptError:
+            return await client.execute_command(
+                "EVAL", script.text, len(keys), *keys, *args, **{NEVER_DECODE: True}
+            )
+
+    async def _eval_durable(
+        self, script: _lua.Script, keys: list[str], args: list[Any], op: str, wanted: int
+    ) -> Any:
+        client: Any = self.state.client
+        timeout_ms = int(self.state.settings.replica_timeout * 1000)
+        replies: list[Any]
+        if isinstance(client, aredis.RedisCluster):
+            node = client.get_node_from_key(keys[0])
+            if node is None:
+                raise RedisClusterException("no node serves the slot of the thread's keys")
+            commands = [
+                PipelineCommand(0, "EVAL", script.text, len(keys), *keys, *args),
+                PipelineCommand(1, "WAIT", wanted, timeout_ms),
+            ]
+            await node.execute_pipeline(commands)
+            replies = [command.result for command in commands]
+        else:
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command("EVAL", script.text, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", wanted, timeout_ms)
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        value, acked = replies
+        if int(acked) < wanted:
+            await self.state.client.hincrby(self._not_durable_key(keys[0]), op, 1)
+            raise self._not_durable(op, int(acked))
+        return value
+
+    def _sync(self, coro: Any) -> Any:
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None  # no loop in this thread: hand the call to the saver's loop
+        if running is self.loop:
+            coro.close()
+            raise asyncio.InvalidStateError(
+                "AsyncAgentStateSaver: a sync call from the event loop's thread would block "
+                "it; use the async form (ainvoke, aget_state) or AgentStateSaver"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    # -- BaseCheckpointSaver (async) ------------------------------------------------------------------
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        with self._span(_UPDATE, "put"):
+            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
+            await self._eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
+            if apart:
+                await self._add_to_runs([apart], _thread(config))
+        return stored
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        with self._span(_UPDATE, "put_writes") as span:
+            span.set_attribute(attr.MEMORY_ITEMS, len(writes))
+            if not writes:
+                return
+            thread_id, args = self._writes_args(config, writes, task_id, task_path)
+            keys = self._keys(thread_id)
+            await self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        with self._span(_SEARCH, "get_tuple") as span:
+            thread_id, keys, args = self._get_args(config)
+            reply = await self._eval("get", keys, args)
+            found = self._from_get(thread_id, reply)
+            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
+        return found
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        with self._span(_SEARCH, "list") as span:
+            thread_id, args = self._list_args(config, before, limit, bool(filter))
+            reply = await self._eval("list", self._keys(thread_id), args)
+            found = self._from_list(thread_id, reply, filter, limit)
+            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
+        for tup in found:
+            yield tup
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        with self._span(_DELETE, "delete_thread"):
+            await self.state.client.delete(*self._keys(_check("thread_id", str(thread_id))))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
+        with self._span(_UPDATE, "copy_thread"):
+            source = _check("thread_id", str(source_thread_id))
+            found, writes = await self._eval("list", self._keys(source), [0, "", "", 0])
+            if not found:
+                return
+            target = _check("thread_id", str(target_thread_id))
+            args, run_keys = self._copy_args(target, found, writes)
+            await self._eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
+            await self._add_to_runs(sorted(run_keys), target)
+
+    async def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> None:
+        if not run_keys:
+            return
+        pipe = self.state.client.pipeline(transaction=False)
+        for key in run_keys:
+            pipe.sadd(key, thread_id)
+            pipe.pexpire(key, int(self.ttl_ms))
+        await pipe.execute()
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
+        with self._span(_DELETE, "delete_for_runs"):
+            runs = [_check("run_id", str(run)) for run in run_ids]
+            if not runs:
+                return
+            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
+            pipe = self.state.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.smembers(key)
+            members = await pipe.execute()
+            for thread_id, thread_runs in self._runs_by_thread(runs, members).items():
+                await self._eval("delete_runs", self._keys(thread_id), thread_runs)
+            pipe = self.state.client.pipeline(transaction=False)
+            for key in run_keys:
+                pipe.delete(key)
+            await pipe.execute()
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"unknown prune strategy {strategy!r} (keep_latest, delete)")
+        with self._span(_DELETE, "prune"):
+            for thread_id in thread_ids:
+                keys = self._keys(_check("thread_id", str(thread_id)))
+                if strategy == "delete":
+                    await self.state.client.delete(*keys)
+                else:
+                    await self._eval("prune", keys, [])
+
+    # -- sync forms: handed to the saver's event loop ------------------------------------------------
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        stored: RunnableConfig = self._sync(self.aput(config, checkpoint, metadata, new_versions))
+        return stored
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._sync(self.aput_writes(config, writes, task_id, task_path))
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        found: CheckpointTuple | None = self._sync(self.aget_tuple(config))
+        return found
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        async def collect() -> list[CheckpointTuple]:
+            return [
+                tup async for tup in self.alist(config, filter=filter, before=before, limit=limit)
+            ]
+
+        found: list[CheckpointTuple] = self._sync(collect())
+        yield from found
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._sync(self.adelete_thread(thread_id))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._sync(self.acopy_thread(source_thread_id, target_thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._sync(self.adelete_for_runs(run_ids))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._sync(self.aprune(thread_ids, strategy=strategy))
