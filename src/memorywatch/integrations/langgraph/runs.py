@@ -53,7 +53,7 @@ RUN_KEY_PREFIX: Final = "lgreq"
 """Idempotency key of a run: ``lgreq:{thread_id}:{request_id}``."""
 TOOL_KEY_PREFIX: Final = "lgcall"
 """Idempotency key of a tool call: ``lgcall:{thread_id}:{tool_call_id}``."""
-REQUEST_METADATA_KEY: Final = "memorywatch_request_id"
+REQUEST_METADATA_KEY: Final = "memorywatch.request_id"
 """Written into every checkpoint's metadata by a run, so a retried run knows its own
 interrupted checkpoint (and resumes it) from another request's."""
 
