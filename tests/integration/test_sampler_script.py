@@ -143,7 +143,7 @@ def test_a_redis_refusing_scripts_is_sampled_from_the_exporter(
     caplog.set_level(logging.WARNING, logger="memorywatch.exporter")
     walker, tally, cursor = Walker(classifier), Tally(), 0
     while True:
-        cursor, _ = walker.step(client, cursor, 50, tally)
+        cursor, _ = walker.step(client, cursor, 37, tally)
         if cursor == 0:
             break
     assert not walker.scripted

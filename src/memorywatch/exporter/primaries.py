@@ -99,6 +99,12 @@ class PrimaryWorkers(BackgroundWorker):
             total.update(tracker.counts())
         return dict(total)
 
+    def fallback(self) -> str | None:
+        """The reason of the first primary whose sampler fell back from its script, if any."""
+        with self._lock:
+            samplers = [sampler for _, sampler in self._nodes.values()]
+        return next((r for r in (s.fallback() for s in samplers) if r is not None), None)
+
     def result(self) -> SampleResult | None:
         """The sum of every primary's last full pass, once each has one (the oldest one's
         time, so the age says how stale the least fresh part is)."""

@@ -79,6 +79,11 @@ ESTIMATE_SAMPLES = 64
 ESTIMATED = frozenset({names.KEY_CLASS_INDEX, names.KEY_CLASS_OTHER})
 """Classes whose keys may hold millions of members (indexes, registries, anything unclaimed):
 their MEMORY USAGE extrapolates from 64 members instead of walking them all."""
+MEASURE_EVERY: Final = 4
+"""Of the keys no rule claims (profile none: usually most of a shared Redis), the first of
+every 4 in a SCAN step gets PTTL and MEMORY USAGE; the others are only counted, and the bytes
+of the measured ones are scaled up to all of them at the end of the pass (`Tally.result`).
+Agent memory (every key a profile or our schema claims) is always measured, every key."""
 
 
 @dataclass(frozen=True)
@@ -104,16 +109,27 @@ class Tally:
     bytes: Counter[Slot] = field(default_factory=Counter)
     without_ttl: Counter[Slot] = field(default_factory=Counter)
     bytes_without_ttl: Counter[Slot] = field(default_factory=Counter)
+    measured: Counter[Slot] = field(default_factory=Counter)
+    """Keys whose bytes were read (`bytes` and `bytes_without_ttl` are theirs): all of a
+    slot's keys but for unclaimed ones (`MEASURE_EVERY`)."""
     errors: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
+
+    def _scaled(self, sizes: Counter[Slot]) -> dict[Slot, int]:
+        """Bytes of the measured keys of each slot, scaled up to all its keys."""
+        out = {}
+        for slot, size in sizes.items():
+            keys, measured = self.keys[slot], self.measured[slot]
+            out[slot] = round(size * keys / measured) if 0 < measured < keys else size
+        return out
 
     def result(self) -> SampleResult:
         return SampleResult(
             finished_at=time.monotonic(),
             keys=dict(self.keys),
-            bytes=dict(self.bytes),
+            bytes=self._scaled(self.bytes),
             without_ttl=dict(self.without_ttl),
-            bytes_without_ttl=dict(self.bytes_without_ttl),
+            bytes_without_ttl=self._scaled(self.bytes_without_ttl),
             errors={k: self.errors[k] for k in names.ERROR_KINDS},
             seen=frozenset(self.seen),
         )
@@ -121,6 +137,16 @@ class Tally:
 
 class ScriptRefused(Exception):
     """Redis will not run the sampler's script (ACL without EVAL, scripting disabled)."""
+
+    @property
+    def reason(self) -> str:
+        """Why, as a bounded label value (names.FALLBACK_REASONS)."""
+        text = str(self)
+        if text.startswith("NOPERM"):
+            return names.FALLBACK_PERMISSION
+        if "unknown command" in text.lower():
+            return names.FALLBACK_UNKNOWN_COMMAND
+        return names.FALLBACK_SCRIPT_ERROR
 
 
 SHEBANG: Final = "#!lua flags=no-writes,allow-cross-slot-keys"
@@ -197,6 +223,7 @@ class ScriptPlan:
             "UNCLAIMED": slot_of(UNCLAIMED),
             "MW_OTHER": slot_of((MEMORYWATCH, names.KEY_CLASS_OTHER)),
             "ESTIMATE": str(ESTIMATE_SAMPLES),
+            "MEASURE_EVERY": str(MEASURE_EVERY),
             "P_PATTERN": _table([lua_string(glob_lua(p.glob)) for _, p in rules]),
             "P_SLOT": _table([slot_of((name, p.key_class)) for name, p in rules]),
             "P_TTL": _table([flag(p.ttl == TTL_REQUIRED) for _, p in rules]),
@@ -247,10 +274,11 @@ class ScriptPlan:
         if seen:
             tally.seen.add(MEMORYWATCH)
         rows = reply[7:]
-        for at in range(0, len(rows), 5):
+        for at in range(0, len(rows), 6):
             slot = self.slots[int(rows[at])]
-            keys, size, leaks, naked = (int(v) for v in rows[at + 1 : at + 5])
+            keys, measured, size, leaks, naked = (int(v) for v in rows[at + 1 : at + 6])
             tally.keys[slot] += keys
+            tally.measured[slot] += measured
             tally.bytes[slot] += size
             if leaks:
                 tally.without_ttl[slot] += leaks
@@ -269,6 +297,8 @@ class Walker:
         self.classifier = classifier
         self.plan = ScriptPlan(classifier)
         self.scripted = scripted
+        self.fallback: str | None = None
+        """Why Redis refused the script (names.FALLBACK_REASONS), once it did."""
         self._client: redis.Redis | None = None
         self._conn: Connection | None = None
 
@@ -278,6 +308,7 @@ class Walker:
                 return self.plan.run(self._connection(client), cursor, count, tally)
             except ScriptRefused as exc:
                 self.scripted = False
+                self.fallback = exc.reason
                 self.release()
                 log.warning(
                     "keyspace sampler: Redis refused its Lua script (%s); sampling through "
@@ -338,6 +369,10 @@ class KeyspaceSampler(BackgroundWorker):
     def scripted(self) -> bool:
         """Whether the keyspace is classified inside Redis (False once Redis refused)."""
         return self._walker.scripted
+
+    def fallback(self) -> str | None:
+        """Why the keyspace is read into the exporter instead of the script (None: it is not)."""
+        return self._walker.fallback
 
     def result(self) -> SampleResult | None:
         with self._lock:
@@ -449,8 +484,19 @@ def inspect_keys(
     client: redis.Redis, classifier: Classifier, keys: list[str], tally: Tally
 ) -> None:
     """Classify a batch of keys and count them into ``tally``: TYPE, PTTL and MEMORY USAGE
-    of the whole batch in one pipelined round trip (read-only)."""
+    of the whole batch in one pipelined round trip (read-only), but for the keys no rule
+    claims, of which only the first of every `MEASURE_EVERY` is read (as the script does)."""
     matches = [classifier.classify(key) for key in keys]
+    kept: list[tuple[str, Match | None]] = []
+    plain = 0
+    for key, match in zip(keys, matches, strict=True):
+        if match is None:
+            plain += 1
+            if (plain - 1) % MEASURE_EVERY:
+                tally.keys[UNCLAIMED] += 1
+                continue
+        kept.append((key, match))
+    keys, matches = [k for k, _ in kept], [m for _, m in kept]
     pipe = client.pipeline(transaction=False)
     for key, match in zip(keys, matches, strict=True):
         pipe.type(key)
@@ -465,6 +511,7 @@ def inspect_keys(
             continue  # expired or deleted between SCAN and TYPE
         slot = _slot(match, str(redis_type), tally)
         tally.keys[slot] += 1
+        tally.measured[slot] += 1
         if isinstance(usage, int):
             tally.bytes[slot] += usage
             if pttl == -1:
