@@ -31,12 +31,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import redis
-from prometheus_client import ProcessCollector
 from prometheus_client.registry import Collector
 
 from memorywatch import __version__
 from memorywatch.alerts import runbooks
-from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector
+from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector, ProcessFamilies
 from memorywatch.exporter.collectors.fleet import Fleet
 from memorywatch.exporter.collectors.target import ScrapeHealth, TargetCollector
 from memorywatch.exporter.config import ConfigError, ExporterConfig, parse_target
@@ -86,7 +85,7 @@ class ExporterApp:
         self.main: list[FamilySource | Collector] = [
             self.main_target,
             BuildInfoCollector(),
-            ProcessCollector(registry=None),
+            ProcessFamilies(),
         ]
 
     def _fleet(self, config: ExporterConfig) -> Fleet | None:

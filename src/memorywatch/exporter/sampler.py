@@ -361,6 +361,7 @@ class KeyspaceSampler(BackgroundWorker):
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._cursor = 0
+        self._walked = 0
         self._partial = Tally()
         self._pass_started: float | None = None
         self._due = 0.0
@@ -373,6 +374,10 @@ class KeyspaceSampler(BackgroundWorker):
     def fallback(self) -> str | None:
         """Why the keyspace is read into the exporter instead of the script (None: it is not)."""
         return self._walker.fallback
+
+    def walked(self) -> int:
+        """Keys walked since the sampler started (SCAN's replies, every pass)."""
+        return self._walked
 
     def result(self) -> SampleResult | None:
         with self._lock:
@@ -427,6 +432,7 @@ class KeyspaceSampler(BackgroundWorker):
     def _walk(self, client: redis.Redis) -> int:
         cursor, walked = self._walker.step(client, self._cursor, self._batch, self._partial)
         self._cursor = cursor
+        self._walked += walked
         if cursor == 0:
             result = self._partial.result()
             with self._done:

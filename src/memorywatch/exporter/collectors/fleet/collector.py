@@ -42,6 +42,8 @@ class Sampling(Protocol):
 
     def fallback(self) -> str | None: ...
 
+    def walked(self) -> int: ...
+
     def start(self) -> object: ...
 
     def stop(self) -> None: ...
@@ -122,6 +124,11 @@ class Fleet:
         active = [p for p in self.options.profiles if p.name in self._active]
         add_keyspace_families(view, active, out)
         if self.sampler is not None:
+            out.counter(
+                names.SAMPLER_WALKED,
+                "Keys the keyspace sampler walked since the exporter started (its pace).",
+                self.sampler.walked(),
+            )
             fallback = self.sampler.fallback()
             for reason in names.FALLBACK_REASONS:
                 out.gauge(
