@@ -138,15 +138,19 @@ class Tally:
 class ScriptRefused(Exception):
     """Redis will not run the sampler's script (ACL without EVAL, scripting disabled)."""
 
-    @property
-    def reason(self) -> str:
+    def __init__(self, error: redis.exceptions.ResponseError) -> None:
+        super().__init__(str(error))
+        self.reason = refusal_reason(error)
         """Why, as a bounded label value (names.FALLBACK_REASONS)."""
-        text = str(self)
-        if text.startswith("NOPERM"):
-            return names.FALLBACK_PERMISSION
-        if "unknown command" in text.lower():
-            return names.FALLBACK_UNKNOWN_COMMAND
-        return names.FALLBACK_SCRIPT_ERROR
+
+
+def refusal_reason(error: redis.exceptions.ResponseError) -> str:
+    """An ACL without the command (NOPERM), a Redis or proxy without it, or anything else."""
+    if isinstance(error, redis.exceptions.NoPermissionError) or str(error).startswith("NOPERM"):
+        return names.FALLBACK_PERMISSION
+    if "unknown command" in str(error).lower():
+        return names.FALLBACK_UNKNOWN_COMMAND
+    return names.FALLBACK_SCRIPT_ERROR
 
 
 SHEBANG: Final = "#!lua flags=no-writes,allow-cross-slot-keys"
@@ -262,7 +266,7 @@ class ScriptPlan:
         except redis.exceptions.ResponseError as exc:
             if str(exc).startswith(TRANSIENT):
                 raise
-            raise ScriptRefused(str(exc)) from exc
+            raise ScriptRefused(exc) from exc
         return self.add(reply, tally)
 
     def add(self, reply: Any, tally: Tally) -> tuple[int, int]:
