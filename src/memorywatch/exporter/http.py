@@ -447,8 +447,10 @@ class _WaitingRoom:
     def _run(self) -> None:
         while not self._closed:
             deadline = self._deadlines[0][0] if self._deadlines else None
-            timeout = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            for key, _events in self._selector.select(min(timeout, 1.0)):
+            # No wake-up but for an event or the next deadline: `add` and `close` write to
+            # the wake socket, so an idle exporter's room sleeps.
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            for key, _events in self._selector.select(timeout):
                 if key.fileobj is self._wake_r:
                     with contextlib.suppress(BlockingIOError, OSError):
                         self._wake_r.recv(65536)

@@ -17,7 +17,7 @@ without EVALSHA, `-@scripting`) is walked with SCAN and pipelined TYPE/PTTL/MEMO
 classified in the exporter, said in one log line.
 
 Pacing. At most `budget` keys per `interval` seconds (default 51,000 per 30 s: 1,700 keys/s,
-a pass over 1M keys in 9.8 min), spread evenly: the thread wakes every `WAKE` (0.5 s) and runs
+a pass over 1M keys in 9.8 min), spread evenly: the thread wakes every `WAKE` (1 s) and runs
 the calls due back to back, each call one short step; a new pass starts at most once per
 `interval`, so a small keyspace is not walked in a loop.
 
@@ -160,7 +160,7 @@ SCRIPT_BODY: Final = (
 )
 """One SCAN step classified and counted inside Redis; its contract is in the file. The rules
 of the classifier are prepended once per classifier as constant tables (`ScriptPlan`)."""
-WAKE: Final = 0.5
+WAKE: Final = 1.0
 """Seconds between the sampler's wakes: each runs the script calls due since the last."""
 TRANSIENT: Final = ("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 """Errors that say Redis cannot run a script right now, not that it never will."""
@@ -404,7 +404,7 @@ class KeyspaceSampler(BackgroundWorker):
     def step(self, client: redis.Redis) -> None:
         """The script calls due since the last wake (`WAKE` seconds of the budget, each call
         one short SCAN COUNT `batch` step), then the pause that keeps the walk at `budget /
-        interval` keys per second. Waking twice a second, not per call, is what keeps the
+        interval` keys per second. Waking once a second, not per call, is what keeps the
         exporter's cost per key low: a call on a thread that just woke costs it ~3x a call
         right after another."""
         now = time.monotonic()
