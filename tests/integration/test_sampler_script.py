@@ -234,3 +234,37 @@ def test_the_fallback_to_the_exporter_is_a_metric_with_its_reason(
         assert _fallback(allowed) == dict.fromkeys(names.FALLBACK_REASONS, 0)
         walked = [e.scrape().value(names.SAMPLER_WALKED) for e in (refused, allowed)]
         assert all(w >= admin.dbsize() for w in walked), walked  # a whole pass each
+
+
+def test_a_new_pass_shows_its_figures_on_the_next_scrape() -> None:
+    """The pass's lines are formatted once per pass (kept between scrapes): the next pass,
+    which found more keys, must show them."""
+    with (
+        redis_server() as server,
+        InProcessExporter(redis_url=server.url, sample_interval=0.05) as exporter,
+    ):
+        client = server.client()
+        client.rpush("message_store:a", "m")
+        fleet = exporter.app.fleet
+        assert fleet is not None and isinstance(fleet.sampler, KeyspaceSampler)
+        first = fleet.sampler.wait_for_pass(0.0, timeout=20)
+        assert first is not None
+        history = {names.LABEL_PROFILE: "langchain", names.LABEL_KEY_CLASS: "history"}
+        before = exporter.scrape()
+        assert before.value(names.KEYSPACE_KEYS, **history) == 1
+        assert exporter.scrape().value(names.KEYSPACE_KEYS, **history) == 1  # kept lines
+        for i in range(5):
+            client.rpush(f"message_store:b{i}", "m" * 100)
+        deadline = time.monotonic() + 20
+        after = before
+        while time.monotonic() < deadline:
+            done = fleet.sampler.wait_for_pass(first.finished_at, timeout=5)
+            assert done is not None
+            after = exporter.scrape()
+            if after.value(names.KEYSPACE_KEYS, **history) == 6:
+                break
+            first = done
+        assert after.value(names.KEYSPACE_KEYS, **history) == 6
+        assert after.value(names.KEYSPACE_BYTES, **history) > before.value(
+            names.KEYSPACE_BYTES, **history
+        )

@@ -91,6 +91,17 @@ class Families:
         view._extra = f"{self._extra},{extra}" if self._extra else extra
         return view
 
+    def blank(self) -> Families:
+        """An empty set of families with this view's extra labels (to format lines once
+        and add them to several scrapes: ``contents`` then ``series(...).extend``)."""
+        view = Families()
+        view._extra = self._extra
+        return view
+
+    def contents(self) -> tuple[tuple[str, str, str, tuple[str, ...]], ...]:
+        """(name, help, kind, sample lines) of every family, in order."""
+        return tuple((n, f.help, f.kind, tuple(f.lines)) for n, f in self._families.items())
+
     @property
     def extra_label_text(self) -> str:
         """The rendered labels this view adds to every sample ("" for none)."""

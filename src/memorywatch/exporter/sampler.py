@@ -8,25 +8,32 @@ last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a sta
 visible as stale.
 
 Where the work happens. The classification and the counting run next to the data, in one Lua
-script per SCAN step (_scripts/sampler.lua): `SCAN cursor COUNT 200`, then per key PTTL,
+script per SCAN step (_scripts/sampler.lua): `SCAN cursor COUNT 400`, then per key PTTL,
 MEMORY USAGE and (when its rule expects a type) TYPE, and only aggregates per slot come back,
-a few dozen integers. The classifier's rules are written into the script once as constant
-tables (`ScriptPlan`); the Python classifier stays the reference (a test compares both on
-every built-in profile's layouts) and the fallback: a Redis that refuses scripts (an ACL
-without EVALSHA, `-@scripting`) is walked with SCAN and pipelined TYPE/PTTL/MEMORY USAGE
-classified in the exporter, said in one log line.
+a few dozen integers. Keys no rule claims (profile none) are measured one in `MEASURE_EVERY`
+(4): the others are only counted, and the measured bytes are scaled up to them, so the bytes
+of unclaimed keys (already an estimate from 64 members each) are an estimate over a quarter of
+them; agent memory is measured key by key. The classifier's rules are written into the script
+once as constant tables (`ScriptPlan`); the Python classifier stays the reference (a test
+compares both on every built-in profile's layouts) and the fallback: a Redis that refuses
+scripts (an ACL without EVALSHA, `-@scripting`) is walked with SCAN and pipelined
+TYPE/PTTL/MEMORY USAGE classified in the exporter, said in one log line and by
+`memorywatch_keyspace_sampler_fallback{reason}`.
 
 Pacing. At most `budget` keys per `interval` seconds (default 51,000 per 30 s: 1,700 keys/s,
 a pass over 1M keys in 9.8 min), spread evenly: the thread wakes every `WAKE` (1 s) and runs
 the calls due back to back, each call one short step; a new pass starts at most once per
-`interval`, so a small keyspace is not walked in a loop.
+`interval`, so a small keyspace is not walked in a loop. The keys walked are counted in
+`memorywatch_keyspace_sampler_keys_walked_total`.
 
 Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, a shared 2-core
-machine): 4.5-7 us of Redis CPU (commandstats of the script: ~1.2 us for SCAN's reply inside
-Lua, ~1 us per redis.call, the rest the classification), so 1,700 keys/s is about 1 % of a core
-and one call of 200 keys 1-1.4 ms; about 1.1 us of exporter CPU (one EVALSHA on a connection
-of its own per 200 keys), against 27 us when every key came back to be classified in Python,
-which is still the fallback's cost.
+machine, docs/benchmarks-fleet-scale.md): ~1.5 us of Redis CPU for a key counted but not
+measured (SCAN's reply inside Lua and the classification), ~6.5 us for a measured one (~1 us
+per redis.call, MEMORY USAGE's own walk); on a keyspace mostly not agent memory that is
+3.3-3.5 us a key, 0.55 % of a core at 1,700 keys/s, ~1.4 ms per call of 400 keys (a keyspace
+that is all agent memory: ~6.5 us a key, ~2.6 ms a call). About 0.5 us of exporter CPU per key
+(one EVALSHA on a connection of its own per 400 keys, most of it the wake of a sleeping
+thread), against 27 us when every key came back to be classified in Python.
 
 MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
 profile claims may hold millions of members and are estimated from 64.
