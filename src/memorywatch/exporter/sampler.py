@@ -30,10 +30,10 @@ Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, a shared 
 machine, docs/benchmarks-fleet-scale.md): ~1.5 us of Redis CPU for a key counted but not
 measured (SCAN's reply inside Lua and the classification), ~6.5 us for a measured one (~1 us
 per redis.call, MEMORY USAGE's own walk); on a keyspace mostly not agent memory that is
-3.3-3.5 us a key, 0.55 % of a core at 1,700 keys/s, ~1.4 ms per call of 400 keys (a keyspace
-that is all agent memory: ~6.5 us a key, ~2.6 ms a call). About 0.5 us of exporter CPU per key
-(one EVALSHA on a connection of its own per 400 keys, most of it the wake of a sleeping
-thread), against 27 us when every key came back to be classified in Python.
+2.7-3.4 us a key, 0.44-0.62 % of a core at 1,700 keys/s, 1.1-1.3 ms per call of 400 keys (a
+keyspace that is all agent memory: ~6.5 us a key, ~2.6 ms a call). 0.4-1 us of exporter CPU
+per key (one EVALSHA on a connection of its own per 400 keys, most of it the wake of a
+sleeping thread), against 27 us when every key came back to be classified in Python.
 
 MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
 profile claims may hold millions of members and are estimated from 64.
