@@ -6,7 +6,9 @@ settings) and Debian's prometheus-redis-exporter against it, scrapes each once p
 `--seconds`, then again with the sampler held off (`--sample-budget 1 --sample-interval
 86400`), and prints: exporter CPU against the peer's (/proc utime+stime), Redis CPU the
 sampler adds (used_cpu_sys+used_cpu_user, on minus off), the script's cost per key inside
-Redis (commandstats), the keys walked per second, the time of a full pass (measured when it
+Redis (commandstats), the keys walked per second (the exporter's
+memorywatch_keyspace_sampler_keys_walked_total), the share of them MEMORY USAGE was asked of
+(agent memory always, unclaimed keys one in MEASURE_EVERY), the time of a full pass (measured when it
 ends within the window, else extrapolated from the measured rate, and said so), and the CPU per
 scrape of a burst of back-to-back scrapes (what bench_exporter.py times). Exits 0.
 
@@ -84,11 +86,15 @@ def redis_cpu(client: Any) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
-def sample_keys(body: bytes) -> float | None:
+def metric(body: bytes, name: str) -> float | None:
     for line in body.decode().splitlines():
-        if line.startswith(names.KEYSPACE_SAMPLE_KEYS + " "):
+        if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def sample_keys(body: bytes) -> float | None:
+    return metric(body, names.KEYSPACE_SAMPLE_KEYS)
 
 
 def phase(server: RedisServer, peer_port: int, peer_pid: int, args: list[str], seconds: float):
@@ -106,9 +112,11 @@ def phase(server: RedisServer, peer_port: int, peer_pid: int, args: list[str], s
         cpu0 = {"memorywatch": cpu_seconds(pid), "peer": cpu_seconds(peer_pid)}
         redis0, t0 = redis_cpu(client), time.monotonic()
         full_pass: float | None = None
+        walked: list[tuple[float, float]] = []  # (time, keys walked so far) at each scrape
         for tick in range(int(seconds)):
             mine.get()
             theirs.get()
+            walked.append((time.monotonic(), metric(mine.body, names.SAMPLER_WALKED) or 0.0))
             if full_pass is None and sample_keys(mine.body):
                 full_pass = time.monotonic() - started
             delay = t0 + tick + 1 - time.monotonic()
@@ -119,7 +127,8 @@ def phase(server: RedisServer, peer_port: int, peer_pid: int, args: list[str], s
         redis1 = redis_cpu(client)
         stats = client.info("commandstats")
         script = stats.get("cmdstat_evalsha", {"calls": 0, "usec": 0})
-        walked = int(stats.get("cmdstat_memory|usage", {"calls": 0})["calls"])
+        span = walked[-1][0] - walked[0][0]
+        keys_walked = (walked[-1][1] - walked[0][1]) * elapsed / span if span > 0 else 0.0
         burst0 = {"memorywatch": cpu_seconds(pid), "peer": cpu_seconds(peer_pid)}
         for _ in range(BURST):
             mine.get(record=False)
@@ -133,7 +142,8 @@ def phase(server: RedisServer, peer_port: int, peer_pid: int, args: list[str], s
             "redis_cpu": redis1 - redis0,
             "script_calls": int(script["calls"]),
             "script_usec": int(script["usec"]),
-            "keys_walked": walked,
+            "keys_walked": keys_walked,
+            "memory_usage_calls": int(stats.get("cmdstat_memory|usage", {"calls": 0})["calls"]),
             "first_full_pass_s": full_pass,
             "burst_ms_per_scrape": {k: (burst1[k] - burst0[k]) / BURST * 1e3 for k in burst0},
         }
@@ -190,7 +200,8 @@ def report(r: dict[str, Any]) -> None:
             f"keys walked: {r['keys_per_s']:.0f}/s; full pass {r['full_pass_s']:.0f} s ({kind}); "
             f"in Redis {r['redis_us_per_key']:.2f} us/key, "
             f"{on['script_usec'] / max(on['script_calls'], 1):.0f} us per script call; "
-            f"exporter {r['exporter_us_per_key']:.2f} us/key"
+            f"exporter {r['exporter_us_per_key']:.2f} us/key; MEMORY USAGE on "
+            f"{on['memory_usage_calls'] / max(on['keys_walked'], 1) * 100:.0f} % of them"
         )
     burst = on["burst_ms_per_scrape"]
     print(

@@ -258,6 +258,19 @@ SAMPLER_AGE: Final = "memorywatch_keyspace_sample_age_seconds"
 KEYSPACE_KEYS: Final = "memorywatch_keyspace_keys"
 KEYSPACE_BYTES: Final = "memorywatch_keyspace_bytes"
 KEYSPACE_SAMPLE_KEYS: Final = "memorywatch_keyspace_sample_keys"
+SAMPLER_WALKED: Final = "memorywatch_keyspace_sampler_keys_walked_total"
+"""Keys the sampler has walked since the exporter started: its rate is the sampler's pace."""
+SAMPLER_FALLBACK: Final = "memorywatch_keyspace_sampler_fallback"
+"""1 for the reason Redis refused the sampler's Lua script (the keyspace is then read into the
+exporter and classified there, ~25x its CPU per key), 0 for the other reasons."""
+
+# The process families every Prometheus client library serves (the exporter's own process)
+PROCESS_CPU: Final = "process_cpu_seconds_total"
+PROCESS_VIRTUAL_MEMORY: Final = "process_virtual_memory_bytes"
+PROCESS_RESIDENT_MEMORY: Final = "process_resident_memory_bytes"
+PROCESS_START_TIME: Final = "process_start_time_seconds"
+PROCESS_OPEN_FDS: Final = "process_open_fds"
+PROCESS_MAX_FDS: Final = "process_max_fds"
 
 # OpenTelemetry metrics exported by agents, as Prometheus names them
 OTEL_POOL_CONNECTIONS: Final = "db_client_connection_count"
@@ -320,6 +333,13 @@ ERROR_MISSING_TTL: Final = "missing_ttl"
 ERROR_UNPARSABLE: Final = "unparsable"
 ERROR_KINDS: Final = (ERROR_FOREIGN, ERROR_WRONG_TYPE, ERROR_MISSING_TTL, ERROR_UNPARSABLE)
 """memorywatch_schema_errors{kind}: keys or records in the namespace that break the schema."""
+FALLBACK_PERMISSION: Final = "permission"
+FALLBACK_UNKNOWN_COMMAND: Final = "unknown_command"
+FALLBACK_SCRIPT_ERROR: Final = "script_error"
+FALLBACK_REASONS: Final = (FALLBACK_PERMISSION, FALLBACK_UNKNOWN_COMMAND, FALLBACK_SCRIPT_ERROR)
+"""memorywatch_keyspace_sampler_fallback{reason}: an ACL without EVAL/EVALSHA (NOPERM), a
+Redis or proxy without the command, or any other refusal of the script (a Redis older than 7
+rejects its flags)."""
 KEY_CLASS_HISTORY: Final = schema.KEY_CLASS_HISTORY
 KEY_CLASS_PREFERENCES: Final = schema.KEY_CLASS_PREFERENCES
 KEY_CLASS_TOOL: Final = schema.KEY_CLASS_TOOL

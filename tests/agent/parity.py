@@ -211,10 +211,10 @@ def exporter_view(url: str, namespace: str) -> dict[str, float]:
         if s.name.startswith("memorywatch_")
         and s.name not in _AGES
         and not s.name.startswith(("memorywatch_scrape", "memorywatch_exporter"))
-        # the whole Redis, not the run's namespace (both runs share one server), and bytes,
-        # which follow the length of the namespace names
+        # the whole Redis, not the run's namespace (both runs share one server), bytes,
+        # which follow the length of the namespace names, and the sampler's progress
         and s.labels.get(names.LABEL_PROFILE) != names.PROFILE_NONE
-        and s.name not in (names.KEYSPACE_SAMPLE_KEYS, names.KEYSPACE_BYTES)
+        and s.name not in (names.KEYSPACE_SAMPLE_KEYS, names.KEYSPACE_BYTES, names.SAMPLER_WALKED)
     }
 
 

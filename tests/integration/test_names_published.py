@@ -40,6 +40,7 @@ CLOSED = {
     (names.KEYSPACE_KEYS, names.LABEL_KEY_CLASS): set(names.KEY_CLASSES),
     (names.KEYSPACE_KEYS, names.LABEL_PROFILE): {*BUILTIN, names.PROFILE_NONE},
     (names.KEYSPACE_BYTES, names.LABEL_PROFILE): {*BUILTIN, names.PROFILE_NONE},
+    (names.SAMPLER_FALLBACK, names.LABEL_REASON): set(names.FALLBACK_REASONS),
 }
 
 

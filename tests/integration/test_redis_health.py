@@ -209,3 +209,53 @@ def test_rdb_snapshots_configured_follows_config_save_and_needs_config() -> None
     assert renamed.samples(names.RDB_SAVE_CONFIGURED) == []
     assert renamed.samples(names.REDIS_CONFIG_MAXCLIENTS) == []
     assert renamed.value(names.REDIS_AOF_ENABLED) == 0
+
+
+def test_command_lines_kept_between_scrapes_follow_every_change() -> None:
+    """A command's lines are formatted once per change of its INFO line (a cache): a command
+    that ran since the last scrape shows its new numbers, an idle one its old ones, and the
+    text is what formatting every line afresh gives."""
+    from memorywatch.exporter.collectors.redis_info import Snapshot, add_node_families
+    from memorywatch.exporter.exposition import Families
+    from memorywatch.exporter.scrape import parse_info
+
+    with redis_server() as server:
+        client = server.client()
+        client.set("k", "v")
+        client.hset("h", "f", "1")
+        with InProcessExporter(redis_url=server.url, fleet=False) as exporter:
+            first = exporter.scrape()
+            for _ in range(7):
+                client.set("k", "v")
+            second = exporter.scrape()
+            client.execute_command("CONFIG", "RESETSTAT")
+            third = exporter.scrape()
+        set_calls = [s.value(names.REDIS_COMMANDS, cmd="set") for s in (first, second)]
+        assert set_calls[1] == set_calls[0] + 7 == 8
+        count = names.REDIS_LATENCY_PERCENTILES + "_count"
+        assert second.value(count, cmd="set") == first.value(count, cmd="set") + 7
+        assert second.value(names.REDIS_COMMANDS_DURATION, cmd="set") > first.value(
+            names.REDIS_COMMANDS_DURATION, cmd="set"
+        )
+        assert second.value(names.REDIS_COMMANDS, cmd="hset") == 1  # idle: the kept line
+        # after a reset, a command Redis no longer lists is gone, not served from the cache
+        assert all(s.labels["cmd"] != "hset" for s in third.samples(names.REDIS_COMMANDS))
+        assert third.samples(names.REDIS_COMMANDS)
+
+        raw = client.execute_command("INFO", "ALL")
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+
+        def rendered(info: dict[str, object], node: bool) -> str:
+            families = Families()
+            view = families.with_labels({names.LABEL_NODE: "10.0.0.1:6379"}) if node else families
+            add_node_families(Snapshot(info=info, config={"databases": "16"}), view)
+            out: list[str] = []
+            families.render_into(out)
+            return "\n".join(out)
+
+        for node in (False, True):
+            fresh = {  # plain dicts: nothing to key the cache on, every line formatted anew
+                k: dict(v) if isinstance(v, dict) else v for k, v in parse_info(text).items()
+            }
+            assert rendered(parse_info(text), node) == rendered(fresh, node)
+            assert rendered(parse_info(text), node) == rendered(fresh, node)  # from the cache

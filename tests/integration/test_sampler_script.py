@@ -30,6 +30,7 @@ from memorywatch.exporter.sampler import (
     Walker,
     sample_once,
 )
+from metrics import InProcessExporter
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -143,7 +144,7 @@ def test_a_redis_refusing_scripts_is_sampled_from_the_exporter(
     caplog.set_level(logging.WARNING, logger="memorywatch.exporter")
     walker, tally, cursor = Walker(classifier), Tally(), 0
     while True:
-        cursor, _ = walker.step(client, cursor, 50, tally)
+        cursor, _ = walker.step(client, cursor, 37, tally)
         if cursor == 0:
             break
     assert not walker.scripted
@@ -197,3 +198,73 @@ def test_the_script_is_read_only_and_short_per_call(mixed: RedisServer) -> None:
     assert int(client.info("persistence")["rdb_changes_since_last_save"]) == before
     per_call = client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
     assert per_call < 2000, per_call
+
+
+def _fallback(exporter: InProcessExporter) -> dict[str, float]:
+    scrape = exporter.scrape()
+    return {s.labels[names.LABEL_REASON]: s.value for s in scrape.samples(names.SAMPLER_FALLBACK)}
+
+
+def test_the_fallback_to_the_exporter_is_a_metric_with_its_reason(
+    mixed: RedisServer,
+) -> None:
+    """An ACL user without EVALSHA: Redis refuses the script, the sampler walks the keyspace
+    from the exporter, and the scrape says so (reason permission), as it says nothing is
+    wrong for a user allowed to run it."""
+    admin = mixed.client()
+    admin.acl_setuser(
+        "noeval", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-evalsha"]
+    )
+    quick = {"sample_interval": 0.05, "sample_budget": 100_000}
+    with (
+        InProcessExporter(
+            redis_url=mixed.url, username="noeval", password_env="pw", **quick
+        ) as refused,
+        InProcessExporter(redis_url=mixed.url, **quick) as allowed,
+    ):
+        for exporter in (refused, allowed):
+            fleet = exporter.app.fleet
+            assert fleet is not None and isinstance(fleet.sampler, KeyspaceSampler)
+            assert fleet.sampler.wait_for_pass(0.0, timeout=20) is not None
+        assert _fallback(refused) == {
+            names.FALLBACK_PERMISSION: 1,
+            names.FALLBACK_UNKNOWN_COMMAND: 0,
+            names.FALLBACK_SCRIPT_ERROR: 0,
+        }
+        assert _fallback(allowed) == dict.fromkeys(names.FALLBACK_REASONS, 0)
+        walked = [e.scrape().value(names.SAMPLER_WALKED) for e in (refused, allowed)]
+        assert all(w >= admin.dbsize() for w in walked), walked  # a whole pass each
+
+
+def test_a_new_pass_shows_its_figures_on_the_next_scrape() -> None:
+    """The pass's lines are formatted once per pass (kept between scrapes): the next pass,
+    which found more keys, must show them."""
+    with (
+        redis_server() as server,
+        InProcessExporter(redis_url=server.url, sample_interval=0.05) as exporter,
+    ):
+        client = server.client()
+        client.rpush("message_store:a", "m")
+        fleet = exporter.app.fleet
+        assert fleet is not None and isinstance(fleet.sampler, KeyspaceSampler)
+        first = fleet.sampler.wait_for_pass(0.0, timeout=20)
+        assert first is not None
+        history = {names.LABEL_PROFILE: "langchain", names.LABEL_KEY_CLASS: "history"}
+        before = exporter.scrape()
+        assert before.value(names.KEYSPACE_KEYS, **history) == 1
+        assert exporter.scrape().value(names.KEYSPACE_KEYS, **history) == 1  # kept lines
+        for i in range(5):
+            client.rpush(f"message_store:b{i}", "m" * 100)
+        deadline = time.monotonic() + 20
+        after = before
+        while time.monotonic() < deadline:
+            done = fleet.sampler.wait_for_pass(first.finished_at, timeout=5)
+            assert done is not None
+            after = exporter.scrape()
+            if after.value(names.KEYSPACE_KEYS, **history) == 6:
+                break
+            first = done
+        assert after.value(names.KEYSPACE_KEYS, **history) == 6
+        assert after.value(names.KEYSPACE_BYTES, **history) > before.value(
+            names.KEYSPACE_BYTES, **history
+        )

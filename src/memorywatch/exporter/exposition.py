@@ -46,6 +46,11 @@ def _label_text(labels: Mapping[str, str]) -> str:
     return ",".join(f'{key}="{_escape_label(val)}"' for key, val in labels.items())
 
 
+def label_text(labels: Mapping[str, str]) -> str:
+    """A label set as it appears between the braces of a sample line, escaped."""
+    return _label_text(labels)
+
+
 class Labels:
     """A label set rendered once, for samples of several families that share it (a
     command's calls, seconds, rejected and failed counters)."""
@@ -85,6 +90,22 @@ class Families:
         extra = _label_text(extra_labels)
         view._extra = f"{self._extra},{extra}" if self._extra else extra
         return view
+
+    def blank(self) -> Families:
+        """An empty set of families with this view's extra labels (to format lines once
+        and add them to several scrapes: ``contents`` then ``series(...).extend``)."""
+        view = Families()
+        view._extra = self._extra
+        return view
+
+    def contents(self) -> tuple[tuple[str, str, str, tuple[str, ...]], ...]:
+        """(name, help, kind, sample lines) of every family, in order."""
+        return tuple((n, f.help, f.kind, tuple(f.lines)) for n, f in self._families.items())
+
+    @property
+    def extra_label_text(self) -> str:
+        """The rendered labels this view adds to every sample ("" for none)."""
+        return self._extra
 
     def series(self, name: str, help_text: str, kind: str) -> list[str]:
         """The sample lines of a family, for a caller that formats many samples of it (a

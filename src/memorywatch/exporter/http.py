@@ -33,12 +33,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import redis
-from prometheus_client import ProcessCollector
 from prometheus_client.registry import Collector
 
 from memorywatch import __version__
 from memorywatch.alerts import runbooks
-from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector
+from memorywatch.exporter.collectors.exporter_self import BuildInfoCollector, ProcessFamilies
 from memorywatch.exporter.collectors.fleet import Fleet
 from memorywatch.exporter.collectors.target import ScrapeHealth, TargetCollector
 from memorywatch.exporter.config import ConfigError, ExporterConfig, parse_target
@@ -91,7 +90,7 @@ class ExporterApp:
         self.main: list[FamilySource | Collector] = [
             self.main_target,
             BuildInfoCollector(),
-            ProcessCollector(registry=None),
+            ProcessFamilies(),
         ]
 
     def _fleet(self, config: ExporterConfig) -> Fleet | None:
@@ -462,8 +461,10 @@ class _WaitingRoom:
     def _run(self) -> None:
         while not self._closed:
             deadline = self._deadlines[0][0] if self._deadlines else None
-            timeout = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            for key, _events in self._selector.select(min(timeout, 1.0)):
+            # No wake-up but for an event or the next deadline: `add` and `close` write to
+            # the wake socket, so an idle exporter's room sleeps.
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            for key, _events in self._selector.select(timeout):
                 if key.fileobj is self._wake_r:
                     with contextlib.suppress(BlockingIOError, OSError):
                         self._wake_r.recv(65536)
@@ -599,7 +600,33 @@ class _Server(ThreadingHTTPServer):
         self._room = _WaitingRoom(
             self._dispatch, self._dropped, capacity=8 * max_connections, tls=tls
         )
-        super().__init__(address, handler)  # closes the room itself if the bind fails
+        self._stopping = False
+        self._stop_r, self._stop_w = socket.socketpair()
+        try:
+            super().__init__(address, handler)  # closes the room itself if the bind fails
+        except BaseException:
+            self._stop_r.close()
+            self._stop_w.close()
+            raise
+
+    def serve_until_stopped(self) -> None:
+        """Accept connections until `stop_serving`. The loop sleeps in select() with no
+        timeout: the stdlib's serve_forever wakes every poll interval to look for a shutdown
+        request, which at one scrape a second cost an idle exporter more CPU than a scrape's
+        own HTTP handling."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._stop_r, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _events in selector.select():
+                    if key.fileobj is self.socket and not self._stopping:
+                        self._handle_request_noblock()
+
+    def stop_serving(self) -> None:
+        """End `serve_until_stopped` (from any thread, or a signal handler)."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self._stop_w.send(b"\0")
 
     def server_activate(self) -> None:
         super().server_activate()
@@ -704,6 +731,8 @@ class _Server(ThreadingHTTPServer):
     _room_closed = False
 
     def server_close(self) -> None:
+        self._stop_r.close()
+        self._stop_w.close()
         self._room_closed = True
         self._room.close()
         with self._guard:
@@ -761,7 +790,7 @@ def serve(config: ExporterConfig) -> None:
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        server.stop_serving()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -779,7 +808,7 @@ def serve(config: ExporterConfig) -> None:
     # One scrape now, so an unreachable Redis or a wrong password shows in the log at start.
     threading.Thread(target=app.main_target.families, daemon=True).start()
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_until_stopped()
     finally:
         server.server_close()
         app.close()

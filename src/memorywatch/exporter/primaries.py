@@ -45,6 +45,7 @@ class PrimaryWorkers(BackgroundWorker):
         self._sampler_for = sampler_for
         self._nodes: dict[Node, tuple[EvictionTracker, KeyspaceSampler]] = {}
         self._retired: Counter[Slot] = Counter()
+        self._retired_walked = 0
         self._lock = threading.Lock()
 
     def step(self, client: redis.Redis) -> None:
@@ -53,8 +54,9 @@ class PrimaryWorkers(BackgroundWorker):
             gone = [node for node in self._nodes if node not in current]
             new = [node for node in sorted(current) if node not in self._nodes]
             stopped = [self._nodes.pop(node) for node in gone]
-            for tracker, _ in stopped:
+            for tracker, sampler in stopped:
                 self._retired.update(tracker.counts())
+                self._retired_walked += sampler.walked()
             for node in new:
                 pair = (self._tracker_for(node), self._sampler_for(node))
                 self._nodes[node] = pair
@@ -98,6 +100,19 @@ class PrimaryWorkers(BackgroundWorker):
         for tracker in trackers:
             total.update(tracker.counts())
         return dict(total)
+
+    def walked(self) -> int:
+        """Keys walked by the samplers of every primary since the exporter started."""
+        with self._lock:
+            samplers = [sampler for _, sampler in self._nodes.values()]
+            retired = self._retired_walked
+        return retired + sum(s.walked() for s in samplers)
+
+    def fallback(self) -> str | None:
+        """The reason of the first primary whose sampler fell back from its script, if any."""
+        with self._lock:
+            samplers = [sampler for _, sampler in self._nodes.values()]
+        return next((r for r in (s.fallback() for s in samplers) if r is not None), None)
 
     def result(self) -> SampleResult | None:
         """The sum of every primary's last full pass, once each has one (the oldest one's

@@ -8,25 +8,32 @@ last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a sta
 visible as stale.
 
 Where the work happens. The classification and the counting run next to the data, in one Lua
-script per SCAN step (_scripts/sampler.lua): `SCAN cursor COUNT 200`, then per key PTTL,
+script per SCAN step (_scripts/sampler.lua): `SCAN cursor COUNT 400`, then per key PTTL,
 MEMORY USAGE and (when its rule expects a type) TYPE, and only aggregates per slot come back,
-a few dozen integers. The classifier's rules are written into the script once as constant
-tables (`ScriptPlan`); the Python classifier stays the reference (a test compares both on
-every built-in profile's layouts) and the fallback: a Redis that refuses scripts (an ACL
-without EVALSHA, `-@scripting`) is walked with SCAN and pipelined TYPE/PTTL/MEMORY USAGE
-classified in the exporter, said in one log line.
+a few dozen integers. Keys no rule claims (profile none) are measured one in `MEASURE_EVERY`
+(4): the others are only counted, and the measured bytes are scaled up to them, so the bytes
+of unclaimed keys (already an estimate from 64 members each) are an estimate over a quarter of
+them; agent memory is measured key by key. The classifier's rules are written into the script
+once as constant tables (`ScriptPlan`); the Python classifier stays the reference (a test
+compares both on every built-in profile's layouts) and the fallback: a Redis that refuses
+scripts (an ACL without EVALSHA, `-@scripting`) is walked with SCAN and pipelined
+TYPE/PTTL/MEMORY USAGE classified in the exporter, said in one log line and by
+`memorywatch_keyspace_sampler_fallback{reason}`.
 
 Pacing. At most `budget` keys per `interval` seconds (default 51,000 per 30 s: 1,700 keys/s,
-a pass over 1M keys in 9.8 min), spread evenly: the thread wakes every `WAKE` (0.5 s) and runs
+a pass over 1M keys in 9.8 min), spread evenly: the thread wakes every `WAKE` (1 s) and runs
 the calls due back to back, each call one short step; a new pass starts at most once per
-`interval`, so a small keyspace is not walked in a loop.
+`interval`, so a small keyspace is not walked in a loop. The keys walked are counted in
+`memorywatch_keyspace_sampler_keys_walked_total`.
 
 Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, a shared 2-core
-machine): 4.5-7 us of Redis CPU (commandstats of the script: ~1.2 us for SCAN's reply inside
-Lua, ~1 us per redis.call, the rest the classification), so 1,700 keys/s is about 1 % of a core
-and one call of 200 keys 1-1.4 ms; about 1.1 us of exporter CPU (one EVALSHA on a connection
-of its own per 200 keys), against 27 us when every key came back to be classified in Python,
-which is still the fallback's cost.
+machine, docs/benchmarks-fleet-scale.md): ~1.5 us of Redis CPU for a key counted but not
+measured (SCAN's reply inside Lua and the classification), ~6.5 us for a measured one (~1 us
+per redis.call, MEMORY USAGE's own walk); on a keyspace mostly not agent memory that is
+2.7-3.4 us a key, 0.44-0.62 % of a core at 1,700 keys/s, 1.1-1.3 ms per call of 400 keys (a
+keyspace that is all agent memory: ~6.5 us a key, ~2.6 ms a call). 0.4-1 us of exporter CPU
+per key (one EVALSHA on a connection of its own per 400 keys, most of it the wake of a
+sleeping thread), against 27 us when every key came back to be classified in Python.
 
 MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
 profile claims may hold millions of members and are estimated from 64.
@@ -79,6 +86,11 @@ ESTIMATE_SAMPLES = 64
 ESTIMATED = frozenset({names.KEY_CLASS_INDEX, names.KEY_CLASS_OTHER})
 """Classes whose keys may hold millions of members (indexes, registries, anything unclaimed):
 their MEMORY USAGE extrapolates from 64 members instead of walking them all."""
+MEASURE_EVERY: Final = 4
+"""Of the keys no rule claims (profile none: usually most of a shared Redis), the first of
+every 4 in a SCAN step gets PTTL and MEMORY USAGE; the others are only counted, and the bytes
+of the measured ones are scaled up to all of them at the end of the pass (`Tally.result`).
+Agent memory (every key a profile or our schema claims) is always measured, every key."""
 
 
 @dataclass(frozen=True)
@@ -104,16 +116,27 @@ class Tally:
     bytes: Counter[Slot] = field(default_factory=Counter)
     without_ttl: Counter[Slot] = field(default_factory=Counter)
     bytes_without_ttl: Counter[Slot] = field(default_factory=Counter)
+    measured: Counter[Slot] = field(default_factory=Counter)
+    """Keys whose bytes were read (`bytes` and `bytes_without_ttl` are theirs): all of a
+    slot's keys but for unclaimed ones (`MEASURE_EVERY`)."""
     errors: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
+
+    def _scaled(self, sizes: Counter[Slot]) -> dict[Slot, int]:
+        """Bytes of the measured keys of each slot, scaled up to all its keys."""
+        out = {}
+        for slot, size in sizes.items():
+            keys, measured = self.keys[slot], self.measured[slot]
+            out[slot] = round(size * keys / measured) if 0 < measured < keys else size
+        return out
 
     def result(self) -> SampleResult:
         return SampleResult(
             finished_at=time.monotonic(),
             keys=dict(self.keys),
-            bytes=dict(self.bytes),
+            bytes=self._scaled(self.bytes),
             without_ttl=dict(self.without_ttl),
-            bytes_without_ttl=dict(self.bytes_without_ttl),
+            bytes_without_ttl=self._scaled(self.bytes_without_ttl),
             errors={k: self.errors[k] for k in names.ERROR_KINDS},
             seen=frozenset(self.seen),
         )
@@ -121,6 +144,20 @@ class Tally:
 
 class ScriptRefused(Exception):
     """Redis will not run the sampler's script (ACL without EVAL, scripting disabled)."""
+
+    def __init__(self, error: redis.exceptions.ResponseError) -> None:
+        super().__init__(str(error))
+        self.reason = refusal_reason(error)
+        """Why, as a bounded label value (names.FALLBACK_REASONS)."""
+
+
+def refusal_reason(error: redis.exceptions.ResponseError) -> str:
+    """An ACL without the command (NOPERM), a Redis or proxy without it, or anything else."""
+    if isinstance(error, redis.exceptions.NoPermissionError) or str(error).startswith("NOPERM"):
+        return names.FALLBACK_PERMISSION
+    if "unknown command" in str(error).lower():
+        return names.FALLBACK_UNKNOWN_COMMAND
+    return names.FALLBACK_SCRIPT_ERROR
 
 
 SHEBANG: Final = "#!lua flags=no-writes,allow-cross-slot-keys"
@@ -130,7 +167,7 @@ SCRIPT_BODY: Final = (
 )
 """One SCAN step classified and counted inside Redis; its contract is in the file. The rules
 of the classifier are prepended once per classifier as constant tables (`ScriptPlan`)."""
-WAKE: Final = 0.5
+WAKE: Final = 1.0
 """Seconds between the sampler's wakes: each runs the script calls due since the last."""
 TRANSIENT: Final = ("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 """Errors that say Redis cannot run a script right now, not that it never will."""
@@ -197,6 +234,7 @@ class ScriptPlan:
             "UNCLAIMED": slot_of(UNCLAIMED),
             "MW_OTHER": slot_of((MEMORYWATCH, names.KEY_CLASS_OTHER)),
             "ESTIMATE": str(ESTIMATE_SAMPLES),
+            "MEASURE_EVERY": str(MEASURE_EVERY),
             "P_PATTERN": _table([lua_string(glob_lua(p.glob)) for _, p in rules]),
             "P_SLOT": _table([slot_of((name, p.key_class)) for name, p in rules]),
             "P_TTL": _table([flag(p.ttl == TTL_REQUIRED) for _, p in rules]),
@@ -235,7 +273,7 @@ class ScriptPlan:
         except redis.exceptions.ResponseError as exc:
             if str(exc).startswith(TRANSIENT):
                 raise
-            raise ScriptRefused(str(exc)) from exc
+            raise ScriptRefused(exc) from exc
         return self.add(reply, tally)
 
     def add(self, reply: Any, tally: Tally) -> tuple[int, int]:
@@ -247,10 +285,11 @@ class ScriptPlan:
         if seen:
             tally.seen.add(MEMORYWATCH)
         rows = reply[7:]
-        for at in range(0, len(rows), 5):
+        for at in range(0, len(rows), 6):
             slot = self.slots[int(rows[at])]
-            keys, size, leaks, naked = (int(v) for v in rows[at + 1 : at + 5])
+            keys, measured, size, leaks, naked = (int(v) for v in rows[at + 1 : at + 6])
             tally.keys[slot] += keys
+            tally.measured[slot] += measured
             tally.bytes[slot] += size
             if leaks:
                 tally.without_ttl[slot] += leaks
@@ -269,6 +308,8 @@ class Walker:
         self.classifier = classifier
         self.plan = ScriptPlan(classifier)
         self.scripted = scripted
+        self.fallback: str | None = None
+        """Why Redis refused the script (names.FALLBACK_REASONS), once it did."""
         self._client: redis.Redis | None = None
         self._conn: Connection | None = None
 
@@ -278,6 +319,7 @@ class Walker:
                 return self.plan.run(self._connection(client), cursor, count, tally)
             except ScriptRefused as exc:
                 self.scripted = False
+                self.fallback = exc.reason
                 self.release()
                 log.warning(
                     "keyspace sampler: Redis refused its Lua script (%s); sampling through "
@@ -330,6 +372,7 @@ class KeyspaceSampler(BackgroundWorker):
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._cursor = 0
+        self._walked = 0
         self._partial = Tally()
         self._pass_started: float | None = None
         self._due = 0.0
@@ -338,6 +381,14 @@ class KeyspaceSampler(BackgroundWorker):
     def scripted(self) -> bool:
         """Whether the keyspace is classified inside Redis (False once Redis refused)."""
         return self._walker.scripted
+
+    def fallback(self) -> str | None:
+        """Why the keyspace is read into the exporter instead of the script (None: it is not)."""
+        return self._walker.fallback
+
+    def walked(self) -> int:
+        """Keys walked since the sampler started (SCAN's replies, every pass)."""
+        return self._walked
 
     def result(self) -> SampleResult | None:
         with self._lock:
@@ -360,7 +411,7 @@ class KeyspaceSampler(BackgroundWorker):
     def step(self, client: redis.Redis) -> None:
         """The script calls due since the last wake (`WAKE` seconds of the budget, each call
         one short SCAN COUNT `batch` step), then the pause that keeps the walk at `budget /
-        interval` keys per second. Waking twice a second, not per call, is what keeps the
+        interval` keys per second. Waking once a second, not per call, is what keeps the
         exporter's cost per key low: a call on a thread that just woke costs it ~3x a call
         right after another."""
         now = time.monotonic()
@@ -392,6 +443,7 @@ class KeyspaceSampler(BackgroundWorker):
     def _walk(self, client: redis.Redis) -> int:
         cursor, walked = self._walker.step(client, self._cursor, self._batch, self._partial)
         self._cursor = cursor
+        self._walked += walked
         if cursor == 0:
             result = self._partial.result()
             with self._done:
@@ -449,8 +501,19 @@ def inspect_keys(
     client: redis.Redis, classifier: Classifier, keys: list[str], tally: Tally
 ) -> None:
     """Classify a batch of keys and count them into ``tally``: TYPE, PTTL and MEMORY USAGE
-    of the whole batch in one pipelined round trip (read-only)."""
+    of the whole batch in one pipelined round trip (read-only), but for the keys no rule
+    claims, of which only the first of every `MEASURE_EVERY` is read (as the script does)."""
     matches = [classifier.classify(key) for key in keys]
+    kept: list[tuple[str, Match | None]] = []
+    plain = 0
+    for key, match in zip(keys, matches, strict=True):
+        if match is None:
+            plain += 1
+            if (plain - 1) % MEASURE_EVERY:
+                tally.keys[UNCLAIMED] += 1
+                continue
+        kept.append((key, match))
+    keys, matches = [k for k, _ in kept], [m for _, m in kept]
     pipe = client.pipeline(transaction=False)
     for key, match in zip(keys, matches, strict=True):
         pipe.type(key)
@@ -465,6 +528,7 @@ def inspect_keys(
             continue  # expired or deleted between SCAN and TYPE
         slot = _slot(match, str(redis_type), tally)
         tally.keys[slot] += 1
+        tally.measured[slot] += 1
         if isinstance(usage, int):
             tally.bytes[slot] += usage
             if pttl == -1:

@@ -11,7 +11,7 @@ import threading
 import time as mod_time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -240,19 +240,45 @@ def _nested(key: str) -> bool:
     )
 
 
+class Nested(dict[str, str]):
+    """The ``a=1,b=2`` value of one INFO line, parsed; ``text`` is the value as Redis sent
+    it. Shared between scrapes while the line does not change (``parse_info``'s cache), so
+    it must not be modified; collectors key their caches of formatted samples on ``text``."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        super().__init__(pair.split("=", 1) for pair in text.split(",") if "=" in pair)
+        self.text = text
+
+
+PARSED_LIMIT: Final = 4096
+"""Parsed nested values kept between scrapes (a Redis has ~250 commands, each a line of
+commandstats and one of latencystats); past it the cache starts again empty."""
+_PARSED: dict[str, Nested] = {}
+
+
 def parse_info(text: str) -> dict[str, Any]:
-    """INFO text to a dict of strings (nested dicts for `a=1,b=2` values).
+    """INFO text to a dict of strings (``Nested`` dicts for `a=1,b=2` values).
 
     Values stay text and are converted only when a family needs them: redis-py's parser
-    converts all ~400 fields up front, which costs more than the round trip.
+    converts all ~400 fields up front, which costs more than the round trip. A nested value
+    seen before (most commandstats lines of an idle command do not change between scrapes)
+    is not parsed again: the same ``Nested`` comes back.
     """
     info: dict[str, Any] = {}
+    parsed = _PARSED
     for line in text.splitlines():
         if not line or line[0] == "#":
             continue
         key, _, value = line.partition(":")
         if "=" in value and _nested(key):
-            info[key] = dict(pair.split("=", 1) for pair in value.split(",") if "=" in pair)
+            found = parsed.get(value)
+            if found is None:
+                if len(parsed) >= PARSED_LIMIT:
+                    parsed.clear()
+                found = parsed[value] = Nested(value)
+            info[key] = found
         else:
             info[key] = value
     return info

@@ -10,6 +10,9 @@ The rules come first in the script's text, written once per classifier by export
   STATE, FENCE  the tool record hash's state and fence fields; STATES "|completed|...|"
   UNCLAIMED, MW_OTHER   slots of the keys no rule claims, and of our foreign / wrong-type keys
   ESTIMATE      MEMORY USAGE SAMPLES for unclaimed keys (their members may be millions)
+  MEASURE_EVERY of the keys no rule claims, the first of each MEASURE_EVERY in a call gets
+                PTTL and MEMORY USAGE; the others are only counted (the caller scales the
+                measured bytes up to them)
   P_PATTERN[i], P_SLOT[i], P_TTL[i] (true: TTL required), P_TYPE[i] ("" any), P_SAMPLES[i]:
                 the profile rules in the classifier's order (the first match wins)
   BY_FIRST[byte] the rule numbers a key starting with that byte (a number) can match, in
@@ -18,10 +21,11 @@ The rules come first in the script's text, written once per classifier by export
                 "index:KIND:PART" | "stats"; S_SLOT, S_TYPE, S_TTL, S_CHECK ("lock" | "tool"
                 | ""), S_SAMPLES its fields
 Returns {next cursor, keys walked, foreign, wrong type, missing TTL, unparsable, memorywatch
-seen, then 5 numbers per slot touched: slot, keys, bytes, keys without the required TTL, bytes
-of keys with no TTL}. Slots are the caller's indexes of (profile, key class).
-TYPE is asked only of keys whose rule expects a type: an unclaimed key costs PTTL and MEMORY
-USAGE (either says when it vanished between SCAN and now).
+seen, then 6 numbers per slot touched: slot, keys, keys measured, bytes, keys without the
+required TTL, bytes of keys with no TTL}. Slots are the caller's indexes of (profile, key
+class); bytes are those of the measured keys (all of a slot's keys but for unclaimed ones).
+TYPE is asked only of keys whose rule expects a type: a measured unclaimed key costs PTTL and
+MEMORY USAGE (either says when it vanished between SCAN and now), an unmeasured one no call.
 ]]
 local call, byte, sub, find = redis.call, string.byte, string.sub, string.find
 local plen = #PREFIX
@@ -54,8 +58,8 @@ end
 
 local scan = call('SCAN', ARGV[1], 'COUNT', ARGV[2])
 local keys = scan[2]
-local foreign, wrong, missing, unparsable, seen = 0, 0, 0, 0, 0
-local count, bytes, leaks, naked = {}, {}, {}, {}
+local foreign, wrong, missing, unparsable, seen, plain = 0, 0, 0, 0, 0, 0
+local count, measured, bytes, leaks, naked = {}, {}, {}, {}, {}
 for k = 1, #keys do
   local key = keys[k]
   -- classify: matched slot, TTL required, expected type, record check, samples, ours, foreign
@@ -81,7 +85,17 @@ for k = 1, #keys do
     end
   end
   local rtype = want
-  if want ~= '' then rtype = call('TYPE', key)['ok'] end
+  local skip = false
+  if not mslot and not ours then
+    plain = plain + 1
+    skip = (plain - 1) % MEASURE_EVERY ~= 0
+  end
+  if skip then
+    count[UNCLAIMED] = (count[UNCLAIMED] or 0) + 1
+    rtype = 'none'
+  elseif want ~= '' then
+    rtype = call('TYPE', key)['ok']
+  end
   if rtype ~= 'none' then
     local pttl = call('PTTL', key)
     local usage = call('MEMORY', 'USAGE', key, 'SAMPLES', samples)
@@ -101,6 +115,7 @@ for k = 1, #keys do
         slot = UNCLAIMED
       end
       count[slot] = (count[slot] or 0) + 1
+      measured[slot] = (measured[slot] or 0) + 1
       if usage then
         bytes[slot] = (bytes[slot] or 0) + usage
         if pttl == -1 then naked[slot] = (naked[slot] or 0) + usage end
@@ -119,6 +134,7 @@ local out = {scan[1], #keys, foreign, wrong, missing, unparsable, seen}
 for slot, c in pairs(count) do
   out[#out + 1] = slot
   out[#out + 1] = c
+  out[#out + 1] = measured[slot] or 0
   out[#out + 1] = bytes[slot] or 0
   out[#out + 1] = leaks[slot] or 0
   out[#out + 1] = naked[slot] or 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memorywatch import names
-from memorywatch.exporter.exposition import Families, Labels, format_value
+from memorywatch.exporter.exposition import Families, Labels, format_value, label_text
 
 
 @dataclass(frozen=True)
@@ -777,10 +777,65 @@ _COMMAND_FAMILIES = (
 )
 
 
+FORMATTED_LIMIT = 16384
+"""Commands (times nodes) whose formatted sample lines are kept between scrapes; past it the
+cache starts again empty."""
+_FORMATTED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+"""(label text of the node view, INFO key) -> (the INFO value text, its sample lines)."""
+
+
+def _command_lines(labels: str, stats: Mapping[str, Any]) -> tuple[str, ...]:
+    """The calls, seconds, rejected and failed lines of one command, in that order."""
+    lines = []
+    for name, _help, field_name, scale in _COMMAND_FAMILIES:
+        raw = stats.get(field_name)
+        if scale == 1.0 and type(raw) is str and raw.isdigit():
+            lines.append(f"{name}{{{labels}}} {raw}")
+            continue
+        number = (_number(raw) or 0.0) / scale
+        lines.append(f"{name}{{{labels}}} {format_value(number)}")
+    return tuple(lines)
+
+
+def _latency_lines(extra: str, cmd: str, stats: Mapping[str, Any], cmdstat: Any) -> tuple[str, ...]:
+    """A command's latency summary: its quantiles, then `_sum` and `_count` (commandstats)."""
+    name = names.REDIS_LATENCY_PERCENTILES
+    base = label_text({names.LABEL_CMD: cmd})
+    tail = f",{extra}" if extra else ""
+    lines = []
+    for quantile, value in stats.items():
+        quantile_label = label_text({names.LABEL_QUANTILE: str(quantile).lstrip("p")})
+        number = format_value(_number(value) or 0.0)
+        lines.append(f"{name}{{{base},{quantile_label}{tail}}} {number}")
+    cmdstat = cmdstat if isinstance(cmdstat, Mapping) else {}
+    for suffix, value in (("_sum", cmdstat.get("usec")), ("_count", cmdstat.get("calls"))):
+        lines.append(f"{name}{suffix}{{{base}{tail}}} {format_value(_number(value) or 0.0)}")
+    return tuple(lines)
+
+
+def _cached(extra: str, key: str, text: str | None) -> tuple[str, ...] | None:
+    """The sample lines formatted for one INFO line at an earlier scrape of the same node
+    view, if its text has not changed since (most commands are idle between two scrapes)."""
+    if text is None:  # not parsed by scrape.parse_info: nothing to key the cache on
+        return None
+    found = _FORMATTED.get((extra, key))
+    return found[1] if found is not None and found[0] == text else None
+
+
+def _keep(extra: str, key: str, text: str | None, lines: tuple[str, ...]) -> None:
+    if text is None:
+        return
+    if len(_FORMATTED) >= FORMATTED_LIMIT:
+        _FORMATTED.clear()
+    _FORMATTED[(extra, key)] = (text, lines)
+
+
 def _add_commandstats(info: Mapping[str, Any], out: Families) -> None:
-    # The largest part of a scrape (four samples per command Redis has seen): lines are
-    # formatted here with the command's label text built once.
+    # The largest part of a scrape (four samples per command Redis has seen, and a latency
+    # summary each): the lines of a command whose INFO line did not change since the last
+    # scrape are the lines formatted then (`_cached`).
     series: list[list[str]] | None = None
+    extra = out.extra_label_text
     for key, stats in info.items():
         if key.startswith("cmdstat_") and isinstance(stats, Mapping):
             if series is None:
@@ -788,16 +843,14 @@ def _add_commandstats(info: Mapping[str, Any], out: Families) -> None:
                     out.series(name, help_text, "counter")
                     for name, help_text, _, _ in _COMMAND_FAMILIES
                 ]
-            labels = out.label_text({names.LABEL_CMD: key.removeprefix("cmdstat_")})
-            for lines, (name, _help, field_name, scale) in zip(
-                series, _COMMAND_FAMILIES, strict=True
-            ):
-                raw = stats.get(field_name)
-                if scale == 1.0 and type(raw) is str and raw.isdigit():
-                    lines.append(f"{name}{{{labels}}} {raw}")
-                    continue
-                number = (_number(raw) or 0.0) / scale
-                lines.append(f"{name}{{{labels}}} {format_value(number)}")
+            text = getattr(stats, "text", None)
+            lines = _cached(extra, key, text)
+            if lines is None:
+                labels = out.label_text({names.LABEL_CMD: key.removeprefix("cmdstat_")})
+                lines = _command_lines(labels, stats)
+                _keep(extra, key, text, lines)
+            for family_lines, line in zip(series, lines, strict=True):
+                family_lines.append(line)
         elif key.startswith("errorstat_") and isinstance(stats, Mapping):
             out.counter(
                 names.REDIS_ERRORS,
@@ -805,28 +858,25 @@ def _add_commandstats(info: Mapping[str, Any], out: Families) -> None:
                 _number(stats.get("count")) or 0.0,
                 {names.LABEL_ERR: key.removeprefix("errorstat_")},
             )
+    latency: list[str] | None = None
     for key, stats in info.items():
         if key.startswith("latency_percentiles_usec_") and isinstance(stats, Mapping):
-            cmd = key.removeprefix("latency_percentiles_usec_")
-            for quantile, value in stats.items():
-                out.add(
+            if latency is None:
+                latency = out.series(
                     names.REDIS_LATENCY_PERCENTILES,
                     "Latency percentiles per command (Redis 7 latencystats).",
                     "summary",
-                    _number(value) or 0.0,
-                    {names.LABEL_CMD: cmd, names.LABEL_QUANTILE: str(quantile).lstrip("p")},
                 )
+            cmd = key.removeprefix("latency_percentiles_usec_")
             cmdstat = info.get(f"cmdstat_{cmd}")
-            cmdstat = cmdstat if isinstance(cmdstat, Mapping) else {}
-            for suffix, value in (("_sum", cmdstat.get("usec")), ("_count", cmdstat.get("calls"))):
-                out.add(
-                    names.REDIS_LATENCY_PERCENTILES,
-                    "",
-                    "summary",
-                    _number(value) or 0.0,
-                    {names.LABEL_CMD: cmd},
-                    sample_name=names.REDIS_LATENCY_PERCENTILES + suffix,
-                )
+            own = getattr(stats, "text", None)
+            of_cmd = getattr(cmdstat, "text", None) if cmdstat is not None else ""
+            text = None if own is None or of_cmd is None else f"{own} {of_cmd}"
+            lines = _cached(extra, key, text)
+            if lines is None:
+                lines = _latency_lines(extra, cmd, stats, cmdstat)
+                _keep(extra, key, text, lines)
+            latency.extend(lines)
 
 
 def _add_cluster(cluster_info: Mapping[str, Any], out: Families) -> None:

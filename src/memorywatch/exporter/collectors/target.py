@@ -173,9 +173,13 @@ class TargetCollector:
             nodes = [n for n in nodes if n not in refused]
         labelled = self._target.topology is not Topology.STANDALONE
         futures: list[tuple[tuple[str, int], Future[tuple[Snapshot, FleetResult]]]]
-        if len(nodes) == 1 and self._fleet is None:
+        if len(nodes) == 1 and (
+            self._fleet is None or self._target.topology is Topology.STANDALONE
+        ):
             # One node: fetched in this (the request's) thread, bounded by the socket
-            # timeouts, so a hung node holds its own request and no shared worker.
+            # timeouts, so a hung node holds its own request and no shared worker; the
+            # fleet read rides on the same connection. No hand-off to a worker thread and
+            # back: at one scrape a second its wake-ups cost more than the fetch's I/O.
             futures = [(nodes[0], _inline(self._fetch, *nodes[0], True))]
         else:
             futures = [

@@ -40,6 +40,10 @@ class Evictions(Protocol):
 class Sampling(Protocol):
     def result(self) -> SampleResult | None: ...
 
+    def fallback(self) -> str | None: ...
+
+    def walked(self) -> int: ...
+
     def start(self) -> object: ...
 
     def stop(self) -> None: ...
@@ -119,6 +123,21 @@ class Fleet:
         )
         active = [p for p in self.options.profiles if p.name in self._active]
         add_keyspace_families(view, active, out)
+        if self.sampler is not None:
+            out.counter(
+                names.SAMPLER_WALKED,
+                "Keys the keyspace sampler walked since the exporter started (its pace).",
+                self.sampler.walked(),
+            )
+            fallback = self.sampler.fallback()
+            for reason in names.FALLBACK_REASONS:
+                out.gauge(
+                    names.SAMPLER_FALLBACK,
+                    "1 when Redis refused the keyspace sampler's Lua script, by why: keys are "
+                    "then read and classified in the exporter (more CPU per key).",
+                    1 if reason == fallback else 0,
+                    {names.LABEL_REASON: reason},
+                )
         for kind, count in sorted(errors.items()):
             out.gauge(
                 names.SCHEMA_ERRORS,

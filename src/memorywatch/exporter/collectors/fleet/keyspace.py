@@ -45,17 +45,66 @@ def add_keyspace_families(view: KeyspaceView, active: Iterable[Profile], out: Fa
         1 if view.evictions_live else 0,
     )
     if view.evictions is not None:
-        out.declare(
-            names.EVICTED_KEYS,
-            "Keys Redis evicted, by key profile and class of the memory they held "
-            "(counted since the exporter started).",
-            "counter",
-        )
-        for slot in sorted(every | set(view.evictions)):
-            out.counter(names.EVICTED_KEYS, "", view.evictions.get(slot, 0), _labels(slot))
+        counts = tuple(sorted(view.evictions.items()))
+        published = (out.extra_label_text, tuple(p.name for p in active))
+        found = _EVICTION_LINES.get(published)
+        if found is None or found[0] != counts:  # evictions are rare: mostly the same lines
+            scratch = out.blank()
+            scratch.declare(
+                names.EVICTED_KEYS,
+                "Keys Redis evicted, by key profile and class of the memory they held "
+                "(counted since the exporter started).",
+                "counter",
+            )
+            for slot in sorted(every | set(view.evictions)):
+                count = view.evictions.get(slot, 0)
+                scratch.counter(names.EVICTED_KEYS, "", count, _labels(slot))
+            found = (counts, scratch.contents())
+            if len(_EVICTION_LINES) >= PASS_LINES_LIMIT:
+                _EVICTION_LINES.clear()
+            _EVICTION_LINES[published] = found
+        for name, help_text, kind, lines in found[1]:
+            out.series(name, help_text, kind).extend(lines)
     sample = view.sample
     if sample is None or view.sample_age is None:
         return
+    key = (out.extra_label_text, tuple(p.name for p in active))
+    kept = _PASS_LINES.get(key)
+    if kept is None or kept[0] is not sample:
+        scratch = out.blank()
+        _add_sample_families(sample, active, every, scratch)
+        kept = (sample, scratch.contents())
+        if len(_PASS_LINES) >= PASS_LINES_LIMIT:
+            _PASS_LINES.clear()
+        _PASS_LINES[key] = kept
+    for name, help_text, kind, lines in kept[1]:
+        out.series(name, help_text, kind).extend(lines)
+    out.gauge(
+        names.SAMPLER_AGE,
+        "Seconds since the keyspace sampler finished the pass these figures come from.",
+        view.sample_age,
+    )
+
+
+PASS_LINES_LIMIT = 256
+"""Label views (nodes) x published profile sets whose pass lines are kept."""
+_PASS_LINES: dict[
+    tuple[str, tuple[str, ...]],
+    tuple[SampleResult, tuple[tuple[str, str, str, tuple[str, ...]], ...]],
+] = {}
+"""The sample lines of the last full pass, by (label view, published profiles): a pass ends
+every few minutes, a scrape comes every few seconds, and these are ~3 lines per (profile, key
+class) published, so they are formatted once per pass and profile set, not per scrape."""
+_EVICTION_LINES: dict[
+    tuple[str, tuple[str, ...]],
+    tuple[tuple[tuple[Slot, int], ...], tuple[tuple[str, str, str, tuple[str, ...]], ...]],
+] = {}
+"""The eviction counters' lines, by the same key, while the counts stay the same."""
+
+
+def _add_sample_families(
+    sample: SampleResult, active: list[Profile], every: set[Slot], out: Families
+) -> None:
     out.declare(
         names.KEYS_WITHOUT_TTL,
         "Keys whose profile expects a TTL and that have none, by profile and class (last full "
@@ -83,9 +132,4 @@ def add_keyspace_families(view: KeyspaceView, active: Iterable[Profile], out: Fa
         names.KEYSPACE_SAMPLE_KEYS,
         "Keys the last full sampler pass inspected (every key of the keyspace, once).",
         sample.sampled,
-    )
-    out.gauge(
-        names.SAMPLER_AGE,
-        "Seconds since the keyspace sampler finished the pass these figures come from.",
-        view.sample_age,
     )
