@@ -16,9 +16,9 @@ one never breaks a newer one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, TypeVar
 
 import redis
 import redis.asyncio as aredis
@@ -45,11 +45,13 @@ from redis.observability import recorder as observability
 
 from memorywatch import schema
 from memorywatch.agent import AgentState
+from memorywatch.agent import _effects as fx
 from memorywatch.agent import attributes as attr
 from memorywatch.agent.aio import AgentState as AsyncAgentState
 from memorywatch.agent.errors import StateMiss, StateNotDurable
 from memorywatch.integrations.langgraph import _lua
 
+T = TypeVar("T")
 NUL: Final = "\0"
 STORE_CHECKPOINTS: Final = attr.STORE_CHECKPOINTS
 """``gen_ai.memory.store.name`` of the savers' spans."""
@@ -139,6 +141,41 @@ class _Codec:
             ordered.append((writes_sort_key(path.decode(), task_id, int(idx)), write))
         ordered.sort(key=lambda item: item[0])
         return [write for _, write in ordered]
+
+
+_UPDATE: Final = attr.GEN_AI_OPERATION_UPDATE_MEMORY
+_SEARCH: Final = attr.GEN_AI_OPERATION_SEARCH_MEMORY
+_DELETE: Final = attr.GEN_AI_OPERATION_DELETE_MEMORY
+
+
+# The savers' effects, after the SDK's (memorywatch.agent._effects): each saver operation is
+# written once, in _SaverBase, as a generator yielding these; AgentStateSaver carries them out
+# with blocking calls, AsyncAgentStateSaver with ``await``, and sends each reply back.
+class _Eval(NamedTuple):
+    """The saver script ``name`` (``_lua.SCRIPTS``) on ``keys`` (one thread's slot);
+    ``durable``: the operation's name when the write waits for ``min_replicas``."""
+
+    name: str
+    keys: list[str]
+    args: list[Any]
+    durable: str = ""
+
+
+class _Client(NamedTuple):
+    """One client call, ``client.<method>(*args)``."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+class _Pipeline(NamedTuple):
+    """Client calls in one pipeline (no transaction); the reply is the list of their replies."""
+
+    calls: list[tuple[str, tuple[Any, ...]]]
+
+
+_Op = Generator[_Eval | _Client | _Pipeline, Any, T]
+"""A saver operation: yields effects, receives their replies, returns ``T``."""
 
 
 class _SaverBase(BaseCheckpointSaver[int]):
@@ -263,6 +300,98 @@ class _SaverBase(BaseCheckpointSaver[int]):
         server_limit = 0 if filtered or not limit else limit
         return thread_id, [int(ns is not None), ns or "", before_id, server_limit]
 
+    # -- the operations, each written once: generators of effects both savers carry out --------
+    def _put(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> _Op[RunnableConfig]:
+        with self._span(_UPDATE, "put"):
+            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
+            yield _Eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
+            if apart:
+                yield from self._add_to_runs([apart], _thread(config))
+        return stored
+
+    def _put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> _Op[None]:
+        with self._span(_UPDATE, "put_writes") as span:
+            span.set_attribute(attr.MEMORY_ITEMS, len(writes))
+            if not writes:
+                return
+            thread_id, args = self._writes_args(config, writes, task_id, task_path)
+            keys = self._keys(thread_id)
+            yield _Eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
+
+    def _get_tuple(self, config: RunnableConfig) -> _Op[CheckpointTuple | None]:
+        with self._span(_SEARCH, "get_tuple") as span:
+            thread_id, keys, args = self._get_args(config)
+            found = self._from_get(thread_id, (yield _Eval("get", keys, args)))
+            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
+        return found
+
+    def _list(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> _Op[list[CheckpointTuple]]:
+        with self._span(_SEARCH, "list") as span:
+            thread_id, args = self._list_args(config, before, limit, bool(filter))
+            reply = yield _Eval("list", self._keys(thread_id), args)
+            found = self._from_list(thread_id, reply, filter, limit)
+            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
+        return found
+
+    def _delete_thread(self, thread_id: str) -> _Op[None]:
+        with self._span(_DELETE, "delete_thread"):
+            yield _Client("delete", tuple(self._keys(_check("thread_id", str(thread_id)))))
+
+    def _copy_thread(self, source_thread_id: str, target_thread_id: str) -> _Op[None]:
+        with self._span(_UPDATE, "copy_thread"):
+            source = _check("thread_id", str(source_thread_id))
+            found, writes = yield _Eval("list", self._keys(source), [0, "", "", 0])
+            if not found:
+                return
+            target = _check("thread_id", str(target_thread_id))
+            args, run_keys = self._copy_args(target, found, writes)
+            yield _Eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
+            yield from self._add_to_runs(sorted(run_keys), target)
+
+    def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> _Op[None]:
+        if not run_keys:
+            return
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for key in run_keys:
+            calls += [("sadd", (key, thread_id)), ("pexpire", (key, int(self.ttl_ms)))]
+        yield _Pipeline(calls)
+
+    def _delete_for_runs(self, run_ids: Sequence[str]) -> _Op[None]:
+        with self._span(_DELETE, "delete_for_runs"):
+            runs = [_check("run_id", str(run)) for run in run_ids]
+            if not runs:
+                return
+            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
+            members = yield _Pipeline([("smembers", (key,)) for key in run_keys])
+            for thread_id, thread_runs in self._runs_by_thread(runs, members).items():
+                yield _Eval("delete_runs", self._keys(thread_id), thread_runs)
+            yield _Pipeline([("delete", (key,)) for key in run_keys])
+
+    def _prune(self, thread_ids: Sequence[str], strategy: str) -> _Op[None]:
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"unknown prune strategy {strategy!r} (keep_latest, delete)")
+        with self._span(_DELETE, "prune"):
+            for thread_id in thread_ids:
+                keys = self._keys(_check("thread_id", str(thread_id)))
+                if strategy == "delete":
+                    yield _Client("delete", tuple(keys))
+                else:
+                    yield _Eval("prune", keys, [])
+
     # -- replies --------------------------------------------------------------------------------------
     def _tuple(
         self, thread_id: str, member: bytes, record: bytes, writes: Sequence[bytes]
@@ -383,11 +512,6 @@ def _on_connection(pool: redis.ConnectionPool, *command: Any) -> Any:
         pool.release(conn)
 
 
-_UPDATE: Final = attr.GEN_AI_OPERATION_UPDATE_MEMORY
-_SEARCH: Final = attr.GEN_AI_OPERATION_SEARCH_MEMORY
-_DELETE: Final = attr.GEN_AI_OPERATION_DELETE_MEMORY
-
-
 class AgentStateSaver(_SaverBase):
     """A LangGraph checkpointer on a sync :class:`memorywatch.agent.AgentState`.
 
@@ -452,6 +576,26 @@ class AgentStateSaver(_SaverBase):
             raise self._not_durable(op, int(acked))
         return value
 
+    def _drive(self, op: _Op[T]) -> T:
+        """Run one operation: each effect carried out with a blocking call, its reply or
+        error sent back into the operation."""
+        run: fx.Run[T] = fx.Run(op)
+        while not run.done:
+            run.answer(self._carry, run.effect)
+        result: T = run.value
+        return result
+
+    def _carry(self, effect: _Eval | _Client | _Pipeline) -> Any:
+        if isinstance(effect, _Eval):
+            return self._eval(*effect)
+        client: Any = self.state.client
+        if isinstance(effect, _Client):
+            return getattr(client, effect.method)(*effect.args)
+        pipe = client.pipeline(transaction=False)
+        for method, args in effect.calls:
+            getattr(pipe, method)(*args)
+        return pipe.execute()
+
     # -- BaseCheckpointSaver -------------------------------------------------------------------------
     def put(
         self,
@@ -460,12 +604,7 @@ class AgentStateSaver(_SaverBase):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        with self._span(_UPDATE, "put"):
-            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
-            self._eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
-            if apart:
-                self._add_to_runs([apart], _thread(config))
-        return stored
+        return self._drive(self._put(config, checkpoint, metadata))
 
     def put_writes(
         self,
@@ -474,20 +613,10 @@ class AgentStateSaver(_SaverBase):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        with self._span(_UPDATE, "put_writes") as span:
-            span.set_attribute(attr.MEMORY_ITEMS, len(writes))
-            if not writes:
-                return
-            thread_id, args = self._writes_args(config, writes, task_id, task_path)
-            keys = self._keys(thread_id)
-            self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
+        self._drive(self._put_writes(config, writes, task_id, task_path))
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        with self._span(_SEARCH, "get_tuple") as span:
-            thread_id, keys, args = self._get_args(config)
-            found = self._from_get(thread_id, self._eval("get", keys, args))
-            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
-        return found
+        return self._drive(self._get_tuple(config))
 
     def list(
         self,
@@ -497,66 +626,22 @@ class AgentStateSaver(_SaverBase):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        with self._span(_SEARCH, "list") as span:
-            thread_id, args = self._list_args(config, before, limit, bool(filter))
-            reply = self._eval("list", self._keys(thread_id), args)
-            found = self._from_list(thread_id, reply, filter, limit)
-            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
-        yield from found
+        yield from self._drive(self._list(config, filter, before, limit))
 
     def delete_thread(self, thread_id: str) -> None:
-        with self._span(_DELETE, "delete_thread"):
-            self.state.client.delete(*self._keys(_check("thread_id", str(thread_id))))
+        self._drive(self._delete_thread(thread_id))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
-        with self._span(_UPDATE, "copy_thread"):
-            source = _check("thread_id", str(source_thread_id))
-            found, writes = self._eval("list", self._keys(source), [0, "", "", 0])
-            if not found:
-                return
-            target = _check("thread_id", str(target_thread_id))
-            args, run_keys = self._copy_args(target, found, writes)
-            self._eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
-            self._add_to_runs(sorted(run_keys), target)
-
-    def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> None:
-        if not run_keys:
-            return
-        pipe = self.state.client.pipeline(transaction=False)
-        for key in run_keys:
-            pipe.sadd(key, thread_id)
-            pipe.pexpire(key, int(self.ttl_ms))
-        pipe.execute()
+        self._drive(self._copy_thread(source_thread_id, target_thread_id))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
-        with self._span(_DELETE, "delete_for_runs"):
-            runs = [_check("run_id", str(run)) for run in run_ids]
-            if not runs:
-                return
-            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
-            pipe = self.state.client.pipeline(transaction=False)
-            for key in run_keys:
-                pipe.smembers(key)
-            for thread_id, thread_runs in self._runs_by_thread(runs, pipe.execute()).items():
-                self._eval("delete_runs", self._keys(thread_id), thread_runs)
-            pipe = self.state.client.pipeline(transaction=False)
-            for key in run_keys:
-                pipe.delete(key)
-            pipe.execute()
+        self._drive(self._delete_for_runs(run_ids))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
-        if strategy not in ("keep_latest", "delete"):
-            raise ValueError(f"unknown prune strategy {strategy!r} (keep_latest, delete)")
-        with self._span(_DELETE, "prune"):
-            for thread_id in thread_ids:
-                keys = self._keys(_check("thread_id", str(thread_id)))
-                if strategy == "delete":
-                    self.state.client.delete(*keys)
-                else:
-                    self._eval("prune", keys, [])
+        self._drive(self._prune(thread_ids, strategy))
 
     # -- async forms: the sync calls in a worker thread ----------------------------------------------
     async def aput(
@@ -700,6 +785,30 @@ class AsyncAgentStateSaver(_SaverBase):
             )
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
+    async def _drive(self, op: _Op[T]) -> T:
+        """Run one operation: each effect awaited, its reply or error sent back into it."""
+        run: fx.Run[T] = fx.Run(op)
+        while not run.done:
+            try:
+                reply = await self._carry(run.effect)
+            except BaseException as exc:
+                run.throw(exc)
+            else:
+                run.send(reply)
+        result: T = run.value
+        return result
+
+    async def _carry(self, effect: _Eval | _Client | _Pipeline) -> Any:
+        if isinstance(effect, _Eval):
+            return await self._eval(*effect)
+        client: Any = self.state.client
+        if isinstance(effect, _Client):
+            return await getattr(client, effect.method)(*effect.args)
+        pipe = client.pipeline(transaction=False)
+        for method, args in effect.calls:
+            getattr(pipe, method)(*args)
+        return await pipe.execute()
+
     # -- BaseCheckpointSaver (async) ------------------------------------------------------------------
     async def aput(
         self,
@@ -708,12 +817,7 @@ class AsyncAgentStateSaver(_SaverBase):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        with self._span(_UPDATE, "put"):
-            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
-            await self._eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
-            if apart:
-                await self._add_to_runs([apart], _thread(config))
-        return stored
+        return await self._drive(self._put(config, checkpoint, metadata))
 
     async def aput_writes(
         self,
@@ -722,21 +826,10 @@ class AsyncAgentStateSaver(_SaverBase):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        with self._span(_UPDATE, "put_writes") as span:
-            span.set_attribute(attr.MEMORY_ITEMS, len(writes))
-            if not writes:
-                return
-            thread_id, args = self._writes_args(config, writes, task_id, task_path)
-            keys = self._keys(thread_id)
-            await self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
+        await self._drive(self._put_writes(config, writes, task_id, task_path))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        with self._span(_SEARCH, "get_tuple") as span:
-            thread_id, keys, args = self._get_args(config)
-            reply = await self._eval("get", keys, args)
-            found = self._from_get(thread_id, reply)
-            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
-        return found
+        return await self._drive(self._get_tuple(config))
 
     async def alist(
         self,
@@ -746,68 +839,23 @@ class AsyncAgentStateSaver(_SaverBase):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        with self._span(_SEARCH, "list") as span:
-            thread_id, args = self._list_args(config, before, limit, bool(filter))
-            reply = await self._eval("list", self._keys(thread_id), args)
-            found = self._from_list(thread_id, reply, filter, limit)
-            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
-        for tup in found:
+        for tup in await self._drive(self._list(config, filter, before, limit)):
             yield tup
 
     async def adelete_thread(self, thread_id: str) -> None:
-        with self._span(_DELETE, "delete_thread"):
-            await self.state.client.delete(*self._keys(_check("thread_id", str(thread_id))))
+        await self._drive(self._delete_thread(thread_id))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
-        with self._span(_UPDATE, "copy_thread"):
-            source = _check("thread_id", str(source_thread_id))
-            found, writes = await self._eval("list", self._keys(source), [0, "", "", 0])
-            if not found:
-                return
-            target = _check("thread_id", str(target_thread_id))
-            args, run_keys = self._copy_args(target, found, writes)
-            await self._eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
-            await self._add_to_runs(sorted(run_keys), target)
-
-    async def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> None:
-        if not run_keys:
-            return
-        pipe = self.state.client.pipeline(transaction=False)
-        for key in run_keys:
-            pipe.sadd(key, thread_id)
-            pipe.pexpire(key, int(self.ttl_ms))
-        await pipe.execute()
+        await self._drive(self._copy_thread(source_thread_id, target_thread_id))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
-        with self._span(_DELETE, "delete_for_runs"):
-            runs = [_check("run_id", str(run)) for run in run_ids]
-            if not runs:
-                return
-            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
-            pipe = self.state.client.pipeline(transaction=False)
-            for key in run_keys:
-                pipe.smembers(key)
-            members = await pipe.execute()
-            for thread_id, thread_runs in self._runs_by_thread(runs, members).items():
-                await self._eval("delete_runs", self._keys(thread_id), thread_runs)
-            pipe = self.state.client.pipeline(transaction=False)
-            for key in run_keys:
-                pipe.delete(key)
-            await pipe.execute()
+        await self._drive(self._delete_for_runs(run_ids))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
-        if strategy not in ("keep_latest", "delete"):
-            raise ValueError(f"unknown prune strategy {strategy!r} (keep_latest, delete)")
-        with self._span(_DELETE, "prune"):
-            for thread_id in thread_ids:
-                keys = self._keys(_check("thread_id", str(thread_id)))
-                if strategy == "delete":
-                    await self.state.client.delete(*keys)
-                else:
-                    await self._eval("prune", keys, [])
+        await self._drive(self._prune(thread_ids, strategy))
 
     # -- sync forms: handed to the saver's event loop ------------------------------------------------
     def put(
