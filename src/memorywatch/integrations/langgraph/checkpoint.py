@@ -179,7 +179,9 @@ _Op = Generator[_Eval | _Client | _Pipeline, Any, T]
 
 
 class _SaverBase(BaseCheckpointSaver[int]):
-    """What both savers share: settings, keys, encodings, spans. No I/O here."""
+    """What both savers share: settings, keys, encodings, spans, every operation (as
+    generators of effects) and the public forms. No I/O here: each saver's ``_run`` and
+    ``_arun`` carry the effects out."""
 
     def __init__(
         self,
@@ -481,6 +483,108 @@ class _SaverBase(BaseCheckpointSaver[int]):
         finally:
             span.end()
 
+    # -- BaseCheckpointSaver: each form hands its operation to the saver's driver ------------------
+    def _run(self, op: _Op[T]) -> T:
+        """Carry out ``op`` and wait for its result, from sync code."""
+        raise NotImplementedError
+
+    async def _arun(self, op: _Op[T]) -> T:
+        """Carry out ``op``, awaited from the event loop."""
+        raise NotImplementedError
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._run(self._put(config, checkpoint, metadata))
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._arun(self._put(config, checkpoint, metadata))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._run(self._put_writes(config, writes, task_id, task_path))
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._arun(self._put_writes(config, writes, task_id, task_path))
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._run(self._get_tuple(config))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._arun(self._get_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        yield from self._run(self._list(config, filter, before, limit))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for tup in await self._arun(self._list(config, filter, before, limit)):
+            yield tup
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._run(self._delete_thread(thread_id))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._arun(self._delete_thread(thread_id))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
+        self._run(self._copy_thread(source_thread_id, target_thread_id))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
+        await self._arun(self._copy_thread(source_thread_id, target_thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
+        self._run(self._delete_for_runs(run_ids))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
+        await self._arun(self._delete_for_runs(run_ids))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
+        self._run(self._prune(thread_ids, strategy))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
+        await self._arun(self._prune(thread_ids, strategy))
+
 
 def _direct_pool(client: Any) -> redis.ConnectionPool | None:
     """The pool a script may take a connection from directly, skipping redis-py's retry and
@@ -576,7 +680,7 @@ class AgentStateSaver(_SaverBase):
             raise self._not_durable(op, int(acked))
         return value
 
-    def _drive(self, op: _Op[T]) -> T:
+    def _run(self, op: _Op[T]) -> T:
         """Run one operation: each effect carried out with a blocking call, its reply or
         error sent back into the operation."""
         run: fx.Run[T] = fx.Run(op)
@@ -596,100 +700,9 @@ class AgentStateSaver(_SaverBase):
             getattr(pipe, method)(*args)
         return pipe.execute()
 
-    # -- BaseCheckpointSaver -------------------------------------------------------------------------
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return self._drive(self._put(config, checkpoint, metadata))
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self._drive(self._put_writes(config, writes, task_id, task_path))
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self._drive(self._get_tuple(config))
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        yield from self._drive(self._list(config, filter, before, limit))
-
-    def delete_thread(self, thread_id: str) -> None:
-        self._drive(self._delete_thread(thread_id))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
-        self._drive(self._copy_thread(source_thread_id, target_thread_id))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
-        self._drive(self._delete_for_runs(run_ids))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
-        self._drive(self._prune(thread_ids, strategy))
-
-    # -- async forms: the sync calls in a worker thread ----------------------------------------------
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        found = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
-        )
-        for tup in found:
-            yield tup
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.delete_for_runs, run_ids)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+    async def _arun(self, op: _Op[T]) -> T:
+        """The async forms: the operation driven in a worker thread."""
+        return await asyncio.to_thread(self._run, op)
 
 
 class AsyncAgentStateSaver(_SaverBase):
@@ -772,20 +785,20 @@ class AsyncAgentStateSaver(_SaverBase):
             raise self._not_durable(op, int(acked))
         return value
 
-    def _sync(self, coro: Any) -> Any:
+    def _run(self, op: _Op[T]) -> T:
+        """The sync forms: the operation handed to the saver's event loop."""
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None  # no loop in this thread: hand the call to the saver's loop
         if running is self.loop:
-            coro.close()
             raise asyncio.InvalidStateError(
                 "AsyncAgentStateSaver: a sync call from the event loop's thread would block "
                 "it; use the async form (ainvoke, aget_state) or AgentStateSaver"
             )
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        return asyncio.run_coroutine_threadsafe(self._arun(op), self.loop).result()
 
-    async def _drive(self, op: _Op[T]) -> T:
+    async def _arun(self, op: _Op[T]) -> T:
         """Run one operation: each effect awaited, its reply or error sent back into it."""
         run: fx.Run[T] = fx.Run(op)
         while not run.done:
@@ -808,103 +821,3 @@ class AsyncAgentStateSaver(_SaverBase):
         for method, args in effect.calls:
             getattr(pipe, method)(*args)
         return await pipe.execute()
-
-    # -- BaseCheckpointSaver (async) ------------------------------------------------------------------
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await self._drive(self._put(config, checkpoint, metadata))
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await self._drive(self._put_writes(config, writes, task_id, task_path))
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._drive(self._get_tuple(config))
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        for tup in await self._drive(self._list(config, filter, before, limit)):
-            yield tup
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self._drive(self._delete_thread(thread_id))
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
-        await self._drive(self._copy_thread(source_thread_id, target_thread_id))
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
-        await self._drive(self._delete_for_runs(run_ids))
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
-        await self._drive(self._prune(thread_ids, strategy))
-
-    # -- sync forms: handed to the saver's event loop ------------------------------------------------
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        stored: RunnableConfig = self._sync(self.aput(config, checkpoint, metadata, new_versions))
-        return stored
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self._sync(self.aput_writes(config, writes, task_id, task_path))
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        found: CheckpointTuple | None = self._sync(self.aget_tuple(config))
-        return found
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        async def collect() -> list[CheckpointTuple]:
-            return [
-                tup async for tup in self.alist(config, filter=filter, before=before, limit=limit)
-            ]
-
-        found: list[CheckpointTuple] = self._sync(collect())
-        yield from found
-
-    def delete_thread(self, thread_id: str) -> None:
-        self._sync(self.adelete_thread(thread_id))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self._sync(self.acopy_thread(source_thread_id, target_thread_id))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self._sync(self.adelete_for_runs(run_ids))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._sync(self.aprune(thread_ids, strategy=strategy))
