@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
 
 import redis
 import redis.asyncio as aredis
@@ -52,6 +52,7 @@ from memorywatch.agent.errors import StateMiss, StateNotDurable
 from memorywatch.integrations.langgraph import _lua
 
 T = TypeVar("T")
+S = TypeVar("S", bound=AgentState | AsyncAgentState)
 NUL: Final = "\0"
 STORE_CHECKPOINTS: Final = attr.STORE_CHECKPOINTS
 """``gen_ai.memory.store.name`` of the savers' spans."""
@@ -178,23 +179,29 @@ _Op = Generator[_Eval | _Client | _Pipeline, Any, T]
 """A saver operation: yields effects, receives their replies, returns ``T``."""
 
 
-class _SaverBase(BaseCheckpointSaver[int]):
+class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
     """What both savers share: settings, keys, encodings, spans, every operation (as
     generators of effects) and the public forms. No I/O here: each saver's ``_run`` and
     ``_arun`` carry the effects out."""
 
+    _state_type: ClassVar[type]
+    _wrong_state: ClassVar[str]
+    """The one-line error for a state of the other client."""
+
     def __init__(
         self,
-        state: AgentState | AsyncAgentState,
+        state: S,
         *,
         ttl: float | None = None,
         max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
         serde: SerializerProtocol | None = None,
     ) -> None:
+        if not isinstance(state, self._state_type):
+            raise TypeError(self._wrong_state)
         super().__init__(serde=serde)
         if max_checkpoints < 1:
             raise ValueError(f"max_checkpoints must be at least 1, got {max_checkpoints!r}")
-        self.state = state
+        self.state: S = state
         self.ttl = float(ttl if ttl is not None else state.settings.session_ttl)
         self.ttl_ms = str(_ms(self.ttl))
         self.max_checkpoints = max_checkpoints
@@ -202,6 +209,10 @@ class _SaverBase(BaseCheckpointSaver[int]):
         self._schema_written = False
         """``{ns}:schema`` checked (written if absent) before the first script, as every SDK
         operation does: the exporter reads the shard count from it."""
+        self._bind()
+
+    def _bind(self) -> None:
+        """Called last by ``__init__``: the asyncio saver takes its event loop here."""
 
     @property
     def _codec(self) -> _Codec:
@@ -616,7 +627,7 @@ def _on_connection(pool: redis.ConnectionPool, *command: Any) -> Any:
         pool.release(conn)
 
 
-class AgentStateSaver(_SaverBase):
+class AgentStateSaver(_SaverBase[AgentState]):
     """A LangGraph checkpointer on a sync :class:`memorywatch.agent.AgentState`.
 
     ``graph = builder.compile(checkpointer=AgentStateSaver(state))``. ``ttl`` (seconds): thread
@@ -625,22 +636,11 @@ class AgentStateSaver(_SaverBase):
     calls in a worker thread.
     """
 
-    state: AgentState
-
-    def __init__(
-        self,
-        state: AgentState,
-        *,
-        ttl: float | None = None,
-        max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
-        serde: SerializerProtocol | None = None,
-    ) -> None:
-        if not isinstance(state, AgentState):
-            raise TypeError(
-                "AgentStateSaver needs memorywatch.agent.AgentState (the sync client); "
-                "for memorywatch.agent.aio.AgentState use AsyncAgentStateSaver"
-            )
-        super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
+    _state_type = AgentState
+    _wrong_state = (
+        "AgentStateSaver needs memorywatch.agent.AgentState (the sync client); "
+        "for memorywatch.agent.aio.AgentState use AsyncAgentStateSaver"
+    )
 
     def _eval(self, name: str, keys: list[str], args: list[Any], durable: str = "") -> Any:
         if not self._schema_written:
@@ -705,7 +705,7 @@ class AgentStateSaver(_SaverBase):
         return await asyncio.to_thread(self._run, op)
 
 
-class AsyncAgentStateSaver(_SaverBase):
+class AsyncAgentStateSaver(_SaverBase[AsyncAgentState]):
     """A LangGraph checkpointer on the asyncio :class:`memorywatch.agent.aio.AgentState`.
 
     Build it inside the event loop the graph runs in. The sync forms (``graph.invoke`` or
@@ -713,22 +713,14 @@ class AsyncAgentStateSaver(_SaverBase):
     the loop's own thread they raise instead of deadlocking.
     """
 
-    state: AsyncAgentState
+    _state_type = AsyncAgentState
+    _wrong_state = (
+        "AsyncAgentStateSaver needs memorywatch.agent.aio.AgentState (the asyncio "
+        "client); for memorywatch.agent.AgentState use AgentStateSaver"
+    )
+    loop: asyncio.AbstractEventLoop
 
-    def __init__(
-        self,
-        state: AsyncAgentState,
-        *,
-        ttl: float | None = None,
-        max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
-        serde: SerializerProtocol | None = None,
-    ) -> None:
-        if not isinstance(state, AsyncAgentState):
-            raise TypeError(
-                "AsyncAgentStateSaver needs memorywatch.agent.aio.AgentState (the asyncio "
-                "client); for memorywatch.agent.AgentState use AgentStateSaver"
-            )
-        super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
+    def _bind(self) -> None:
         try:
             self.loop = asyncio.get_running_loop()
         except RuntimeError:
