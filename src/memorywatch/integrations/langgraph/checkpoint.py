@@ -220,7 +220,7 @@ class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
         with another serializer (its msgpack allowlist), which must be the one used."""
         return _Codec(self.serde)
 
-    # -- keys and arguments -------------------------------------------------------------------------
+    # -- keys -------------------------------------------------------------------------
     def _keys(self, thread_id: str) -> list[str]:
         sch = self.state.schema
         return [
@@ -229,100 +229,32 @@ class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
             sch.checkpoint_writes(thread_id),
         ]
 
-    def _put_args(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-    ) -> tuple[list[str], list[Any], RunnableConfig, str | None]:
-        """Keys and arguments of ``store``, the stored config, and the run's thread-set key
-        when it cannot go in the same script (another Cluster slot than the thread's)."""
-        thread_id, ns = _thread(config), _ns(config)
-        checkpoint_id = _check("checkpoint_id", checkpoint["id"])
-        stored_metadata = get_checkpoint_metadata(config, metadata)
-        run = _check("run_id", str(stored_metadata.get("run_id") or ""))
-        record = self._codec.checkpoint(checkpoint, stored_metadata, get_checkpoint_id(config), run)
-        member = f"{checkpoint_id}{NUL}{ns}"
-        args = [self.ttl_ms, self.max_checkpoints, thread_id, 1, member, record]
-        keys, apart = self._keys(thread_id), None
-        if run:
-            sch = self.state.schema
-            if sch.shard(run) == sch.shard(thread_id):
-                keys.append(sch.checkpoint_run(run))
-            else:
-                apart = sch.checkpoint_run(run)
-        return keys, args, _config(thread_id, ns, checkpoint_id), apart
-
-    def _copy_args(
-        self, target: str, found: Sequence[bytes], writes: Sequence[bytes]
-    ) -> tuple[list[Any], set[str]]:
-        args = [self.ttl_ms, self.max_checkpoints, target, len(found) // 2, *found, *writes]
-        runs = {_text(found[i].split(b"\0", 1)[0]) for i in range(1, len(found), 2)}
-        return args, {self.state.schema.checkpoint_run(run) for run in runs if run}
-
-    @staticmethod
-    def _runs_by_thread(run_ids: Sequence[str], members: Sequence[Any]) -> dict[str, list[str]]:
-        by_thread: dict[str, list[str]] = {}
-        for run, threads in zip(run_ids, members, strict=True):
-            for thread in threads:
-                by_thread.setdefault(_text(thread), []).append(run)
-        return by_thread
-
-    def _writes_args(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str,
-    ) -> tuple[str, list[Any]]:
-        thread_id, ns = _thread(config), _ns(config)
-        checkpoint_id = _check("checkpoint_id", str(config["configurable"]["checkpoint_id"]))
-        member = f"{checkpoint_id}{NUL}{ns}"
-        args: list[Any] = [self.ttl_ms]
-        for idx, (channel, value) in enumerate(writes):
-            special = WRITES_IDX_MAP.get(channel)
-            field = f"{member}{NUL}{_check('task_id', task_id)}{NUL}{special or idx}"
-            args += [field, self._codec.write(task_path, channel, value), int(special is not None)]
-        return thread_id, args
-
-    def _get_args(self, config: RunnableConfig) -> tuple[str, list[str], list[Any]]:
-        thread_id, checkpoint_id = _thread(config), get_checkpoint_id(config) or ""
-        keys = [
-            *self._keys(thread_id),
-            self.state.schema.stats(schema.FAMILY_STATE_MISSES, thread_id),
-        ]
-        args = [
-            _ns(config),
-            _check("checkpoint_id", checkpoint_id),
-            self.ttl_ms,
-            schema.MISS_CHECKPOINT,
-        ]
-        return thread_id, keys, args
-
-    @staticmethod
-    def _list_args(
-        config: RunnableConfig | None,
-        before: RunnableConfig | None,
-        limit: int | None,
-        filtered: bool,
-    ) -> tuple[str, list[Any]]:
-        thread_id = _thread(config)
-        assert config is not None
-        ns = config["configurable"].get("checkpoint_ns")
-        before_id = (get_checkpoint_id(before) if before else None) or ""
-        server_limit = 0 if filtered or not limit else limit
-        return thread_id, [int(ns is not None), ns or "", before_id, server_limit]
-
     # -- the operations, each written once: generators of effects both savers carry out --------
     def _put(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> _Op[RunnableConfig]:
         with self._span(_UPDATE, "put"):
-            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
+            thread_id, ns = _thread(config), _ns(config)
+            checkpoint_id = _check("checkpoint_id", checkpoint["id"])
+            stored_metadata = get_checkpoint_metadata(config, metadata)
+            run = _check("run_id", str(stored_metadata.get("run_id") or ""))
+            parent = get_checkpoint_id(config)
+            record = self._codec.checkpoint(checkpoint, stored_metadata, parent, run)
+            member = f"{checkpoint_id}{NUL}{ns}"
+            args = [self.ttl_ms, self.max_checkpoints, thread_id, 1, member, record]
+            # The run's thread set goes in the same script when it is on the thread's Cluster
+            # slot, else in a pipeline after it.
+            keys, apart = self._keys(thread_id), None
+            if run:
+                sch = self.state.schema
+                if sch.shard(run) == sch.shard(thread_id):
+                    keys.append(sch.checkpoint_run(run))
+                else:
+                    apart = sch.checkpoint_run(run)
             yield _Eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
             if apart:
-                yield from self._add_to_runs([apart], _thread(config))
-        return stored
+                yield from self._add_to_runs([apart], thread_id)
+        return _config(thread_id, ns, checkpoint_id)
 
     def _put_writes(
         self,
@@ -335,14 +267,40 @@ class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
             span.set_attribute(attr.MEMORY_ITEMS, len(writes))
             if not writes:
                 return
-            thread_id, args = self._writes_args(config, writes, task_id, task_path)
-            keys = self._keys(thread_id)
-            yield _Eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
+            thread_id, ns = _thread(config), _ns(config)
+            checkpoint_id = _check("checkpoint_id", str(config["configurable"]["checkpoint_id"]))
+            member = f"{checkpoint_id}{NUL}{ns}"
+            args: list[Any] = [self.ttl_ms]
+            for idx, (channel, value) in enumerate(writes):
+                special = WRITES_IDX_MAP.get(channel)
+                field = f"{member}{NUL}{_check('task_id', task_id)}{NUL}{special or idx}"
+                record = self._codec.write(task_path, channel, value)
+                args += [field, record, int(special is not None)]
+            yield _Eval("writes", self._keys(thread_id), args, schema.DURABLE_CHECKPOINT_WRITES)
 
     def _get_tuple(self, config: RunnableConfig) -> _Op[CheckpointTuple | None]:
         with self._span(_SEARCH, "get_tuple") as span:
-            thread_id, keys, args = self._get_args(config)
-            found = self._from_get(thread_id, (yield _Eval("get", keys, args)))
+            thread_id, checkpoint_id = _thread(config), get_checkpoint_id(config) or ""
+            keys = [
+                *self._keys(thread_id),
+                self.state.schema.stats(schema.FAMILY_STATE_MISSES, thread_id),
+            ]
+            args = [
+                _ns(config),
+                _check("checkpoint_id", checkpoint_id),
+                self.ttl_ms,
+                schema.MISS_CHECKPOINT,
+            ]
+            reply = yield _Eval("get", keys, args)
+            found = None
+            if reply and len(reply) == 1:
+                raise StateMiss(
+                    schema.MISS_CHECKPOINT,
+                    "checkpoint get: the thread's index lists the checkpoint but its record is "
+                    "gone (evicted or deleted before its TTL)",
+                )
+            if reply:
+                found = self._tuple(thread_id, reply[0], reply[1], reply[2:])
             span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
         return found
 
@@ -354,7 +312,12 @@ class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
         limit: int | None,
     ) -> _Op[list[CheckpointTuple]]:
         with self._span(_SEARCH, "list") as span:
-            thread_id, args = self._list_args(config, before, limit, bool(filter))
+            thread_id = _thread(config)
+            assert config is not None
+            ns = config["configurable"].get("checkpoint_ns")
+            before_id = (get_checkpoint_id(before) if before else None) or ""
+            server_limit = 0 if filter or not limit else limit
+            args = [int(ns is not None), ns or "", before_id, server_limit]
             reply = yield _Eval("list", self._keys(thread_id), args)
             found = self._from_list(thread_id, reply, filter, limit)
             span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
@@ -371,8 +334,10 @@ class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
             if not found:
                 return
             target = _check("thread_id", str(target_thread_id))
-            args, run_keys = self._copy_args(target, found, writes)
+            args = [self.ttl_ms, self.max_checkpoints, target, len(found) // 2, *found, *writes]
             yield _Eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
+            runs = {_text(found[i].split(b"\0", 1)[0]) for i in range(1, len(found), 2)}
+            run_keys = {self.state.schema.checkpoint_run(run) for run in runs if run}
             yield from self._add_to_runs(sorted(run_keys), target)
 
     def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> _Op[None]:
@@ -390,7 +355,11 @@ class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
                 return
             run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
             members = yield _Pipeline([("smembers", (key,)) for key in run_keys])
-            for thread_id, thread_runs in self._runs_by_thread(runs, members).items():
+            by_thread: dict[str, list[str]] = {}
+            for run, threads in zip(runs, members, strict=True):
+                for thread in threads:
+                    by_thread.setdefault(_text(thread), []).append(run)
+            for thread_id, thread_runs in by_thread.items():
                 yield _Eval("delete_runs", self._keys(thread_id), thread_runs)
             yield _Pipeline([("delete", (key,)) for key in run_keys])
 
@@ -418,17 +387,6 @@ class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
             parent_config=_config(thread_id, ns, parent) if parent else None,
             pending_writes=self._codec.load_writes(writes),
         )
-
-    def _from_get(self, thread_id: str, reply: Sequence[Any]) -> CheckpointTuple | None:
-        if not reply:
-            return None
-        if len(reply) == 1:
-            raise StateMiss(
-                schema.MISS_CHECKPOINT,
-                "checkpoint get: the thread's index lists the checkpoint but its record is "
-                "gone (evicted or deleted before its TTL)",
-            )
-        return self._tuple(thread_id, reply[0], reply[1], reply[2:])
 
     def _from_list(
         self,
