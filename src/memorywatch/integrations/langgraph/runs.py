@@ -44,6 +44,7 @@ from memorywatch.agent import (
     ToolOptions,
     aio,
 )
+from memorywatch.integrations._shared import AnyState, bound
 
 RUN_TOOL_NAME: Final = "langgraph_run"
 """The tool name a run's record is counted under (``tool`` label of the fleet counters)."""
@@ -59,8 +60,6 @@ interrupted checkpoint (and resumes it) from another request's."""
 
 DEFAULT_LOCK_WAIT: Final = 10.0
 DEFAULT_REPLAY_WAIT: Final = 30.0
-
-AnyState = AgentState | aio.AgentState
 
 
 class ThreadBusy(LockTimeout):
@@ -114,15 +113,6 @@ def tool_context() -> ToolContext:
     if ctx is None:
         raise LookupError("not inside a memorywatch idempotent_tool call")
     return ctx
-
-
-@contextmanager
-def _bound(var: contextvars.ContextVar[Any], value: Any) -> Iterator[None]:
-    token = var.set(value)
-    try:
-        yield
-    finally:
-        var.reset(token)
 
 
 # -- encoding -------------------------------------------------------------------------------------
@@ -328,7 +318,7 @@ def run_once(
             resume = _has_checkpointer(graph) and _pending_own(
                 graph.get_state(req.config), request_id
             )
-            with _bound(_RUN, req.context(lease, ctx, resume)):
+            with bound(_RUN, req.context(lease, ctx, resume)):
                 fresh.append(graph.invoke(None if resume else input, req.config, **invoke_kwargs))
         return _record(req.serde, fresh[0])
 
@@ -368,7 +358,7 @@ async def arun_once(
                 resume = _has_checkpointer(graph) and _pending_own(
                     await graph.aget_state(req.config), request_id
                 )
-                with _bound(_RUN, req.context(lease, ctx, resume)):
+                with bound(_RUN, req.context(lease, ctx, resume)):
                     fresh.append(
                         await graph.ainvoke(None if resume else input, req.config, **invoke_kwargs)
                     )
@@ -439,7 +429,7 @@ class IdempotentTool(BaseTool):
         serde = JsonPlusSerializer()
 
         def call(ctx: ToolContext, _args: dict[str, Any]) -> dict[str, str]:
-            with _bound(_TOOL, ctx):
+            with bound(_TOOL, ctx):
                 return _encode(serde, self.inner.invoke(input, config, **kwargs))
 
         return _decode(serde, state.run_tool(self.name, key, call, visible, tool_options=options))
@@ -452,7 +442,7 @@ class IdempotentTool(BaseTool):
         serde = JsonPlusSerializer()
 
         async def call(ctx: ToolContext, _args: dict[str, Any]) -> dict[str, str]:
-            with _bound(_TOOL, ctx):
+            with bound(_TOOL, ctx):
                 return _encode(serde, await self.inner.ainvoke(input, config, **kwargs))
 
         recorded = await state.run_tool(self.name, key, call, visible, tool_options=options)
