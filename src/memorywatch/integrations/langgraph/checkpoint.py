@@ -40,13 +40,14 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from redis.asyncio.cluster import PipelineCommand
 from redis.client import NEVER_DECODE
-from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException
 from redis.observability import recorder as observability
 
 from memorywatch import schema
 from memorywatch.agent import AgentState
 from memorywatch.agent import _effects as fx
 from memorywatch.agent import attributes as attr
+from memorywatch.agent._direct import direct_pool, on_connection
 from memorywatch.agent.aio import AgentState as AsyncAgentState
 from memorywatch.agent.errors import StateMiss, StateNotDurable
 from memorywatch.integrations.langgraph import _lua
@@ -555,36 +556,6 @@ class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
         await self._arun(self._prune(thread_ids, strategy))
 
 
-def _direct_pool(client: Any) -> redis.ConnectionPool | None:
-    """The pool a script may take a connection from directly, skipping redis-py's retry and
-    observability wrappers (about as much Python as a saver call's own): a plain client, no
-    command retries configured, redis-py's observability off. Else None: use the client."""
-    if type(client) is not redis.Redis or client.connection is not None:
-        return None
-    if observability.is_enabled():
-        return None
-    pool: redis.ConnectionPool = client.connection_pool
-    retry = pool.connection_kwargs.get("retry")
-    if retry is not None and retry.get_retries():
-        return None
-    return pool
-
-
-def _on_connection(pool: redis.ConnectionPool, *command: Any) -> Any:
-    """One command on a pooled connection, its reply not decoded (records are binary)."""
-    conn = pool.get_connection()
-    try:
-        conn.send_command(*command)
-        return conn.read_response(disable_decoding=True)
-    except ResponseError:
-        raise  # a whole reply was read: the connection is clean
-    except BaseException:
-        conn.disconnect()  # a reply may be half read: never reuse this connection
-        raise
-    finally:
-        pool.release(conn)
-
-
 class AgentStateSaver(_SaverBase[AgentState]):
     """A LangGraph checkpointer on a sync :class:`memorywatch.agent.AgentState`.
 
@@ -609,10 +580,12 @@ class AgentStateSaver(_SaverBase[AgentState]):
         wanted = self.state.settings.min_replicas if durable else 0
         if wanted:
             return self._eval_durable(script, keys, args, durable, wanted)
-        pool = _direct_pool(client)
+        # Straight on a pooled connection when redis-py's wrappers have nothing to do.
+        pool = None if observability.is_enabled() else direct_pool(client)
         try:
             if pool is not None:
-                return _on_connection(pool, "EVALSHA", script.sha, len(keys), *keys, *args)
+                command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+                return on_connection(pool, *command, disable_decoding=True)
             return client.execute_command(
                 "EVALSHA", script.sha, len(keys), *keys, *args, **{NEVER_DECODE: True}
             )
