@@ -16,13 +16,12 @@ import importlib.util
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from harness import RedisServer, redis_server
+from harness import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_URL = "redis://127.0.0.1:6379"
@@ -62,19 +61,6 @@ def _missing_modules(code: str) -> list[str]:
         if spec is None:
             missing.append(name)
     return missing
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with redis_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def raw(server: RedisServer) -> Iterator[redis.Redis]:
-    client = server.client()
-    yield client
-    client.close()
 
 
 def test_the_readme_and_the_sdk_page_have_python_blocks() -> None:

@@ -1,23 +1,17 @@
-"""Fixtures of the framework integration tests, and the LangGraph conformance report printed
+"""Fixtures of the framework integration tests (tests/redis_fixtures.py), and the LangGraph conformance report printed
 at the end of the run (with or without -s), as LangGraph's own suite prints it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from harness import RedisServer, redis_server
+# The shared Redis fixtures (a server per module, raw client, namespace, state, spans):
+# registered by being names of this conftest module.
+from redis_fixtures import metric_reader, namespace, raw, server, spans, state  # noqa: F401
 
 REPORTS = pytest.StashKey[list[str]]()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    """A plain redis-server (no modules) on a free loopback port."""
-    with redis_server() as srv:
-        yield srv
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,18 +22,6 @@ from langchain_core.messages import (
 from harness import RedisServer
 from memorywatch.agent import AgentState, StateMiss, aio
 from memorywatch.integrations.langchain import AgentStateChatHistory
-
-
-@pytest.fixture
-def raw(server: RedisServer) -> Iterator[redis.Redis]:
-    client = server.client()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
 
 
 def conversation(who: str) -> list[BaseMessage]:

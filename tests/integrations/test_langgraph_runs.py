@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -25,8 +23,6 @@ from lg_helpers import (
     summary,
     turn,
 )
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from harness import RedisServer
@@ -45,109 +41,83 @@ from memorywatch.integrations.langgraph.runs import (
 )
 
 
-@pytest.fixture
-def namespace() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def side(server: RedisServer) -> Iterator[redis.Redis]:
-    client = server.client()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def state(server: RedisServer, namespace: str, spans: InMemorySpanExporter) -> Iterator[AgentState]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    st = AgentState.from_url(server.url, namespace=namespace, tracer_provider=provider)
-    yield st
-    st.close()
-
-
 def config(thread: str) -> dict[str, dict[str, str]]:
     return {"configurable": {"thread_id": thread}}
 
 
-def counters(side: redis.Redis, namespace: str, family: str) -> dict[str, float]:
+def counters(raw: redis.Redis, namespace: str, family: str) -> dict[str, float]:
     sch = schema.Schema(namespace)
-    return schema.merge_counters(side.hgetall(k) for k in sch.stats_keys(family))
+    return schema.merge_counters(raw.hgetall(k) for k in sch.stats_keys(family))
 
 
 def test_without_run_once_a_double_submit_runs_the_tool_twice_with_run_once_once(
-    state: AgentState, side: redis.Redis, namespace: str
+    state: AgentState, raw: redis.Redis, namespace: str
 ) -> None:
     """The issue's point: fresh tool-call ids on the re-run defeat tool-call-id keys alone."""
-    graph = build_graph(state, side, namespace, InMemorySaver())
+    graph = build_graph(state, raw, namespace, InMemorySaver())
     graph.invoke(turn("a"), config("plain"))
     graph.invoke(turn("a"), config("plain"))  # the double submit, plain LangGraph
-    assert len(side.lrange(effects_key(namespace), 0, -1)) == 2  # fresh ids: both ran
-    side.delete(effects_key(namespace), model_calls_key(namespace))
+    assert len(raw.lrange(effects_key(namespace), 0, -1)) == 2  # fresh ids: both ran
+    raw.delete(effects_key(namespace), model_calls_key(namespace))
     first = run_once(graph, turn("hello"), config("t1"), request_id="r1", state=state)
     again = run_once(graph, turn("hello"), config("t1"), request_id="r1", state=state)
     assert summary(again["messages"]) == summary(first["messages"])
     assert isinstance(again["messages"][1], AIMessage)  # decoded by LangGraph's serializer
     assert isinstance(again["messages"][2], ToolMessage)
-    assert len(side.lrange(effects_key(namespace), 0, -1)) == 1
-    assert side.get(model_calls_key(namespace)) == "2"  # the replay called no model
-    assert counters(side, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {RUN_TOOL_NAME: 1}
+    assert len(raw.lrange(effects_key(namespace), 0, -1)) == 1
+    assert raw.get(model_calls_key(namespace)) == "2"  # the replay called no model
+    assert counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {RUN_TOOL_NAME: 1}
     # another instance (another AgentState, same Redis) replays the same record
-    other = AgentState(side, namespace=namespace, instance_id="other")
+    other = AgentState(raw, namespace=namespace, instance_id="other")
     replayed = run_once(graph, turn("hello"), config("t1"), request_id="r1", state=other)
     assert summary(replayed["messages"]) == summary(first["messages"])
-    assert side.get(model_calls_key(namespace)) == "2"
-    ttl = side.pttl(state.schema.tool("lgreq:t1:r1"))
+    assert raw.get(model_calls_key(namespace)) == "2"
+    ttl = raw.pttl(state.schema.tool("lgreq:t1:r1"))
     assert 0 < ttl <= schema.DEFAULT_TOOL_RETENTION * 1000
 
 
 def test_a_busy_thread_refuses_after_the_wait_and_the_request_can_be_retried(
-    state: AgentState, side: redis.Redis, namespace: str
+    state: AgentState, raw: redis.Redis, namespace: str
 ) -> None:
-    graph = build_graph(state, side, namespace, InMemorySaver())
+    graph = build_graph(state, raw, namespace, InMemorySaver())
     holder = state.lock(THREAD_LOCK_KIND, "t1")
     with pytest.raises(ThreadBusy, match="'t1' is running another request; still busy after"):
         run_once(graph, turn("x"), config("t1"), request_id="r1", state=state, lock_wait=0.2)
     holder.release()
-    assert side.get(model_calls_key(namespace)) is None
+    assert raw.get(model_calls_key(namespace)) is None
     # the refusal freed the record: the retry runs (it does not replay the refusal)
     out = run_once(graph, turn("x"), config("t1"), request_id="r1", state=state)
     assert summary(out["messages"])[-1] == ("ai", "done: recorded x", [])
-    contended = counters(side, namespace, schema.FAMILY_LOCK_CONTENDED)
+    contended = counters(raw, namespace, schema.FAMILY_LOCK_CONTENDED)
     assert contended.get(THREAD_LOCK_KIND) == 1
 
 
 def test_a_failed_run_is_retried_from_its_own_checkpoint_not_from_the_input(
-    state: AgentState, side: redis.Redis, namespace: str
+    state: AgentState, raw: redis.Redis, namespace: str
 ) -> None:
     """The model fails on its second call (after the tool ran): the retry of the same request
     resumes the request's checkpoint; the tool does not run again, the input is not added
     twice."""
-    graph = build_graph(state, side, namespace, InMemorySaver())
-    side.set(model_fail_key(namespace), 1)
+    graph = build_graph(state, raw, namespace, InMemorySaver())
+    raw.set(model_fail_key(namespace), 1)
     with pytest.raises(RuntimeError, match="model outage"):
         run_once(graph, turn("y"), config("t2"), request_id="r1", state=state)
     assert graph.get_state(config("t2")).next == ("agent",)
     out = run_once(graph, turn("y"), config("t2"), request_id="r1", state=state)
     assert [kind for kind, _, _ in summary(out["messages"])] == ["human", "ai", "tool", "ai"]
     assert summary(out["messages"])[-1] == ("ai", "done: recorded y", [])
-    assert len(side.lrange(effects_key(namespace), 0, -1)) == 1
+    assert len(raw.lrange(effects_key(namespace), 0, -1)) == 1
     # an interrupt completes its run (recorded); the next request resumes it with None
     run_once(graph, turn("z"), config("t3"), request_id="r1", state=state,
              interrupt_before=["tools"])  # fmt: skip
     assert graph.get_state(config("t3")).next == ("tools",)
     resumed = run_once(graph, None, config("t3"), request_id="r2", state=state)
     assert summary(resumed["messages"])[-1] == ("ai", "done: recorded z", [])
-    assert len(side.lrange(effects_key(namespace), 0, -1)) == 2
+    assert len(raw.lrange(effects_key(namespace), 0, -1)) == 2
 
 
 def test_the_same_tool_call_replays_and_a_fresh_id_runs_again(
-    state: AgentState, side: redis.Redis, namespace: str
+    state: AgentState, raw: redis.Redis, namespace: str
 ) -> None:
     calls: list[int] = []
 
@@ -170,36 +140,36 @@ def test_the_same_tool_call_replays_and_a_fresh_id_runs_again(
         wrapped.invoke({"a": 1, "b": 2}, config("t1"))
     with pytest.raises(ValueError, match="thread_id"):
         wrapped.invoke(call, {})
-    assert counters(side, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {"add|completed": 2}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {"add|completed": 2}
 
 
 def test_spans_name_the_run_and_the_tool(
-    state: AgentState, side: redis.Redis, namespace: str, spans: InMemorySpanExporter
+    state: AgentState, raw: redis.Redis, namespace: str, spans: InMemorySpanExporter
 ) -> None:
-    graph = build_graph(state, side, namespace, InMemorySaver())
+    graph = build_graph(state, raw, namespace, InMemorySaver())
     run_once(graph, turn("s"), config("t1"), request_id="r1", state=state)
     names = [s.name for s in spans.get_finished_spans()]
     assert f"execute_tool {RUN_TOOL_NAME}" in names
     assert "execute_tool record" in names
-    assert counters(side, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {
+    assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {
         f"{RUN_TOOL_NAME}|completed": 1,
         "record|completed": 1,
     }
 
 
 def test_asyncio_double_submit_and_two_requests_of_one_thread(
-    server: RedisServer, side: redis.Redis, namespace: str
+    server: RedisServer, raw: redis.Redis, namespace: str
 ) -> None:
     async def scenario() -> None:
         async with aio.AgentState.from_url(server.url, namespace=namespace) as st:
             # the saver lends its state to arun_once (no state=)
-            graph = build_graph(st, side, namespace, AsyncAgentStateSaver(st))
+            graph = build_graph(st, raw, namespace, AsyncAgentStateSaver(st))
             a, b = await asyncio.gather(
                 arun_once(graph, turn("one"), config("t1"), request_id="r1"),
                 arun_once(graph, turn("one"), config("t1"), request_id="r1"),
             )
             assert summary(a["messages"]) == summary(b["messages"])
-            assert len(side.lrange(effects_key(namespace), 0, -1)) == 1
+            assert len(raw.lrange(effects_key(namespace), 0, -1)) == 1
             # two different requests of one thread at once: one after the other, whole turns
             await asyncio.gather(
                 arun_once(graph, turn("two"), config("t1"), request_id="r2", state=st),
@@ -210,15 +180,15 @@ def test_asyncio_double_submit_and_two_requests_of_one_thread(
             assert kinds == ["human", "ai", "tool", "ai"] * 3
             for i in range(0, 12, 4):  # every turn whole: its tool answers its own call
                 assert history[i + 1][2] == history[i + 2][2]
-            assert len(side.lrange(effects_key(namespace), 0, -1)) == 3
+            assert len(raw.lrange(effects_key(namespace), 0, -1)) == 3
 
     asyncio.run(scenario())
 
 
 def test_the_same_request_running_elsewhere_is_waited_for_then_refused(
-    state: AgentState, side: redis.Redis, namespace: str
+    state: AgentState, raw: redis.Redis, namespace: str
 ) -> None:
-    graph = build_graph(state, side, namespace, InMemorySaver())
+    graph = build_graph(state, raw, namespace, InMemorySaver())
     started, finish = threading.Event(), threading.Event()
 
     def elsewhere(ctx: ToolContext) -> dict[str, str]:  # the run of another instance
@@ -238,7 +208,7 @@ def test_the_same_request_running_elsewhere_is_waited_for_then_refused(
     # a replay within the wait gets the other instance's recorded output; the graph never ran
     out = run_once(graph, turn("q"), config("t1"), request_id="r1", state=state)
     assert out["messages"][0].content == "from elsewhere"
-    assert side.get(model_calls_key(namespace)) is None
+    assert raw.get(model_calls_key(namespace)) is None
     with pytest.raises(ValueError, match="request_id"):
         run_once(graph, turn("q"), config("t1"), request_id="", state=state)
     with pytest.raises(ValueError, match="thread_id"):
@@ -248,7 +218,7 @@ def test_the_same_request_running_elsewhere_is_waited_for_then_refused(
 
 
 def test_injected_state_runtime_and_call_id_reach_the_tool_and_stay_out_of_the_key(
-    state: AgentState, side: redis.Redis, namespace: str
+    state: AgentState, raw: redis.Redis, namespace: str
 ) -> None:
     seen: list[tuple[int, str, str]] = []
 
@@ -288,7 +258,7 @@ def test_injected_state_runtime_and_call_id_reach_the_tool_and_stay_out_of_the_k
 
 
 def test_a_tool_on_the_sync_client_serves_an_asyncio_graph(
-    state: AgentState, side: redis.Redis, namespace: str
+    state: AgentState, raw: redis.Redis, namespace: str
 ) -> None:
     """``ainvoke`` of a tool wrapped with the sync AgentState runs it in a worker thread,
     with its context (the fencing token) visible to the tool."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,18 +38,6 @@ SHORT = 1.0
 """Claim deadlines and lock TTL of the crash test (s): what a dead holder costs the retry."""
 
 
-@pytest.fixture
-def namespace() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def side(server: RedisServer) -> Iterator[redis.Redis]:
-    client = server.client()
-    yield client
-    client.close()
-
-
 @pytest.fixture(params=["agentstate"])
 def saver_spec(request: pytest.FixtureRequest) -> str:
     """The checkpointer each process opens for itself (on the state it is given)."""
@@ -69,8 +55,8 @@ def _worker(url: str, namespace: str, spec: str, short: bool, inbox: Any, outbox
     claim token, reclaimed, resumed); ("history", thread) -> messages; ("stop",)."""
     settings = Settings(tool_deadline=SHORT, lock_ttl=SHORT) if short else None
     state = AgentState.from_url(url, namespace=namespace, settings=settings)
-    side = redis.Redis.from_url(url, decode_responses=True)
-    graph = build_graph(state, side, namespace, _open_saver(spec, state))
+    raw = redis.Redis.from_url(url, decode_responses=True)
+    graph = build_graph(state, raw, namespace, _open_saver(spec, state))
     outbox.put(("ready", os.getpid()))
     for _ in range(100):
         command = inbox.get(timeout=60)
@@ -142,13 +128,13 @@ class Fleet:
                 proc.join(5)
 
 
-def counters(side: redis.Redis, namespace: str, family: str) -> dict[str, float]:
+def counters(raw: redis.Redis, namespace: str, family: str) -> dict[str, float]:
     sch = schema.Schema(namespace)
-    return schema.merge_counters(side.hgetall(k) for k in sch.stats_keys(family))
+    return schema.merge_counters(raw.hgetall(k) for k in sch.stats_keys(family))
 
 
-def _effects(side: redis.Redis, namespace: str) -> list[list[str]]:
-    return [e.split("|") for e in side.lrange(effects_key(namespace), 0, -1)]
+def _effects(raw: redis.Redis, namespace: str) -> list[list[str]]:
+    return [e.split("|") for e in raw.lrange(effects_key(namespace), 0, -1)]
 
 
 def _kinds(history: list[Any]) -> list[str]:
@@ -156,13 +142,13 @@ def _kinds(history: list[Any]) -> list[str]:
 
 
 def test_double_submit_then_the_other_process_then_a_replay(
-    server: RedisServer, side: redis.Redis, namespace: str, saver_spec: str
+    server: RedisServer, raw: redis.Redis, namespace: str, saver_spec: str
 ) -> None:
     fleet = Fleet(server.url, namespace, saver_spec)
     try:
         a, b = fleet.start(2)
         # the same turn of one thread, submitted to both processes at the same moment
-        side.set(block_key(namespace, "book a table"), "pause")
+        raw.set(block_key(namespace, "book a table"), "pause")
         fleet.send(a, "run", "t1", "req-1", "book a table", True)
         fleet.send(b, "run", "t1", "req-1", "book a table", True)
         fleet.go.set()
@@ -176,28 +162,28 @@ def test_double_submit_then_the_other_process_then_a_replay(
         history_a, history_b = fleet.history(a, "t1"), fleet.history(b, "t1")
     finally:
         fleet.close()
-    effects = _effects(side, namespace)
+    effects = _effects(raw, namespace)
     assert [e[0] for e in effects] == ["book a table", "and a taxi"]  # each side effect once
     tokens = [int(e[1]) for e in effects]
     assert tokens == sorted(tokens) and len(set(tokens)) == 2  # fencing tokens rising
     assert [e[4] for e in effects] == ["req-1", "req-2"]
-    assert side.get(model_calls_key(namespace)) == "4"  # two turns, two model calls each
+    assert raw.get(model_calls_key(namespace)) == "4"  # two turns, two model calls each
     assert history_a == history_b == second[3]
     assert _kinds(history_a) == ["human", "ai", "tool", "ai"] * 2
     assert history_a[1][2] == history_a[2][2] and history_a[5][2] == history_a[6][2]
     assert history_a[1][2] != history_a[5][2]  # the model's fresh tool-call ids
     # the second submit found the first in progress and waited for its output; the replay
     # was answered from the record
-    assert counters(side, namespace, schema.FAMILY_TOOL_IN_PROGRESS_CONFLICTS) == {RUN_TOOL_NAME: 1}
-    assert counters(side, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {RUN_TOOL_NAME: 2}
-    assert counters(side, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {
+    assert counters(raw, namespace, schema.FAMILY_TOOL_IN_PROGRESS_CONFLICTS) == {RUN_TOOL_NAME: 1}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_DUPLICATES_SUPPRESSED) == {RUN_TOOL_NAME: 2}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_EXECUTIONS) == {
         f"{RUN_TOOL_NAME}|completed": 2,
         "record|completed": 2,
     }
 
 
 def test_processes_killed_in_their_tool_before_and_after_its_side_effect(
-    server: RedisServer, side: redis.Redis, namespace: str, saver_spec: str
+    server: RedisServer, raw: redis.Redis, namespace: str, saver_spec: str
 ) -> None:
     """SIGKILL in the tool, before its side effect (thread ``t-before``) and after it
     (``t-after``). The retry of the same request (the client's retry, on another process)
@@ -214,9 +200,9 @@ def test_processes_killed_in_their_tool_before_and_after_its_side_effect(
     try:
         *victims, survivor = fleet.start(3)
         for victim, (where, text) in zip(victims, texts.items(), strict=True):
-            side.set(block_key(namespace, text), where)
+            raw.set(block_key(namespace, text), where)
             fleet.send(victim, "run", f"t-{where}", "req-1", text, False)
-        wait_for(lambda: side.llen(started_key(namespace)) == 2, 30, "both tools to start")
+        wait_for(lambda: raw.llen(started_key(namespace)) == 2, 30, "both tools to start")
         for victim in victims:
             os.kill(fleet.procs[victim].pid, signal.SIGKILL)
             fleet.procs[victim].join(5)
@@ -226,8 +212,8 @@ def test_processes_killed_in_their_tool_before_and_after_its_side_effect(
             histories[where] = fleet.history(survivor, f"t-{where}")
     finally:
         fleet.close()
-    killed = {e.split("|")[0]: e.split("|") for e in side.lrange(started_key(namespace), 0, -1)}
-    effects = _effects(side, namespace)
+    killed = {e.split("|")[0]: e.split("|") for e in raw.lrange(started_key(namespace), 0, -1)}
+    effects = _effects(raw, namespace)
     for where, text in texts.items():
         mine = [e for e in effects if e[0] == text]
         final = mine[-1]
@@ -239,6 +225,6 @@ def test_processes_killed_in_their_tool_before_and_after_its_side_effect(
         assert _kinds(history) == ["human", "ai", "tool", "ai"]  # the input applied once
         assert history[1][2] == history[2][2]  # the dead run's tool-call id, answered
         assert history == retries[where][3] == again[where][3]
-    assert side.get(model_calls_key(namespace)) == "4"  # the done steps were not re-run
+    assert raw.get(model_calls_key(namespace)) == "4"  # the done steps were not re-run
     # both dead runs and both dead tool calls were taken over, and counted so
-    assert counters(side, namespace, schema.FAMILY_TOOL_RECLAIMS) == {RUN_TOOL_NAME: 2, "record": 2}
+    assert counters(raw, namespace, schema.FAMILY_TOOL_RECLAIMS) == {RUN_TOOL_NAME: 2, "record": 2}

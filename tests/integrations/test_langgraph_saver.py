@@ -9,7 +9,6 @@ import itertools
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,6 @@ from memorywatch.agent import attributes as attr
 from memorywatch.exporter import keyclass
 from memorywatch.integrations.langgraph import AgentStateSaver, AsyncAgentStateSaver
 from metrics import InProcessExporter
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"lg{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

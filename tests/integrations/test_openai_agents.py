@@ -8,8 +8,6 @@ import asyncio
 import multiprocessing
 import os
 import signal
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,18 +27,6 @@ from memorywatch.integrations.openai_agents import AgentStateSession, run_once, 
 def counters(client: redis.Redis, namespace: str, family: str) -> dict[str, float]:
     sch = schema.Schema(namespace)
     return schema.merge_counters(client.hgetall(k) for k in sch.stats_keys(family))
-
-
-@pytest.fixture
-def raw(server: RedisServer) -> Iterator[redis.Redis]:
-    client = server.client()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
 
 
 KW: dict[str, Any] = {"run_config": RUN_CONFIG}

@@ -31,6 +31,7 @@ from memorywatch.agent import _connect, _health, _locks, _memory, _tools, _value
 from memorywatch.agent import _effects as fx
 from memorywatch.agent._client import StateBase
 from memorywatch.agent._context import ensure_schema, prepared
+from memorywatch.agent._direct import direct_pool, on_connection
 from memorywatch.agent.errors import MOVED_OR_DOWN, StateUnavailable
 from memorywatch.agent.pool import InstrumentedPool, InstrumentedSentinelPool, side_client
 from memorywatch.agent.telemetry import Telemetry
@@ -62,18 +63,6 @@ class _Loop:
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join()
-
-
-def _direct_pool(client: AnyRedis) -> redis.ConnectionPool | None:
-    """The pool scripts may take connections from directly: a plain client's own pool with
-    no retries configured (a retried transition could run twice, see ``from_url``)."""
-    if type(client) is not redis.Redis or client.connection is not None:
-        return None
-    pool = client.connection_pool
-    retry = pool.connection_kwargs.get("retry")
-    if retry is not None and retry.get_retries():
-        return None
-    return pool
 
 
 def _not_in_a_loop(effect: fx.Pause) -> bool:
@@ -223,7 +212,7 @@ class AgentState(StateBase):
             replica_timeout,
         )
         self._side: AnyRedis | None = None
-        self._direct = _direct_pool(client)
+        self._direct = direct_pool(client)
         self._probe_pool = concurrent.futures.ThreadPoolExecutor(2, "mw-ready")
         self._handlers: Handlers = {
             fx.Script: self._script,
@@ -256,20 +245,8 @@ class AgentState(StateBase):
             return client.execute_command(
                 "EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args
             )
-        # The hot path of every lock and tool transition, straight on a pooled connection:
-        # redis-py's execute_command adds retry and observability wrappers (both off here)
-        # that cost about as much Python as the lock itself.
-        conn = pool.get_connection()
-        try:
-            conn.send_command("EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args)
-            return conn.read_response()
-        except ResponseError:
-            raise  # a whole reply was read: the connection is clean
-        except BaseException:
-            conn.disconnect()  # a reply may be half read: never reuse this connection
-            raise
-        finally:
-            pool.release(conn)
+        # The hot path of every lock and tool transition, straight on a pooled connection.
+        return on_connection(pool, "EVALSHA", sha, len(effect.keys), *effect.keys, *effect.args)
 
     def _replicated(self, effect: fx.Script) -> fx.Replicated:
         """The script and ``WAIT`` in one pipeline on one connection (of the key's node)."""

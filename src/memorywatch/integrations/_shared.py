@@ -1,14 +1,18 @@
-"""What the framework integrations share: calling a sync or an asyncio AgentState alike."""
+"""What the framework integrations share: calling a sync or an asyncio AgentState alike, and
+binding the context variables their helpers read (``tool_context()`` and the like)."""
 
 from __future__ import annotations
 
+import contextvars
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from memorywatch.agent import AgentState, aio
 
 AnyState = AgentState | aio.AgentState
+T = TypeVar("T")
 
 
 def check_state(state: Any) -> AnyState:
@@ -25,3 +29,13 @@ async def call(fn: Callable[..., Any], *args: Any) -> Any:
     trip blocks the loop; the sync state is meant for ``Runner.run_sync`` and sync apps)."""
     result = fn(*args)
     return await result if inspect.isawaitable(result) else result
+
+
+@contextmanager
+def bound(var: contextvars.ContextVar[T], value: T) -> Iterator[None]:
+    """``var`` set to ``value`` inside the block, reset after it."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)

@@ -31,7 +31,7 @@ from agents.memory.session_settings import SessionSettings, resolve_session_limi
 from agents.tool_context import ToolContext as AgentsToolContext
 
 from memorywatch.agent import AgentState, ToolContext, ToolOptions, aio
-from memorywatch.integrations._shared import call, check_state
+from memorywatch.integrations._shared import bound, call, check_state
 
 RUN_LOCK: Final = "agent_run"
 """Lock kind of a session's run lock (the ``lock`` label of the fleet's lock metrics)."""
@@ -187,9 +187,13 @@ def _output(final_output: Any) -> Any:
     return dump(mode="json") if callable(dump) else final_output
 
 
-def _record_options(wait: float, ttl: float | None) -> ToolOptions:
-    """A run that raises frees its record (a retry of the request runs the turn again)."""
-    return ToolOptions(wait=wait, deadline=ttl, renew=True, retryable=(Exception,))
+def _record(
+    session: AgentStateSession, request_id: str, wait: float, ttl: float | None
+) -> tuple[str, ToolOptions]:
+    """The run record's key and options. A run that raises frees its record (a retry of the
+    request runs the turn again)."""
+    options = ToolOptions(wait=wait, deadline=ttl, renew=True, retryable=(Exception,))
+    return f"{session.session_id}:{request_id}", options
 
 
 async def run_once(
@@ -222,18 +226,13 @@ async def run_once(
     async with state.lock(RUN_LOCK, session.session_id, ttl=ttl, wait=wait, renew=True) as lease:
 
         async def turn(record: ToolContext, given: Any) -> Any:
-            token = _RUN.set(_Run(session.session_id, request_id, lease.fencing_token, record))
-            try:
+            with bound(_RUN, _Run(session.session_id, request_id, lease.fencing_token, record)):
                 await session._roll_back(request_id)
                 result = await Runner.run(agent, given, session=session, **runner_kwargs)
-            finally:
-                _RUN.reset(token)
             return _output(result.final_output)
 
-        key = f"{session.session_id}:{request_id}"
-        return await state.run_tool(
-            RUN_RECORD, key, turn, input, tool_options=_record_options(wait, ttl)
-        )
+        key, options = _record(session, request_id, wait, ttl)
+        return await state.run_tool(RUN_RECORD, key, turn, input, tool_options=options)
 
 
 def run_once_sync(
@@ -253,16 +252,13 @@ def run_once_sync(
     with state.lock(RUN_LOCK, session.session_id, ttl=ttl, wait=wait, renew=True) as lease:
 
         def turn(record: ToolContext, given: Any) -> Any:
-            token = _RUN.set(_Run(session.session_id, request_id, lease.fencing_token, record))
-            try:
+            with bound(_RUN, _Run(session.session_id, request_id, lease.fencing_token, record)):
                 asyncio.run(session._roll_back(request_id))
                 result = Runner.run_sync(agent, given, session=session, **runner_kwargs)
-            finally:
-                _RUN.reset(token)
             return _output(result.final_output)
 
-        key = f"{session.session_id}:{request_id}"
-        return state.run_tool(RUN_RECORD, key, turn, input, tool_options=_record_options(wait, ttl))
+        key, options = _record(session, request_id, wait, ttl)
+        return state.run_tool(RUN_RECORD, key, turn, input, tool_options=options)
 
 
 def _wrap(tool: FunctionTool, state: AgentState | aio.AgentState, options: ToolOptions) -> Any:
@@ -275,26 +271,20 @@ def _wrap(tool: FunctionTool, state: AgentState | aio.AgentState, options: ToolO
         if isinstance(state, aio.AgentState):
 
             async def body(mw: ToolContext, given: str) -> Any:
-                token = _TOOL.set(mw)
-                try:
+                with bound(_TOOL, mw):
                     return _output(await invoke(ctx, given))
-                finally:
-                    _TOOL.reset(token)
 
             return await state.run_tool(tool.name, key, body, arguments, tool_options=opts)
 
         loop = asyncio.get_running_loop()
 
         def body_sync(mw: ToolContext, given: str) -> Any:
-            token = _TOOL.set(mw)  # copied into the task the loop runs the tool in
-            try:
+            with bound(_TOOL, mw):  # copied into the task the loop runs the tool in
 
                 async def invoked() -> Any:
                     return await invoke(ctx, given)
 
                 return _output(asyncio.run_coroutine_threadsafe(invoked(), loop).result())
-            finally:
-                _TOOL.reset(token)
 
         run_tool = functools.partial(state.run_tool, tool_options=opts)
         return await asyncio.to_thread(run_tool, tool.name, key, body_sync, arguments)

@@ -16,9 +16,9 @@ one never breaks a newer one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
 
 import redis
 import redis.asyncio as aredis
@@ -40,16 +40,20 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from redis.asyncio.cluster import PipelineCommand
 from redis.client import NEVER_DECODE
-from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException
 from redis.observability import recorder as observability
 
 from memorywatch import schema
 from memorywatch.agent import AgentState
+from memorywatch.agent import _effects as fx
 from memorywatch.agent import attributes as attr
+from memorywatch.agent._direct import direct_pool, on_connection
 from memorywatch.agent.aio import AgentState as AsyncAgentState
 from memorywatch.agent.errors import StateMiss, StateNotDurable
 from memorywatch.integrations.langgraph import _lua
 
+T = TypeVar("T")
+S = TypeVar("S", bound=AgentState | AsyncAgentState)
 NUL: Final = "\0"
 STORE_CHECKPOINTS: Final = attr.STORE_CHECKPOINTS
 """``gen_ai.memory.store.name`` of the savers' spans."""
@@ -141,21 +145,64 @@ class _Codec:
         return [write for _, write in ordered]
 
 
-class _SaverBase(BaseCheckpointSaver[int]):
-    """What both savers share: settings, keys, encodings, spans. No I/O here."""
+_UPDATE: Final = attr.GEN_AI_OPERATION_UPDATE_MEMORY
+_SEARCH: Final = attr.GEN_AI_OPERATION_SEARCH_MEMORY
+_DELETE: Final = attr.GEN_AI_OPERATION_DELETE_MEMORY
+
+
+# The savers' effects, after the SDK's (memorywatch.agent._effects): each saver operation is
+# written once, in _SaverBase, as a generator yielding these; AgentStateSaver carries them out
+# with blocking calls, AsyncAgentStateSaver with ``await``, and sends each reply back.
+class _Eval(NamedTuple):
+    """The saver script ``name`` (``_lua.SCRIPTS``) on ``keys`` (one thread's slot);
+    ``durable``: the operation's name when the write waits for ``min_replicas``."""
+
+    name: str
+    keys: list[str]
+    args: list[Any]
+    durable: str = ""
+
+
+class _Client(NamedTuple):
+    """One client call, ``client.<method>(*args)``."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+class _Pipeline(NamedTuple):
+    """Client calls in one pipeline (no transaction); the reply is the list of their replies."""
+
+    calls: list[tuple[str, tuple[Any, ...]]]
+
+
+_Op = Generator[_Eval | _Client | _Pipeline, Any, T]
+"""A saver operation: yields effects, receives their replies, returns ``T``."""
+
+
+class _SaverBase(BaseCheckpointSaver[int], Generic[S]):
+    """What both savers share: settings, keys, encodings, spans, every operation (as
+    generators of effects) and the public forms. No I/O here: each saver's ``_run`` and
+    ``_arun`` carry the effects out."""
+
+    _state_type: ClassVar[type]
+    _wrong_state: ClassVar[str]
+    """The one-line error for a state of the other client."""
 
     def __init__(
         self,
-        state: AgentState | AsyncAgentState,
+        state: S,
         *,
         ttl: float | None = None,
         max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
         serde: SerializerProtocol | None = None,
     ) -> None:
+        if not isinstance(state, self._state_type):
+            raise TypeError(self._wrong_state)
         super().__init__(serde=serde)
         if max_checkpoints < 1:
             raise ValueError(f"max_checkpoints must be at least 1, got {max_checkpoints!r}")
-        self.state = state
+        self.state: S = state
         self.ttl = float(ttl if ttl is not None else state.settings.session_ttl)
         self.ttl_ms = str(_ms(self.ttl))
         self.max_checkpoints = max_checkpoints
@@ -163,6 +210,10 @@ class _SaverBase(BaseCheckpointSaver[int]):
         self._schema_written = False
         """``{ns}:schema`` checked (written if absent) before the first script, as every SDK
         operation does: the exporter reads the shard count from it."""
+        self._bind()
+
+    def _bind(self) -> None:
+        """Called last by ``__init__``: the asyncio saver takes its event loop here."""
 
     @property
     def _codec(self) -> _Codec:
@@ -170,7 +221,7 @@ class _SaverBase(BaseCheckpointSaver[int]):
         with another serializer (its msgpack allowlist), which must be the one used."""
         return _Codec(self.serde)
 
-    # -- keys and arguments -------------------------------------------------------------------------
+    # -- keys -------------------------------------------------------------------------
     def _keys(self, thread_id: str) -> list[str]:
         sch = self.state.schema
         return [
@@ -179,89 +230,150 @@ class _SaverBase(BaseCheckpointSaver[int]):
             sch.checkpoint_writes(thread_id),
         ]
 
-    def _put_args(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-    ) -> tuple[list[str], list[Any], RunnableConfig, str | None]:
-        """Keys and arguments of ``store``, the stored config, and the run's thread-set key
-        when it cannot go in the same script (another Cluster slot than the thread's)."""
-        thread_id, ns = _thread(config), _ns(config)
-        checkpoint_id = _check("checkpoint_id", checkpoint["id"])
-        stored_metadata = get_checkpoint_metadata(config, metadata)
-        run = _check("run_id", str(stored_metadata.get("run_id") or ""))
-        record = self._codec.checkpoint(checkpoint, stored_metadata, get_checkpoint_id(config), run)
-        member = f"{checkpoint_id}{NUL}{ns}"
-        args = [self.ttl_ms, self.max_checkpoints, thread_id, 1, member, record]
-        keys, apart = self._keys(thread_id), None
-        if run:
-            sch = self.state.schema
-            if sch.shard(run) == sch.shard(thread_id):
-                keys.append(sch.checkpoint_run(run))
-            else:
-                apart = sch.checkpoint_run(run)
-        return keys, args, _config(thread_id, ns, checkpoint_id), apart
+    # -- the operations, each written once: generators of effects both savers carry out --------
+    def _put(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> _Op[RunnableConfig]:
+        with self._span(_UPDATE, "put"):
+            thread_id, ns = _thread(config), _ns(config)
+            checkpoint_id = _check("checkpoint_id", checkpoint["id"])
+            stored_metadata = get_checkpoint_metadata(config, metadata)
+            run = _check("run_id", str(stored_metadata.get("run_id") or ""))
+            parent = get_checkpoint_id(config)
+            record = self._codec.checkpoint(checkpoint, stored_metadata, parent, run)
+            member = f"{checkpoint_id}{NUL}{ns}"
+            args = [self.ttl_ms, self.max_checkpoints, thread_id, 1, member, record]
+            # The run's thread set goes in the same script when it is on the thread's Cluster
+            # slot, else in a pipeline after it.
+            keys, apart = self._keys(thread_id), None
+            if run:
+                sch = self.state.schema
+                if sch.shard(run) == sch.shard(thread_id):
+                    keys.append(sch.checkpoint_run(run))
+                else:
+                    apart = sch.checkpoint_run(run)
+            yield _Eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
+            if apart:
+                yield from self._add_to_runs([apart], thread_id)
+        return _config(thread_id, ns, checkpoint_id)
 
-    def _copy_args(
-        self, target: str, found: Sequence[bytes], writes: Sequence[bytes]
-    ) -> tuple[list[Any], set[str]]:
-        args = [self.ttl_ms, self.max_checkpoints, target, len(found) // 2, *found, *writes]
-        runs = {_text(found[i].split(b"\0", 1)[0]) for i in range(1, len(found), 2)}
-        return args, {self.state.schema.checkpoint_run(run) for run in runs if run}
-
-    @staticmethod
-    def _runs_by_thread(run_ids: Sequence[str], members: Sequence[Any]) -> dict[str, list[str]]:
-        by_thread: dict[str, list[str]] = {}
-        for run, threads in zip(run_ids, members, strict=True):
-            for thread in threads:
-                by_thread.setdefault(_text(thread), []).append(run)
-        return by_thread
-
-    def _writes_args(
+    def _put_writes(
         self,
         config: RunnableConfig,
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str,
-    ) -> tuple[str, list[Any]]:
-        thread_id, ns = _thread(config), _ns(config)
-        checkpoint_id = _check("checkpoint_id", str(config["configurable"]["checkpoint_id"]))
-        member = f"{checkpoint_id}{NUL}{ns}"
-        args: list[Any] = [self.ttl_ms]
-        for idx, (channel, value) in enumerate(writes):
-            special = WRITES_IDX_MAP.get(channel)
-            field = f"{member}{NUL}{_check('task_id', task_id)}{NUL}{special or idx}"
-            args += [field, self._codec.write(task_path, channel, value), int(special is not None)]
-        return thread_id, args
+    ) -> _Op[None]:
+        with self._span(_UPDATE, "put_writes") as span:
+            span.set_attribute(attr.MEMORY_ITEMS, len(writes))
+            if not writes:
+                return
+            thread_id, ns = _thread(config), _ns(config)
+            checkpoint_id = _check("checkpoint_id", str(config["configurable"]["checkpoint_id"]))
+            member = f"{checkpoint_id}{NUL}{ns}"
+            args: list[Any] = [self.ttl_ms]
+            for idx, (channel, value) in enumerate(writes):
+                special = WRITES_IDX_MAP.get(channel)
+                field = f"{member}{NUL}{_check('task_id', task_id)}{NUL}{special or idx}"
+                record = self._codec.write(task_path, channel, value)
+                args += [field, record, int(special is not None)]
+            yield _Eval("writes", self._keys(thread_id), args, schema.DURABLE_CHECKPOINT_WRITES)
 
-    def _get_args(self, config: RunnableConfig) -> tuple[str, list[str], list[Any]]:
-        thread_id, checkpoint_id = _thread(config), get_checkpoint_id(config) or ""
-        keys = [
-            *self._keys(thread_id),
-            self.state.schema.stats(schema.FAMILY_STATE_MISSES, thread_id),
-        ]
-        args = [
-            _ns(config),
-            _check("checkpoint_id", checkpoint_id),
-            self.ttl_ms,
-            schema.MISS_CHECKPOINT,
-        ]
-        return thread_id, keys, args
+    def _get_tuple(self, config: RunnableConfig) -> _Op[CheckpointTuple | None]:
+        with self._span(_SEARCH, "get_tuple") as span:
+            thread_id, checkpoint_id = _thread(config), get_checkpoint_id(config) or ""
+            keys = [
+                *self._keys(thread_id),
+                self.state.schema.stats(schema.FAMILY_STATE_MISSES, thread_id),
+            ]
+            args = [
+                _ns(config),
+                _check("checkpoint_id", checkpoint_id),
+                self.ttl_ms,
+                schema.MISS_CHECKPOINT,
+            ]
+            reply = yield _Eval("get", keys, args)
+            found = None
+            if reply and len(reply) == 1:
+                raise StateMiss(
+                    schema.MISS_CHECKPOINT,
+                    "checkpoint get: the thread's index lists the checkpoint but its record is "
+                    "gone (evicted or deleted before its TTL)",
+                )
+            if reply:
+                found = self._tuple(thread_id, reply[0], reply[1], reply[2:])
+            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
+        return found
 
-    @staticmethod
-    def _list_args(
+    def _list(
+        self,
         config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
         before: RunnableConfig | None,
         limit: int | None,
-        filtered: bool,
-    ) -> tuple[str, list[Any]]:
-        thread_id = _thread(config)
-        assert config is not None
-        ns = config["configurable"].get("checkpoint_ns")
-        before_id = (get_checkpoint_id(before) if before else None) or ""
-        server_limit = 0 if filtered or not limit else limit
-        return thread_id, [int(ns is not None), ns or "", before_id, server_limit]
+    ) -> _Op[list[CheckpointTuple]]:
+        with self._span(_SEARCH, "list") as span:
+            thread_id = _thread(config)
+            assert config is not None
+            ns = config["configurable"].get("checkpoint_ns")
+            before_id = (get_checkpoint_id(before) if before else None) or ""
+            server_limit = 0 if filter or not limit else limit
+            args = [int(ns is not None), ns or "", before_id, server_limit]
+            reply = yield _Eval("list", self._keys(thread_id), args)
+            found = self._from_list(thread_id, reply, filter, limit)
+            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
+        return found
+
+    def _delete_thread(self, thread_id: str) -> _Op[None]:
+        with self._span(_DELETE, "delete_thread"):
+            yield _Client("delete", tuple(self._keys(_check("thread_id", str(thread_id)))))
+
+    def _copy_thread(self, source_thread_id: str, target_thread_id: str) -> _Op[None]:
+        with self._span(_UPDATE, "copy_thread"):
+            source = _check("thread_id", str(source_thread_id))
+            found, writes = yield _Eval("list", self._keys(source), [0, "", "", 0])
+            if not found:
+                return
+            target = _check("thread_id", str(target_thread_id))
+            args = [self.ttl_ms, self.max_checkpoints, target, len(found) // 2, *found, *writes]
+            yield _Eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
+            runs = {_text(found[i].split(b"\0", 1)[0]) for i in range(1, len(found), 2)}
+            run_keys = {self.state.schema.checkpoint_run(run) for run in runs if run}
+            yield from self._add_to_runs(sorted(run_keys), target)
+
+    def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> _Op[None]:
+        if not run_keys:
+            return
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for key in run_keys:
+            calls += [("sadd", (key, thread_id)), ("pexpire", (key, int(self.ttl_ms)))]
+        yield _Pipeline(calls)
+
+    def _delete_for_runs(self, run_ids: Sequence[str]) -> _Op[None]:
+        with self._span(_DELETE, "delete_for_runs"):
+            runs = [_check("run_id", str(run)) for run in run_ids]
+            if not runs:
+                return
+            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
+            members = yield _Pipeline([("smembers", (key,)) for key in run_keys])
+            by_thread: dict[str, list[str]] = {}
+            for run, threads in zip(runs, members, strict=True):
+                for thread in threads:
+                    by_thread.setdefault(_text(thread), []).append(run)
+            for thread_id, thread_runs in by_thread.items():
+                yield _Eval("delete_runs", self._keys(thread_id), thread_runs)
+            yield _Pipeline([("delete", (key,)) for key in run_keys])
+
+    def _prune(self, thread_ids: Sequence[str], strategy: str) -> _Op[None]:
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"unknown prune strategy {strategy!r} (keep_latest, delete)")
+        with self._span(_DELETE, "prune"):
+            for thread_id in thread_ids:
+                keys = self._keys(_check("thread_id", str(thread_id)))
+                if strategy == "delete":
+                    yield _Client("delete", tuple(keys))
+                else:
+                    yield _Eval("prune", keys, [])
 
     # -- replies --------------------------------------------------------------------------------------
     def _tuple(
@@ -276,17 +388,6 @@ class _SaverBase(BaseCheckpointSaver[int]):
             parent_config=_config(thread_id, ns, parent) if parent else None,
             pending_writes=self._codec.load_writes(writes),
         )
-
-    def _from_get(self, thread_id: str, reply: Sequence[Any]) -> CheckpointTuple | None:
-        if not reply:
-            return None
-        if len(reply) == 1:
-            raise StateMiss(
-                schema.MISS_CHECKPOINT,
-                "checkpoint get: the thread's index lists the checkpoint but its record is "
-                "gone (evicted or deleted before its TTL)",
-            )
-        return self._tuple(thread_id, reply[0], reply[1], reply[2:])
 
     def _from_list(
         self,
@@ -352,43 +453,110 @@ class _SaverBase(BaseCheckpointSaver[int]):
         finally:
             span.end()
 
+    # -- BaseCheckpointSaver: each form hands its operation to the saver's driver ------------------
+    def _run(self, op: _Op[T]) -> T:
+        """Carry out ``op`` and wait for its result, from sync code."""
+        raise NotImplementedError
 
-def _direct_pool(client: Any) -> redis.ConnectionPool | None:
-    """The pool a script may take a connection from directly, skipping redis-py's retry and
-    observability wrappers (about as much Python as a saver call's own): a plain client, no
-    command retries configured, redis-py's observability off. Else None: use the client."""
-    if type(client) is not redis.Redis or client.connection is not None:
-        return None
-    if observability.is_enabled():
-        return None
-    pool: redis.ConnectionPool = client.connection_pool
-    retry = pool.connection_kwargs.get("retry")
-    if retry is not None and retry.get_retries():
-        return None
-    return pool
+    async def _arun(self, op: _Op[T]) -> T:
+        """Carry out ``op``, awaited from the event loop."""
+        raise NotImplementedError
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._run(self._put(config, checkpoint, metadata))
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._arun(self._put(config, checkpoint, metadata))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._run(self._put_writes(config, writes, task_id, task_path))
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._arun(self._put_writes(config, writes, task_id, task_path))
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._run(self._get_tuple(config))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._arun(self._get_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        yield from self._run(self._list(config, filter, before, limit))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for tup in await self._arun(self._list(config, filter, before, limit)):
+            yield tup
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._run(self._delete_thread(thread_id))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._arun(self._delete_thread(thread_id))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
+        self._run(self._copy_thread(source_thread_id, target_thread_id))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
+        await self._arun(self._copy_thread(source_thread_id, target_thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
+        self._run(self._delete_for_runs(run_ids))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
+        await self._arun(self._delete_for_runs(run_ids))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
+        self._run(self._prune(thread_ids, strategy))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
+        await self._arun(self._prune(thread_ids, strategy))
 
 
-def _on_connection(pool: redis.ConnectionPool, *command: Any) -> Any:
-    """One command on a pooled connection, its reply not decoded (records are binary)."""
-    conn = pool.get_connection()
-    try:
-        conn.send_command(*command)
-        return conn.read_response(disable_decoding=True)
-    except ResponseError:
-        raise  # a whole reply was read: the connection is clean
-    except BaseException:
-        conn.disconnect()  # a reply may be half read: never reuse this connection
-        raise
-    finally:
-        pool.release(conn)
-
-
-_UPDATE: Final = attr.GEN_AI_OPERATION_UPDATE_MEMORY
-_SEARCH: Final = attr.GEN_AI_OPERATION_SEARCH_MEMORY
-_DELETE: Final = attr.GEN_AI_OPERATION_DELETE_MEMORY
-
-
-class AgentStateSaver(_SaverBase):
+class AgentStateSaver(_SaverBase[AgentState]):
     """A LangGraph checkpointer on a sync :class:`memorywatch.agent.AgentState`.
 
     ``graph = builder.compile(checkpointer=AgentStateSaver(state))``. ``ttl`` (seconds): thread
@@ -397,22 +565,11 @@ class AgentStateSaver(_SaverBase):
     calls in a worker thread.
     """
 
-    state: AgentState
-
-    def __init__(
-        self,
-        state: AgentState,
-        *,
-        ttl: float | None = None,
-        max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
-        serde: SerializerProtocol | None = None,
-    ) -> None:
-        if not isinstance(state, AgentState):
-            raise TypeError(
-                "AgentStateSaver needs memorywatch.agent.AgentState (the sync client); "
-                "for memorywatch.agent.aio.AgentState use AsyncAgentStateSaver"
-            )
-        super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
+    _state_type = AgentState
+    _wrong_state = (
+        "AgentStateSaver needs memorywatch.agent.AgentState (the sync client); "
+        "for memorywatch.agent.aio.AgentState use AsyncAgentStateSaver"
+    )
 
     def _eval(self, name: str, keys: list[str], args: list[Any], durable: str = "") -> Any:
         if not self._schema_written:
@@ -423,10 +580,12 @@ class AgentStateSaver(_SaverBase):
         wanted = self.state.settings.min_replicas if durable else 0
         if wanted:
             return self._eval_durable(script, keys, args, durable, wanted)
-        pool = _direct_pool(client)
+        # Straight on a pooled connection when redis-py's wrappers have nothing to do.
+        pool = None if observability.is_enabled() else direct_pool(client)
         try:
             if pool is not None:
-                return _on_connection(pool, "EVALSHA", script.sha, len(keys), *keys, *args)
+                command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+                return on_connection(pool, *command, disable_decoding=True)
             return client.execute_command(
                 "EVALSHA", script.sha, len(keys), *keys, *args, **{NEVER_DECODE: True}
             )
@@ -452,162 +611,32 @@ class AgentStateSaver(_SaverBase):
             raise self._not_durable(op, int(acked))
         return value
 
-    # -- BaseCheckpointSaver -------------------------------------------------------------------------
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        with self._span(_UPDATE, "put"):
-            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
-            self._eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
-            if apart:
-                self._add_to_runs([apart], _thread(config))
-        return stored
+    def _run(self, op: _Op[T]) -> T:
+        """Run one operation: each effect carried out with a blocking call, its reply or
+        error sent back into the operation."""
+        run: fx.Run[T] = fx.Run(op)
+        while not run.done:
+            run.answer(self._carry, run.effect)
+        result: T = run.value
+        return result
 
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        with self._span(_UPDATE, "put_writes") as span:
-            span.set_attribute(attr.MEMORY_ITEMS, len(writes))
-            if not writes:
-                return
-            thread_id, args = self._writes_args(config, writes, task_id, task_path)
-            keys = self._keys(thread_id)
-            self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
+    def _carry(self, effect: _Eval | _Client | _Pipeline) -> Any:
+        if isinstance(effect, _Eval):
+            return self._eval(*effect)
+        client: Any = self.state.client
+        if isinstance(effect, _Client):
+            return getattr(client, effect.method)(*effect.args)
+        pipe = client.pipeline(transaction=False)
+        for method, args in effect.calls:
+            getattr(pipe, method)(*args)
+        return pipe.execute()
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        with self._span(_SEARCH, "get_tuple") as span:
-            thread_id, keys, args = self._get_args(config)
-            found = self._from_get(thread_id, self._eval("get", keys, args))
-            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
-        return found
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        with self._span(_SEARCH, "list") as span:
-            thread_id, args = self._list_args(config, before, limit, bool(filter))
-            reply = self._eval("list", self._keys(thread_id), args)
-            found = self._from_list(thread_id, reply, filter, limit)
-            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
-        yield from found
-
-    def delete_thread(self, thread_id: str) -> None:
-        with self._span(_DELETE, "delete_thread"):
-            self.state.client.delete(*self._keys(_check("thread_id", str(thread_id))))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
-        with self._span(_UPDATE, "copy_thread"):
-            source = _check("thread_id", str(source_thread_id))
-            found, writes = self._eval("list", self._keys(source), [0, "", "", 0])
-            if not found:
-                return
-            target = _check("thread_id", str(target_thread_id))
-            args, run_keys = self._copy_args(target, found, writes)
-            self._eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
-            self._add_to_runs(sorted(run_keys), target)
-
-    def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> None:
-        if not run_keys:
-            return
-        pipe = self.state.client.pipeline(transaction=False)
-        for key in run_keys:
-            pipe.sadd(key, thread_id)
-            pipe.pexpire(key, int(self.ttl_ms))
-        pipe.execute()
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
-        with self._span(_DELETE, "delete_for_runs"):
-            runs = [_check("run_id", str(run)) for run in run_ids]
-            if not runs:
-                return
-            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
-            pipe = self.state.client.pipeline(transaction=False)
-            for key in run_keys:
-                pipe.smembers(key)
-            for thread_id, thread_runs in self._runs_by_thread(runs, pipe.execute()).items():
-                self._eval("delete_runs", self._keys(thread_id), thread_runs)
-            pipe = self.state.client.pipeline(transaction=False)
-            for key in run_keys:
-                pipe.delete(key)
-            pipe.execute()
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
-        if strategy not in ("keep_latest", "delete"):
-            raise ValueError(f"unknown prune strategy {strategy!r} (keep_latest, delete)")
-        with self._span(_DELETE, "prune"):
-            for thread_id in thread_ids:
-                keys = self._keys(_check("thread_id", str(thread_id)))
-                if strategy == "delete":
-                    self.state.client.delete(*keys)
-                else:
-                    self._eval("prune", keys, [])
-
-    # -- async forms: the sync calls in a worker thread ----------------------------------------------
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        found = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
-        )
-        for tup in found:
-            yield tup
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.delete_for_runs, run_ids)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+    async def _arun(self, op: _Op[T]) -> T:
+        """The async forms: the operation driven in a worker thread."""
+        return await asyncio.to_thread(self._run, op)
 
 
-class AsyncAgentStateSaver(_SaverBase):
+class AsyncAgentStateSaver(_SaverBase[AsyncAgentState]):
     """A LangGraph checkpointer on the asyncio :class:`memorywatch.agent.aio.AgentState`.
 
     Build it inside the event loop the graph runs in. The sync forms (``graph.invoke`` or
@@ -615,22 +644,14 @@ class AsyncAgentStateSaver(_SaverBase):
     the loop's own thread they raise instead of deadlocking.
     """
 
-    state: AsyncAgentState
+    _state_type = AsyncAgentState
+    _wrong_state = (
+        "AsyncAgentStateSaver needs memorywatch.agent.aio.AgentState (the asyncio "
+        "client); for memorywatch.agent.AgentState use AgentStateSaver"
+    )
+    loop: asyncio.AbstractEventLoop
 
-    def __init__(
-        self,
-        state: AsyncAgentState,
-        *,
-        ttl: float | None = None,
-        max_checkpoints: int = schema.DEFAULT_MAX_CHECKPOINTS,
-        serde: SerializerProtocol | None = None,
-    ) -> None:
-        if not isinstance(state, AsyncAgentState):
-            raise TypeError(
-                "AsyncAgentStateSaver needs memorywatch.agent.aio.AgentState (the asyncio "
-                "client); for memorywatch.agent.AgentState use AgentStateSaver"
-            )
-        super().__init__(state, ttl=ttl, max_checkpoints=max_checkpoints, serde=serde)
+    def _bind(self) -> None:
         try:
             self.loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -687,176 +708,39 @@ class AsyncAgentStateSaver(_SaverBase):
             raise self._not_durable(op, int(acked))
         return value
 
-    def _sync(self, coro: Any) -> Any:
+    def _run(self, op: _Op[T]) -> T:
+        """The sync forms: the operation handed to the saver's event loop."""
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None  # no loop in this thread: hand the call to the saver's loop
         if running is self.loop:
-            coro.close()
             raise asyncio.InvalidStateError(
                 "AsyncAgentStateSaver: a sync call from the event loop's thread would block "
                 "it; use the async form (ainvoke, aget_state) or AgentStateSaver"
             )
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        return asyncio.run_coroutine_threadsafe(self._arun(op), self.loop).result()
 
-    # -- BaseCheckpointSaver (async) ------------------------------------------------------------------
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        with self._span(_UPDATE, "put"):
-            keys, args, stored, apart = self._put_args(config, checkpoint, metadata)
-            await self._eval("store", keys, args, schema.DURABLE_CHECKPOINT_PUT)
-            if apart:
-                await self._add_to_runs([apart], _thread(config))
-        return stored
+    async def _arun(self, op: _Op[T]) -> T:
+        """Run one operation: each effect awaited, its reply or error sent back into it."""
+        run: fx.Run[T] = fx.Run(op)
+        while not run.done:
+            try:
+                reply = await self._carry(run.effect)
+            except BaseException as exc:
+                run.throw(exc)
+            else:
+                run.send(reply)
+        result: T = run.value
+        return result
 
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        with self._span(_UPDATE, "put_writes") as span:
-            span.set_attribute(attr.MEMORY_ITEMS, len(writes))
-            if not writes:
-                return
-            thread_id, args = self._writes_args(config, writes, task_id, task_path)
-            keys = self._keys(thread_id)
-            await self._eval("writes", keys, args, schema.DURABLE_CHECKPOINT_WRITES)
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        with self._span(_SEARCH, "get_tuple") as span:
-            thread_id, keys, args = self._get_args(config)
-            reply = await self._eval("get", keys, args)
-            found = self._from_get(thread_id, reply)
-            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, int(found is not None))
-        return found
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        with self._span(_SEARCH, "list") as span:
-            thread_id, args = self._list_args(config, before, limit, bool(filter))
-            reply = await self._eval("list", self._keys(thread_id), args)
-            found = self._from_list(thread_id, reply, filter, limit)
-            span.set_attribute(attr.GEN_AI_MEMORY_SEARCH_RESULT_COUNT, len(found))
-        for tup in found:
-            yield tup
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        with self._span(_DELETE, "delete_thread"):
-            await self.state.client.delete(*self._keys(_check("thread_id", str(thread_id))))
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint and pending write of a thread (its retention starts anew)."""
-        with self._span(_UPDATE, "copy_thread"):
-            source = _check("thread_id", str(source_thread_id))
-            found, writes = await self._eval("list", self._keys(source), [0, "", "", 0])
-            if not found:
-                return
-            target = _check("thread_id", str(target_thread_id))
-            args, run_keys = self._copy_args(target, found, writes)
-            await self._eval("store", self._keys(target), args, schema.DURABLE_CHECKPOINT_PUT)
-            await self._add_to_runs(sorted(run_keys), target)
-
-    async def _add_to_runs(self, run_keys: Sequence[str], thread_id: str) -> None:
-        if not run_keys:
-            return
-        pipe = self.state.client.pipeline(transaction=False)
-        for key in run_keys:
-            pipe.sadd(key, thread_id)
-            pipe.pexpire(key, int(self.ttl_ms))
-        await pipe.execute()
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints (and their writes) the runs wrote, on every thread."""
-        with self._span(_DELETE, "delete_for_runs"):
-            runs = [_check("run_id", str(run)) for run in run_ids]
-            if not runs:
-                return
-            run_keys = [self.state.schema.checkpoint_run(run) for run in runs]
-            pipe = self.state.client.pipeline(transaction=False)
-            for key in run_keys:
-                pipe.smembers(key)
-            members = await pipe.execute()
-            for thread_id, thread_runs in self._runs_by_thread(runs, members).items():
-                await self._eval("delete_runs", self._keys(thread_id), thread_runs)
-            pipe = self.state.client.pipeline(transaction=False)
-            for key in run_keys:
-                pipe.delete(key)
-            await pipe.execute()
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """``keep_latest``: keep the newest checkpoint of each namespace; ``delete``: all."""
-        if strategy not in ("keep_latest", "delete"):
-            raise ValueError(f"unknown prune strategy {strategy!r} (keep_latest, delete)")
-        with self._span(_DELETE, "prune"):
-            for thread_id in thread_ids:
-                keys = self._keys(_check("thread_id", str(thread_id)))
-                if strategy == "delete":
-                    await self.state.client.delete(*keys)
-                else:
-                    await self._eval("prune", keys, [])
-
-    # -- sync forms: handed to the saver's event loop ------------------------------------------------
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        stored: RunnableConfig = self._sync(self.aput(config, checkpoint, metadata, new_versions))
-        return stored
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self._sync(self.aput_writes(config, writes, task_id, task_path))
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        found: CheckpointTuple | None = self._sync(self.aget_tuple(config))
-        return found
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        async def collect() -> list[CheckpointTuple]:
-            return [
-                tup async for tup in self.alist(config, filter=filter, before=before, limit=limit)
-            ]
-
-        found: list[CheckpointTuple] = self._sync(collect())
-        yield from found
-
-    def delete_thread(self, thread_id: str) -> None:
-        self._sync(self.adelete_thread(thread_id))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self._sync(self.acopy_thread(source_thread_id, target_thread_id))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self._sync(self.adelete_for_runs(run_ids))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._sync(self.aprune(thread_ids, strategy=strategy))
+    async def _carry(self, effect: _Eval | _Client | _Pipeline) -> Any:
+        if isinstance(effect, _Eval):
+            return await self._eval(*effect)
+        client: Any = self.state.client
+        if isinstance(effect, _Client):
+            return await getattr(client, effect.method)(*effect.args)
+        pipe = client.pipeline(transaction=False)
+        for method, args in effect.calls:
+            getattr(pipe, method)(*args)
+        return await pipe.execute()

@@ -44,6 +44,7 @@ from memorywatch.agent import (
     ToolOptions,
     aio,
 )
+from memorywatch.integrations._shared import AnyState, bound
 
 RUN_TOOL_NAME: Final = "langgraph_run"
 """The tool name a run's record is counted under (``tool`` label of the fleet counters)."""
@@ -59,8 +60,6 @@ interrupted checkpoint (and resumes it) from another request's."""
 
 DEFAULT_LOCK_WAIT: Final = 10.0
 DEFAULT_REPLAY_WAIT: Final = 30.0
-
-AnyState = AgentState | aio.AgentState
 
 
 class ThreadBusy(LockTimeout):
@@ -114,15 +113,6 @@ def tool_context() -> ToolContext:
     if ctx is None:
         raise LookupError("not inside a memorywatch idempotent_tool call")
     return ctx
-
-
-@contextmanager
-def _bound(var: contextvars.ContextVar[Any], value: Any) -> Iterator[None]:
-    token = var.set(value)
-    try:
-        yield
-    finally:
-        var.reset(token)
 
 
 # -- encoding -------------------------------------------------------------------------------------
@@ -205,20 +195,83 @@ def _pending_own(snapshot: Any, request_id: str) -> bool:
     return bool(getattr(snapshot, "next", ())) and metadata.get(REQUEST_METADATA_KEY) == request_id
 
 
-def _busy(thread_id: str, wait: float, error: LockTimeout) -> ThreadBusy:
-    busy = ThreadBusy(f"thread {thread_id!r} is running another request; still busy after {wait}s")
-    busy.__cause__ = error
-    return busy
+@dataclass(frozen=True)
+class _Request:
+    """What :func:`run_once` and :func:`arun_once` derive from their arguments, and the
+    pieces of a run both write the same way (only their awaiting differs)."""
+
+    thread_id: str
+    request_id: str
+    key: str
+    """The run record's idempotency key."""
+    serde: SerializerProtocol
+    config: RunnableConfig
+    """The caller's config, the request id added to its metadata."""
+    options: ToolOptions
+
+    @classmethod
+    def of(
+        cls,
+        graph: Any,
+        config: RunnableConfig,
+        request_id: str,
+        wait: float,
+        deadline: float | None,
+        retention: float | None,
+    ) -> _Request:
+        _check_request(request_id)
+        thread_id = thread_of(config)
+        return cls(
+            thread_id,
+            request_id,
+            f"{RUN_KEY_PREFIX}:{thread_id}:{request_id}",
+            _serde(graph),
+            _with_request(config, request_id),
+            _options(wait, deadline, retention),
+        )
+
+    def context(self, lease: Any, ctx: ToolContext, resumed: bool) -> RunContext:
+        return RunContext(
+            self.thread_id, self.request_id, lease.fencing_token, ctx.fencing_token,
+            ctx.reclaimed, resumed,
+        )  # fmt: skip
+
+    @contextmanager
+    def busy_after(self, wait: float) -> Iterator[None]:
+        """Around taking the thread's run lock: its timeout as :class:`ThreadBusy`."""
+        try:
+            yield
+        except LockTimeout as exc:
+            raise ThreadBusy(
+                f"thread {self.thread_id!r} is running another request; still busy after {wait}s"
+            ) from exc
+
+    @contextmanager
+    def in_progress_after(self, wait: float) -> Iterator[None]:
+        """Around the run record: the same request running elsewhere as
+        :class:`RunInProgress`."""
+        try:
+            yield
+        except ToolInProgress as exc:
+            run = RunInProgress(RUN_TOOL_NAME, exc.retry_after)
+            run.args = (
+                f"request {self.request_id!r} is still running on another instance after "
+                f"{wait}s; retry in {exc.retry_after:.3f}s",
+            )
+            raise run from exc
 
 
-def _in_progress(request_id: str, wait: float, error: ToolInProgress) -> RunInProgress:
-    run = RunInProgress(RUN_TOOL_NAME, error.retry_after)
-    run.args = (
-        f"request {request_id!r} is still running on another instance after {wait}s; "
-        f"retry in {error.retry_after:.3f}s",
-    )
-    run.__cause__ = error
-    return run
+@contextmanager
+def _finished_despite_lost_lock(fresh: list[Any]) -> Iterator[None]:
+    """Around the run under its lease: a lock lost at release, after the graph finished
+    (renewals failed for a whole TTL), does not fail the run: the turn is done and
+    checkpointed, so it is recorded (a retry would run it again); the loss is counted
+    (locks_lost) and overlapping work shows in the tokens."""
+    try:
+        yield
+    except LockLost:
+        if not fresh:
+            raise
 
 
 # -- runs -----------------------------------------------------------------------------------------
@@ -250,49 +303,28 @@ def run_once(
       once. Either retry resumes the request's own interrupted checkpoint (input ``None``)
       rather than applying the input a second time.
     """
-    _check_request(request_id)
-    thread_id = thread_of(config)
+    req = _Request.of(graph, config, request_id, wait, deadline, retention)
     st = _state_of(graph, state)
     if not isinstance(st, AgentState):
         raise TypeError("run_once needs a sync AgentState; use arun_once with aio.AgentState")
-    serde = _serde(graph)
-    run_config = _with_request(config, request_id)
     fresh: list[Any] = []
 
     def body(ctx: ToolContext) -> dict[str, str]:
-        try:
-            lease = st.lock(THREAD_LOCK_KIND, thread_id, wait=lock_wait, ttl=lock_ttl, renew=True)
-        except LockTimeout as exc:
-            raise _busy(thread_id, lock_wait, exc) from exc
-        try:
-            with lease:
-                resume = _has_checkpointer(graph) and _pending_own(
-                    graph.get_state(run_config), request_id
-                )
-                run = RunContext(
-                    thread_id, request_id, lease.fencing_token, ctx.fencing_token,
-                    ctx.reclaimed, resume,
-                )  # fmt: skip
-                with _bound(_RUN, run):
-                    fresh.append(
-                        graph.invoke(None if resume else input, run_config, **invoke_kwargs)
-                    )
-        except LockLost:
-            # Lost at release, after the graph finished (renewals failed for a whole TTL):
-            # the turn is done and checkpointed, so record it (a retry would run it again);
-            # the loss is counted (locks_lost) and overlapping work shows in the tokens.
-            if not fresh:
-                raise
-        return _record(serde, fresh[0])
+        with req.busy_after(lock_wait):
+            lease = st.lock(
+                THREAD_LOCK_KIND, req.thread_id, wait=lock_wait, ttl=lock_ttl, renew=True
+            )
+        with _finished_despite_lost_lock(fresh), lease:
+            resume = _has_checkpointer(graph) and _pending_own(
+                graph.get_state(req.config), request_id
+            )
+            with bound(_RUN, req.context(lease, ctx, resume)):
+                fresh.append(graph.invoke(None if resume else input, req.config, **invoke_kwargs))
+        return _record(req.serde, fresh[0])
 
-    key = f"{RUN_KEY_PREFIX}:{thread_id}:{request_id}"
-    try:
-        record = st.run_tool(
-            RUN_TOOL_NAME, key, body, tool_options=_options(wait, deadline, retention)
-        )
-    except ToolInProgress as exc:
-        raise _in_progress(request_id, wait, exc) from exc
-    return fresh[0] if fresh else _decode(serde, record)
+    with req.in_progress_after(wait):
+        record = st.run_tool(RUN_TOOL_NAME, req.key, body, tool_options=req.options)
+    return fresh[0] if fresh else _decode(req.serde, record)
 
 
 async def arun_once(
@@ -310,51 +342,31 @@ async def arun_once(
     **invoke_kwargs: Any,
 ) -> Any:
     """:func:`run_once` on the asyncio client: ``await graph.ainvoke(...)``."""
-    _check_request(request_id)
-    thread_id = thread_of(config)
+    req = _Request.of(graph, config, request_id, wait, deadline, retention)
     st = _state_of(graph, state)
     if not isinstance(st, aio.AgentState):
         raise TypeError("arun_once needs memorywatch.agent.aio.AgentState; use run_once")
-    serde = _serde(graph)
-    run_config = _with_request(config, request_id)
     fresh: list[Any] = []
 
     async def body(ctx: ToolContext) -> dict[str, str]:
-        try:
+        with req.busy_after(lock_wait):
             lease = await st.lock(
-                THREAD_LOCK_KIND, thread_id, wait=lock_wait, ttl=lock_ttl, renew=True
+                THREAD_LOCK_KIND, req.thread_id, wait=lock_wait, ttl=lock_ttl, renew=True
             )
-        except LockTimeout as exc:
-            raise _busy(thread_id, lock_wait, exc) from exc
-        try:
+        with _finished_despite_lost_lock(fresh):
             async with lease:
                 resume = _has_checkpointer(graph) and _pending_own(
-                    await graph.aget_state(run_config), request_id
+                    await graph.aget_state(req.config), request_id
                 )
-                run = RunContext(
-                    thread_id, request_id, lease.fencing_token, ctx.fencing_token,
-                    ctx.reclaimed, resume,
-                )  # fmt: skip
-                with _bound(_RUN, run):
+                with bound(_RUN, req.context(lease, ctx, resume)):
                     fresh.append(
-                        await graph.ainvoke(None if resume else input, run_config, **invoke_kwargs)
+                        await graph.ainvoke(None if resume else input, req.config, **invoke_kwargs)
                     )
-        except LockLost:
-            # Lost at release, after the graph finished (renewals failed for a whole TTL):
-            # the turn is done and checkpointed, so record it (a retry would run it again);
-            # the loss is counted (locks_lost) and overlapping work shows in the tokens.
-            if not fresh:
-                raise
-        return _record(serde, fresh[0])
+        return _record(req.serde, fresh[0])
 
-    key = f"{RUN_KEY_PREFIX}:{thread_id}:{request_id}"
-    try:
-        record = await st.run_tool(
-            RUN_TOOL_NAME, key, body, tool_options=_options(wait, deadline, retention)
-        )
-    except ToolInProgress as exc:
-        raise _in_progress(request_id, wait, exc) from exc
-    return fresh[0] if fresh else _decode(serde, record)
+    with req.in_progress_after(wait):
+        record = await st.run_tool(RUN_TOOL_NAME, req.key, body, tool_options=req.options)
+    return fresh[0] if fresh else _decode(req.serde, record)
 
 
 # -- tools ----------------------------------------------------------------------------------------
@@ -417,7 +429,7 @@ class IdempotentTool(BaseTool):
         serde = JsonPlusSerializer()
 
         def call(ctx: ToolContext, _args: dict[str, Any]) -> dict[str, str]:
-            with _bound(_TOOL, ctx):
+            with bound(_TOOL, ctx):
                 return _encode(serde, self.inner.invoke(input, config, **kwargs))
 
         return _decode(serde, state.run_tool(self.name, key, call, visible, tool_options=options))
@@ -430,7 +442,7 @@ class IdempotentTool(BaseTool):
         serde = JsonPlusSerializer()
 
         async def call(ctx: ToolContext, _args: dict[str, Any]) -> dict[str, str]:
-            with _bound(_TOOL, ctx):
+            with bound(_TOOL, ctx):
                 return _encode(serde, await self.inner.ainvoke(input, config, **kwargs))
 
         recorded = await state.run_tool(self.name, key, call, visible, tool_options=options)
