@@ -12,11 +12,6 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 README_LIMIT_BYTES = 15 * 1024
 SETUP_COMMANDS = ("bash scripts/run-exporter", "bash scripts/test")
 
-# Pages other branches add; until they are merged, a link to one of these may dangle. Once all
-# five exist this set has no effect (a link is checked whenever its file exists).
-PENDING = {
-    "docs/benchmarks-fleet-scale.md",
-}
 
 FENCED = re.compile(r"^```.*?^```$", re.MULTILINE | re.DOTALL)
 LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
@@ -82,8 +77,7 @@ def test_every_relative_link_resolves_to_a_file_and_heading() -> None:
             file = (page.parent / path).resolve() if path else page
             where = f"{page.relative_to(ROOT)} -> {target}"
             if not file.exists():
-                if str(file.relative_to(ROOT)) not in PENDING:
-                    broken.append(where)
+                broken.append(where)
                 continue
             if anchor and file.suffix == ".md" and anchor not in _slugs(file.read_text()):
                 broken.append(where + " (no such heading)")

@@ -8,17 +8,19 @@ from typing import Any
 
 import pytest
 
-ROWS = pytest.StashKey[list[tuple[str, int, str, str]]]()
+from summary import Recorder, recorded
+
+KEY = "notification_row"
 
 
 @pytest.fixture
-def notification_rows(request: pytest.FixtureRequest) -> list[tuple[str, int, str, str]]:
+def notification_rows(request: pytest.FixtureRequest) -> Recorder:
     """Append (incident, notifications, alerts delivered, seconds to first)."""
-    return request.config.stash.setdefault(ROWS, [])
+    return Recorder(request, KEY)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    rows = sorted(config.stash.get(ROWS, []))
+    rows = sorted(tuple(row) for row in recorded(terminalreporter, KEY))
     if not rows:
         return
     header = ("incident", "notifications", "alerts delivered", "seconds to first")

@@ -25,6 +25,7 @@ import pytest
 from memorywatch.demo.pager import Pager
 from memorywatch.demo.run import EXPORTER_JOB, INCIDENTS, Demo, DemoConfig
 from memorywatch.diagnose.model import Report
+from summary import Recorder
 from webhook import Notification, Webhook
 
 LOOPBACK = "127.0.0.1"
@@ -185,7 +186,7 @@ def scenarios(
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(INCIDENTS))
 def test_incident_reaches_alertmanager(
-    name: str, scenarios: Scenarios, notification_rows: list[tuple[str, int, str, str]]
+    name: str, scenarios: Scenarios, notification_rows: Recorder
 ) -> None:
     incident = INCIDENTS[name]
     seen = scenarios.outcome(name)
@@ -265,9 +266,7 @@ def run_healthy(workdir: Path) -> Outcome:
 
 
 @pytest.mark.slow
-def test_healthy_fleet_pages_nobody(
-    scenarios: Scenarios, notification_rows: list[tuple[str, int, str, str]]
-) -> None:
+def test_healthy_fleet_pages_nobody(scenarios: Scenarios, notification_rows: Recorder) -> None:
     seen = scenarios.outcome(HEALTHY)
     notification_rows.append(seen.row)
     print(seen.row)

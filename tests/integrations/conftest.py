@@ -10,18 +10,19 @@ import pytest
 # The shared Redis fixtures (a server per module, raw client, namespace, state, spans):
 # registered by being names of this conftest module.
 from redis_fixtures import metric_reader, namespace, raw, server, spans, state  # noqa: F401
+from summary import Recorder, recorded
 
-REPORTS = pytest.StashKey[list[str]]()
+KEY = "conformance_report"
 
 
 @pytest.fixture
-def conformance_reports(request: pytest.FixtureRequest) -> list[str]:
+def conformance_reports(request: pytest.FixtureRequest) -> Recorder:
     """Append the text of a conformance report; printed in the terminal summary."""
-    return request.config.stash.setdefault(REPORTS, [])
+    return Recorder(request, KEY)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    reports = config.stash.get(REPORTS, [])
+    reports = recorded(terminalreporter, KEY)
     if not reports:
         return
     terminalreporter.section("LangGraph checkpoint conformance")

@@ -17,13 +17,14 @@ from langgraph.checkpoint.conformance.capabilities import BASE_CAPABILITIES
 from harness import RedisServer
 from memorywatch.agent.aio import AgentState
 from memorywatch.integrations.langgraph import AsyncAgentStateSaver
+from summary import Recorder
 
 pytestmark = pytest.mark.slow
 
 EXTENDED_SUPPORTED = {"copy_thread", "delete_for_runs", "prune"}
 
 
-def test_conformance_suite_passes(server: RedisServer, conformance_reports: list[str]) -> None:
+def test_conformance_suite_passes(server: RedisServer, conformance_reports: Recorder) -> None:
     namespace = f"lg{uuid.uuid4().hex[:8]}"
 
     @checkpointer_test(name="AsyncAgentStateSaver (memorywatch, Redis 7, no modules)")
