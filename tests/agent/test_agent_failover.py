@@ -35,6 +35,12 @@ from memorywatch.agent import AgentStateError, StateNotDurable, ToolInProgress, 
 
 HEALTHY_STEPS = 30
 FROZEN_SECONDS = 1.5
+FROZEN_BYTES = 4 * 1024 * 1024
+FROZEN_DEADLINE = 10.0
+"""While the replicas are frozen, calls go on for FROZEN_SECONDS and, unless they are refused
+(durable mode), until FROZEN_BYTES of history were acknowledged (at most FROZEN_DEADLINE): a
+loaded machine makes fewer calls in 1.5 s, and what fits in the frozen replica's socket
+buffers reaches it when it thaws, so nothing would be lost for the test to see."""
 RECOVERY_DEADLINE = 30.0
 STEPS_AFTER_RECOVERY = 20
 REPLICA_TIMEOUT = 0.5
@@ -121,9 +127,15 @@ async def chaos(c: Any, topo: Topology) -> Ledger:
         i += 1
 
     topo.freeze_replicas()
-    until = time.monotonic() + FROZEN_SECONDS
-    while time.monotonic() < until:
+    frozen_at, frozen_bytes = time.monotonic(), 0
+    while time.monotonic() - frozen_at < FROZEN_DEADLINE:
+        if time.monotonic() - frozen_at >= FROZEN_SECONDS and (
+            ledger.refused or frozen_bytes >= FROZEN_BYTES
+        ):
+            break
+        entries = len(ledger.acked_entries)
         ledger.acked_frozen += await step(c, i, ledger)
+        frozen_bytes += (len(ledger.acked_entries) - entries) * len(PAD)
         i += 1
 
     topo.kill_master()
