@@ -247,7 +247,10 @@ def test_a_new_pass_shows_its_figures_on_the_next_scrape() -> None:
         client.rpush("message_store:a", "m")
         fleet = exporter.app.fleet
         assert fleet is not None and isinstance(fleet.sampler, KeyspaceSampler)
-        first = fleet.sampler.wait_for_pass(0.0, timeout=20)
+        # a pass that began after the write: the one after the first to finish after it
+        seen = fleet.sampler.wait_for_pass(time.monotonic(), timeout=20)
+        assert seen is not None
+        first = fleet.sampler.wait_for_pass(seen.finished_at, timeout=20)
         assert first is not None
         history = {names.LABEL_PROFILE: "langchain", names.LABEL_KEY_CLASS: "history"}
         before = exporter.scrape()
