@@ -372,8 +372,10 @@ class KeyspaceSampler(BackgroundWorker):
         batch: int = DEFAULT_SAMPLE_BATCH,
         profiles: Sequence[Profile] = tuple(BUILTIN.values()),
         scripted: bool = True,
+        fallback: float = FALLBACK,
     ) -> None:
         super().__init__(client_factory, interval)
+        self._fallback = fallback
         self._walker = Walker(Classifier(namespace, profiles), scripted)
         self._rate = budget / interval
         self._period = interval
@@ -387,8 +389,8 @@ class KeyspaceSampler(BackgroundWorker):
         self._partial = Tally()
         self._pass_started: float | None = None
         self._due = 0.0
-        self._last_request = -FALLBACK
-        self._request_gap = FALLBACK
+        self._last_request = -fallback
+        self._request_gap = fallback
 
     @property
     def scripted(self) -> bool:
@@ -420,12 +422,12 @@ class KeyspaceSampler(BackgroundWorker):
 
     def _followed(self, now: float) -> bool:
         """Whether requests come often enough to carry the walk (then the thread sleeps)."""
-        return self._request_gap <= FOLLOW_GAP and now - self._last_request < FALLBACK
+        return self._request_gap <= FOLLOW_GAP and now - self._last_request < self._fallback
 
     def pause(self) -> float:
         now = time.monotonic()
         if self._followed(now):
-            return FALLBACK
+            return self._fallback
         return max(0.0, self._due - now)
 
     def after_request(self) -> None:
@@ -448,7 +450,7 @@ class KeyspaceSampler(BackgroundWorker):
             except Exception as exc:
                 self.on_error(exc)
                 self._drop_client()
-                self._last_request = -FALLBACK  # the thread takes over at its next wake
+                self._last_request = -self._fallback  # the thread takes over at its next wake
         finally:
             self._step_lock.release()
 
