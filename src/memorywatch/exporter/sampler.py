@@ -21,9 +21,12 @@ TYPE/PTTL/MEMORY USAGE classified in the exporter, said in one log line and by
 `memorywatch_keyspace_sampler_fallback{reason}`.
 
 Pacing. At most `budget` keys per `interval` seconds (default 51,000 per 30 s: 1,700 keys/s,
-a pass over 1M keys in 9.8 min), spread evenly: the thread wakes every `WAKE` (1 s) and runs
-the calls due back to back, each call one short step; a new pass starts at most once per
-`interval`, so a small keyspace is not walked in a loop. The keys walked are counted in
+a pass over 1M keys in 9.8 min), spread evenly: every `WAKE` (1 s) the calls due run back to
+back, each call one short step; a new pass starts at most once per `interval`, so a small
+keyspace is not walked in a loop. While HTTP requests come at least every `FOLLOW_GAP`
+seconds (Prometheus scraping a standalone Redis every second), the step runs in the handler
+thread right after it answered (`after_request`) and the sampler's own thread only checks
+every `FALLBACK` seconds that requests still come; otherwise that thread keeps the pace. The keys walked are counted in
 `memorywatch_keyspace_sampler_keys_walked_total`.
 
 Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, a shared 2-core
@@ -31,9 +34,10 @@ machine, docs/benchmarks-fleet-scale.md): ~1.5 us of Redis CPU for a key counted
 measured (SCAN's reply inside Lua and the classification), ~6.5 us for a measured one (~1 us
 per redis.call, MEMORY USAGE's own walk); on a keyspace mostly not agent memory that is
 2.7-3.4 us a key, 0.44-0.62 % of a core at 1,700 keys/s, 1.1-1.3 ms per call of 400 keys (a
-keyspace that is all agent memory: ~6.5 us a key, ~2.6 ms a call). 0.4-1 us of exporter CPU
-per key (one EVALSHA on a connection of its own per 400 keys, most of it the wake of a
-sleeping thread), against 27 us when every key came back to be classified in Python.
+keyspace that is all agent memory: ~6.5 us a key, ~2.6 ms a call). 0.5-0.6 us of exporter CPU
+per key with the steps following scrapes once a second (0.4-1 us on the sampler's own
+thread: one EVALSHA on a connection of its own per 400 keys, the first after a sleep costing
+~3x), against 27 us when every key came back to be classified in Python.
 
 MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
 profile claims may hold millions of members and are estimated from 64.
