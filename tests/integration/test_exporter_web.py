@@ -397,3 +397,56 @@ def test_stalled_tls_handshakes_do_not_keep_a_tls_scrape_out(
         for sock in sockets:
             sock.close()
         exporter.stop()
+
+
+def _exchange(sock: socket.socket, head: bytes) -> int | None:
+    """Send one request head, read its whole answer; its status code (None: closed unanswered)."""
+    sock.settimeout(10)
+    sock.sendall(head)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk and not data:
+            return None
+        assert chunk, f"closed mid-answer to {head!r}"
+        data += chunk
+    top, _, body = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    while len(body) < int(fields.get("Content-Length", "0")):
+        chunk = sock.recv(65536)
+        assert chunk, "closed mid-body"
+        body += chunk
+    return int(lines[0].split()[1])
+
+
+def test_request_heads_of_every_shape_are_read_as_http_says(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    """Plain heads take the exporter's own parser, others the standard library's: either way
+    header names are case-blind, the version and Connection decide keep-alive, and a
+    folded header is read as before."""
+    web = _web_config(tmp_path, f"basic_auth_users:\n  prometheus: {_hash()}\n")
+    exporter = _start(server, web)
+    token = _auth("prometheus", PASSWORD)["Authorization"].encode()
+    cases: list[tuple[bytes, int | None, bool]] = [  # head, status, kept open after it
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nauthorization: " + token + b"\r\n\r\n", 200, True),
+        (b"GET /healthz HTTP/1.1\r\nAUTHORIZATION: " + token + b"\r\nConnection: close\r\n\r\n", 200, False),
+        (b"GET /healthz HTTP/1.0\r\nAuthorization: " + token + b"\r\n\r\n", 200, False),
+        (b"GET /healthz HTTP/1.0\r\nAuthorization:" + token + b"\r\nConnection: Keep-Alive\r\n\r\n", 200, True),
+        (b"GET /healthz HTTP/1.1\r\nX-Folded: a\r\n b\r\nAuthorization: " + token + b"\r\n\r\n", 200, True),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 401, True),
+        (b"GET /healthz HTTP/1.1\r\nAuthorization: Basic bm9ib2R5Om5vbmU=\r\n\r\n", 401, True),
+        (b"GET  /healthz  HTTP/1.1\r\nAuthorization: " + token + b"\r\n\r\n", 200, True),
+    ]  # fmt: skip
+    try:
+        for head, status, kept in cases:
+            with socket.create_connection((LOOPBACK, exporter.port), timeout=10) as sock:
+                assert _exchange(sock, head) == status, head
+                if kept:  # the same connection answers a second request
+                    again = b"GET /healthz HTTP/1.1\r\nAuthorization: " + token + b"\r\n\r\n"
+                    assert _exchange(sock, again) == 200, head
+                else:
+                    assert _closed_later(sock), head
+    finally:
+        exporter.stop()

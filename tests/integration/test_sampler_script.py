@@ -188,6 +188,54 @@ def test_a_pass_is_paced_by_the_budget() -> None:
         assert stats["cmdstat_evalsha"]["calls"] >= 3 * 600 / 150  # small steps, not one call
 
 
+@pytest.mark.slow
+def test_requests_carry_the_walk_at_its_pace_and_the_thread_takes_over_when_they_stop() -> None:
+    """While requests come (here every 0.25 s) the steps run in the requesting thread after
+    each answer, at the budget's pace, and the sampler's own thread does not walk; once they
+    stop, the thread walks again within its fallback delay."""
+    with redis_server() as server:
+        server.client().execute_command("DEBUG", "POPULATE", "20000")
+        rate = 200.0  # keys per second: 2,000 per 10 s, steps of 200 keys
+        sampler = KeyspaceSampler(
+            server.client, "mw", interval=10, budget=2000, batch=100, fallback=0.6
+        )
+        walkers: set[str] = set()
+        step = sampler._walk  # wrapped, to see which thread walks
+
+        def walk(client: redis.Redis) -> int:
+            walkers.add(threading.current_thread().name)
+            return step(client)
+
+        sampler._walk = walk  # type: ignore[method-assign]
+        sampler.start()
+        try:
+            assert wait_until_walked(sampler, 1, 5)  # the thread's first step, its client
+            walkers.clear()
+            start, started = sampler.walked(), time.monotonic()
+            for _ in range(12):
+                sampler.after_request()
+                time.sleep(0.25)
+            elapsed = time.monotonic() - started
+            carried = sampler.walked() - start
+            assert walkers == {threading.current_thread().name}, walkers
+            assert rate * elapsed - 400 <= carried <= rate * elapsed + 400, (carried, elapsed)
+            walkers.clear()
+            before = sampler.walked()
+            assert wait_until_walked(sampler, before + 200, 3)  # no requests: the thread walks
+            assert walkers == {sampler.name}, walkers
+        finally:
+            sampler.stop()
+
+
+def wait_until_walked(sampler: KeyspaceSampler, keys: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sampler.walked() >= keys:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def test_the_script_is_read_only_and_short_per_call(mixed: RedisServer) -> None:
     client = mixed.client()
     before = int(client.info("persistence")["rdb_changes_since_last_save"])

@@ -25,6 +25,10 @@ class BackgroundWorker:
         self._factory = client_factory
         self._interval = interval
         self._stop = threading.Event()
+        self._client: redis.Redis | None = None
+        self._step_lock = threading.Lock()
+        """Held around a step and the client's replacement: a step may also run in another
+        thread (`KeyspaceSampler.after_request`), never two at once."""
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def start(self) -> BackgroundWorker:
@@ -52,19 +56,23 @@ class BackgroundWorker:
         log.warning("%s: %s: %s", self.name, type(exc).__name__, exc)
 
     def _run(self) -> None:
-        client: redis.Redis | None = None
         while not self._stop.is_set():
             wait = self._interval
-            try:
-                if client is None:
-                    client = self._factory()
-                self.step(client)
-                wait = self.pause()
-            except Exception as exc:  # a background worker must outlive any failure
-                self.on_error(exc)
-                if client is not None:
-                    client.close()
-                client = None
+            with self._step_lock:
+                try:
+                    if self._client is None:
+                        self._client = self._factory()
+                    self.step(self._client)
+                    wait = self.pause()
+                except Exception as exc:  # a background worker must outlive any failure
+                    self.on_error(exc)
+                    self._drop_client()
             self._stop.wait(wait)
-        if client is not None:
-            client.close()
+        with self._step_lock:
+            self._drop_client()
+
+    def _drop_client(self) -> None:
+        """Close the client (the caller holds `_step_lock`); the next step makes another."""
+        if self._client is not None:
+            self._client.close()
+        self._client = None

@@ -21,9 +21,12 @@ TYPE/PTTL/MEMORY USAGE classified in the exporter, said in one log line and by
 `memorywatch_keyspace_sampler_fallback{reason}`.
 
 Pacing. At most `budget` keys per `interval` seconds (default 51,000 per 30 s: 1,700 keys/s,
-a pass over 1M keys in 9.8 min), spread evenly: the thread wakes every `WAKE` (1 s) and runs
-the calls due back to back, each call one short step; a new pass starts at most once per
-`interval`, so a small keyspace is not walked in a loop. The keys walked are counted in
+a pass over 1M keys in 9.8 min), spread evenly: every `WAKE` (1 s) the calls due run back to
+back, each call one short step; a new pass starts at most once per `interval`, so a small
+keyspace is not walked in a loop. While HTTP requests come at least every `FOLLOW_GAP`
+seconds (Prometheus scraping a standalone Redis every second), the step runs in the handler
+thread right after it answered (`after_request`) and the sampler's own thread only checks
+every `FALLBACK` seconds that requests still come; otherwise that thread keeps the pace. The keys walked are counted in
 `memorywatch_keyspace_sampler_keys_walked_total`.
 
 Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, a shared 2-core
@@ -31,9 +34,10 @@ machine, docs/benchmarks-fleet-scale.md): ~1.5 us of Redis CPU for a key counted
 measured (SCAN's reply inside Lua and the classification), ~6.5 us for a measured one (~1 us
 per redis.call, MEMORY USAGE's own walk); on a keyspace mostly not agent memory that is
 2.7-3.4 us a key, 0.44-0.62 % of a core at 1,700 keys/s, 1.1-1.3 ms per call of 400 keys (a
-keyspace that is all agent memory: ~6.5 us a key, ~2.6 ms a call). 0.4-1 us of exporter CPU
-per key (one EVALSHA on a connection of its own per 400 keys, most of it the wake of a
-sleeping thread), against 27 us when every key came back to be classified in Python.
+keyspace that is all agent memory: ~6.5 us a key, ~2.6 ms a call). 0.5-0.6 us of exporter CPU
+per key with the steps following scrapes once a second (0.4-1 us on the sampler's own
+thread: one EVALSHA on a connection of its own per 400 keys, the first after a sleep costing
+~3x), against 27 us when every key came back to be classified in Python.
 
 MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
 profile claims may hold millions of members and are estimated from 64.
@@ -169,6 +173,17 @@ SCRIPT_BODY: Final = (
 of the classifier are prepended once per classifier as constant tables (`ScriptPlan`)."""
 WAKE: Final = 1.0
 """Seconds between the sampler's wakes: each runs the script calls due since the last."""
+FOLLOW_GAP: Final = 1.5 * WAKE
+"""Requests at most this far apart carry the sampler's steps (`after_request`): its own
+thread then sleeps instead of waking every `WAKE`."""
+FALLBACK: Final = 5.0
+"""Seconds without a request after which the sampler's own thread paces the walk again; at
+most this many seconds of the walk are lost each time requests stop coming."""
+EARLY: Final = WAKE
+"""A request may run a step up to this many seconds before it is due, and a step may be this
+far behind without losing the keys owed: requests a hair slower or quicker than `WAKE` (or
+steps of a few more keys than a second's worth) then neither skip nor drop a step, and the
+walk keeps its pace (`_due` still bounds it)."""
 TRANSIENT: Final = ("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 """Errors that say Redis cannot run a script right now, not that it never will."""
 
@@ -361,8 +376,10 @@ class KeyspaceSampler(BackgroundWorker):
         batch: int = DEFAULT_SAMPLE_BATCH,
         profiles: Sequence[Profile] = tuple(BUILTIN.values()),
         scripted: bool = True,
+        fallback: float = FALLBACK,
     ) -> None:
         super().__init__(client_factory, interval)
+        self._fallback = fallback
         self._walker = Walker(Classifier(namespace, profiles), scripted)
         self._rate = budget / interval
         self._period = interval
@@ -376,6 +393,8 @@ class KeyspaceSampler(BackgroundWorker):
         self._partial = Tally()
         self._pass_started: float | None = None
         self._due = 0.0
+        self._last_request = -fallback
+        self._request_gap = fallback
 
     @property
     def scripted(self) -> bool:
@@ -405,16 +424,53 @@ class KeyspaceSampler(BackgroundWorker):
                 self._done.wait(remaining)
             return self._result
 
+    def _followed(self, now: float) -> bool:
+        """Whether requests come often enough to carry the walk (then the thread sleeps)."""
+        return self._request_gap <= FOLLOW_GAP and now - self._last_request < self._fallback
+
     def pause(self) -> float:
-        return max(0.0, self._due - time.monotonic())
+        now = time.monotonic()
+        if self._followed(now):
+            return self._fallback
+        return max(0.0, self._due - now)
+
+    def after_request(self) -> None:
+        """Run the step due, if any, in the calling thread (the HTTP handler's, right after
+        it answered): a thread woken by its own timer costs the exporter ~4x per call what a
+        thread already running does, so while requests come at least every `FOLLOW_GAP`
+        seconds they carry the walk and the sampler's thread only checks every `FALLBACK`
+        seconds that they still come. Never blocks: a step already running is left alone."""
+        now = time.monotonic()
+        self._request_gap, self._last_request = now - self._last_request, now
+        if now < self._due - EARLY or self.stopping:
+            return
+        if not self._step_lock.acquire(blocking=False):
+            return
+        try:
+            if self._client is None:
+                return  # the thread makes the client (after a failure, at its next wake)
+            try:
+                self._walk_due(self._client, now, owed=EARLY)
+            except Exception as exc:
+                self.on_error(exc)
+                self._drop_client()
+                self._last_request = -self._fallback  # the thread takes over at its next wake
+        finally:
+            self._step_lock.release()
 
     def step(self, client: redis.Redis) -> None:
+        now = time.monotonic()
+        if self._followed(now):
+            return  # requests carry the walk
+        self._walk_due(client, now, owed=0.0)
+
+    def _walk_due(self, client: redis.Redis, now: float, owed: float) -> None:
         """The script calls due since the last wake (`WAKE` seconds of the budget, each call
         one short SCAN COUNT `batch` step), then the pause that keeps the walk at `budget /
         interval` keys per second. Waking once a second, not per call, is what keeps the
         exporter's cost per key low: a call on a thread that just woke costs it ~3x a call
-        right after another."""
-        now = time.monotonic()
+        right after another. Up to `owed` seconds of the walk left behind are kept owed (the
+        thread wakes when due, so it owes none; a request may come a hair late)."""
         if self._pass_started is None:
             self._pass_started = now
         due = max(self._batch, int(self._rate * WAKE))
@@ -423,7 +479,7 @@ class KeyspaceSampler(BackgroundWorker):
             walked += max(self._walk(client), 1)
             if self._cursor == 0:
                 break
-        self._due = max(self._due, now) + walked / self._rate
+        self._due = max(self._due, now - owed) + walked / self._rate
         if self._cursor == 0:
             self._due = max(self._due, self._pass_started + self._period)
             self._pass_started = None

@@ -19,7 +19,7 @@ from memorywatch.exporter.collectors.fleet.render import add_fleet_families
 from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.fleet_options import FleetOptions
 from memorywatch.exporter.profiles import MEMORYWATCH, Slot
-from memorywatch.exporter.sampler import SampleResult
+from memorywatch.exporter.sampler import KeyspaceSampler, SampleResult
 
 log = logging.getLogger("memorywatch.exporter")
 
@@ -86,6 +86,12 @@ class Fleet:
     def stop(self) -> None:
         for worker in self._workers():
             worker.stop()
+
+    def after_request(self) -> None:
+        """The sampler's step due, in the calling thread (a standalone primary's sampler; a
+        Cluster's samplers keep their own threads)."""
+        if isinstance(self.sampler, KeyspaceSampler):
+            self.sampler.after_request()
 
     def _say_version(self, snap: FleetSnapshot) -> None:
         """One log line when the schema version turns foreign, not one per scrape."""
