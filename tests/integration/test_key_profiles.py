@@ -383,7 +383,9 @@ def test_primary_workers_follow_a_changed_set_of_primaries_and_keep_counts() -> 
             before = workers.counts()[("langchain", "history")]
             current[:] = [(LOOPBACK, second.port)]
             wait_until(lambda: workers.nodes == current and workers.live, 10, what="moved")
-            assert workers.counts()[("langchain", "history")] == before  # kept, not reset
+            # kept, not reset (Redis may still evict a few on the old node after `before`:
+            # eviction goes on in its cron until memory is under the limit)
+            assert workers.counts()[("langchain", "history")] >= before
             on_second = evict(second)
             wait_until(
                 lambda: workers.counts()[("langchain", "history")] >= before + on_second * 0.9,
