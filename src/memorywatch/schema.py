@@ -516,9 +516,10 @@ class Schema:
 
     def pool_index(self, instance_id: str) -> str:
         """Hash of the instance's shard: field = instance id, value = `POOL_ENTRY_FORMAT`
-        (the heartbeat's figures, packed) + the id, so the exporter aggregates a shard's pools with
-        one HGETALL instead of one read per instance. Bound and TTL as the instances index:
-        fields leave with their index member, 4 x heartbeat TTL after the last beat."""
+        (the heartbeat's figures, packed) + the id: the figures the heartbeat takes back out of
+        the shard's `pool_aggregate_keys` when the instance beats again or dies, and what
+        diagnose walks. Bound and TTL as the instances index: fields leave with their index
+        member, 4 x heartbeat TTL after the last beat."""
         return self.prefix(self.shard(instance_id)) + "pool"
 
     def probe(self, instance_id: str) -> str:
