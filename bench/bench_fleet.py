@@ -38,6 +38,7 @@ import redis
 import memorywatch
 from harness import LOOPBACK, ExporterProcess, RedisServer, free_port, stop_pid, wait_until
 from memorywatch import schema
+from memorywatch.agent._values import script_text
 from memorywatch.exporter.collectors.fleet import LabelBudget, add_fleet_families, read_fleet
 from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.fleet_options import FleetOptions
@@ -450,28 +451,28 @@ def fill(port: int, layout: schema.Schema, plan: FillPlan) -> FillResult:
 
 
 def heartbeats(conn: redis.Redis, layout: schema.Schema, instances: Sequence[str]) -> None:
-    """What each live agent's heartbeat.lua writes; refreshed right before the scrapes."""
-    seconds, micros = conn.time()
-    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    """Each live agent's beat, through the SDK's own heartbeat.lua; refreshed right before
+    the scrapes."""
+    script = script_text("heartbeat")
     pipe = conn.pipeline(transaction=False)
     for n, instance in enumerate(instances):
-        key = layout.heartbeat(instance)
-        pipe.hset(
-            key,
-            mapping={
-                "ready": 0 if n == 0 else 1,
-                "pool_in_use": n % 7,
-                "pool_max": 20,
-                "pool_pending": 0,
-                "pool_timeouts": n % 3,
-                "sdk_version": memorywatch.__version__,
-                "schema_version": schema.SCHEMA_VERSION,
-                "ts_ms": now_ms,
-            },
-        )
-        pipe.pexpire(key, HEARTBEAT_PX)
-        pipe.zadd(layout.instances_index(instance), {instance: now_ms})
-        pipe.pexpire(layout.instances_index(instance), 4 * HEARTBEAT_PX)
+        keys = [
+            layout.heartbeat(instance),
+            layout.instances_index(instance),
+            layout.pool_index(instance),
+            *layout.pool_aggregate_keys(instance),
+        ]
+        fields = {
+            "ready": 0 if n == 0 else 1,
+            "pool_in_use": n % 7,
+            "pool_max": 20,
+            "pool_pending": 0,
+            "pool_timeouts": n % 3,
+            "sdk_version": memorywatch.__version__,
+            "schema_version": schema.SCHEMA_VERSION,
+        }
+        pairs = [x for pair in fields.items() for x in pair]
+        pipe.eval(script, len(keys), *keys, instance, HEARTBEAT_PX, *pairs)
     pipe.execute()
 
 

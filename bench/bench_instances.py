@@ -1,9 +1,9 @@
 """Benchmark the scrape of `memorywatch exporter` at 100 and 10,000 heartbeating agent instances.
 
 Not a test: it starts a redis-server on a free loopback port, writes N heartbeats in the layout
-of `memorywatch.schema` (as the SDK's heartbeat script does: hash with a TTL, instances index),
-and the pool hash entry the heartbeat script packs), then scrapes `memorywatch exporter` and, as the peer against the same Redis in the same run,
-Debian's prometheus-redis-exporter. It prints scrape p50/p99, samples per scrape (which must
+of `memorywatch.schema` through the SDK's own heartbeat script (hash with a TTL, instances
+index, pool hash entry and the shard's pool aggregates), then scrapes `memorywatch exporter`
+and, as the peer against the same Redis in the same run, Debian's prometheus-redis-exporter. It prints scrape p50/p99, samples per scrape (which must
 not depend on N), the Redis time the pool script costs per scrape, and for comparison the
 per-instance read this replaced (one HGETALL per live instance, pipelined). Every process it
 starts is stopped by its pid. Exits 1 if the samples differ between the sizes or p99 at the
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import struct
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import redis
 from bench_exporter import Scraper, peer_version, start_peer
 from harness import ExporterProcess, redis_server, wait_until
 from memorywatch import schema
+from memorywatch.agent._values import script_text
 
 WARMUP = 10
 HEARTBEAT_PX = 600_000
@@ -53,33 +53,27 @@ def write_fleet(client: redis.Redis, n: int) -> None:
             schema.SCHEMA_FIELD_SHARDS: schema.STANDALONE_SHARDS,
         },
     )
-    seconds, micros = client.time()
-    now_ms = seconds * 1000 + micros // 1000
+    heartbeat = script_text("heartbeat")
     pipe = client.pipeline(transaction=False)
     for i in range(n):
         instance = f"agent-7f9c{i:06d}-x2k4q"  # a pod-like name
-        key = layout.heartbeat(instance)
-        pipe.hset(
-            key,
-            mapping={
-                schema.HEARTBEAT_READY: int(i % 9 != 0),
-                schema.HEARTBEAT_POOL_IN_USE: (i * 7) % 21,
-                schema.HEARTBEAT_POOL_MAX: 20,
-                schema.HEARTBEAT_POOL_PENDING: 0,
-                schema.HEARTBEAT_POOL_TIMEOUTS: int(i % 13 == 0),
-                schema.HEARTBEAT_SDK_VERSION: "bench",
-                schema.HEARTBEAT_SCHEMA_VERSION: schema.SCHEMA_VERSION,
-                schema.HEARTBEAT_TS_MS: now_ms,
-            },
-        )
-        pipe.pexpire(key, HEARTBEAT_PX)
-        pipe.zadd(layout.instances_index(instance), {instance: now_ms})
-        entry = (now_ms, HEARTBEAT_PX, int(i % 9 != 0), (i * 7) % 21, 20, int(i % 13 == 0))
-        pipe.hset(
+        keys = [
+            layout.heartbeat(instance),
+            layout.instances_index(instance),
             layout.pool_index(instance),
-            instance,
-            struct.pack(schema.POOL_ENTRY_FORMAT, *entry) + instance.encode(),
-        )
+            *layout.pool_aggregate_keys(instance),
+        ]
+        fields = {
+            schema.HEARTBEAT_READY: int(i % 9 != 0),
+            schema.HEARTBEAT_POOL_IN_USE: (i * 7) % 21,
+            schema.HEARTBEAT_POOL_MAX: 20,
+            schema.HEARTBEAT_POOL_PENDING: 0,
+            schema.HEARTBEAT_POOL_TIMEOUTS: int(i % 13 == 0),
+            schema.HEARTBEAT_SDK_VERSION: "bench",
+            schema.HEARTBEAT_SCHEMA_VERSION: schema.SCHEMA_VERSION,
+        }
+        pairs = [x for pair in fields.items() for x in pair]
+        pipe.eval(heartbeat, len(keys), *keys, instance, HEARTBEAT_PX, *pairs)
         if i % 1000 == 999:
             pipe.execute()
     pipe.execute()

@@ -130,6 +130,27 @@ POOL_ENTRY_FORMAT: Final = ">ddBddd"
 the instance id: heartbeat ms, TTL ms, ready (0/1), pool in use, pool max, pool timeouts (-1:
 not reported). Packed, not text: the exporter's script unpacks 10,000 of them per scrape, and
 struct.unpack is the cheapest parse Lua has; the id in the value lets it read HVALS alone."""
+POOL_AGGREGATE_KINDS: Final = ("pool_live", "pool_use", "pool_sums")
+"""Per shard, kept by the heartbeat script next to ``pool`` (docs/schema.md, *Heartbeats*):
+``pool_live`` zset id -> expiry ms (heartbeat ms + TTL) of the instances counted in the
+aggregates; ``pool_use`` zset id -> minus the pool use ratio (ZRANGE 0 K-1: the K most used,
+ties by id); ``pool_sums`` hash of the counted instances' figures (`POOL_SUM_FIELDS` and one
+`pool_bucket_field` per bucket)."""
+POOL_USE_BUCKETS: Final[tuple[float, ...]] = (0.25, 0.5, 0.75, 0.9, 1.0)
+"""Upper bounds of the pool-use distribution over instances (used / max); +Inf is implied
+(an instance can report more in use than its max while a pool resizes). heartbeat.lua holds
+the same bounds (a test compares them)."""
+POOL_SUM_FIELDS: Final = ("ready", "not_ready", "reporting", "ratio_ppm", "timeouts", "hit")
+"""``pool_sums`` fields: instances ready / not ready, reporting both pool figures, the sum of
+their use ratios in millionths, the sum of their timeout counters, how many report timeouts."""
+
+
+def pool_bucket_field(bound: float | None) -> str:
+    """The ``pool_sums`` field counting instances in the bucket ending at ``bound`` (not
+    cumulative; None: above the last bound)."""
+    return "le_+Inf" if bound is None else f"le_{bound:g}"
+
+
 HEARTBEAT_FIELDS: Final = (
     HEARTBEAT_READY,
     HEARTBEAT_POOL_IN_USE,
@@ -325,6 +346,9 @@ SHARD_KEYS: Final[dict[str, KeyKind]] = {
     "sessions": KeyKind(KEY_CLASS_OTHER, "zset", False),
     "instances": KeyKind(KEY_CLASS_OTHER, "zset", False),
     "pool": KeyKind(KEY_CLASS_OTHER, "hash", False),
+    "pool_live": KeyKind(KEY_CLASS_OTHER, "zset", False),
+    "pool_use": KeyKind(KEY_CLASS_OTHER, "zset", False),
+    "pool_sums": KeyKind(KEY_CLASS_OTHER, "hash", False),
     "fence": KeyKind(KEY_CLASS_LOCK, "string", False),
 }
 """``{ns}:{N}:<kind>``: one per shard."""
@@ -492,9 +516,10 @@ class Schema:
 
     def pool_index(self, instance_id: str) -> str:
         """Hash of the instance's shard: field = instance id, value = `POOL_ENTRY_FORMAT`
-        (the heartbeat's figures, packed) + the id, so the exporter aggregates a shard's pools with
-        one HGETALL instead of one read per instance. Bound and TTL as the instances index:
-        fields leave with their index member, 4 x heartbeat TTL after the last beat."""
+        (the heartbeat's figures, packed) + the id: the figures the heartbeat takes back out of
+        the shard's `pool_aggregate_keys` when the instance beats again or dies, and what
+        diagnose walks. Bound and TTL as the instances index: fields leave with their index
+        member, 4 x heartbeat TTL after the last beat."""
         return self.prefix(self.shard(instance_id)) + "pool"
 
     def probe(self, instance_id: str) -> str:
@@ -531,6 +556,17 @@ class Schema:
 
     def pool_keys(self) -> list[str]:
         return [f"{p}pool" for p in self._prefixes]
+
+    def pool_aggregate_keys(self, instance_id: str) -> list[str]:
+        """The instance's shard's ``pool_live``, ``pool_use`` and ``pool_sums`` (see
+        `POOL_AGGREGATE_KINDS`): what the heartbeat keeps so a scrape does not walk the pool
+        hash."""
+        prefix = self.prefix(self.shard(instance_id))
+        return [prefix + kind for kind in POOL_AGGREGATE_KINDS]
+
+    def pool_aggregate_keys_by_shard(self) -> list[list[str]]:
+        """`pool_aggregate_keys` of every shard."""
+        return [[p + kind for kind in POOL_AGGREGATE_KINDS] for p in self._prefixes]
 
     def heartbeat_prefixes(self) -> list[str]:
         """``{ns}:{N}:inst:`` per shard: prefix + instance id is the instance's heartbeat."""

@@ -5,7 +5,7 @@ script writes them) so a test of 300 instances takes a fraction of a second."""
 
 from __future__ import annotations
 
-import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +15,12 @@ import redis
 
 from harness import RedisServer, redis_server
 from memorywatch import names, schema
-from memorywatch.exporter.collectors.fleet.read import POOL_USE_BUCKETS, read_fleet
+from memorywatch.agent._values import script_text
+from memorywatch.exporter.collectors.fleet.read import (
+    POOL_DISCOUNT_MAX,
+    POOL_USE_BUCKETS,
+    read_fleet,
+)
 from memorywatch.exporter.fleet_options import FleetOptions
 from metrics import InProcessExporter, Scrape
 
@@ -41,32 +46,35 @@ def fleet_of(n: int) -> list[Beat]:
     return beats
 
 
-def write_heartbeats(client: redis.Redis, beats: list[Beat], namespace: str) -> None:
-    """HSET + PEXPIRE of each heartbeat hash and ZADD to the instances index, as heartbeat.lua;
-    the packed pool entry for every other instance only, as an SDK older than the pool hash
-    writes none (a rolling upgrade): the exporter reads those from their heartbeat hash."""
+HEARTBEAT = script_text("heartbeat")
+
+
+def beat_args(layout: schema.Schema, beat: Beat, ttl_ms: int) -> list[Any]:
+    """KEYS and ARGV of the SDK's heartbeat script (as `_health.heartbeat` passes them)."""
+    keys = [
+        layout.heartbeat(beat.instance_id),
+        layout.instances_index(beat.instance_id),
+        layout.pool_index(beat.instance_id),
+        *layout.pool_aggregate_keys(beat.instance_id),
+    ]
+    fields = {
+        schema.HEARTBEAT_READY: int(beat.ready),
+        schema.HEARTBEAT_POOL_IN_USE: beat.in_use,
+        schema.HEARTBEAT_POOL_MAX: beat.pool_max,
+        schema.HEARTBEAT_POOL_TIMEOUTS: beat.timeouts,
+    }
+    return [len(keys), *keys, beat.instance_id, ttl_ms, *(x for f in fields.items() for x in f)]
+
+
+def write_heartbeats(
+    client: redis.Redis, beats: list[Beat], namespace: str, ttl_ms: int = 60_000
+) -> None:
+    """Each beat through the SDK's own heartbeat script (pipelined, so 300 take a fraction of
+    a second)."""
     layout = schema.Schema(namespace, schema.STANDALONE_SHARDS)
-    seconds, micros = client.time()
-    now_ms = seconds * 1000 + micros // 1000
     pipe = client.pipeline(transaction=False)
     for beat in beats:
-        key = layout.heartbeat(beat.instance_id)
-        pipe.hset(
-            key,
-            mapping={
-                schema.HEARTBEAT_READY: int(beat.ready),
-                schema.HEARTBEAT_POOL_IN_USE: beat.in_use,
-                schema.HEARTBEAT_POOL_MAX: beat.pool_max,
-                schema.HEARTBEAT_POOL_TIMEOUTS: beat.timeouts,
-                schema.HEARTBEAT_TS_MS: now_ms,
-            },
-        )
-        pipe.pexpire(key, 60_000)
-        pipe.zadd(layout.instances_index(beat.instance_id), {beat.instance_id: now_ms})
-        if int(beat.instance_id[-1]) % 2 == 0:
-            entry = (now_ms, 60_000, int(beat.ready), beat.in_use, beat.pool_max, beat.timeouts)
-            packed = struct.pack(schema.POOL_ENTRY_FORMAT, *entry) + beat.instance_id.encode()
-            pipe.hset(layout.pool_index(beat.instance_id), beat.instance_id, packed)
+        pipe.eval(HEARTBEAT, *beat_args(layout, beat, ttl_ms))
     pipe.execute()
 
 
@@ -146,21 +154,77 @@ def test_top_instances_zero_publishes_no_instance(server: RedisServer) -> None:
     assert result.value(names.AGENT_POOL_USE_INSTANCES, le="+Inf") == 50
 
 
-def test_a_dead_instance_is_neither_counted_nor_live(server: RedisServer) -> None:
-    beats = _fleet(server, 20, "dead")
-    client = server.client()
-    layout = schema.Schema("dead", schema.STANDALONE_SHARDS)
-    client.delete(layout.heartbeat(beats[3].instance_id))  # its hash expired, index remains
-    # one of the new SDK: its pool entry says its heartbeat expired a second ago
-    seconds, micros = client.time()
-    stale = (seconds * 1000 + micros // 1000 - 16_000, 15_000, 1, 1, 50, 0)
-    packed = struct.pack(schema.POOL_ENTRY_FORMAT, *stale) + beats[4].instance_id.encode()
-    client.hset(layout.pool_index(beats[4].instance_id), beats[4].instance_id, packed)
-    result = scrape(server, "dead")
-    live = result.value(names.AGENT_INSTANCES, state="ready") + result.value(
+def live_count(result: Scrape) -> float:
+    return result.value(names.AGENT_INSTANCES, state="ready") + result.value(
         names.AGENT_INSTANCES, state="not_ready"
     )
-    assert live == 18
+
+
+def test_an_instance_that_dies_without_a_word_leaves_the_aggregates(server: RedisServer) -> None:
+    """Instances come, change bucket, and one stops beating: after its TTL it is neither
+    counted, nor in a bucket, nor among the most used, whether or not a heartbeat of the
+    shard has pruned it yet; and a bucket change moves it instead of counting it twice."""
+    beats = _fleet(server, 20, "dead")
+    client = server.client()
+    worst = Beat("pod-0000-dying", True, 50, 50, 7)  # at 100 %, first of the ties by id
+    write_heartbeats(client, [worst], "dead", ttl_ms=300)
+    before = scrape(server, "dead", top_instances=1)
+    assert live_count(before) == 21
+    assert {s.labels[names.LABEL_INSTANCE_ID] for s in _instance_labelled(before)} == {
+        "pod-0000-dying"
+    }
+    moved = Beat(beats[0].instance_id, beats[0].ready, 1, 50, beats[0].timeouts)
+    write_heartbeats(client, [moved], "dead")  # from 0 % to 2 %: same bucket; then to 60 %
+    write_heartbeats(client, [Beat(moved.instance_id, moved.ready, 30, 50, 0)], "dead")
+    time.sleep(0.4)  # pod-dying's heartbeat expires; nobody has beaten since
+    beats[0] = Beat(moved.instance_id, moved.ready, 30, 50, 0)
+    for pruned in (False, True):
+        if pruned:  # a later heartbeat of the shard takes it out of the kept aggregates
+            write_heartbeats(client, [beats[1]], "dead")
+        result = scrape(server, "dead", top_instances=3)
+        assert live_count(result) == 20
+        ratios = [b.in_use / b.pool_max for b in beats]
+        for le in POOL_USE_BUCKETS:
+            assert result.value(names.AGENT_POOL_USE_INSTANCES, le=f"{le:g}") == sum(
+                r <= le for r in ratios
+            )
+        assert result.value(names.AGENT_POOL_USE_MAX) == max(ratios)
+        assert result.value(names.AGENT_POOL_TIMEOUTS_REPORTED) == sum(b.timeouts for b in beats)
+        top = [s.labels[names.LABEL_INSTANCE_ID] for s in _instance_labelled(result)]
+        assert "pod-0000-dying" not in top and len(top) == 3
+    layout = schema.Schema("dead", schema.STANDALONE_SHARDS)
+    live_key, use_key, _ = layout.pool_aggregate_keys("pod-0000-dying")
+    assert client.zscore(live_key, "pod-0000-dying") is None
+    assert client.zscore(use_key, "pod-0000-dying") is None
+
+
+def test_more_expired_than_the_discount_falls_back_to_the_walk(server: RedisServer) -> None:
+    """Half a fleet gone at once, more than a scrape discounts: the walk still answers."""
+    _fleet(server, 10, "mass")
+    gone = [Beat(f"gone-{i:04d}", True, 50, 50, 1) for i in range(POOL_DISCOUNT_MAX + 5)]
+    write_heartbeats(server.client(), gone, "mass", ttl_ms=200)
+    time.sleep(0.3)
+    result = scrape(server, "mass", top_instances=3)
+    assert live_count(result) == 10
+    assert result.value(names.AGENT_POOL_TIMEOUTS_REPORTED) == sum(b.timeouts for b in fleet_of(10))
+    assert not any(
+        s.labels[names.LABEL_INSTANCE_ID].startswith("gone-") for s in _instance_labelled(result)
+    )
+
+
+def test_every_pool_key_is_bounded_and_expires(server: RedisServer) -> None:
+    """The aggregates keep a fixed set of fields, one member per live instance, and a TTL."""
+    _fleet(server, 30, "bound")
+    client = server.client()
+    layout = schema.Schema("bound", schema.STANDALONE_SHARDS)
+    live_key, use_key, sums_key = layout.pool_aggregate_keys("pod-0000")
+    assert client.zcard(live_key) == client.zcard(use_key) == 30
+    expected = set(schema.POOL_SUM_FIELDS) | {
+        schema.pool_bucket_field(b) for b in (*POOL_USE_BUCKETS, None)
+    }
+    assert set(client.hkeys(sums_key)) <= expected
+    for key in (live_key, use_key, sums_key, layout.pool_keys()[0]):
+        assert 0 < client.pttl(key) <= 4 * 60_000
 
 
 def test_diagnose_reads_each_live_instance(server: RedisServer) -> None:

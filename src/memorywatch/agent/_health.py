@@ -78,6 +78,7 @@ def heartbeat(core: Core, ready_flag: bool | None = None) -> Op[None]:
             sch.heartbeat(core.instance_id),
             sch.instances_index(core.instance_id),
             sch.pool_index(core.instance_id),
+            *sch.pool_aggregate_keys(core.instance_id),
         ],
         [
             core.instance_id,

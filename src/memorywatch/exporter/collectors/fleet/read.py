@@ -7,14 +7,14 @@ call is in progress), no SCAN.
    names, bounded by the schema's name cap), ZCOUNT of the session and held-lock indexes,
    the oldest lock entries and the oldest `CLAIMS_READ` in-progress tool
    claims; per queue XLEN or LLEN.
-3. Details of what step 2 found: per shard one `POOL_SCRIPT` that walks the shard's live
-   instances server-side and returns only aggregates (readiness counts, pool-use buckets,
-   timeouts, the K most used; each live instance's figures only for diagnose); stream
+3. Details of what step 2 found: per shard one `POOL_SCRIPT` that reads the pool aggregates
+   the heartbeats keep (readiness counts, pool-use buckets, timeouts, the K most used) in
+   O(K + buckets), walking the live instances only for diagnose; stream
    groups' pending summaries, the expiry of the oldest lock candidates, the label, holder and
    deadline of each claim read (HMGET; none when no tool call is in progress).
 
-Nothing in a scrape is per instance on the wire or in Python: 10,000 heartbeats cost one
-EVAL per shard, not 10,000 HGETALLs (`bench/bench_instances.py`). Only when a tool call is
+Nothing in a scrape is per instance on the wire, in Python or in Redis: 10,000 heartbeats
+cost one EVAL per shard that does not walk them (`bench/bench_instances.py`). Only when a tool call is
 in progress, a fourth trip asks whether each claim's holder still beats (EXISTS of its
 heartbeat hash, at most `CLAIMS_READ` per shard).
 
@@ -54,9 +54,13 @@ class InstanceBeat:
     pool_timeouts: int | None = None
 
 
-POOL_USE_BUCKETS: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9, 1.0)
+POOL_USE_BUCKETS: tuple[float, ...] = schema.POOL_USE_BUCKETS
 """Upper bounds of the pool-use distribution over instances (used / max); +Inf is implied
 (an instance can report more in use than its max while a pool resizes)."""
+POOL_DISCOUNT_MAX = 1000
+"""Expired instances a shard's `POOL_SCRIPT` takes out of the kept aggregates itself (those no
+heartbeat has pruned yet); with more, it walks the shard's pool hash instead (the whole fleet
+of a shard died at once: rare, and as costly as a scrape was before the aggregates)."""
 
 
 @dataclass(frozen=True)
@@ -182,121 +186,157 @@ def _int(value: Any) -> int:
 POOL_MODE_AGGREGATES = 0
 POOL_MODE_DETAILS = 1
 
-# POOL_SCRIPT aggregates one shard's live instances server-side and returns no row per instance
-# (unless asked: diagnose). The SDK's heartbeat keeps each instance's figures packed in the
-# shard's pool hash (schema.Schema.pool_index), so the walk is one HVALS and a struct.unpack
-# per instance, not a read of each heartbeat hash (at 10,000 instances on a 2-core machine:
-# 65 ms of Redis for 10,000 HMGETs, about 15 ms this way; bench/bench_instances.py).
-# KEYS[1]  {ns}:{N}:instances   zset: instance id -> last heartbeat (server ms)
-# KEYS[2]  {ns}:{N}:pool        hash: instance id -> schema.POOL_ENTRY_FORMAT
-# ARGV[1]  the window's floor, exclusive: "(now_ms - instance_window_ms"
-# ARGV[2]  now, server ms (step 1's TIME): an entry whose heartbeat hash expired is dead
-# ARGV[3]  the shard's heartbeat key prefix "{ns}:{N}:inst:". Ids of the window without a
-#          pool entry (SDKs older than the pool hash, during a rolling upgrade) are read from
-#          prefix..id: keys it cannot declare (it learns the ids from KEYS[1]); they carry
-#          KEYS[1]'s hash tag, so they are in its slot and the script runs on Redis Cluster.
-# ARGV[4]  K: how many of the most used pools to return
-# ARGV[5]  mode: 0 aggregates, 1 also each live instance's figures (diagnose)
-# ARGV[6..] pool-use bucket upper bounds, ascending
+# POOL_SCRIPT reads one shard's pool aggregates, which the SDK's heartbeat script keeps next
+# to the pool hash (docs/schema.md, *Heartbeats*): the sums and bucket counts of the counted
+# instances (one HMGET), the most used (one ZRANGE), and, for the instances counted whose
+# heartbeat expired and that no heartbeat has pruned yet (at most POOL_DISCOUNT_MAX), their
+# figures taken back out. Read-only (it runs on a replica, under a read-only ACL): the
+# heartbeats prune. O(K + buckets + expired) in Redis instead of O(instances) (at 10,000
+# instances on a 2-core machine: 16-33 ms for the walk this replaced; bench/bench_instances.py).
+# The walk remains for diagnose (mode 1) and when more than POOL_DISCOUNT_MAX expired.
+# KEYS[1]  {ns}:{N}:pool        hash: instance id -> schema.POOL_ENTRY_FORMAT .. id
+# KEYS[2]  {ns}:{N}:pool_live   zset: instance id -> expiry ms of the counted instances
+# KEYS[3]  {ns}:{N}:pool_use    zset: instance id -> -(use ratio)
+# KEYS[4]  {ns}:{N}:pool_sums   hash: schema.POOL_SUM_FIELDS, le_<bound> counts
+# ARGV[1]  now, server ms (step 1's TIME): an instance whose expiry is not after it is dead
+# ARGV[2]  K: how many of the most used pools to return
+# ARGV[3]  mode: 0 aggregates, 1 also each live instance's figures (diagnose)
+# ARGV[4]  POOL_DISCOUNT_MAX
+# ARGV[5..] pool-use bucket upper bounds, ascending (the heartbeat's: schema.POOL_USE_BUCKETS)
 # Returns {ready, not_ready, reporting, timeouts_sum, instances_with_timeouts,
 #          ratio_sum (string), max_ratio (string), {count per bucket, then above the last},
 #          {id, ratio (string), in_use, max, ...} most used first (ties by id),
-#          {} | {id, ready, in_use, max, timeouts, ...} (-1: not reported)}.
-# An instance whose heartbeat expired died (the index keeps it for the window): skipped.
-# An entry of another length is skipped and counted in the reply's last element.
-# Cost: O(live instances of the shard) inside Redis, a reply of O(K + buckets) in mode 0.
+#          {} | {id, ready, in_use, max, timeouts, ...} (-1: not reported), unparsable entries}.
+# Instances of an SDK that keeps no aggregates (before schema 2's pool aggregates) are not
+# counted: the SDK and the exporter ship together.
 POOL_SCRIPT = """
-local floor, now = tonumber(string.sub(ARGV[1], 2)), tonumber(ARGV[2])
-local prefix, k, mode = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local bounds = {}
-for i = 6, #ARGV do bounds[#bounds + 1] = tonumber(ARGV[i]) end
+local now, k, mode, most_expired = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4])
+local bounds, fields = {}, {}
+for i = 5, #ARGV do
+  bounds[#bounds + 1] = tonumber(ARGV[i])
+  fields[#fields + 1] = 'le_' .. ARGV[i]
+end
+fields[#fields + 1] = 'le_+Inf'
 local nb = #bounds
+local function bucket(ratio)
+  for j = 1, nb do
+    if ratio <= bounds[j] then return j end
+  end
+  return nb + 1
+end
+local function format(x) return string.format('%.17g', x) end
+local expired = redis.call('ZCOUNT', KEYS[2], '-inf', now)
+if mode == 0 and expired <= most_expired then
+  local sums = redis.call('HMGET', KEYS[4], 'ready', 'not_ready', 'reporting', 'ratio_ppm',
+                          'timeouts', 'hit', unpack(fields))
+  local v = {}
+  for i = 1, #sums do v[i] = tonumber(sums[i]) or 0 end
+  local counts = {}
+  for i = 1, nb + 1 do counts[i] = v[6 + i] end
+  local dead, bad = {}, 0
+  if expired > 0 then
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+      dead[id] = true
+      local entry = redis.call('HGET', KEYS[1], id)
+      if entry and #entry > 41 then
+        local _, _, rd, used, most, tmo = struct.unpack('>ddBddd', entry)
+        if rd == 1 then v[1] = v[1] - 1 else v[2] = v[2] - 1 end
+        if tmo > 0 then v[5] = v[5] - tmo; v[6] = v[6] - 1 end
+        if used >= 0 and most > 0 then
+          local ratio = used / most
+          v[3] = v[3] - 1
+          v[4] = v[4] - math.floor(ratio * 1e6 + 0.5)
+          counts[bucket(ratio)] = counts[bucket(ratio)] - 1
+        end
+      else
+        bad = bad + 1
+      end
+    end
+  end
+  -- the dead are at most `expired` of the first k + expired + 1 most used
+  local top, max_ratio = {}, 0
+  local ranked = redis.call('ZRANGE', KEYS[3], 0, k + expired)
+  local wanted = {}
+  for _, id in ipairs(ranked) do
+    if not dead[id] then
+      wanted[#wanted + 1] = id
+      if #wanted >= math.max(k, 1) then break end
+    end
+  end
+  if #wanted > 0 then
+    local entries = redis.call('HMGET', KEYS[1], unpack(wanted))
+    for i, id in ipairs(wanted) do
+      local entry = entries[i]
+      if entry and #entry > 41 then
+        local _, _, _, used, most = struct.unpack('>ddBddd', entry)
+        local ratio = used / most
+        if i == 1 then max_ratio = ratio end
+        if i <= k then
+          top[#top + 1] = id
+          top[#top + 1] = format(ratio)
+          top[#top + 1] = used
+          top[#top + 1] = most
+        end
+      end
+    end
+  end
+  return {v[1], v[2], v[3], v[5], v[6], format(v[4] / 1e6), format(max_ratio), counts, top, {},
+          bad}
+end
+-- the walk: diagnose, or more expired than the discount allows
 local counts = {}
 for i = 1, nb + 1 do counts[i] = 0 end
 local ready, not_ready, reporting, timeouts, hit, bad = 0, 0, 0, 0, 0, 0
 local ratio_sum, max_ratio = 0, 0
 local top, live = {}, {}
--- entries: pool hash values (HVALS: the id is in the value, which halves the strings Redis
--- builds for the script); returns how many were in the window. One call per list, the walk
--- inlined: about 1 us per instance.
-local function aggregate(entries)
-  local in_window = 0
-  for i = 1, #entries do
-    local entry = entries[i]
-    if #entry <= 41 then
-      bad = bad + 1
-    else
-      local ts, ttl, rd, used, most, tmo = struct.unpack('>ddBddd', entry)
-      if ts > floor then
-        in_window = in_window + 1
-        if ts + ttl > now then
-          local id = nil
-          if rd == 1 then ready = ready + 1 else not_ready = not_ready + 1 end
-          if tmo > 0 then timeouts = timeouts + tmo; hit = hit + 1 end
-          if used >= 0 and most > 0 then
-            local ratio = used / most
-            reporting = reporting + 1
-            ratio_sum = ratio_sum + ratio
-            if ratio > max_ratio then max_ratio = ratio end
-            local b = nb + 1
-            for j = 1, nb do
-              if ratio <= bounds[j] then b = j; break end
-            end
-            counts[b] = counts[b] + 1
-            local n = #top
-            if k > 0 and (n < k or ratio >= top[n][2]) then id = string.sub(entry, 42) end
-            if id and (n < k or ratio > top[n][2] or (ratio == top[n][2] and id < top[n][1])) then
-              local pos = n + 1
-              while pos > 1 and (ratio > top[pos - 1][2]
-                                 or (ratio == top[pos - 1][2] and id < top[pos - 1][1])) do
-                pos = pos - 1
-              end
-              table.insert(top, pos, {id, ratio, used, most})
-              if #top > k then table.remove(top) end
-            end
+for _, entry in ipairs(redis.call('HVALS', KEYS[1])) do
+  if #entry <= 41 then
+    bad = bad + 1
+  else
+    local ts, ttl, rd, used, most, tmo = struct.unpack('>ddBddd', entry)
+    if ts + ttl > now then
+      local id = nil
+      if rd == 1 then ready = ready + 1 else not_ready = not_ready + 1 end
+      if tmo > 0 then timeouts = timeouts + tmo; hit = hit + 1 end
+      if used >= 0 and most > 0 then
+        local ratio = used / most
+        reporting = reporting + 1
+        ratio_sum = ratio_sum + math.floor(ratio * 1e6 + 0.5)
+        if ratio > max_ratio then max_ratio = ratio end
+        counts[bucket(ratio)] = counts[bucket(ratio)] + 1
+        local n = #top
+        if k > 0 and (n < k or ratio >= top[n][2]) then id = string.sub(entry, 42) end
+        if id and (n < k or ratio > top[n][2] or (ratio == top[n][2] and id < top[n][1])) then
+          local pos = n + 1
+          while pos > 1 and (ratio > top[pos - 1][2]
+                             or (ratio == top[pos - 1][2] and id < top[pos - 1][1])) do
+            pos = pos - 1
           end
-          if mode == 1 then
-            id = id or string.sub(entry, 42)
-            live[#live + 1] = id
-            live[#live + 1] = rd == 1 and '1' or '0'
-            live[#live + 1] = used
-            live[#live + 1] = most
-            live[#live + 1] = tmo
-          end
+          table.insert(top, pos, {id, ratio, used, most})
+          if #top > k then table.remove(top) end
         end
       end
-    end
-  end
-  return in_window
-end
-local in_window = aggregate(redis.call('HVALS', KEYS[2]))
--- Fields leave the pool hash with their index member and carry its score, so when the window
--- holds as many members as entries, every live instance had one (O(log n) to tell).
-if redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf') > in_window then
-  local seen, legacy = {}, {}
-  for _, id in ipairs(redis.call('HKEYS', KEYS[2])) do seen[id] = true end
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
-  for _, id in ipairs(ids) do
-    if not seen[id] then
-      local f = redis.call('HMGET', prefix .. id, 'ready', 'pool_in_use', 'pool_max',
-                           'pool_timeouts', 'ts_ms')
-      if f[1] or f[5] then  -- the hash exists: alive, packed as if beating now
-        legacy[#legacy + 1] = struct.pack('>ddBddd', now, 1, f[1] == '1' and 1 or 0,
-          tonumber(f[2]) or -1, tonumber(f[3]) or -1, tonumber(f[4]) or -1) .. id
+      if mode == 1 then
+        id = id or string.sub(entry, 42)
+        live[#live + 1] = id
+        live[#live + 1] = rd == 1 and '1' or '0'
+        live[#live + 1] = used
+        live[#live + 1] = most
+        live[#live + 1] = tmo
       end
     end
   end
-  aggregate(legacy)
 end
 local flat = {}
 for _, t in ipairs(top) do
   flat[#flat + 1] = t[1]
-  flat[#flat + 1] = string.format('%.17g', t[2])
+  flat[#flat + 1] = format(t[2])
   flat[#flat + 1] = t[3]
   flat[#flat + 1] = t[4]
 end
-return {ready, not_ready, reporting, timeouts, hit, string.format('%.17g', ratio_sum),
-        string.format('%.17g', max_ratio), counts, flat, live, bad}
+return {ready, not_ready, reporting, timeouts, hit, format(ratio_sum / 1e6), format(max_ratio),
+        counts, flat, live, bad}
 """
 
 
@@ -319,8 +359,8 @@ class _Reading:
         self.counters: dict[str, Mapping[str, float]] = {}
         self.histograms: dict[str, Mapping[str, schema.HistogramData]] = {}
         self.sessions_active = 0
-        self.instance_keys: list[tuple[str, str, str]] = []
-        """(instances index, pool hash, heartbeat key prefix) of each shard read."""
+        self.instance_keys: list[list[str]] = []
+        """The pool hash and `schema.POOL_AGGREGATE_KINDS` keys of each shard read."""
         self.instances: dict[str, InstanceBeat] = {}
         self.pool = PoolSummary()
         self.beating: set[str] = set()
@@ -359,14 +399,14 @@ class _Reading:
         session_floor = f"({self.now_ms - int(self.options.session_window * 1000)}"
         for key in layout.sessions_keys()[:shards]:
             plan.add(self._sessions, "ZCOUNT", key, session_floor, "+inf")
-        self.instance_keys = list(
-            zip(
-                layout.instances_keys()[:shards],
+        self.instance_keys = [
+            [pool, *aggregates]
+            for pool, aggregates in zip(
                 layout.pool_keys()[:shards],
-                layout.heartbeat_prefixes()[:shards],
+                layout.pool_aggregate_keys_by_shard()[:shards],
                 strict=True,
             )
-        )
+        ]
         for exp_key, since_key, tools_key in zip(
             layout.locks_expiry_keys()[:shards],
             layout.locks_since_keys()[:shards],
@@ -456,21 +496,18 @@ class _Reading:
     def details_plan(self, layout: schema.Schema) -> ReadPlan:
         plan = ReadPlan()
         mode = POOL_MODE_DETAILS if self.options.instance_details else POOL_MODE_AGGREGATES
-        floor = f"({self.now_ms - int(self.options.instance_window * 1000)}"
-        for index_key, pool_key, beat_prefix in self.instance_keys:
+        for keys in self.instance_keys:
             plan.add(
                 partial(self._pool, mode),
                 "EVAL",
                 POOL_SCRIPT,
-                2,
-                index_key,
-                pool_key,
-                floor,
+                len(keys),
+                *keys,
                 self.now_ms,
-                beat_prefix,
                 self.options.top_instances,
                 mode,
-                *POOL_USE_BUCKETS,
+                POOL_DISCOUNT_MAX,
+                *(f"{bound:g}" for bound in POOL_USE_BUCKETS),
             )
         for queue, groups in self.pending_groups.items():
             for group in groups:
