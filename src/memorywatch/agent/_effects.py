@@ -16,7 +16,7 @@ called again once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
@@ -164,6 +164,36 @@ class Run(Generic[T]):
             self.throw(exc)
         else:
             self.send(reply)
+
+
+Handlers = Mapping[type, Callable[[Any], Any]]
+"""Effect type -> the blocking call that carries it out (the sync client's, a saver's)."""
+AsyncHandlers = Mapping[type, Callable[[Any], Awaitable[Any]]]
+"""Effect type -> the coroutine function that carries it out (the asyncio client's)."""
+
+
+def drive(op: Op[T], handlers: Handlers) -> T:
+    """Run ``op`` to its end, each effect carried out by its handler with blocking calls."""
+    run: Run[T] = Run(op)
+    while not run.done:
+        run.answer(handlers[type(run.effect)], run.effect)
+    result: T = run.value
+    return result
+
+
+async def adrive(op: Op[T], handlers: AsyncHandlers) -> T:
+    """Run ``op`` to its end, each effect awaited from its handler."""
+    run: Run[T] = Run(op)
+    while not run.done:
+        effect = run.effect
+        try:
+            reply = await handlers[type(effect)](effect)
+        except BaseException as exc:
+            run.throw(exc)
+        else:
+            run.send(reply)
+    result: T = run.value
+    return result
 
 
 def _chained(new: BaseException, cause: BaseException) -> BaseException:

@@ -34,33 +34,18 @@ from memorywatch.agent.telemetry import Telemetry
 
 T = TypeVar("T")
 R = TypeVar("R")
-AsyncHandlers = dict[type, Callable[[Any], Awaitable[Any]]]
 
 __all__ = ["AgentState", "History", "Lease", "Preferences", "Turn", "idempotent_tool"]
-
-
-async def _drive(op: fx.Op[T], handlers: AsyncHandlers) -> T:
-    run: fx.Run[T] = fx.Run(op)
-    while not run.done:
-        effect = run.effect
-        try:
-            reply = await handlers[type(effect)](effect)
-        except BaseException as exc:
-            run.throw(exc)
-        else:
-            run.send(reply)
-    result: T = run.value
-    return result
 
 
 class _Loop:
     """A spawned background loop: a task whose pauses end early on stop. It is stopped by
     its event, never cancelled: a cancelled command could leave its connection mid-reply."""
 
-    def __init__(self, loop: fx.Op[None], name: str, handlers: AsyncHandlers) -> None:
+    def __init__(self, loop: fx.Op[None], name: str, handlers: fx.AsyncHandlers) -> None:
         self._stop = asyncio.Event()
         own = {**handlers, fx.Pause: self._pause}
-        self._task = asyncio.create_task(_drive(loop, own), name=name)
+        self._task = asyncio.create_task(fx.adrive(loop, own), name=name)
 
     async def _pause(self, effect: fx.Pause) -> bool:
         try:
@@ -242,7 +227,7 @@ class AgentState(StateBase):
             replica_timeout,
         )
         self._side: aredis.Redis | aredis.RedisCluster | None = None
-        self._handlers: AsyncHandlers = {
+        self._handlers: fx.AsyncHandlers = {
             fx.Script: self._script,
             fx.LoadScript: self._load_script,
             fx.Command: self._command,
@@ -258,7 +243,7 @@ class AgentState(StateBase):
     async def _drive(self, op: fx.Op[T]) -> T:
         if not self._core.schema_checked:
             op = prepared(self._core, op)
-        return await _drive(op, self._handlers)
+        return await fx.adrive(op, self._handlers)
 
     async def _script(self, effect: fx.Script) -> Any:
         if effect.replicas:
@@ -315,7 +300,7 @@ class AgentState(StateBase):
 
     async def _deadline(self, effect: fx.Deadline) -> Any:
         try:
-            return await asyncio.wait_for(_drive(effect.op, self._handlers), effect.seconds)
+            return await asyncio.wait_for(fx.adrive(effect.op, self._handlers), effect.seconds)
         except TimeoutError:
             raise fx.DeadlineExceeded from None
 
@@ -327,7 +312,7 @@ class AgentState(StateBase):
 
     async def ensure_schema(self) -> None:
         """Write the schema version if absent; raise :class:`SchemaMismatch` if it differs."""
-        await _drive(ensure_schema(self._core), self._handlers)
+        await fx.adrive(ensure_schema(self._core), self._handlers)
 
     async def aclose(self) -> None:
         """Stop the heartbeat and close the connections the SDK opened (a pool you passed in
@@ -408,7 +393,7 @@ class AgentState(StateBase):
     # -- health -----------------------------------------------------------------------------------
     async def ready(self, deadline: float = 1.0) -> _values.ReadyReport:
         """See the sync ``ready()``; ``bool(report)`` is the verdict."""
-        return await _drive(_health.ready(self._core, deadline), self._handlers)
+        return await fx.adrive(_health.ready(self._core, deadline), self._handlers)
 
     async def heartbeat(self, ready: bool | None = None) -> None:
         await self._drive(_health.heartbeat(self._core, ready))
@@ -416,9 +401,9 @@ class AgentState(StateBase):
     async def start_heartbeat(
         self, interval: float | None = None, ready_deadline: float = 1.0
     ) -> _health.Heartbeat:
-        return await _drive(
+        return await fx.adrive(
             _health.start_heartbeat(self._core, interval, ready_deadline), self._handlers
         )
 
     async def stop_heartbeat(self) -> None:
-        await _drive(_health.stop_heartbeat(self._core), self._handlers)
+        await fx.adrive(_health.stop_heartbeat(self._core), self._handlers)

@@ -39,24 +39,15 @@ from memorywatch.agent.telemetry import Telemetry
 T = TypeVar("T")
 R = TypeVar("R")
 AnyRedis = redis.Redis | redis.cluster.RedisCluster
-Handlers = dict[type, Callable[[Any], Any]]
-
-
-def _drive(op: fx.Op[T], handlers: Handlers) -> T:
-    run: fx.Run[T] = fx.Run(op)
-    while not run.done:
-        run.answer(handlers[type(run.effect)], run.effect)
-    result: T = run.value
-    return result
 
 
 class _Loop:
     """A spawned background loop: a daemon thread whose pauses end early on stop."""
 
-    def __init__(self, loop: fx.Op[None], name: str, handlers: Handlers) -> None:
+    def __init__(self, loop: fx.Op[None], name: str, handlers: fx.Handlers) -> None:
         self._stop = threading.Event()
         own = {**handlers, fx.Pause: lambda effect: self._stop.wait(effect.seconds)}
-        self._thread = threading.Thread(target=_drive, args=(loop, own), name=name, daemon=True)
+        self._thread = threading.Thread(target=fx.drive, args=(loop, own), name=name, daemon=True)
         self._thread.start()
 
     def join(self) -> None:
@@ -214,7 +205,7 @@ class AgentState(StateBase):
         self._side: AnyRedis | None = None
         self._direct = direct_pool(client)
         self._probe_pool = concurrent.futures.ThreadPoolExecutor(2, "mw-ready")
-        self._handlers: Handlers = {
+        self._handlers: fx.Handlers = {
             fx.Script: self._script,
             fx.LoadScript: self._load_script,
             fx.Command: self._command,
@@ -233,7 +224,7 @@ class AgentState(StateBase):
     def _drive(self, op: fx.Op[T]) -> T:
         if not self._core.schema_checked:
             op = prepared(self._core, op)
-        return _drive(op, self._handlers)
+        return fx.drive(op, self._handlers)
 
     def _script(self, effect: fx.Script) -> Any:
         if effect.replicas:
@@ -312,7 +303,7 @@ class AgentState(StateBase):
         return self.client.execute_command(*effect.args)
 
     def _deadline(self, effect: fx.Deadline) -> Any:
-        future = self._probe_pool.submit(_drive, effect.op, self._handlers)
+        future = self._probe_pool.submit(fx.drive, effect.op, self._handlers)
         try:
             return future.result(timeout=effect.seconds)
         except concurrent.futures.TimeoutError:
@@ -327,7 +318,7 @@ class AgentState(StateBase):
     def ensure_schema(self) -> None:
         """Write the schema version if absent; raise :class:`SchemaMismatch` if it differs.
         (Every operation does it before its first command; this does it now.)"""
-        _drive(ensure_schema(self._core), self._handlers)
+        fx.drive(ensure_schema(self._core), self._handlers)
 
     def close(self) -> None:
         """Stop the heartbeat and close the connections the SDK opened.
@@ -421,7 +412,7 @@ class AgentState(StateBase):
     def ready(self, deadline: float = 1.0) -> _values.ReadyReport:
         """Is Redis reachable, writable (not read-only, not out of memory), not loading, and
         answering within ``deadline`` seconds? ``bool(report)`` is the verdict."""
-        return _drive(_health.ready(self._core, deadline), self._handlers)
+        return fx.drive(_health.ready(self._core, deadline), self._handlers)
 
     def heartbeat(self, ready: bool | None = None) -> None:
         """Publish this instance's hash (ready flag, pool use, versions) with a short TTL."""
@@ -432,7 +423,9 @@ class AgentState(StateBase):
     ) -> _health.Heartbeat:
         """``ready()`` then ``heartbeat()`` every ``interval`` (default heartbeat TTL / 3) in
         a daemon thread; the handle counts ``beats`` and keeps the ``last_error``."""
-        return _drive(_health.start_heartbeat(self._core, interval, ready_deadline), self._handlers)
+        return fx.drive(
+            _health.start_heartbeat(self._core, interval, ready_deadline), self._handlers
+        )
 
     def stop_heartbeat(self) -> None:
-        _drive(_health.stop_heartbeat(self._core), self._handlers)
+        fx.drive(_health.stop_heartbeat(self._core), self._handlers)

@@ -612,21 +612,21 @@ class AgentStateSaver(_SaverBase[AgentState]):
         return value
 
     def _run(self, op: _Op[T]) -> T:
-        """Run one operation: each effect carried out with a blocking call, its reply or
-        error sent back into the operation."""
-        run: fx.Run[T] = fx.Run(op)
-        while not run.done:
-            run.answer(self._carry, run.effect)
-        result: T = run.value
-        return result
+        """Run one operation with the SDK's sync driver: each effect carried out with a
+        blocking call, its reply or error sent back into the operation. The handlers are
+        bound per call: ``with_allowlist`` clones the saver with ``copy.copy``."""
+        handlers: fx.Handlers = {
+            _Eval: lambda effect: self._eval(*effect),
+            _Client: self._call,
+            _Pipeline: self._pipeline,
+        }
+        return fx.drive(op, handlers)
 
-    def _carry(self, effect: _Eval | _Client | _Pipeline) -> Any:
-        if isinstance(effect, _Eval):
-            return self._eval(*effect)
-        client: Any = self.state.client
-        if isinstance(effect, _Client):
-            return getattr(client, effect.method)(*effect.args)
-        pipe = client.pipeline(transaction=False)
+    def _call(self, effect: _Client) -> Any:
+        return getattr(self.state.client, effect.method)(*effect.args)
+
+    def _pipeline(self, effect: _Pipeline) -> Any:
+        pipe = self.state.client.pipeline(transaction=False)
         for method, args in effect.calls:
             getattr(pipe, method)(*args)
         return pipe.execute()
@@ -722,24 +722,21 @@ class AsyncAgentStateSaver(_SaverBase[AsyncAgentState]):
         return asyncio.run_coroutine_threadsafe(self._arun(op), self.loop).result()
 
     async def _arun(self, op: _Op[T]) -> T:
-        """Run one operation: each effect awaited, its reply or error sent back into it."""
-        run: fx.Run[T] = fx.Run(op)
-        while not run.done:
-            try:
-                reply = await self._carry(run.effect)
-            except BaseException as exc:
-                run.throw(exc)
-            else:
-                run.send(reply)
-        result: T = run.value
-        return result
+        """Run one operation with the SDK's asyncio driver: each effect awaited, its reply or
+        error sent back into it (handlers bound per call, as in the sync saver)."""
+        handlers: fx.AsyncHandlers = {
+            _Eval: lambda effect: self._eval(*effect),
+            _Client: self._call,
+            _Pipeline: self._pipeline,
+        }
+        return await fx.adrive(op, handlers)
 
-    async def _carry(self, effect: _Eval | _Client | _Pipeline) -> Any:
-        if isinstance(effect, _Eval):
-            return await self._eval(*effect)
+    async def _call(self, effect: _Client) -> Any:
         client: Any = self.state.client
-        if isinstance(effect, _Client):
-            return await getattr(client, effect.method)(*effect.args)
+        return await getattr(client, effect.method)(*effect.args)
+
+    async def _pipeline(self, effect: _Pipeline) -> Any:
+        client: Any = self.state.client
         pipe = client.pipeline(transaction=False)
         for method, args in effect.calls:
             getattr(pipe, method)(*args)
