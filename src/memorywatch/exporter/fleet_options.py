@@ -23,8 +23,6 @@ class FleetOptions:
     max_label_values: int = DEFAULT_MAX_LABEL_VALUES
     session_window: float = DEFAULT_SESSION_WINDOW
     """A session counts as active if it saw activity within this many seconds."""
-    instance_window: float = 60.0
-    """An instance is counted if it sent a heartbeat within this many seconds."""
     top_instances: int = DEFAULT_TOP_INSTANCES
     """--top-instances: the K most used pools named by instance id (0: none). The only
     per-instance label the exporter publishes, K series whatever the fleet's size."""
