@@ -48,9 +48,11 @@ EDGES: Final[tuple[Edge, ...]] = (
     ),
     Edge(
         "AgentStateEvicted",
-        ("AgentStateMisses", "AgentLockLost", "RedisMemoryHigh", "RedisMemoryFullSoon"),
-        "Redis evicts at maxmemory: the memory alerts are how it got there, and the misses and "
-        "lost locks are the keys it evicted",
+        ("AgentStateMisses", "AgentLockLost", "RedisMemoryHigh", "RedisMemoryFullSoon",
+         "AgentInstancesNotReady", "AgentNoReadyInstances"),
+        "Redis evicts at maxmemory: the memory alerts are how it got there, and the misses, "
+        "lost locks and instances read as gone (heartbeats carry TTLs too, until their next "
+        "beat) are the keys it evicted",
     ),
     Edge(
         "RedisWriteErrors",

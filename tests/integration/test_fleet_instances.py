@@ -243,3 +243,54 @@ def test_diagnose_reads_each_live_instance(server: RedisServer) -> None:
             beat.timeouts,
         )
     assert detailed.pool == aggregate.pool
+
+
+@pytest.mark.parametrize("evicted", [*schema.POOL_AGGREGATE_KINDS, "pool"])
+def test_an_evicted_pool_key_neither_empties_nor_corrupts_the_count(
+    server: RedisServer, evicted: str
+) -> None:
+    """Every pool key carries a TTL, so a volatile-* policy at maxmemory may evict any of them
+    (the demo's eviction incident did, and paged AgentNoReadyInstances). The count read right
+    after, after a heartbeat, and once the dead have been pruned stays the fleet's."""
+    namespace = f"ev-{evicted}"
+    beats = _fleet(server, 30, namespace)
+    client = server.client()
+    layout = schema.Schema(namespace, schema.STANDALONE_SHARDS)
+    keys = dict(
+        zip(schema.POOL_AGGREGATE_KINDS, layout.pool_aggregate_keys("pod-0000"), strict=True)
+    )
+    keys["pool"] = layout.pool_index("pod-0000")
+    dying = Beat("pod-dying", True, 10, 50, 0)
+    write_heartbeats(client, [dying], namespace, ttl_ms=300)
+    assert client.delete(keys[evicted]) == 1
+
+    def check(expected: list[Beat]) -> None:
+        result = scrape(server, namespace, top_instances=3)
+        assert live_count(result) == len(expected)
+        assert result.value(names.AGENT_INSTANCES, state="ready") == sum(b.ready for b in expected)
+        ratios = [b.in_use / b.pool_max for b in expected]
+        for le in POOL_USE_BUCKETS:
+            assert result.value(names.AGENT_POOL_USE_INSTANCES, le=f"{le:g}") == sum(
+                r <= le for r in ratios
+            )
+        assert result.value(names.AGENT_POOL_TIMEOUTS_REPORTED) == sum(b.timeouts for b in expected)
+        assert result.value(names.AGENT_POOL_USE_MAX) == max(ratios)
+
+    check([*beats, dying])
+    write_heartbeats(client, [beats[1]], namespace)  # one beat of the shard
+    if evicted == "pool":
+        # the figures themselves are gone: each instance is counted again from its next beat
+        check([beats[1]])
+        write_heartbeats(client, beats, namespace)
+        write_heartbeats(client, [dying], namespace, ttl_ms=300)
+    check([*beats, dying])
+    time.sleep(0.4)  # pod-dying expires; the others beat on, pruning it
+    write_heartbeats(client, beats, namespace)
+    check(beats)
+    sums = client.hmget(keys["pool_sums"], "ready", "not_ready", "reporting")
+    assert [int(x or 0) for x in sums] == [
+        sum(b.ready for b in beats),
+        sum(not b.ready for b in beats),
+        len(beats),
+    ]
+    assert client.zcard(keys["pool_live"]) == len(beats)

@@ -20,6 +20,11 @@ in pool_use when it reports both pool figures). An instance that stops beating w
 word leaves them when a later heartbeat of the shard finds it expired (at most PRUNE per
 beat); the exporter discounts the expired ones no beat has pruned yet.
 Members leave the index and fields the pool hash together, 4 x ttl after their last beat.
+Eviction: all six keys carry TTLs, so a volatile-* policy may take any of them. A beat that
+finds the aggregates disagreeing with their own indexes (ZCARD pool_live against ready +
+not_ready, ZCARD pool_use against reporting) rebuilds them from the pool hash, once, in
+O(instances); a pool entry 4 x ttl past its beat goes then too. Until then the exporter reads
+the pool hash itself (POOL_SCRIPT checks the same two equalities).
 ]]
 local PRUNE = 100
 local BOUNDS = {0.25, 0.5, 0.75, 0.9, 1}  -- schema.POOL_USE_BUCKETS
@@ -79,5 +84,27 @@ for i = 1, #gone, 1000 do
   redis.call('HDEL', KEYS[3], unpack(gone, i, math.min(i + 999, #gone)))
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+local function consistent()
+  local sums = redis.call('HMGET', KEYS[6], 'ready', 'not_ready', 'reporting')
+  local function n(i) return tonumber(sums[i]) or 0 end
+  return redis.call('ZCARD', KEYS[4]) == n(1) + n(2) and redis.call('ZCARD', KEYS[5]) == n(3)
+end
+if not consistent() then
+  redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
+  local all = redis.call('HGETALL', KEYS[3])
+  for i = 1, #all, 2 do
+    local member, entry = all[i], all[i + 1]
+    if #entry > 41 then
+      local ts, life, _, u, m = struct.unpack('>ddBddd', entry)
+      if ts + life > now then
+        count(entry, 1)
+        redis.call('ZADD', KEYS[4], ts + life, member)
+        if u >= 0 and m > 0 then redis.call('ZADD', KEYS[5], -(u / m), member) end
+      elseif ts + 4 * life < now then
+        redis.call('HDEL', KEYS[3], member)
+      end
+    end
+  end
+end
 for i = 2, 6 do redis.call('PEXPIRE', KEYS[i], 4 * ttl) end
 return now

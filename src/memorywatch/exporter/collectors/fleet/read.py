@@ -193,7 +193,8 @@ POOL_MODE_DETAILS = 1
 # figures taken back out. Read-only (it runs on a replica, under a read-only ACL): the
 # heartbeats prune. O(K + buckets + expired) in Redis instead of O(instances) (at 10,000
 # instances on a 2-core machine: 16-33 ms for the walk this replaced; bench/bench_instances.py).
-# The walk remains for diagnose (mode 1) and when more than POOL_DISCOUNT_MAX expired.
+# The walk remains for diagnose (mode 1), when more than POOL_DISCOUNT_MAX expired, and when
+# the aggregates disagree with their own indexes (one of the keys was evicted; they carry TTLs).
 # KEYS[1]  {ns}:{N}:pool        hash: instance id -> schema.POOL_ENTRY_FORMAT .. id
 # KEYS[2]  {ns}:{N}:pool_live   zset: instance id -> expiry ms of the counted instances
 # KEYS[3]  {ns}:{N}:pool_use    zset: instance id -> -(use ratio)
@@ -227,11 +228,19 @@ local function bucket(ratio)
 end
 local function format(x) return string.format('%.17g', x) end
 local expired = redis.call('ZCOUNT', KEYS[2], '-inf', now)
+local v = {}
 if mode == 0 and expired <= most_expired then
   local sums = redis.call('HMGET', KEYS[4], 'ready', 'not_ready', 'reporting', 'ratio_ppm',
                           'timeouts', 'hit', unpack(fields))
-  local v = {}
   for i = 1, #sums do v[i] = tonumber(sums[i]) or 0 end
+  -- an aggregate key evicted (they carry TTLs): the next heartbeat rebuilds; walk until then
+  if redis.call('ZCARD', KEYS[2]) ~= v[1] + v[2] or redis.call('ZCARD', KEYS[3]) ~= v[3] then
+    v = nil
+  end
+else
+  v = nil
+end
+if v then
   local counts = {}
   for i = 1, nb + 1 do counts[i] = v[6 + i] end
   local dead, bad = {}, 0
@@ -256,12 +265,15 @@ if mode == 0 and expired <= most_expired then
   end
   -- the dead are at most `expired` of the first k + expired + 1 most used
   local top, max_ratio = {}, 0
-  local ranked = redis.call('ZRANGE', KEYS[3], 0, k + expired)
-  local wanted = {}
-  for _, id in ipairs(ranked) do
+  local ranked = redis.call('ZRANGE', KEYS[3], 0, k + expired, 'WITHSCORES')
+  local wanted, first = {}, true
+  for i = 1, #ranked, 2 do
+    local id = ranked[i]
     if not dead[id] then
+      -- the score, not the entry: the pool hash may have been evicted on its own
+      if first then max_ratio, first = -tonumber(ranked[i + 1]), false end
+      if #wanted >= k then break end
       wanted[#wanted + 1] = id
-      if #wanted >= math.max(k, 1) then break end
     end
   end
   if #wanted > 0 then
@@ -270,14 +282,10 @@ if mode == 0 and expired <= most_expired then
       local entry = entries[i]
       if entry and #entry > 41 then
         local _, _, _, used, most = struct.unpack('>ddBddd', entry)
-        local ratio = used / most
-        if i == 1 then max_ratio = ratio end
-        if i <= k then
-          top[#top + 1] = id
-          top[#top + 1] = format(ratio)
-          top[#top + 1] = used
-          top[#top + 1] = most
-        end
+        top[#top + 1] = id
+        top[#top + 1] = format(used / most)
+        top[#top + 1] = used
+        top[#top + 1] = most
       end
     end
   end
