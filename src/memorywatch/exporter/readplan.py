@@ -11,6 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
+from memorywatch.exporter.roundtrip import Command, round_trip
+
 Decode = Callable[[Any], None]
 
 
@@ -43,6 +47,10 @@ class ReadPlan:
             pipe.execute_command(*entry.args, **entry.options)
         return len(self.entries)
 
+    def commands(self) -> list[Command]:
+        """Every entry as a `roundtrip.Command`."""
+        return [(entry.args, entry.options) for entry in self.entries]
+
     def decode(self, replies: Sequence[Any]) -> None:
         if len(replies) != len(self.entries):
             raise ValueError(f"{len(replies)} replies for {len(self.entries)} commands")
@@ -56,6 +64,9 @@ class ReadPlan:
     def run(self, client: Any) -> None:
         """Queue, execute in one round trip (none when empty) and decode."""
         if not self.entries:
+            return
+        if type(client) is redis.Redis:  # one node: no Pipeline object (roundtrip.py)
+            self.decode(round_trip(client, self.commands()))
             return
         pipe = client.pipeline(transaction=False)
         self.queue(pipe)

@@ -15,12 +15,14 @@ from typing import Any, Final, Generic, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
+from redis.client import NEVER_DECODE
 from redis.cluster import RedisCluster
 from redis.exceptions import AuthorizationError, NoPermissionError
 from redis.retry import Retry
 
 from memorywatch.exporter.collectors.redis_info import Snapshot
 from memorywatch.exporter.config import TLSOptions
+from memorywatch.exporter.roundtrip import Command, round_trip
 from memorywatch.redisurl import Credentials
 
 CLIENT_NAME = "memorywatch-exporter"
@@ -258,7 +260,29 @@ commandstats and one of latencystats); past it the cache starts again empty."""
 _PARSED: dict[str, Nested] = {}
 
 
-def parse_info(text: str) -> dict[str, Any]:
+class Info(dict[str, Any]):
+    """``parse_info``'s result: every field, and, apart, the lines of the sections with one
+    line per command or error (commandstats, latencystats, errorstats) in Redis's order, so
+    that the collectors of those sections do not look at the other ~200 fields."""
+
+    __slots__ = ("commandstats", "errorstats", "latencystats")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commandstats: list[tuple[str, Nested]] = []
+        """(command, its ``cmdstat_`` line); as are the two below."""
+        self.errorstats: list[tuple[str, Nested]] = []
+        self.latencystats: list[tuple[str, Nested]] = []
+
+
+_SECTION_OF: Final = {
+    "cmdstat_": "commandstats",
+    "errorstat_": "errorstats",
+    "latency_percentiles_usec_": "latencystats",
+}
+
+
+def parse_info(text: str) -> Info:
     """INFO text to a dict of strings (``Nested`` dicts for `a=1,b=2` values).
 
     Values stay text and are converted only when a family needs them: redis-py's parser
@@ -266,8 +290,9 @@ def parse_info(text: str) -> dict[str, Any]:
     seen before (most commandstats lines of an idle command do not change between scrapes)
     is not parsed again: the same ``Nested`` comes back.
     """
-    info: dict[str, Any] = {}
+    info = Info()
     parsed = _PARSED
+    sections = {prefix: getattr(info, name) for prefix, name in _SECTION_OF.items()}
     for line in text.splitlines():
         if not line or line[0] == "#":
             continue
@@ -279,6 +304,14 @@ def parse_info(text: str) -> dict[str, Any]:
                     parsed.clear()
                 found = parsed[value] = Nested(value)
             info[key] = found
+            prefix, sep, name = key.partition("_")
+            if sep:  # cmdstat_get, errorstat_OOM, latency_percentiles_usec_get
+                if prefix == "latency":
+                    sections["latency_percentiles_usec_"].append(
+                        (key.removeprefix("latency_percentiles_usec_"), found)
+                    )
+                elif prefix + "_" in sections:
+                    sections[prefix + "_"].append((name, found))
         else:
             info[key] = value
     return info
@@ -286,6 +319,16 @@ def parse_info(text: str) -> dict[str, Any]:
 
 def _raw(response: Any, **_options: Any) -> Any:
     return response
+
+
+_HEALTH: Final[tuple[Command, ...]] = (
+    (("INFO", "ALL"), {}),
+    (("CONFIG GET", "maxclients", "maxmemory", "io-threads", "databases", "save"), {}),
+    (("SLOWLOG LEN",), {}),
+    # as redis-py's slowlog_get: the logged arguments may not be UTF-8
+    (("SLOWLOG GET", 1), {NEVER_DECODE: []}),
+)
+_HEALTH_CLUSTER: Final = (*_HEALTH, (("CLUSTER INFO",), {}))
 
 
 def _slowlog_last(entries: Any) -> tuple[int, float] | None:
@@ -300,27 +343,23 @@ def _slowlog_last(entries: Any) -> tuple[int, float] | None:
 
 
 def fetch_snapshot(
-    client: redis.Redis, cluster: bool = False, extra: Callable[[Any], int] | None = None
+    client: redis.Redis,
+    cluster: bool = False,
+    extra: Callable[[], list[Command]] | None = None,
 ) -> tuple[Snapshot, list[Any] | None]:
     """INFO ALL, CONFIG GET, SLOWLOG (and CLUSTER INFO) in one pipelined round trip.
 
     Only INFO is required: a CONFIG renamed away, or an ACL user without SLOWLOG, costs
-    those few families, not the scrape. `extra(pipe)` may queue more commands on the same
-    round trip; their replies are returned beside the snapshot (None if Redis is loading:
-    it refuses those, so the health part is asked again alone).
+    those few families, not the scrape. `extra()` may add more commands to the same round
+    trip; their replies are returned beside the snapshot (None if Redis is loading: it
+    refuses those, so the health part is asked again alone).
     """
-    pipe = client.pipeline(transaction=False)
-    pipe.execute_command("INFO", "ALL")
-    pipe.config_get("maxclients", "maxmemory", "io-threads", "databases", "save")
-    pipe.slowlog_len()
-    pipe.slowlog_get(1)
-    if cluster:
-        pipe.cluster("info")
-    own = len(pipe.command_stack)
+    commands = list(_HEALTH_CLUSTER if cluster else _HEALTH)
+    own = len(commands)
     if extra is not None:
-        extra(pipe)
+        commands.extend(extra())
     try:
-        replies = pipe.execute(raise_on_error=False)
+        replies = round_trip(client, commands)
     except redis.BusyLoadingError:
         if extra is None:
             raise

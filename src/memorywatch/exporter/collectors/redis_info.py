@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memorywatch import names
-from memorywatch.exporter.exposition import Families, Labels, format_value, label_text
+from memorywatch.exporter.exposition import Families, format_value, label_text
 
 
 @dataclass(frozen=True)
@@ -738,30 +738,46 @@ def _add_replication(info: Mapping[str, Any], out: Families) -> None:
 
 
 def _add_keyspace(info: Mapping[str, Any], config: Mapping[str, str], out: Families) -> None:
+    # Every database gets its keys and expiring-keys samples, 0 when empty (as redis_exporter):
+    # 16 databases a scrape, nearly all empty or unchanged, so the lines of each are kept
+    # with its INFO line (`_cached`, keyed on "" for an empty one).
     databases = int(_number(config.get("databases")) or 16)
     if _number(info.get("cluster_enabled")):
         databases = 1
+    extra = out.extra_label_text
+    keys = out.series(names.REDIS_DB_KEYS, "Keys in the database.", "gauge")
+    expiring = out.series(names.REDIS_DB_KEYS_EXPIRING, "Keys with a TTL in the database.", "gauge")
+    avg_ttl: list[str] | None = None
     for index in range(databases):
         db = f"db{index}"
         stats = info.get(db)
         stats = stats if isinstance(stats, Mapping) else {}
-        labels = Labels({names.LABEL_DB: db})
-        out.gauge(
-            names.REDIS_DB_KEYS, "Keys in the database.", _number(stats.get("keys")) or 0.0, labels
-        )
-        out.gauge(
-            names.REDIS_DB_KEYS_EXPIRING,
-            "Keys with a TTL in the database.",
-            _number(stats.get("expires")) or 0.0,
-            labels,
-        )
-        if stats:
-            out.gauge(
-                names.REDIS_DB_AVG_TTL,
-                "Average TTL of the keys with a TTL.",
-                (_number(stats.get("avg_ttl")) or 0.0) / 1000,
-                labels,
-            )
+        text = getattr(stats, "text", None) if stats else ""
+        lines = _cached(extra, db, text)
+        if lines is None:
+            lines = _keyspace_lines(out.label_text({names.LABEL_DB: db}), stats)
+            _keep(extra, db, text, lines)
+        keys.append(lines[0])
+        expiring.append(lines[1])
+        if len(lines) > 2:
+            if avg_ttl is None:
+                avg_ttl = out.series(
+                    names.REDIS_DB_AVG_TTL, "Average TTL of the keys with a TTL.", "gauge"
+                )
+            avg_ttl.append(lines[2])
+
+
+def _keyspace_lines(labels: str, stats: Mapping[str, Any]) -> tuple[str, ...]:
+    """A database's keys and expiring lines, and its average TTL's when it has keys."""
+    values = [_number(stats.get("keys")) or 0.0, _number(stats.get("expires")) or 0.0]
+    families = [names.REDIS_DB_KEYS, names.REDIS_DB_KEYS_EXPIRING]
+    if stats:
+        values.append((_number(stats.get("avg_ttl")) or 0.0) / 1000)
+        families.append(names.REDIS_DB_AVG_TTL)
+    return tuple(
+        f"{name}{{{labels}}} {format_value(value)}"
+        for name, value in zip(families, values, strict=True)
+    )
 
 
 _COMMAND_FAMILIES = (
@@ -830,53 +846,64 @@ def _keep(extra: str, key: str, text: str | None, lines: tuple[str, ...]) -> Non
     _FORMATTED[(extra, key)] = (text, lines)
 
 
+def _section(info: Mapping[str, Any], prefix: str, name: str) -> list[tuple[str, Any]]:
+    """(name, parsed line) of one per-command section: kept apart by `scrape.parse_info`,
+    else found among the fields (an INFO parsed elsewhere)."""
+    kept = getattr(info, name, None)
+    if kept is not None:
+        return kept  # type: ignore[no-any-return]
+    return [
+        (key.removeprefix(prefix), stats)
+        for key, stats in info.items()
+        if key.startswith(prefix) and isinstance(stats, Mapping)
+    ]
+
+
 def _add_commandstats(info: Mapping[str, Any], out: Families) -> None:
     # The largest part of a scrape (four samples per command Redis has seen, and a latency
     # summary each): the lines of a command whose INFO line did not change since the last
     # scrape are the lines formatted then (`_cached`).
-    series: list[list[str]] | None = None
     extra = out.extra_label_text
-    for key, stats in info.items():
-        if key.startswith("cmdstat_") and isinstance(stats, Mapping):
-            if series is None:
-                series = [
-                    out.series(name, help_text, "counter")
-                    for name, help_text, _, _ in _COMMAND_FAMILIES
-                ]
+    commands = _section(info, "cmdstat_", "commandstats")
+    if commands:
+        series = [
+            out.series(name, help_text, "counter") for name, help_text, _, _ in _COMMAND_FAMILIES
+        ]
+        for cmd, stats in commands:
+            key = f"cmdstat_{cmd}"
             text = getattr(stats, "text", None)
             lines = _cached(extra, key, text)
             if lines is None:
-                labels = out.label_text({names.LABEL_CMD: key.removeprefix("cmdstat_")})
-                lines = _command_lines(labels, stats)
+                lines = _command_lines(out.label_text({names.LABEL_CMD: cmd}), stats)
                 _keep(extra, key, text, lines)
             for family_lines, line in zip(series, lines, strict=True):
                 family_lines.append(line)
-        elif key.startswith("errorstat_") and isinstance(stats, Mapping):
-            out.counter(
-                names.REDIS_ERRORS,
-                "Error replies per error prefix (OOM, READONLY, NOPERM, ...).",
-                _number(stats.get("count")) or 0.0,
-                {names.LABEL_ERR: key.removeprefix("errorstat_")},
-            )
-    latency: list[str] | None = None
-    for key, stats in info.items():
-        if key.startswith("latency_percentiles_usec_") and isinstance(stats, Mapping):
-            if latency is None:
-                latency = out.series(
-                    names.REDIS_LATENCY_PERCENTILES,
-                    "Latency percentiles per command (Redis 7 latencystats).",
-                    "summary",
-                )
-            cmd = key.removeprefix("latency_percentiles_usec_")
-            cmdstat = info.get(f"cmdstat_{cmd}")
-            own = getattr(stats, "text", None)
-            of_cmd = getattr(cmdstat, "text", None) if cmdstat is not None else ""
-            text = None if own is None or of_cmd is None else f"{own} {of_cmd}"
-            lines = _cached(extra, key, text)
-            if lines is None:
-                lines = _latency_lines(extra, cmd, stats, cmdstat)
-                _keep(extra, key, text, lines)
-            latency.extend(lines)
+    for err, stats in _section(info, "errorstat_", "errorstats"):
+        out.counter(
+            names.REDIS_ERRORS,
+            "Error replies per error prefix (OOM, READONLY, NOPERM, ...).",
+            _number(stats.get("count")) or 0.0,
+            {names.LABEL_ERR: err},
+        )
+    latencies = _section(info, "latency_percentiles_usec_", "latencystats")
+    if not latencies:
+        return
+    latency = out.series(
+        names.REDIS_LATENCY_PERCENTILES,
+        "Latency percentiles per command (Redis 7 latencystats).",
+        "summary",
+    )
+    for cmd, stats in latencies:
+        key = f"latency_percentiles_usec_{cmd}"
+        cmdstat = info.get(f"cmdstat_{cmd}")
+        own = getattr(stats, "text", None)
+        of_cmd = getattr(cmdstat, "text", None) if cmdstat is not None else ""
+        text = None if own is None or of_cmd is None else f"{own} {of_cmd}"
+        lines = _cached(extra, key, text)
+        if lines is None:
+            lines = _latency_lines(extra, cmd, stats, cmdstat)
+            _keep(extra, key, text, lines)
+        latency.extend(lines)
 
 
 def _add_cluster(cluster_info: Mapping[str, Any], out: Families) -> None:

@@ -137,7 +137,7 @@ class TargetCollector:
         reading = (
             self._fleet.begin() if self._fleet is not None and primary and not cluster else None
         )
-        extra = reading.first.queue if reading is not None else None
+        extra = reading.first.commands if reading is not None else None
         snapshot, first = fetch_snapshot(client, cluster=cluster, extra=extra)
         fleet: FleetResult = None
         if reading is not None and first is None:
