@@ -10,8 +10,10 @@ from memorywatch.exporter.profiles import BUILTIN, Profile
 DEFAULT_MAX_LABEL_VALUES = 100
 DEFAULT_SESSION_WINDOW = 1800.0
 DEFAULT_SAMPLE_INTERVAL = 30.0
-DEFAULT_SAMPLE_BUDGET = 51_000
-DEFAULT_SAMPLE_BATCH = 400
+DEFAULT_SAMPLE_BUDGET = 54_000
+DEFAULT_SAMPLE_BATCH = 800
+"""Keys per sampler call (SCAN COUNT): the exporter's cost is per call, Redis's per key (a
+call of 800 blocks Redis ~2 ms on a mostly unclaimed keyspace; docs/benchmarks-fleet-scale.md)."""
 DEFAULT_TOP_INSTANCES = 3
 """The exporter's fleet defaults, once: the CLI, the config and the workers read them here."""
 

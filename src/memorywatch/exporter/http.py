@@ -344,6 +344,9 @@ class _WaitingRoom:
         self._new: dict[_Conn, None] = {}  # never served, in order of arrival
         self.idle: dict[_Conn, None] = {}  # served, waiting for their next request, oldest first
         self._lock = threading.Lock()
+        """Held by the room's thread while it handles events, and by `readmit`."""
+        self._wake_at: float | None = None
+        """The deadline the room's thread sleeps until (None: until an event)."""
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="mw-http-waiting", daemon=True)
         self._thread.start()
@@ -352,12 +355,46 @@ class _WaitingRoom:
         """Hand connections to the room (from any thread): new, or back after a response."""
         with self._lock:
             self._incoming.extend(conns)
+        self._wake()
+
+    def readmit(self, conn: _Conn) -> None:
+        """A served connection back from its handler thread, with nothing of its next request
+        read yet: registered from that thread, so the room's thread is not woken for it (at a
+        scrape a second that wake-up cost about as much as the request's own HTTP handling);
+        it is woken only if it would otherwise sleep past this connection's deadline."""
+        if (
+            conn.buf
+            or conn.handshaking
+            or (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending())
+        ):
+            self.add(conn)  # the room's thread reads what is buffered
+            return
+        wake = False
+        with self._lock:
+            if self._closed:
+                _close(conn.sock)
+                return
+            try:
+                conn.want = selectors.EVENT_READ
+                conn.sock.setblocking(False)
+                conn.deadline = time.monotonic() + IDLE_TIMEOUT
+                self._selector.register(conn.sock, conn.want, conn)
+            except (ValueError, OSError, ssl.SSLError):
+                self._drop(conn)
+                return
+            self._waiting.add(conn)
+            self.idle[conn] = None
+            self._track(conn)
+            wake = self._wake_at is None or conn.deadline < self._wake_at
+        if wake:
+            self._wake()
+
+    def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_w.send(b"\0")
 
     def _admit(self, now: float) -> None:
-        with self._lock:
-            arrived, self._incoming = self._incoming, collections.deque()
+        arrived, self._incoming = self._incoming, collections.deque()
         for conn in arrived:
             try:
                 conn.want = selectors.EVENT_READ
@@ -466,25 +503,29 @@ class _WaitingRoom:
 
     def _run(self) -> None:
         while not self._closed:
-            deadline = self._deadlines[0][0] if self._deadlines else None
-            # No wake-up but for an event or the next deadline: `add` and `close` write to
-            # the wake socket, so an idle exporter's room sleeps.
+            with self._lock:
+                deadline = self._wake_at = self._deadlines[0][0] if self._deadlines else None
+            # No wake-up but for an event or the next deadline: `add`, `readmit` (for an
+            # earlier deadline) and `close` write to the wake socket, so an idle exporter's
+            # room sleeps.
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            for key, _events in self._selector.select(timeout):
-                if key.fileobj is self._wake_r:
-                    with contextlib.suppress(BlockingIOError, OSError):
-                        self._wake_r.recv(65536)
-                    continue
-                if key.data in self._waiting:
-                    self._advance(key.data)
-            now = time.monotonic()
-            self._admit(now)
-            self._expire(now)
+            events = self._selector.select(timeout)
+            with self._lock:  # the room's state, shared with `readmit`
+                for key, _events in events:
+                    if key.fileobj is self._wake_r:
+                        with contextlib.suppress(BlockingIOError, OSError):
+                            self._wake_r.recv(65536)
+                        continue
+                    if key.data in self._waiting:
+                        self._advance(key.data)
+                now = time.monotonic()
+                self._admit(now)
+                self._expire(now)
 
     def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"\0")
+        with self._lock:
+            self._closed = True
+        self._wake()
         self._thread.join(5)
         for conn in list(self._waiting):
             _close(conn.sock)
@@ -797,7 +838,7 @@ class _Server(ThreadingHTTPServer):
             _close(conn.sock)
             self._dropped(conn)
         else:
-            self._room.add(conn)
+            self._room.readmit(conn)
 
     def _release(self) -> None:
         with self._guard:

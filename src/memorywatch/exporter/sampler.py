@@ -8,7 +8,7 @@ last full pass and its age (`memorywatch_keyspace_sample_age_seconds`), so a sta
 visible as stale.
 
 Where the work happens. The classification and the counting run next to the data, in one Lua
-script per SCAN step (_scripts/sampler.lua): `SCAN cursor COUNT 400`, then per key PTTL,
+script per SCAN step (_scripts/sampler.lua): `SCAN cursor COUNT 800`, then per key PTTL,
 MEMORY USAGE and (when its rule expects a type) TYPE, and only aggregates per slot come back,
 a few dozen integers. Keys no rule claims (profile none) are measured one in `MEASURE_EVERY`
 (4): the others are only counted, and the measured bytes are scaled up to them, so the bytes
@@ -20,8 +20,8 @@ scripts (an ACL without EVALSHA, `-@scripting`) is walked with SCAN and pipeline
 TYPE/PTTL/MEMORY USAGE classified in the exporter, said in one log line and by
 `memorywatch_keyspace_sampler_fallback{reason}`.
 
-Pacing. At most `budget` keys per `interval` seconds (default 51,000 per 30 s: 1,700 keys/s,
-a pass over 1M keys in 9.8 min), spread evenly: every `WAKE` (1 s) the calls due run back to
+Pacing. At most `budget` keys per `interval` seconds (default 54,000 per 30 s: 1,800 keys/s,
+a pass over 1M keys in 9.3 min), spread evenly: every `WAKE` (1 s) the calls due run back to
 back, each call one short step; a new pass starts at most once per `interval`, so a small
 keyspace is not walked in a loop. While HTTP requests come at least every `FOLLOW_GAP`
 seconds (Prometheus scraping a standalone Redis every second), the step runs in the handler
@@ -33,11 +33,12 @@ Cost per key walked, measured by bench/bench_sampler.py (Redis 7.0.15, a shared 
 machine, docs/benchmarks-fleet-scale.md): ~1.5 us of Redis CPU for a key counted but not
 measured (SCAN's reply inside Lua and the classification), ~6.5 us for a measured one (~1 us
 per redis.call, MEMORY USAGE's own walk); on a keyspace mostly not agent memory that is
-2.7-3.4 us a key, 0.44-0.62 % of a core at 1,700 keys/s, 1.1-1.3 ms per call of 400 keys (a
-keyspace that is all agent memory: ~6.5 us a key, ~2.6 ms a call). 0.5-0.6 us of exporter CPU
-per key with the steps following scrapes once a second (0.4-1 us on the sampler's own
-thread: one EVALSHA on a connection of its own per 400 keys, the first after a sleep costing
-~3x), against 27 us when every key came back to be classified in Python.
+2.7-3.4 us a key, about 0.5 % of a core at 1,800 keys/s, ~2.1 ms per call of 800 keys (a
+keyspace that is all agent memory: ~6.5 us a key, ~5 ms a call). The exporter's cost is per
+call, not per key (~100 us for a call right after another, ~380 us for the first after a
+sleep), so a call walks 800 keys, not 400: ~0.4 us of exporter CPU per key with the steps
+following scrapes once a second, against 27 us when every key came back to be classified in
+Python.
 
 MEMORY USAGE counts every element (SAMPLES 0) of agent state; indexes, registries and keys no
 profile claims may hold millions of members and are estimated from 64.

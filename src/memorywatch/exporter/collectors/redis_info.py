@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from memorywatch import names
 from memorywatch.exporter.exposition import Families, format_value, label_text
@@ -602,15 +602,20 @@ def _number(value: Any) -> float | None:
         return None
 
 
+_FIELD_ROWS: Final = tuple((field, *spec) for field, spec in FIELDS.items())
+
+
 def add_node_families(snap: Snapshot, out: Families) -> None:
     """Every family one node yields, added to `out`."""
     info = snap.info
-    for field_name, (name, kind, help_text, convert) in FIELDS.items():
-        if field_name not in info:
+    get = info.get
+    add_text = out.add_text
+    for field_name, name, kind, help_text, convert in _FIELD_ROWS:
+        raw = get(field_name)
+        if raw is None:
             continue
-        raw = info[field_name]
         if convert is None and type(raw) is str and raw.isdigit():
-            out.add_text(name, help_text, kind, raw)  # most fields: integer text as it is
+            add_text(name, help_text, kind, raw)  # most fields: integer text as it is
             continue
         value = convert(raw) if convert else _number(raw)
         if value is not None:
