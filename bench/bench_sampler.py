@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_exporter import Scraper, cpu_seconds, keeps_alive, start_peer
+from bench_exporter import Scraper, cpu_between, cpu_seconds, keeps_alive, start_peer, thread_cpu
 from harness import (
     ExporterProcess,
     RedisServer,
@@ -110,6 +110,7 @@ def phase(server: RedisServer, peer_port: int, peer_pid: int, args: list[str], s
         mine, theirs = Scraper(ours.port, keepalive), Scraper(peer_port, keepalive)
         client.config_resetstat()
         cpu0 = {"memorywatch": cpu_seconds(pid), "peer": cpu_seconds(peer_pid)}
+        threads0 = {"memorywatch": thread_cpu(pid), "peer": thread_cpu(peer_pid)}
         redis0, t0 = redis_cpu(client), time.monotonic()
         full_pass: float | None = None
         walked: list[tuple[float, float]] = []  # (time, keys walked so far) at each scrape
@@ -124,6 +125,7 @@ def phase(server: RedisServer, peer_port: int, peer_pid: int, args: list[str], s
                 time.sleep(delay)
         elapsed = time.monotonic() - t0
         cpu1 = {"memorywatch": cpu_seconds(pid), "peer": cpu_seconds(peer_pid)}
+        threads1 = {"memorywatch": thread_cpu(pid), "peer": thread_cpu(peer_pid)}
         redis1 = redis_cpu(client)
         stats = client.info("commandstats")
         script = stats.get("cmdstat_evalsha", {"calls": 0, "usec": 0})
@@ -139,6 +141,7 @@ def phase(server: RedisServer, peer_port: int, peer_pid: int, args: list[str], s
         return {
             "seconds": elapsed,
             "cpu": {k: cpu1[k] - cpu0[k] for k in cpu0},
+            "cpu_ns": {k: cpu_between(threads0[k], threads1[k]) for k in threads0},
             "redis_cpu": redis1 - redis0,
             "script_calls": int(script["calls"]),
             "script_usec": int(script["usec"]),
@@ -180,16 +183,9 @@ def run_size(keys: int, seconds: float) -> dict[str, Any]:
 
 def report(r: dict[str, Any]) -> None:
     on, off = r["on"], r["off"]
-    ratio = on["cpu"]["memorywatch"] / on["cpu"]["peer"] if on["cpu"]["peer"] else float("nan")
     print(f"== {r['keys']:,} keys, {on['seconds']:.0f} s at one scrape per second each ==")
-    print(
-        f"exporter CPU, sampler on:  memorywatch {on['cpu']['memorywatch']:.2f} s, "
-        f"peer {on['cpu']['peer']:.2f} s, ratio {ratio:.2f} (target <= 1.0)"
-    )
-    print(
-        f"exporter CPU, sampler off: memorywatch {off['cpu']['memorywatch']:.2f} s, "
-        f"peer {off['cpu']['peer']:.2f} s"
-    )
+    for label, phase_result in (("on: ", on), ("off:", off)):
+        print(f"exporter CPU, sampler {label} {cpu_text(phase_result)}")
     print(
         f"Redis CPU added by the sampler: {r['redis_core_pct_added']:.2f} % of a core "
         f"(on {on['redis_cpu']:.2f} s, off {off['redis_cpu']:.2f} s; target < 1 %)"
@@ -207,6 +203,26 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"burst of {BURST} back-to-back scrapes: memorywatch {burst['memorywatch']:.2f} ms, "
         f"peer {burst['peer']:.2f} ms CPU per scrape\n"
+    )
+
+
+def cpu_text(phase_result: dict[str, Any]) -> str:
+    """Both exporters' CPU and their ratio: each thread's run time (ns resolution) when no
+    thread ended during the phase, and utime+stime in 10 ms ticks beside it."""
+    ticks, precise = phase_result["cpu"], phase_result["cpu_ns"]
+
+    def ratio(cpu: dict[str, float]) -> float:
+        return cpu["memorywatch"] / cpu["peer"] if cpu["peer"] else float("nan")
+
+    text = (
+        f"in ticks memorywatch {ticks['memorywatch']:.2f} s, peer {ticks['peer']:.2f} s, "
+        f"ratio {ratio(ticks):.2f}"
+    )
+    if precise["memorywatch"] is None or precise["peer"] is None:
+        return f"{text} (target <= 1.0; a thread ended, no ns reading)"
+    return (
+        f"memorywatch {precise['memorywatch']:.3f} s, peer {precise['peer']:.3f} s, ratio "
+        f"{ratio(precise):.2f} (target <= 1.0; {text})"
     )
 
 

@@ -297,6 +297,16 @@ class _Conn:
         self.served = False  # has had a request answered: counts toward --max-connections
         self.want = selectors.EVENT_READ
 
+    def buffered(self) -> bool:
+        """Whether some of the next request may be read already: a pipelined head in `buf`,
+        a TLS handshake under way, or decrypted bytes in the TLS layer (which the selector
+        does not see)."""
+        return bool(
+            self.buf
+            or self.handshaking
+            or (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending())
+        )
+
     def head(self) -> bytes | None:
         """The complete request head at the front of the buffer, taken off it, or None."""
         ends = [
@@ -362,11 +372,7 @@ class _WaitingRoom:
         read yet: registered from that thread, so the room's thread is not woken for it (at a
         scrape a second that wake-up cost about as much as the request's own HTTP handling);
         it is woken only if it would otherwise sleep past this connection's deadline."""
-        if (
-            conn.buf
-            or conn.handshaking
-            or (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending())
-        ):
+        if conn.buffered():
             self.add(conn)  # the room's thread reads what is buffered
             return
         wake = False
@@ -413,7 +419,7 @@ class _WaitingRoom:
             else:
                 self._new[conn] = None
             self._track(conn)
-            if conn.buf or conn.handshaking:  # a pipelined head; TLS data already buffered
+            if conn.buffered():  # a pipelined head; TLS data already buffered
                 self._advance(conn)
 
     def _accept(self, conn: _Conn, now: float) -> None:
