@@ -4,7 +4,8 @@ Not a test. For each keyspace size it starts a real Redis (filled with DEBUG POP
 of every built-in profile and of our schema), `memorywatch exporter` (the CLI process, default
 settings) and Debian's prometheus-redis-exporter against it, scrapes each once per second for
 `--seconds`, then again with the sampler held off (`--sample-budget 1 --sample-interval
-86400`), and prints: exporter CPU against the peer's (/proc utime+stime), Redis CPU the
+86400`), and prints: exporter CPU against the peer's (each thread's run time from
+/proc/PID/task/*/schedstat, in ns; utime+stime's 10 ms ticks beside it), Redis CPU the
 sampler adds (used_cpu_sys+used_cpu_user, on minus off), the script's cost per key inside
 Redis (commandstats), the keys walked per second (the exporter's
 memorywatch_keyspace_sampler_keys_walked_total), the share of them MEMORY USAGE was asked of

@@ -42,8 +42,21 @@ def _escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
 
 
+LABEL_TEXTS_LIMIT = 4096
+"""Label sets whose text is kept between scrapes (every label value set is bounded, so a
+scrape meets the same few hundred); past it the cache starts again empty."""
+_LABEL_TEXTS: dict[tuple[tuple[str, str], ...], str] = {}
+
+
 def _label_text(labels: Mapping[str, str]) -> str:
-    return ",".join(f'{key}="{_escape_label(val)}"' for key, val in labels.items())
+    key = tuple(labels.items())
+    text = _LABEL_TEXTS.get(key)
+    if text is None:
+        text = ",".join(f'{name}="{_escape_label(value)}"' for name, value in key)
+        if len(_LABEL_TEXTS) >= LABEL_TEXTS_LIMIT:
+            _LABEL_TEXTS.clear()
+        _LABEL_TEXTS[key] = text
+    return text
 
 
 def label_text(labels: Mapping[str, str]) -> str:

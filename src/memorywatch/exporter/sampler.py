@@ -126,6 +126,27 @@ class Tally:
     slot's keys but for unclaimed ones (`MEASURE_EVERY`)."""
     errors: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
+    rows: dict[int, list[int]] = field(default_factory=dict)
+    """The script's per-slot figures as it sent them (`ScriptPlan.add`), summed by slot index
+    into [keys, measured, bytes, without TTL, bytes without TTL] and folded into the
+    counters above by `result`: a call's reply costs a few list additions, not a Counter
+    update per figure."""
+    row_slots: Sequence[Slot] = ()
+    """The slot of each index in `rows` (the plan's `slots`)."""
+
+    def _fold_rows(self) -> None:
+        for index, (keys, measured, size, leaks, naked) in self.rows.items():
+            slot = self.row_slots[index]
+            self.keys[slot] += keys
+            self.measured[slot] += measured
+            self.bytes[slot] += size
+            if leaks:
+                self.without_ttl[slot] += leaks
+            if naked:
+                self.bytes_without_ttl[slot] += naked
+            if slot[0] not in (MEMORYWATCH, names.PROFILE_NONE):
+                self.seen.add(slot[0])
+        self.rows.clear()
 
     def _scaled(self, sizes: Counter[Slot]) -> dict[Slot, int]:
         """Bytes of the measured keys of each slot, scaled up to all its keys."""
@@ -136,6 +157,7 @@ class Tally:
         return out
 
     def result(self) -> SampleResult:
+        self._fold_rows()
         return SampleResult(
             finished_at=time.monotonic(),
             keys=dict(self.keys),
@@ -300,19 +322,17 @@ class ScriptPlan:
         tally.errors[names.ERROR_UNPARSABLE] += unparsable
         if seen:
             tally.seen.add(MEMORYWATCH)
-        rows = reply[7:]
-        for at in range(0, len(rows), 6):
-            slot = self.slots[int(rows[at])]
-            keys, measured, size, leaks, naked = (int(v) for v in rows[at + 1 : at + 6])
-            tally.keys[slot] += keys
-            tally.measured[slot] += measured
-            tally.bytes[slot] += size
-            if leaks:
-                tally.without_ttl[slot] += leaks
-            if naked:
-                tally.bytes_without_ttl[slot] += naked
-            if slot[0] not in (MEMORYWATCH, names.PROFILE_NONE):
-                tally.seen.add(slot[0])
+        tally.row_slots = self.slots
+        sums = tally.rows
+        for at in range(7, len(reply), 6):
+            index = int(reply[at])
+            figures = reply[at + 1 : at + 6]  # integer replies: ints already
+            summed = sums.get(index)
+            if summed is None:
+                sums[index] = [int(v) for v in figures]
+            else:
+                for i, value in enumerate(figures):
+                    summed[i] += value
         return cursor, walked
 
 
