@@ -43,7 +43,11 @@ loaded machine makes fewer calls in 1.5 s, and what fits in the frozen replica's
 buffers reaches it when it thaws, so nothing would be lost for the test to see."""
 RECOVERY_DEADLINE = 30.0
 STEPS_AFTER_RECOVERY = 20
-REPLICA_TIMEOUT = 0.5
+REPLICA_TIMEOUT = 1.5
+"""How long a durable write waits for its replica. Generous: the healthy steps must never be
+refused, and under two test workers on two cores a replica's first ACK once took more than
+0.5 s (a refused claim at healthy step 0). Frozen replicas never answer, so only the frozen
+phase's few refused calls wait it out."""
 PAD = "x" * 8192
 """Each history entry carries 8 KB, so that what the master acknowledges while its replicas
 are frozen outgrows the sockets' buffers and dies with it (without durable mode)."""
@@ -216,7 +220,7 @@ def run(client: str, topo: Topology, min_replicas: int, namespace: str) -> Ledge
         "namespace": namespace,
         "min_replicas": min_replicas,
         "replica_timeout": REPLICA_TIMEOUT,
-        "socket_timeout": 2.0,
+        "socket_timeout": 3.0,  # above REPLICA_TIMEOUT: a WAIT is not a dead socket
         "shards": 1,
     }
     ledger: Ledger = run_on(client, topo.url, lambda c: chaos(c, topo), **options)
