@@ -16,6 +16,8 @@ from typing import Protocol
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from memorywatch.exporter.caches import remember
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -53,9 +55,7 @@ def _label_text(labels: Mapping[str, str]) -> str:
     text = _LABEL_TEXTS.get(key)
     if text is None:
         text = ",".join(f'{name}="{_escape_label(value)}"' for name, value in key)
-        if len(_LABEL_TEXTS) >= LABEL_TEXTS_LIMIT:
-            _LABEL_TEXTS.clear()
-        _LABEL_TEXTS[key] = text
+        remember(_LABEL_TEXTS, LABEL_TEXTS_LIMIT, key, text)
     return text
 
 

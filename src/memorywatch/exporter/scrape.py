@@ -20,6 +20,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import AuthorizationError, NoPermissionError
 from redis.retry import Retry
 
+from memorywatch.exporter.caches import remember
 from memorywatch.exporter.collectors.redis_info import Snapshot
 from memorywatch.exporter.config import TLSOptions
 from memorywatch.exporter.roundtrip import Command, round_trip
@@ -230,7 +231,12 @@ class ClientCache:
                 self._cluster = None
 
 
-_NESTED_PREFIXES = ("cmdstat_", "errorstat_", "latency_percentiles_usec_")
+_SECTIONS: Final = {  # a key's first word -> the `Info` list its lines go to, its prefix
+    "cmdstat": ("commandstats", "cmdstat_"),
+    "errorstat": ("errorstats", "errorstat_"),
+    "latency": ("latencystats", "latency_percentiles_usec_"),
+}
+_NESTED_PREFIXES = tuple(prefix for _, prefix in _SECTIONS.values())
 
 
 def _nested(key: str) -> bool:
@@ -275,13 +281,6 @@ class Info(dict[str, Any]):
         self.latencystats: list[tuple[str, Nested]] = []
 
 
-_SECTION_OF: Final = {
-    "cmdstat_": "commandstats",
-    "errorstat_": "errorstats",
-    "latency_percentiles_usec_": "latencystats",
-}
-
-
 def parse_info(text: str) -> Info:
     """INFO text to a dict of strings (``Nested`` dicts for `a=1,b=2` values).
 
@@ -292,7 +291,7 @@ def parse_info(text: str) -> Info:
     """
     info = Info()
     parsed = _PARSED
-    sections = {prefix: getattr(info, name) for prefix, name in _SECTION_OF.items()}
+    sections = {word: (getattr(info, name), len(p)) for word, (name, p) in _SECTIONS.items()}
     for line in text.splitlines():
         if not line or line[0] == "#":
             continue
@@ -300,18 +299,13 @@ def parse_info(text: str) -> Info:
         if "=" in value and _nested(key):
             found = parsed.get(value)
             if found is None:
-                if len(parsed) >= PARSED_LIMIT:
-                    parsed.clear()
-                found = parsed[value] = Nested(value)
+                found = remember(parsed, PARSED_LIMIT, value, Nested(value))
             info[key] = found
-            prefix, sep, name = key.partition("_")
-            if sep:  # cmdstat_get, errorstat_OOM, latency_percentiles_usec_get
-                if prefix == "latency":
-                    sections["latency_percentiles_usec_"].append(
-                        (key.removeprefix("latency_percentiles_usec_"), found)
-                    )
-                elif prefix + "_" in sections:
-                    sections[prefix + "_"].append((name, found))
+            # cmdstat_get, errorstat_OOM, latency_percentiles_usec_get (not db0, slave0)
+            section = sections.get(key.partition("_")[0])
+            if section is not None:
+                lines, skip = section
+                lines.append((key[skip:], found))
         else:
             info[key] = value
     return info
@@ -335,8 +329,6 @@ def _slowlog_last(entries: Any) -> tuple[int, float] | None:
     """(id, seconds) of the newest slow log entry; (0, 0) for an empty log, as redis_exporter."""
     if entries is None:
         return None
-    if entries and isinstance(entries[0], list):  # in a pipeline redis-py nests the reply
-        entries = entries[0]
     if not entries or not isinstance(entries[0], Mapping):
         return (0, 0.0)
     return int(entries[0].get("id", 0)), float(entries[0].get("duration", 0)) / 1e6

@@ -34,6 +34,7 @@ from typing import Any, Final
 import bcrypt
 import yaml
 
+from memorywatch.exporter.caches import remember
 from memorywatch.exporter.config import ConfigError
 
 CLIENT_AUTH: Final = {
@@ -225,7 +226,5 @@ class BasicAuth:
         except ValueError:  # a password bcrypt refuses (over 72 bytes in bcrypt >= 5)
             return False
         with self._lock:
-            if len(self._ok) >= AUTH_CACHE_SIZE:
-                self._ok.clear()
-            self._ok[(user, digest)] = True
+            remember(self._ok, AUTH_CACHE_SIZE, (user, digest), True)
         return True

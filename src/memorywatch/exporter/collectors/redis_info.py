@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from memorywatch import names
+from memorywatch.exporter.caches import remember
 from memorywatch.exporter.exposition import Families, format_value, label_text
 
 
@@ -844,11 +845,8 @@ def _cached(extra: str, key: str, text: str | None) -> tuple[str, ...] | None:
 
 
 def _keep(extra: str, key: str, text: str | None, lines: tuple[str, ...]) -> None:
-    if text is None:
-        return
-    if len(_FORMATTED) >= FORMATTED_LIMIT:
-        _FORMATTED.clear()
-    _FORMATTED[(extra, key)] = (text, lines)
+    if text is not None:
+        remember(_FORMATTED, FORMATTED_LIMIT, (extra, key), (text, lines))
 
 
 def _section(info: Mapping[str, Any], prefix: str, name: str) -> list[tuple[str, Any]]:

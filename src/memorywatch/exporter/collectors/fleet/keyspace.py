@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from memorywatch import names
+from memorywatch.exporter.caches import remember
 from memorywatch.exporter.exposition import Families
 from memorywatch.exporter.profiles import (
     UNCLAIMED,
@@ -59,10 +60,9 @@ def add_keyspace_families(view: KeyspaceView, active: Iterable[Profile], out: Fa
             for slot in sorted(every | set(view.evictions)):
                 count = view.evictions.get(slot, 0)
                 scratch.counter(names.EVICTED_KEYS, "", count, _labels(slot))
-            found = (counts, scratch.contents())
-            if len(_EVICTION_LINES) >= PASS_LINES_LIMIT:
-                _EVICTION_LINES.clear()
-            _EVICTION_LINES[published] = found
+            found = remember(
+                _EVICTION_LINES, PASS_LINES_LIMIT, published, (counts, scratch.contents())
+            )
         for name, help_text, kind, lines in found[1]:
             out.series(name, help_text, kind).extend(lines)
     sample = view.sample
@@ -73,10 +73,7 @@ def add_keyspace_families(view: KeyspaceView, active: Iterable[Profile], out: Fa
     if kept is None or kept[0] is not sample:
         scratch = out.blank()
         _add_sample_families(sample, active, every, scratch)
-        kept = (sample, scratch.contents())
-        if len(_PASS_LINES) >= PASS_LINES_LIMIT:
-            _PASS_LINES.clear()
-        _PASS_LINES[key] = kept
+        kept = remember(_PASS_LINES, PASS_LINES_LIMIT, key, (sample, scratch.contents()))
     for name, help_text, kind, lines in kept[1]:
         out.series(name, help_text, kind).extend(lines)
     out.gauge(
