@@ -375,23 +375,12 @@ class _WaitingRoom:
         if conn.buffered():
             self.add(conn)  # the room's thread reads what is buffered
             return
-        wake = False
         with self._lock:
             if self._closed:
                 _close(conn.sock)
                 return
-            try:
-                conn.want = selectors.EVENT_READ
-                conn.sock.setblocking(False)
-                conn.deadline = time.monotonic() + IDLE_TIMEOUT
-                self._selector.register(conn.sock, conn.want, conn)
-            except (ValueError, OSError, ssl.SSLError):
-                self._drop(conn)
-                return
-            self._waiting.add(conn)
-            self.idle[conn] = None
-            self._track(conn)
-            wake = self._wake_at is None or conn.deadline < self._wake_at
+            entered = self._enter(conn, time.monotonic())
+            wake = entered and (self._wake_at is None or conn.deadline < self._wake_at)
         if wake:
             self._wake()
 
@@ -402,25 +391,30 @@ class _WaitingRoom:
     def _admit(self, now: float) -> None:
         arrived, self._incoming = self._incoming, collections.deque()
         for conn in arrived:
-            try:
-                conn.want = selectors.EVENT_READ
-                if conn.served:
-                    conn.sock.setblocking(False)
-                    conn.deadline = now + (HEADER_TIMEOUT if conn.buf else IDLE_TIMEOUT)
-                else:
-                    self._accept(conn, now)
-                self._selector.register(conn.sock, conn.want, conn)
-            except (ValueError, OSError, ssl.SSLError):
-                self._drop(conn)
-                continue
-            self._waiting.add(conn)
-            if conn.served:
-                self.idle[conn] = None
-            else:
-                self._new[conn] = None
-            self._track(conn)
-            if conn.buffered():  # a pipelined head; TLS data already buffered
+            if self._enter(conn, now) and conn.buffered():  # a pipelined head; TLS data
                 self._advance(conn)
+
+    def _enter(self, conn: _Conn, now: float) -> bool:
+        """Register a connection, new or served, with the selector and the room's books (the
+        room's lock held); False if it failed and was dropped."""
+        try:
+            conn.want = selectors.EVENT_READ
+            if conn.served:
+                conn.sock.setblocking(False)
+                conn.deadline = now + (HEADER_TIMEOUT if conn.buf else IDLE_TIMEOUT)
+            else:
+                self._accept(conn, now)
+            self._selector.register(conn.sock, conn.want, conn)
+        except (ValueError, OSError, ssl.SSLError):
+            self._drop(conn)
+            return False
+        self._waiting.add(conn)
+        if conn.served:
+            self.idle[conn] = None
+        else:
+            self._new[conn] = None
+        self._track(conn)
+        return True
 
     def _accept(self, conn: _Conn, now: float) -> None:
         conn.deadline = now + HEADER_TIMEOUT

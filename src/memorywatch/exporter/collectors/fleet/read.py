@@ -228,17 +228,16 @@ local function bucket(ratio)
 end
 local function format(x) return string.format('%.17g', x) end
 local expired = redis.call('ZCOUNT', KEYS[2], '-inf', now)
-local v = {}
+local v = nil  -- the kept sums, when they can answer
 if mode == 0 and expired <= most_expired then
   local sums = redis.call('HMGET', KEYS[4], 'ready', 'not_ready', 'reporting', 'ratio_ppm',
                           'timeouts', 'hit', unpack(fields))
+  v = {}
   for i = 1, #sums do v[i] = tonumber(sums[i]) or 0 end
   -- an aggregate key evicted (they carry TTLs): the next heartbeat rebuilds; walk until then
   if redis.call('ZCARD', KEYS[2]) ~= v[1] + v[2] or redis.call('ZCARD', KEYS[3]) ~= v[3] then
     v = nil
   end
-else
-  v = nil
 end
 if v then
   local counts = {}
